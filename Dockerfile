@@ -1,0 +1,28 @@
+# mailbridge: build with dev dependencies, run with production ones only, as a non-root user.
+# Node 20, the same major the tests run on.
+FROM node:20-alpine AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:20-alpine
+RUN apk add --no-cache dumb-init
+ENV NODE_ENV=production \
+    MAILBRIDGE_SMTP_HOST=0.0.0.0 \
+    MAILBRIDGE_HTTP_HOST=0.0.0.0 \
+    MAILBRIDGE_SPOOL_DIR=/var/spool/mailbridge
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY config ./config
+RUN mkdir -p /var/spool/mailbridge && chown node:node /var/spool/mailbridge
+USER node
+VOLUME ["/var/spool/mailbridge"]
+EXPOSE 2525 9025
+HEALTHCHECK --interval=30s --timeout=5s CMD wget -q -O /dev/null http://127.0.0.1:9025/healthz || exit 1
+ENTRYPOINT ["dumb-init", "--", "node", "dist/cli.js"]
+CMD ["serve"]

@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// The command line: serve | preview | check-config (queue and inject come with the durable spool).
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadConfig } from './config/load-config.js';
+import { ConfigError } from './errors/bridge-error.js';
+import { runCheckConfig } from './commands/check-config.js';
+import { runPreview } from './commands/preview.js';
+import { runServe } from './commands/serve.js';
+
+const USAGE = `Usage: mailbridge <command> [options]
+
+Commands:
+  serve [--config FILE]                        run the daemon
+  preview FILE.eml [--rcpt ADDR]... [--from ADDR] [--pretty] [--config FILE]
+                                               print the JSON body per route; sends nothing
+  check-config [--config FILE]                 validate and print the effective configuration
+  queue ..., inject ...                        arrive with the durable spool (not yet available)
+
+Options:
+  --config FILE   a .yaml, .yml or .json file layered over config/ (or MAILBRIDGE_CONFIG)
+  -h, --help      this text
+  -v, --version   the version
+`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  rcpt: { type: 'string', multiple: true },
+  from: { type: 'string' },
+  pretty: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} satisfies ParseArgsConfig['options'];
+
+/** Runs one command; resolves to the exit status (0 ok, 2 usage or configuration, 1 other). */
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const file = values.config;
+  try {
+    switch (command) {
+      case 'serve':
+        if (rest.length) return usageError('serve takes no arguments');
+        // A served daemon may leave keep-alive handles behind: exit once it has closed.
+        process.exit(await runServe(loadConfig({ file })));
+        break;
+      case 'check-config':
+        if (rest.length) return usageError('check-config takes no arguments');
+        return runCheckConfig(loadConfig({ file }));
+      case 'preview': {
+        if (rest.length !== 1 || !rest[0]) {
+          return usageError('preview needs one FILE.eml');
+        }
+        return await runPreview(loadConfig({ file }), {
+          file: rest[0],
+          rcpt: values.rcpt ?? [],
+          from: values.from,
+          pretty: values.pretty === true,
+        });
+      }
+      case 'queue':
+      case 'inject':
+        process.stderr.write(
+          `mailbridge: ${command} is not available yet: it arrives with the durable spool (queue mode)\n`,
+        );
+        return 2;
+      case undefined:
+        return usageError('a command is required');
+      default:
+        return usageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(
+        `mailbridge: invalid configuration: ${err.message}\n`,
+      );
+      return 2;
+    }
+    process.stderr.write(
+      `mailbridge: ${(err as Error).message ?? String(err)}\n`,
+    );
+    return 1;
+  }
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`mailbridge: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(
+    readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+  ) as { version: string };
+  return pkg.version;
+}
+
+main(process.argv.slice(2)).then(
+  code => {
+    process.exitCode = code;
+  },
+  err => {
+    process.stderr.write(`mailbridge: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

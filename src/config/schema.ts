@@ -1,0 +1,93 @@
+// The configuration schema: one zod schema validates every key at start and in check-config.
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+const priorityValue = z.number().int().nullable();
+
+/** Body fields a route may not set: the mapper owns them. */
+export const RESERVED_FIELDS = [
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'subject',
+  'content',
+  'attachments',
+  'ext_msg_id',
+  'reply_to_ext_msg_id',
+  'mailbox_id',
+  'thread_id',
+] as const;
+
+const routeSchema = z.strictObject({
+  match: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(
+      /^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/,
+      'must be an address, "*@domain" or "*"',
+    ),
+  mailbox_id: z.string().min(1).optional(),
+  thread_from_subaddress: z.boolean().default(false),
+  fields: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .refine(
+      fields => !RESERVED_FIELDS.some(key => key in fields),
+      `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
+    ),
+});
+
+export const configSchema = z.strictObject({
+  smtp: z.strictObject({
+    host: z.string().min(1),
+    port,
+    hostname: z.string().min(1).nullable(),
+    maxMessageSize: positiveInt,
+    maxRecipients: positiveInt,
+    maxClients: positiveInt,
+    socketTimeoutMs: positiveInt,
+    closeTimeoutMs: z.number().int().nonnegative(),
+  }),
+  api: z.strictObject({
+    url: z.url({ protocol: /^https?$/ }),
+    token: z.string().min(1).nullable(),
+    timeoutMs: positiveInt,
+    concurrency: positiveInt,
+  }),
+  http: z.strictObject({
+    enabled: z.boolean(),
+    host: z.string().min(1),
+    port,
+  }),
+  spool: z.strictObject({ dir: z.string().min(1) }),
+  delivery: z.strictObject({
+    mode: z.enum(['sync'], {
+      message:
+        'must be "sync" (queue mode arrives with the durable spool, see the README)',
+    }),
+  }),
+  log: z.strictObject({
+    level: z.enum(['error', 'warn', 'info', 'debug']),
+  }),
+  mapping: z.strictObject({
+    content: z.enum(['auto', 'html', 'text']),
+    addressFormat: z.enum(['address', 'full']),
+    messageIdBrackets: z.boolean(),
+    sanitizeHtml: z.boolean(),
+    priority: z.strictObject({
+      high: priorityValue,
+      normal: priorityValue,
+      low: priorityValue,
+    }),
+  }),
+  routes: z.array(routeSchema),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type RouteConfig = Config['routes'][number];
+export type MappingConfig = Config['mapping'];
+export type ApiConfig = Config['api'];
+export type SmtpConfig = Config['smtp'];

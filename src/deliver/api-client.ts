@@ -1,0 +1,142 @@
+// POST to the API with axios: one instance, keep-alive, explicit timeout, no redirects.
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance } from 'axios';
+import type { ApiConfig } from '../config/schema.js';
+import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import type { ApiPayload } from '../map/api-payload.js';
+import type { Logger } from '../observability/logger.js';
+import { classifyFailure } from './classify-failure.js';
+import type { PayloadSink, PostContext } from './payload-sink.js';
+
+/** The largest error body we read from the API; more is cut off. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export interface ApiError {
+  code?: string;
+  message?: string;
+  deprecated?: boolean;
+  will_be_deprecated?: boolean;
+}
+
+/** Posts bodies to `api.url` with the bearer token. */
+export class ApiClient implements PayloadSink {
+  readonly kind = 'api';
+  private readonly http: AxiosInstance;
+  private readonly httpAgent = new http.Agent({ keepAlive: true });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true });
+
+  constructor(
+    private readonly config: ApiConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.http = axios.create({
+      timeout: config.timeoutMs,
+      // follow-redirects would buffer the whole body; a redirect is a configuration error here
+      maxRedirects: 0,
+      maxBodyLength: Infinity,
+      maxContentLength: MAX_RESPONSE_BYTES,
+      responseType: 'text',
+      transitional: { silentJSONParsing: true, forcedJSONParsing: false },
+      validateStatus: () => true,
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
+      headers: {
+        Authorization: `Bearer ${config.token ?? ''}`,
+        'Content-Type': 'application/json',
+        Accept: 'application/json',
+        'User-Agent': 'mailbridge',
+      },
+    });
+  }
+
+  async send(payload: ApiPayload, context: PostContext): Promise<void> {
+    const started = this.now();
+    let status: number | undefined;
+    let data: unknown;
+    let headers: Record<string, unknown> = {};
+    let code: string | undefined;
+    try {
+      const response = await this.http.post(
+        this.config.url,
+        JSON.stringify(payload),
+        {
+          headers: { 'Idempotency-Key': context.idempotencyKey },
+          signal: AbortSignal.timeout(this.config.timeoutMs),
+        },
+      );
+      status = response.status;
+      data = response.data;
+      headers = response.headers as Record<string, unknown>;
+    } catch (err) {
+      code = (err as { code?: string }).code ?? 'UNKNOWN';
+    }
+    const log = this.log.child({
+      queueId: context.queueId,
+      routeIndex: context.routeIndex,
+    });
+    const durationMs = this.now() - started;
+    if (status !== undefined && status >= 200 && status < 300) {
+      log.debug('api accepted', { status, durationMs });
+      return;
+    }
+    const failure = classifyFailure({
+      status,
+      code,
+      retryAfter: headerString(headers['retry-after']),
+      now: this.now(),
+    });
+    const errors = parseErrors(data);
+    for (const e of errors.filter(e => e.deprecated)) {
+      log.warn('api error code is deprecated', { apiCode: e.code });
+    }
+    const fields = {
+      status,
+      code,
+      durationMs,
+      reason: failure.reason,
+      apiErrors: errors,
+    };
+    if (failure.configError) {
+      log.error('api rejected our configuration', fields);
+    } else log.warn('api post failed', fields);
+    const message = `API ${failure.reason}`;
+    if (!failure.temporary) throw new PermanentError(message);
+    throw new TemporaryError(message, {
+      configError: failure.configError,
+      retryAt: failure.retryAt,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+function headerString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The `errors` array of an error body, or [] when the body is not the documented JSON. */
+export function parseErrors(data: unknown): ApiError[] {
+  if (typeof data !== 'string' || !data) return [];
+  try {
+    const body = JSON.parse(data) as { errors?: unknown };
+    if (!Array.isArray(body.errors)) return [];
+    return body.errors
+      .filter(
+        (e): e is Record<string, unknown> =>
+          typeof e === 'object' && e !== null,
+      )
+      .map(e => ({
+        code: typeof e.code === 'string' ? e.code : undefined,
+        message: typeof e.message === 'string' ? e.message : undefined,
+        deprecated: e.deprecated === true,
+        will_be_deprecated: e.will_be_deprecated === true,
+      }));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,28 @@
+// The one place that turns any error into what the SMTP client is told.
+import { BridgeError } from './bridge-error.js';
+
+/** An Error shaped for smtp-server: `responseCode` plus a text safe to show a client. */
+export interface SmtpReplyError extends Error {
+  responseCode: number;
+}
+
+function reply(code: number, text: string): SmtpReplyError {
+  return Object.assign(new Error(text), { responseCode: code });
+}
+
+/**
+ * Maps an error to the SMTP reply. Texts never carry the API URL, token or response body;
+ * anything that is not a BridgeError is a bug and becomes a generic 451 so the sender retries.
+ */
+export function toSmtpReply(err: unknown): SmtpReplyError {
+  if (err instanceof BridgeError) {
+    if (err.responseCode === 451) {
+      return reply(451, 'Temporary failure, please try again later');
+    }
+    if (err.responseCode === 554) {
+      return reply(554, 'Message rejected by the destination');
+    }
+    return reply(err.responseCode, err.message);
+  }
+  return reply(451, 'Local error in processing, please try again later');
+}

@@ -1,0 +1,26 @@
+// Message-ID normalisation: the same id must look the same in ext_msg_id and reply_to_ext_msg_id,
+// or the API cannot thread a reply onto its original.
+
+/** Every id of a header value (Message-ID, In-Reply-To, References), normalised, in order. */
+export function extractIds(value: string | undefined): string[] {
+  if (!value) return [];
+  const bracketed = value.match(/<[^<>]*>/g);
+  const raw = bracketed ?? value.split(/[\s,]+/);
+  return raw.map(normaliseId).filter((id): id is string => id !== undefined);
+}
+
+/** One id with exactly one pair of angle brackets and no whitespace; undefined when empty. */
+export function normaliseId(value: string): string | undefined {
+  const bare = value.replace(/\s+/g, '').replace(/^<+|>+$/g, '');
+  return bare ? `<${bare}>` : undefined;
+}
+
+/** The brackets as the API wants them: kept, or stripped for APIs that store bare ids. */
+export function formatId(id: string, brackets: boolean): string {
+  return brackets ? id : id.slice(1, -1);
+}
+
+/** A stable id for a message without a Message-ID: the same bytes always give the same id. */
+export function generatedId(digest: string): string {
+  return `<${digest.slice(0, 40)}@mailbridge.generated>`;
+}

@@ -1,0 +1,107 @@
+// PURE: (parsed message, envelope, route group, mapping options) -> the API body. No I/O, no clock.
+import type { MappingConfig } from '../config/schema.js';
+import type { Envelope } from '../envelope.js';
+import type { MailAddress, ParsedMessage } from '../parse/parsed-message.js';
+import type { RouteGroup } from '../routing/resolve-route.js';
+import type { ApiPayload } from './api-payload.js';
+import { htmlToPlainText, sanitizeMailHtml, textToHtml } from './html.js';
+import { extractIds, formatId, generatedId } from './message-id.js';
+
+export interface MappingInput {
+  message: ParsedMessage;
+  envelope: Envelope;
+  group: RouteGroup;
+  mapping: MappingConfig;
+}
+
+/** Maps one message for one route onto the API body. */
+export function toApiPayload(input: MappingInput): ApiPayload {
+  const { message, envelope, group, mapping } = input;
+  const format = (a: MailAddress) => formatAddress(a, mapping.addressFormat);
+  const visible = new Set(
+    [...message.to, ...message.cc].map(a => a.address.toLowerCase()),
+  );
+  const bcc = group.recipients.filter(r => !visible.has(r.toLowerCase()));
+  const ids = messageIds(message);
+
+  const mapped: ApiPayload = {
+    from: message.from
+      ? format(message.from)
+      : (envelope.mailFrom ?? undefined),
+    to: joinAddresses(message.to.map(format)),
+    cc: joinAddresses(message.cc.map(format)),
+    bcc: joinAddresses(bcc),
+    subject: message.subject?.trim() ? message.subject : undefined,
+    content: content(message, mapping),
+    attachments: message.attachments.length
+      ? message.attachments.map(a => ({
+          name: a.filename,
+          file: a.content.toString('base64'),
+        }))
+      : undefined,
+    ext_msg_id: formatId(ids.messageId, mapping.messageIdBrackets),
+    reply_to_ext_msg_id: ids.replyTo
+      ? formatId(ids.replyTo, mapping.messageIdBrackets)
+      : undefined,
+    mailbox_id: group.route.mailbox_id,
+    thread_id: group.threadId,
+    priority: mapping.priority[message.priority] ?? undefined,
+  };
+  return withoutEmpty({ ...group.route.fields, ...mapped });
+}
+
+/** The normalised Message-ID (generated when missing) and the id this message replies to. */
+export function messageIds(message: ParsedMessage): {
+  messageId: string;
+  replyTo?: string;
+} {
+  const messageId =
+    extractIds(message.messageId)[0] ?? generatedId(message.digest);
+  const replyTo =
+    extractIds(message.inReplyTo)[0] ??
+    message.references.flatMap(ref => extractIds(ref)).at(-1);
+  return { messageId, replyTo };
+}
+
+function content(
+  message: ParsedMessage,
+  mapping: MappingConfig,
+): string | undefined {
+  const html = message.html?.trim() ? message.html : undefined;
+  const text = message.text?.trim() ? message.text : undefined;
+  const safeHtml = (h: string) =>
+    mapping.sanitizeHtml ? sanitizeMailHtml(h) : h;
+  switch (mapping.content) {
+    case 'text':
+      return text ?? (html ? htmlToPlainText(html) : undefined);
+    case 'html':
+      return html ? safeHtml(html) : text ? textToHtml(text) : undefined;
+    case 'auto':
+      return html ? safeHtml(html) : text;
+  }
+}
+
+function formatAddress(
+  address: MailAddress,
+  style: MappingConfig['addressFormat'],
+): string {
+  if (style === 'address' || !address.name) return address.address;
+  const name = /^[\w !#$%&'*+\-/=?^`{|}~.]*$/.test(address.name)
+    ? address.name
+    : `"${address.name.replace(/["\\]/g, '\\$&')}"`;
+  return `${name} <${address.address}>`;
+}
+
+function joinAddresses(addresses: string[]): string | undefined {
+  return addresses.length ? addresses.join(', ') : undefined;
+}
+
+/** Drops undefined, null and empty strings, so the body never carries empty values. */
+function withoutEmpty(body: ApiPayload): ApiPayload {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    if (value === undefined || value === null || value === '') continue;
+    out[key] = value;
+  }
+  return out as ApiPayload;
+}

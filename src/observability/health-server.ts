@@ -1,0 +1,50 @@
+// The HTTP side door: /healthz (alive), /readyz (accepting mail), /metrics (Prometheus).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.js';
+
+export interface HealthServerOptions {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  /** Why the daemon is not ready, or null when it is. */
+  notReadyReason: () => string | null;
+}
+
+/** Starts the health and metrics listener; resolves once it listens. */
+export async function startHealthServer(
+  options: HealthServerOptions,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const reason = options.notReadyReason();
+      res
+        .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
+        .end(reason ? `not ready: ${reason}\n` : 'ready\n');
+    } else if (path === '/metrics') {
+      options.metrics.registry.metrics().then(
+        body =>
+          res
+            .writeHead(200, {
+              'content-type': options.metrics.registry.contentType,
+            })
+            .end(body),
+        () => res.writeHead(500).end(),
+      );
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}

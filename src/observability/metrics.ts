@@ -1,0 +1,52 @@
+// Prometheus metrics: one registry per daemon so tests can run several side by side.
+import {
+  Counter,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  /** SMTP transactions by outcome: accepted, rejected, deferred. */
+  messages: Counter<'outcome'>;
+  /** POSTs to the API by result: delivered, dry_run, temporary, permanent. */
+  posts: Counter<'result'>;
+  /** Seconds from end of DATA to the reply. */
+  acceptSeconds: Histogram;
+  /** Bytes of accepted messages. */
+  messageBytes: Histogram;
+}
+
+/** Creates the metric set on a fresh registry, with Node's process metrics. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'mailbridge_' });
+  return {
+    registry,
+    messages: new Counter({
+      name: 'mailbridge_messages_total',
+      help: 'SMTP transactions by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    posts: new Counter({
+      name: 'mailbridge_api_posts_total',
+      help: 'POSTs to the API by result',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    acceptSeconds: new Histogram({
+      name: 'mailbridge_accept_seconds',
+      help: 'Time from the end of DATA to the SMTP reply',
+      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    messageBytes: new Histogram({
+      name: 'mailbridge_message_bytes',
+      help: 'Size of received messages',
+      buckets: [1024, 10240, 102400, 1048576, 10485760, 52428800],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,39 @@
+// What the rest of the pipeline knows of a message: our own shape, free of mailparser's types.
+
+export interface MailAddress {
+  /** the address, as written (may be empty for a bare group or a broken header) */
+  address: string;
+  /** the decoded display name, or '' */
+  name: string;
+}
+
+export interface ParsedAttachment {
+  /** decoded filename, or a generated `attachment-N.ext` */
+  filename: string;
+  contentType: string;
+  /** the decoded bytes */
+  content: Buffer;
+  /** Content-ID without brackets, for inline parts */
+  contentId?: string;
+}
+
+export interface ParsedMessage {
+  from?: MailAddress;
+  to: MailAddress[];
+  cc: MailAddress[];
+  subject?: string;
+  text?: string;
+  html?: string;
+  /** the Message-ID header as written (unnormalised), if any */
+  messageId?: string;
+  /** the In-Reply-To header as written, if any */
+  inReplyTo?: string;
+  /** every id of the References header, in order */
+  references: string[];
+  priority: 'high' | 'normal' | 'low';
+  attachments: ParsedAttachment[];
+  /** SHA-256 (hex) of the raw message bytes: the seed of a generated Message-ID */
+  digest: string;
+  /** size of the raw message in bytes */
+  size: number;
+}

@@ -1,0 +1,173 @@
+// The SMTP listener: smtp-server options and one handler per stage (RCPT, DATA).
+import { randomBytes } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import type { Config } from '../config/schema.js';
+import { deliverMessage } from '../deliver/deliver-message.js';
+import type { PayloadSink } from '../deliver/payload-sink.js';
+import type { Envelope } from '../envelope.js';
+import { BridgeError, PermanentError } from '../errors/bridge-error.js';
+import { toSmtpReply } from '../errors/to-smtp-reply.js';
+import { messageIds } from '../map/to-api-payload.js';
+import type { Logger } from '../observability/logger.js';
+import { errorFields } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { smtpLoggerAdapter } from '../observability/smtp-logger-adapter.js';
+import { parseMessage } from '../parse/parse-message.js';
+import { resolveRoute } from '../routing/resolve-route.js';
+import { receiveToFile } from './receive-to-file.js';
+
+export interface SmtpDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  sink: PayloadSink;
+  /** folder for messages being received: <spool.dir>/tmp */
+  tmpDir: string;
+}
+
+/** A sortable, unique id for an accepted message: time in base 36, then randomness. */
+export function newQueueId(now = Date.now()): string {
+  return `${now.toString(36)}${randomBytes(5).toString('hex')}`.toUpperCase();
+}
+
+/** Builds the SMTP server; the caller listens and closes it. */
+export function createSmtpServer(deps: SmtpDeps): SMTPServer {
+  const { config, log } = deps;
+  const server = new SMTPServer({
+    name: config.smtp.hostname ?? hostname(),
+    banner: 'mailbridge ESMTP',
+    size: config.smtp.maxMessageSize,
+    // smtp-server then answers 552 5.3.4 itself once DATA went over the limit
+    rejectOversized: true,
+    maxRecipients: config.smtp.maxRecipients,
+    maxClients: config.smtp.maxClients,
+    socketTimeout: config.smtp.socketTimeoutMs,
+    closeTimeout: config.smtp.closeTimeoutMs,
+    // AUTH and STARTTLS come with their configuration; without a certificate smtp-server would
+    // offer STARTTLS with its built-in test key, whose private half is public.
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    hideENHANCEDSTATUSCODES: false,
+    disableReverseLookup: true,
+    logger: smtpLoggerAdapter(log) as never,
+    onRcptTo: (address, session, callback) =>
+      callback(checkRecipient(address, session, deps)),
+    onData: (stream, session, callback) => {
+      handleData(stream, session, deps).then(
+        message => callback(null, message),
+        (err: unknown) => callback(toSmtpReply(err)),
+      );
+    },
+  });
+  server.on('error', err => log.error('smtp server error', errorFields(err)));
+  return server;
+}
+
+function checkRecipient(
+  address: SMTPServerAddress,
+  session: SMTPServerSession,
+  deps: SmtpDeps,
+): Error | undefined {
+  if (resolveRoute(address.address, deps.config.routes)) return undefined;
+  deps.log.info('recipient rejected: no route', {
+    sessionId: session.id,
+    remoteAddress: session.remoteAddress,
+    recipient: address.address,
+    code: 550,
+  });
+  return toSmtpReply(
+    new PermanentError('No such recipient here', { responseCode: 550 }),
+  );
+}
+
+function copyEnvelope(session: SMTPServerSession, id: string): Envelope {
+  const mailFrom = session.envelope.mailFrom;
+  return {
+    id,
+    mailFrom: mailFrom && mailFrom.address ? mailFrom.address : null,
+    rcptTo: session.envelope.rcptTo.map(r => r.address),
+    remoteAddress: session.remoteAddress,
+    clientHostname: session.clientHostname,
+    helo: session.hostNameAppearsAs,
+    secure: session.secure,
+    receivedAt: new Date().toISOString(),
+  };
+}
+
+/** Receives one message to disk, then parses, maps and posts it (sync mode). */
+async function handleData(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  deps: SmtpDeps,
+): Promise<string> {
+  const envelope = copyEnvelope(session, newQueueId());
+  const started = process.hrtime.bigint();
+  const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
+  const path = join(deps.tmpDir, envelope.id);
+  const outcome: Record<string, unknown> = {
+    from: envelope.mailFrom,
+    recipients: envelope.rcptTo.length,
+    remoteAddress: envelope.remoteAddress,
+  };
+  try {
+    const received = await receiveToFile(stream, path);
+    outcome.size = received.size;
+    if (received.oversized) {
+      throw new PermanentError('Message exceeds fixed maximum message size', {
+        responseCode: 552,
+      });
+    }
+    deps.metrics.messageBytes.observe(received.size);
+    const message = await parseMessage(path);
+    outcome.messageId = messageIds(message).messageId;
+    const result = await deliverMessage(
+      message,
+      envelope,
+      deps.config,
+      deps.sink,
+    );
+    outcome.routes = result.posted;
+    deps.metrics.messages.inc({ outcome: 'accepted' });
+    log.info('message delivered', {
+      ...outcome,
+      outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
+      code: 250,
+    });
+    return `OK: delivered as ${envelope.id}`;
+  } catch (err) {
+    const reply = toSmtpReply(err);
+    const temporary = !(err instanceof BridgeError) || err.temporary;
+    deps.metrics.messages.inc({ outcome: temporary ? 'deferred' : 'rejected' });
+    const fields = {
+      ...outcome,
+      outcome: temporary ? 'deferred' : 'rejected',
+      code: reply.responseCode,
+    };
+    if (!(err instanceof BridgeError)) {
+      log.error('message failed: internal error', {
+        ...fields,
+        ...errorFields(err),
+      });
+    } else {
+      log.log(
+        temporary ? 'warn' : 'info',
+        `message ${fields.outcome}: ${err.message}`,
+        fields,
+      );
+    }
+    throw err;
+  } finally {
+    deps.metrics.acceptSeconds.observe(
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
+    await unlink(path).catch(() => undefined);
+  }
+}

@@ -1,0 +1,70 @@
+// Starts the real daemon on port 0 with a throw-away spool, and captures its JSON log lines.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/load-config.js';
+import type { Config } from '../../src/config/schema.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+export interface TestBridge {
+  daemon: Daemon;
+  config: Config;
+  smtpPort: number;
+  spoolDir: string;
+  /** every log line the daemon wrote, parsed */
+  logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+type Overrides = Parameters<typeof loadConfig>[0] extends infer O
+  ? O extends { overrides?: infer T }
+    ? T
+    : never
+  : never;
+
+/**
+ * Starts the daemon with config/test.yaml plus `overrides`; env variables of the machine are
+ * ignored so a developer's MAILBRIDGE_* cannot change a test.
+ */
+export async function startBridge(
+  overrides: Overrides = {},
+): Promise<TestBridge> {
+  const spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-test-'));
+  const config = loadConfig({
+    env: { NODE_ENV: 'test' },
+    overrides: {
+      spool: { dir: spoolDir },
+      log: { level: 'debug' },
+      ...overrides,
+    },
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+  const log = createLogger({ level: config.log.level, stream });
+  const daemon = await startDaemon(config, log);
+  return {
+    daemon,
+    config,
+    smtpPort: daemon.smtpPort,
+    spoolDir,
+    logs,
+    async close() {
+      await daemon.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A config override pointing the bridge at a stand-in API with a token. */
+export function apiAt(url: string, extra: Record<string, unknown> = {}) {
+  return { url, token: 'test-token-123', timeoutMs: 2000, ...extra };
+}

@@ -1,0 +1,106 @@
+// Real SMTP clients for tests: nodemailer for whole messages, a raw socket for exact dialogues.
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import nodemailer from 'nodemailer';
+
+export interface SendResult {
+  /** the final reply line, e.g. "250 2.6.0 OK: delivered as ..." */
+  response: string;
+  /** the reply code: 250 on success, else the refusal's code */
+  code: number;
+}
+
+/** Sends a raw message with nodemailer's SMTP transport; refusals resolve, not reject. */
+export async function sendRaw(options: {
+  port: number;
+  from?: string;
+  to: string[];
+  raw: string | Buffer;
+}): Promise<SendResult> {
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: options.port,
+    secure: false,
+    ignoreTLS: true,
+    connectionTimeout: 5000,
+  });
+  try {
+    const info = await transport.sendMail({
+      envelope: { from: options.from ?? 'sender@example.net', to: options.to },
+      raw: options.raw,
+    });
+    return { response: info.response, code: Number(info.response.slice(0, 3)) };
+  } catch (err) {
+    const e = err as {
+      responseCode?: number;
+      response?: string;
+      message: string;
+    };
+    if (e.responseCode === undefined) throw err;
+    return { response: e.response ?? e.message, code: e.responseCode };
+  } finally {
+    transport.close();
+  }
+}
+
+/**
+ * Speaks SMTP line by line over a socket: sends each command after the previous reply and
+ * returns every reply (multi-line replies joined), greeting first.
+ */
+export async function smtpDialog(
+  port: number,
+  commands: string[],
+): Promise<string[]> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  const replies: string[] = [];
+  let buffer = '';
+  let current: string[] = [];
+  const waiters: Array<() => void> = [];
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 2);
+      current.push(line);
+      if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
+        replies.push(current.join('\n'));
+        current = [];
+        waiters.shift()?.();
+      }
+    }
+  });
+  const nextReply = (count: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (replies.length >= count) return resolve();
+      const onClose = () =>
+        reject(new Error(`connection closed after ${replies.length} replies`));
+      socket.once('close', onClose);
+      const check = () => {
+        if (replies.length >= count) {
+          socket.off('close', onClose);
+          resolve();
+        } else waiters.push(check);
+      };
+      waiters.push(check);
+    });
+  await once(socket, 'connect');
+  await nextReply(1);
+  for (const command of commands) {
+    socket.write(command.endsWith('\r\n') ? command : `${command}\r\n`);
+    // DATA content is one "command" ending with "\r\n.\r\n"; it also gets one reply
+    await nextReply(replies.length + 1);
+  }
+  socket.end();
+  return replies;
+}
+
+/** A minimal RFC 5322 message with CRLF line ends. */
+export function makeMessage(
+  headers: Record<string, string>,
+  body = 'Hello.\r\n',
+): string {
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}`);
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}

@@ -1,0 +1,43 @@
+// The core path end to end: SMTP in, the mapped body posted to a stand-in API, 250 out.
+import { expect } from 'chai';
+import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+
+describe('smoke: SMTP to API', () => {
+  let api: FakeApi;
+  let bridge: TestBridge;
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+    bridge = await startBridge({ api: apiAt(api.url) });
+  });
+  afterEach(async () => {
+    await bridge.close();
+    await api.close();
+  });
+
+  it('posts the mapped body with the bearer token and answers 250', async () => {
+    const result = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage({
+        From: 'Jane <jane@example.com>',
+        To: 'support@example.com',
+        Subject: 'Hi',
+        'Message-ID': '<m1@example.com>',
+      }),
+    });
+    expect(result.code).to.equal(250);
+    expect(api.requests).to.have.length(1);
+    const [request] = api.requests;
+    expect(request?.headers.authorization).to.equal('Bearer test-token-123');
+    expect(request?.body).to.deep.equal({
+      from: 'jane@example.com',
+      to: 'support@example.com',
+      subject: 'Hi',
+      content: 'Hello.\n',
+      ext_msg_id: '<m1@example.com>',
+    });
+  });
+});
