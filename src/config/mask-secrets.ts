@@ -7,6 +7,18 @@ const MASK = '********';
 export function maskSecrets(config: Config): Config {
   return {
     ...config,
-    api: { ...config.api, token: config.api.token === null ? null : MASK },
+    api: {
+      ...config.api,
+      url: maskUrl(config.api.url),
+      token: config.api.token === null ? null : MASK,
+    },
   };
+}
+
+/** A URL with the password of its user-info part (https://user:pw@host) masked. */
+export function maskUrl(url: string): string {
+  const parsed = new URL(url);
+  if (!parsed.password) return url;
+  parsed.password = MASK;
+  return parsed.toString();
 }

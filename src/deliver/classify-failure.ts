@@ -105,6 +105,13 @@ export function classifyFailure(input: FailureInput): FailureClass {
   };
 }
 
+/**
+ * The shape of an HTTP-date (IMF-fixdate, RFC 850 or asctime): a day name, then a time. Checked
+ * before Date.parse, which reads almost anything with a digit ("in 5", "1.5") as some date.
+ */
+const HTTP_DATE =
+  /^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,? .*\b\d\d:\d\d:\d\d\b/i;
+
 /** Retry-After as seconds or an HTTP date, to ms since the epoch; undefined when absent or bad. */
 export function parseRetryAfter(
   value: string | undefined,
@@ -113,6 +120,7 @@ export function parseRetryAfter(
   if (!value) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return now + Number(trimmed) * 1000;
+  if (!HTTP_DATE.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? undefined : Math.max(now, date);
 }

@@ -61,7 +61,11 @@ const TABLE_ATTRIBUTES = [
   'rowspan',
 ];
 
+/** Elements dropped with their text: sanitize-html's list, plus the document <title>. */
+const NON_TEXT_TAGS = ['script', 'style', 'textarea', 'option', 'title'];
+
 const OPTIONS: sanitizeHtml.IOptions = {
+  nonTextTags: NON_TEXT_TAGS,
   allowedTags: [
     ...sanitizeHtml.defaults.allowedTags,
     'img',
@@ -103,11 +107,42 @@ export function sanitizeMailHtml(html: string): string {
   return sanitizeHtml(html, OPTIONS);
 }
 
-/** The text of an HTML document, for `content: text` when a message has no text part. */
+/** Stands for a line break while the markup is stripped (a private-use character). */
+const BREAK = '\uE000';
+
+/** Where a line break (one marker) or a paragraph break (two) falls in the text of HTML. */
+const BREAKS: ReadonlyArray<[RegExp, string]> = [
+  [/<br\b[^>]*>|<hr\b[^>]*>|<\/(?:div|li|tr|dt|dd)\s*>/gi, BREAK],
+  [/<\/(?:p|h[1-6]|blockquote|pre|table|ul|ol|dl)\s*>/gi, BREAK + BREAK],
+  [/<\/t[dh]\s*>/gi, ' '],
+];
+
+/**
+ * The text of an HTML document, for `content: text` when a message has no text part:
+ * entities decoded, source whitespace collapsed, line breaks at <br> and block ends.
+ */
 export function htmlToPlainText(html: string): string {
-  return sanitizeHtml(html, { allowedTags: [], allowedAttributes: {} })
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+  let marked = html.replaceAll(BREAK, '');
+  for (const [pattern, mark] of BREAKS) {
+    marked = marked.replace(pattern, match => match + mark);
+  }
+  return (
+    sanitizeHtml(marked, {
+      allowedTags: [],
+      allowedAttributes: {},
+      nonTextTags: NON_TEXT_TAGS,
+    })
+      // sanitize-html decodes every entity and re-escapes only these four.
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&amp;/g, '&')
+      .replace(/[ \t\r\n\f]+/g, ' ')
+      .replace(/\u00A0/g, ' ')
+      .replace(new RegExp(` *${BREAK} *`, 'g'), '\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim()
+  );
 }
 
 /** Plain text as HTML: escaped, line breaks kept. */

@@ -4,9 +4,25 @@
 /** Every id of a header value (Message-ID, In-Reply-To, References), normalised, in order. */
 export function extractIds(value: string | undefined): string[] {
   if (!value) return [];
-  const bracketed = value.match(/<[^<>]*>/g);
-  const raw = bracketed ?? value.split(/[\s,]+/);
-  return raw.map(normaliseId).filter((id): id is string => id !== undefined);
+  const text = withoutComments(value);
+  const raw = text.match(/<[^<>]*>/g) ?? text.split(/[\s,]+/);
+  return raw
+    .filter(word => !/[()]/.test(word)) // a piece of an unclosed comment
+    .map(normaliseId)
+    .filter((id): id is string => id !== undefined);
+}
+
+/**
+ * Removes (comments), nested ones too. mailparser may have wrapped each word of a comment in
+ * brackets (`<(resent)>`, `<(two> <words)>`), so brackets inside a comment do not end it.
+ */
+function withoutComments(value: string): string {
+  let text = value;
+  for (let before = ''; before !== text;) {
+    before = text;
+    text = text.replace(/\([^()]*\)/g, ' ');
+  }
+  return text;
 }
 
 /** One id with exactly one pair of angle brackets and no whitespace; undefined when empty. */

@@ -18,18 +18,18 @@ export interface MappingInput {
 export function toApiPayload(input: MappingInput): ApiPayload {
   const { message, envelope, group, mapping } = input;
   const format = (a: MailAddress) => formatAddress(a, mapping.addressFormat);
-  const visible = new Set(
-    [...message.to, ...message.cc].map(a => a.address.toLowerCase()),
-  );
+  // An entry with no address (a bare group, a broken header) is no address at all.
+  const from = message.from?.address.trim() ? message.from : undefined;
+  const to = message.to.filter(a => a.address.trim());
+  const cc = message.cc.filter(a => a.address.trim());
+  const visible = new Set([...to, ...cc].map(a => a.address.toLowerCase()));
   const bcc = group.recipients.filter(r => !visible.has(r.toLowerCase()));
   const ids = messageIds(message);
 
   const mapped: ApiPayload = {
-    from: message.from
-      ? format(message.from)
-      : (envelope.mailFrom ?? undefined),
-    to: joinAddresses(message.to.map(format)),
-    cc: joinAddresses(message.cc.map(format)),
+    from: from ? format(from) : (envelope.mailFrom ?? undefined),
+    to: joinAddresses(to.map(format)),
+    cc: joinAddresses(cc.map(format)),
     bcc: joinAddresses(bcc),
     subject: message.subject?.trim() ? message.subject : undefined,
     content: content(message, mapping),
@@ -47,7 +47,8 @@ export function toApiPayload(input: MappingInput): ApiPayload {
     thread_id: group.threadId,
     priority: mapping.priority[message.priority] ?? undefined,
   };
-  return withoutEmpty({ ...group.route.fields, ...mapped });
+  // A route field (e.g. a default priority) stays unless the mapper has a value for its key.
+  return withoutEmpty({ ...group.route.fields, ...withoutEmpty(mapped) });
 }
 
 /** The normalised Message-ID (generated when missing) and the id this message replies to. */
@@ -57,9 +58,10 @@ export function messageIds(message: ParsedMessage): {
 } {
   const messageId =
     extractIds(message.messageId)[0] ?? generatedId(message.digest);
+  // References as one value: a comment may span several of its words.
   const replyTo =
     extractIds(message.inReplyTo)[0] ??
-    message.references.flatMap(ref => extractIds(ref)).at(-1);
+    extractIds(message.references.join(' ')).at(-1);
   return { messageId, replyTo };
 }
 
@@ -67,18 +69,25 @@ function content(
   message: ParsedMessage,
   mapping: MappingConfig,
 ): string | undefined {
-  const html = message.html?.trim() ? message.html : undefined;
-  const text = message.text?.trim() ? message.text : undefined;
-  const safeHtml = (h: string) =>
-    mapping.sanitizeHtml ? sanitizeMailHtml(h) : h;
+  const text = nonBlank(message.text);
+  const rawHtml = nonBlank(message.html);
+  // HTML that sanitizes to nothing (only a script, say) is no HTML body: fall back to the text.
+  const html =
+    rawHtml && mapping.sanitizeHtml
+      ? nonBlank(sanitizeMailHtml(rawHtml))
+      : rawHtml;
   switch (mapping.content) {
     case 'text':
-      return text ?? (html ? htmlToPlainText(html) : undefined);
+      return text ?? (rawHtml ? nonBlank(htmlToPlainText(rawHtml)) : undefined);
     case 'html':
-      return html ? safeHtml(html) : text ? textToHtml(text) : undefined;
+      return html ?? (text ? textToHtml(text) : undefined);
     case 'auto':
-      return html ? safeHtml(html) : text;
+      return html ?? text;
   }
+}
+
+function nonBlank(value: string | undefined): string | undefined {
+  return value?.trim() ? value : undefined;
 }
 
 function formatAddress(
