@@ -4,10 +4,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
+import { maskUrl } from './config/mask-secrets.js';
 import type { Config } from './config/schema.js';
 import { ApiClient } from './deliver/api-client.js';
 import { DryRunSink } from './deliver/dry-run-sink.js';
 import type { PayloadSink } from './deliver/payload-sink.js';
+import { BridgeError } from './errors/bridge-error.js';
 import { startHealthServer } from './observability/health-server.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -41,9 +43,12 @@ export async function startDaemon(
   await mkdir(tmpDir, { recursive: true });
   const metrics = createMetrics();
   const dryRun = isDryRun(config);
-  const sink: PayloadSink = dryRun
-    ? new DryRunSink(spoolDir, log.child({ stage: 'dry-run' }))
-    : new ApiClient(config.api, log.child({ stage: 'api' }));
+  const sink = countPosts(
+    dryRun
+      ? new DryRunSink(spoolDir, log.child({ stage: 'dry-run' }))
+      : new ApiClient(config.api, log.child({ stage: 'api' })),
+    metrics,
+  );
 
   const smtp = createSmtpServer({
     config,
@@ -72,7 +77,7 @@ export async function startDaemon(
     mode: config.delivery.mode,
     dryRun,
     spool: spoolDir,
-    api: dryRun ? null : config.api.url,
+    api: dryRun ? null : maskUrl(config.api.url),
   });
 
   let closed: Promise<void> | undefined;
@@ -91,6 +96,26 @@ export async function startDaemon(
     return closed;
   };
   return { smtpPort, httpPort, dryRun, metrics, close };
+}
+
+/** The sink, counting each body in `mailbridge_api_posts_total` by result. */
+export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
+  return {
+    kind: sink.kind,
+    async send(payload, context) {
+      try {
+        await sink.send(payload, context);
+      } catch (err) {
+        const permanent = err instanceof BridgeError && !err.temporary;
+        metrics.posts.inc({ result: permanent ? 'permanent' : 'temporary' });
+        throw err;
+      }
+      metrics.posts.inc({
+        result: sink.kind === 'dry-run' ? 'dry_run' : 'delivered',
+      });
+    },
+    close: () => sink.close(),
+  };
 }
 
 function listen(

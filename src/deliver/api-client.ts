@@ -25,6 +25,9 @@ export class ApiClient implements PayloadSink {
   private readonly http: AxiosInstance;
   private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
+  /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(
     private readonly config: ApiConfig,
@@ -57,6 +60,7 @@ export class ApiClient implements PayloadSink {
     let data: unknown;
     let headers: Record<string, unknown> = {};
     let code: string | undefined;
+    await this.acquireSlot();
     try {
       const response = await this.http.post(
         this.config.url,
@@ -71,6 +75,8 @@ export class ApiClient implements PayloadSink {
       headers = response.headers as Record<string, unknown>;
     } catch (err) {
       code = (err as { code?: string }).code ?? 'UNKNOWN';
+    } finally {
+      this.releaseSlot();
     }
     const log = this.log.child({
       queueId: context.queueId,
@@ -107,6 +113,21 @@ export class ApiClient implements PayloadSink {
       configError: failure.configError,
       retryAt: failure.retryAt,
     });
+  }
+
+  private async acquireSlot(): Promise<void> {
+    if (this.active < this.config.concurrency) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>(resolve => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting POST, or frees it. */
+  private releaseSlot(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
   }
 
   async close(): Promise<void> {

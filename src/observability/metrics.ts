@@ -8,7 +8,7 @@ import {
 
 export interface Metrics {
   registry: Registry;
-  /** SMTP transactions by outcome: accepted, rejected, deferred. */
+  /** SMTP transactions by outcome: accepted, rejected, deferred, aborted (client gone). */
   messages: Counter<'outcome'>;
   /** POSTs to the API by result: delivered, dry_run, temporary, permanent. */
   posts: Counter<'result'>;

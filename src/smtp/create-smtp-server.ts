@@ -43,7 +43,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const { config, log } = deps;
   const server = new SMTPServer({
     name: config.smtp.hostname ?? hostname(),
-    banner: 'mailbridge ESMTP',
+    banner: 'mailbridge',
     size: config.smtp.maxMessageSize,
     // smtp-server then answers 552 5.3.4 itself once DATA went over the limit
     rejectOversized: true,
@@ -143,6 +143,18 @@ async function handleData(
     });
     return `OK: delivered as ${envelope.id}`;
   } catch (err) {
+    if (
+      stream.destroyed &&
+      (err as { code?: unknown }).code === 'ECONNECTION'
+    ) {
+      // the client went away mid-message: nothing was accepted, nothing is wrong here
+      deps.metrics.messages.inc({ outcome: 'aborted' });
+      log.info('message aborted: client disconnected during DATA', {
+        ...outcome,
+        outcome: 'aborted',
+      });
+      throw err;
+    }
     const reply = toSmtpReply(err);
     const temporary = !(err instanceof BridgeError) || err.temporary;
     deps.metrics.messages.inc({ outcome: temporary ? 'deferred' : 'rejected' });

@@ -1,4 +1,5 @@
 // Starts the real daemon on port 0 with a throw-away spool, and captures its JSON log lines.
+import { EventEmitter, once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,10 @@ export interface TestBridge {
   spoolDir: string;
   /** every log line the daemon wrote, parsed */
   logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line (already written or still to come) that matches. */
+  waitForLog(
+    match: (line: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -41,10 +46,13 @@ export async function startBridge(
     },
   });
   const logs: Array<Record<string, unknown>> = [];
+  const logged = new EventEmitter();
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+        if (!line.trim()) continue;
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+        logged.emit('line');
       }
       done();
     },
@@ -57,6 +65,13 @@ export async function startBridge(
     smtpPort: daemon.smtpPort,
     spoolDir,
     logs,
+    async waitForLog(match) {
+      for (;;) {
+        const found = logs.find(match);
+        if (found) return found;
+        await once(logged, 'line');
+      }
+    },
     async close() {
       await daemon.close();
       await rm(spoolDir, { recursive: true, force: true });

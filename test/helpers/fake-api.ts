@@ -24,6 +24,8 @@ export interface FakeReply {
   headers?: Record<string, string>;
   /** never answer (the client must time out) */
   stall?: boolean;
+  /** answer only after this many ms */
+  delayMs?: number;
 }
 
 export class FakeApi extends EventEmitter {
@@ -32,6 +34,11 @@ export class FakeApi extends EventEmitter {
   private defaultReply: FakeReply = { status: 204 };
   private readonly server: Server;
   private readonly stalled: ServerResponse[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private inFlight = 0;
+  private readonly finishers = new WeakMap<ServerResponse, () => void>();
+  /** the most requests that were ever waiting for their answer at the same time */
+  maxInFlight = 0;
   url = '';
 
   constructor() {
@@ -39,6 +46,17 @@ export class FakeApi extends EventEmitter {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
+      this.inFlight++;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      // counted down before the answer is written (or when the client gives up), so a request
+      // sent after the client saw an answer can never overlap it
+      let counted = true;
+      const countDown = () => {
+        if (counted) this.inFlight--;
+        counted = false;
+      };
+      res.once('close', countDown);
+      this.finishers.set(res, countDown);
       req.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         const recorded: RecordedRequest = {
@@ -81,6 +99,7 @@ export class FakeApi extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
     for (const res of this.stalled) res.destroy();
     this.server.closeAllConnections();
     await new Promise<void>(done => this.server.close(() => done()));
@@ -91,6 +110,16 @@ export class FakeApi extends EventEmitter {
       this.stalled.push(res);
       return;
     }
+    if (reply.delayMs) {
+      this.stalled.push(res);
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.answer(res, { ...reply, delayMs: 0 });
+      }, reply.delayMs);
+      this.timers.add(timer);
+      return;
+    }
+    this.finishers.get(res)?.();
     const body = reply.body === undefined ? '' : JSON.stringify(reply.body);
     res.writeHead(reply.status, {
       ...(body ? { 'content-type': 'application/json' } : {}),

@@ -1,0 +1,179 @@
+// Dry-run (no api.token): mail is accepted, each body is written under <spool>/dry-run/ and logged.
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { watch } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { startBridge, type TestBridge } from '../helpers/bridge.js';
+import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
+
+const ROUTES = [
+  { match: 'support@example.com', mailbox_id: 'mb-support' },
+  { match: '*@example.org', mailbox_id: 'mb-sales' },
+];
+
+/** A message with one 3000-byte attachment, so its base64 is long enough to notice. */
+function messageWithAttachment(bytes: Buffer): string {
+  return makeMessage(
+    {
+      From: 'jane@example.net',
+      To: 'support@example.com, a@example.org',
+      Subject: 'dry run',
+      'Message-ID': '<dry-run@example.net>',
+      'MIME-Version': '1.0',
+      'Content-Type': 'multipart/mixed; boundary="b"',
+    },
+    [
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Body text.',
+      '--b',
+      'Content-Type: application/octet-stream; name="blob.bin"',
+      'Content-Disposition: attachment; filename="blob.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      (bytes.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n'),
+      '--b--',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+describe('dry-run (no api.token)', () => {
+  let bridge: TestBridge;
+
+  beforeEach(async () => {
+    bridge = await startBridge({
+      // sync: the dry-run files are written before the SMTP reply
+      delivery: { mode: 'sync' },
+      routes: ROUTES,
+      smtp: { maxMessageSize: 20000 },
+    });
+  });
+  afterEach(async () => {
+    await bridge.close();
+  });
+
+  it('answers 250 and writes one JSON body per route under <spoolDir>/dry-run/', async () => {
+    expect(bridge.daemon.dryRun).to.equal(true);
+    const bytes = Buffer.alloc(3000, 7);
+    const result = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com', 'a@example.org'],
+      raw: messageWithAttachment(bytes),
+    });
+    expect(result.code, result.response).to.equal(250);
+
+    const dir = join(bridge.spoolDir, 'dry-run');
+    const files = (await readdir(dir)).sort();
+    expect(files).to.have.length(2);
+    for (const file of files) expect(file).to.match(/^[A-Z0-9]+-[01]\.json$/);
+    const bodies = await Promise.all(
+      files.map(
+        async f =>
+          JSON.parse(await readFile(join(dir, f), 'utf8')) as Record<
+            string,
+            unknown
+          >,
+      ),
+    );
+    const attachment = { name: 'blob.bin', file: bytes.toString('base64') };
+    expect(bodies).to.deep.equal([
+      {
+        from: 'jane@example.net',
+        to: 'support@example.com, a@example.org',
+        subject: 'dry run',
+        content: 'Body text.',
+        attachments: [attachment],
+        ext_msg_id: '<dry-run@example.net>',
+        mailbox_id: 'mb-support',
+      },
+      {
+        from: 'jane@example.net',
+        to: 'support@example.com, a@example.org',
+        subject: 'dry run',
+        content: 'Body text.',
+        attachments: [attachment],
+        ext_msg_id: '<dry-run@example.net>',
+        mailbox_id: 'mb-sales',
+      },
+    ]);
+
+    // the log line carries the payload with the attachment shortened
+    const isPayload = (l: Record<string, unknown>) =>
+      typeof l.payload === 'object';
+    await bridge.waitForLog(() => bridge.logs.filter(isPayload).length >= 2);
+    const lines = bridge.logs.filter(isPayload);
+    expect(lines).to.have.length(2);
+    for (const line of lines) {
+      expect(line.level).to.equal('info');
+      const payload = line.payload as { attachments: unknown[] };
+      expect(payload).to.include({ ext_msg_id: '<dry-run@example.net>' });
+      expect(payload.attachments).to.deep.equal([
+        { name: 'blob.bin', file: '<4000 base64 chars>' },
+      ]);
+      expect(JSON.stringify(line)).not.to.include(attachment.file);
+    }
+  });
+
+  it('leaves nothing in <spoolDir>/tmp/ after a message, accepted or refused', async () => {
+    const ok = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage({ From: 'jane@example.net', Subject: 'one' }),
+    });
+    expect(ok.code).to.equal(250);
+    const refused = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['nobody@unrouted.test'],
+      raw: makeMessage({ From: 'jane@example.net', Subject: 'two' }),
+    });
+    expect(refused.code).to.equal(550);
+    const oversize = await smtpDialog(bridge.smtpPort, [
+      'EHLO client.example.net',
+      'MAIL FROM:<jane@example.net>',
+      'RCPT TO:<support@example.com>',
+      'DATA',
+      `${makeMessage({ Subject: 'big' }, 'y'.repeat(30000))}\r\n.\r\n`,
+      'QUIT',
+    ]);
+    expect(oversize[5]).to.match(/^552 5\.3\.4 /);
+    expect(await readdir(join(bridge.spoolDir, 'tmp'))).to.deep.equal([]);
+    expect(await readdir(join(bridge.spoolDir, 'dry-run'))).to.have.length(1);
+  });
+
+  it('removes the partial file when the client disconnects during DATA, and logs it below error', async () => {
+    const socket = connect(bridge.smtpPort, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let replies = '';
+    socket.on('data', (chunk: string) => (replies += chunk));
+    const waitFor = async (pattern: RegExp) => {
+      while (!pattern.test(replies)) await once(socket, 'data');
+    };
+    const tmp = join(bridge.spoolDir, 'tmp');
+    const watcher = watch(tmp);
+    const created = once(watcher, 'change');
+    await waitFor(/^220 /m);
+    socket.write(
+      'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
+        'RCPT TO:<support@example.com>\r\nDATA\r\n',
+    );
+    await waitFor(/^354 /m);
+    socket.write(`Subject: cut off\r\n\r\n${'x'.repeat(70)}\r\n`);
+    // the message is being received: its file was created
+    await created;
+    watcher.close();
+    expect(await readdir(tmp)).to.have.length(1);
+    socket.destroy();
+
+    const line = await bridge.waitForLog(l =>
+      String(l.message).includes('client disconnected'),
+    );
+    expect(line.level).to.equal('info');
+    expect(line).not.to.have.property('stack');
+    expect(await readdir(tmp)).to.deep.equal([]);
+    expect(bridge.logs.filter(l => l.level === 'error')).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,79 @@
+// The health and metrics listener of the running daemon: /healthz, /readyz, /metrics.
+import { expect } from 'chai';
+import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+
+describe('health and metrics HTTP', () => {
+  let api: FakeApi;
+  let bridge: TestBridge;
+  let base: string;
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+    bridge = await startBridge({
+      // sync: a message is posted (or deferred) before its SMTP reply
+      delivery: { mode: 'sync' },
+      api: apiAt(api.url),
+    });
+    const port = bridge.daemon.httpPort;
+    expect(port).to.be.a('number').and.not.equal(0);
+    base = `http://127.0.0.1:${port}`;
+  });
+  afterEach(async () => {
+    await bridge.close();
+    await api.close();
+  });
+
+  it('GET /healthz answers 200', async () => {
+    const res = await fetch(`${base}/healthz`);
+    expect(res.status).to.equal(200);
+    expect(await res.text()).to.equal('ok\n');
+  });
+
+  it('GET /readyz answers 200 while the daemon accepts mail', async () => {
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).to.equal(200);
+    expect(await res.text()).to.equal('ready\n');
+  });
+
+  it('GET /metrics counts messages and posts', async () => {
+    const result = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage({ From: 'jane@example.net', Subject: 'count me' }),
+    });
+    expect(result.code).to.equal(250);
+    api.reply({ status: 503 });
+    const deferred = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage({ From: 'jane@example.net', Subject: 'defer me' }),
+    });
+    expect(deferred.code).to.equal(451);
+
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+    const text = await res.text();
+    expect(text).to.match(/^# TYPE mailbridge_messages_total counter$/m);
+    expect(text).to.match(
+      /^mailbridge_messages_total\{outcome="accepted"\} 1$/m,
+    );
+    expect(text).to.match(
+      /^mailbridge_messages_total\{outcome="deferred"\} 1$/m,
+    );
+    expect(text).to.match(
+      /^mailbridge_api_posts_total\{result="delivered"\} 1$/m,
+    );
+    expect(text).to.match(
+      /^mailbridge_api_posts_total\{result="temporary"\} 1$/m,
+    );
+    expect(text).to.match(/^mailbridge_accept_seconds_count 2$/m);
+  });
+
+  it('answers 404 to an unknown path', async () => {
+    const res = await fetch(`${base}/nope`);
+    expect(res.status).to.equal(404);
+  });
+});
