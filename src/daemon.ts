@@ -1,5 +1,4 @@
 // Composition root of `serve`: logger, sink, SMTP listener, health/metrics HTTP, shutdown.
-import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -7,11 +6,14 @@ import type { SMTPServer } from 'smtp-server';
 import { maskUrl } from './config/mask-secrets.js';
 import type { Config } from './config/schema.js';
 import { ApiClient } from './deliver/api-client.js';
+import { QueueRunner } from './deliver/queue-runner.js';
 import { DryRunSink } from './deliver/dry-run-sink.js';
 import type { PayloadSink } from './deliver/payload-sink.js';
 import { BridgeError } from './errors/bridge-error.js';
 import { startHealthServer } from './observability/health-server.js';
-import type { Logger } from './observability/logger.js';
+import { errorFields, type Logger } from './observability/logger.js';
+import { DedupeStore } from './spool/dedupe-store.js';
+import { Spool } from './spool/spool.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSmtpServer } from './smtp/create-smtp-server.js';
 
@@ -21,6 +23,9 @@ export interface Daemon {
   httpPort: number | null;
   dryRun: boolean;
   metrics: Metrics;
+  spool: Spool;
+  /** the delivery workers; absent in sync mode */
+  runner?: QueueRunner;
   /** Stops accepting, lets open sessions finish within smtp.closeTimeoutMs; safe to call twice. */
   close(): Promise<void>;
 }
@@ -33,29 +38,65 @@ export function isDryRun(
   return !config.api.token && nodeEnv !== 'production';
 }
 
+/** Test seams: the clock and the randomness of the retry schedule. */
+export interface DaemonOptions {
+  now?: () => number;
+  random?: () => number;
+}
+
+/** How often old dedupe records are pruned. */
+const DEDUPE_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+
 /** Starts every part of the daemon on the given configuration. */
 export async function startDaemon(
   config: Config,
   log: Logger,
+  options: DaemonOptions = {},
 ): Promise<Daemon> {
-  const spoolDir = resolve(config.spool.dir);
-  const tmpDir = join(spoolDir, 'tmp');
-  await mkdir(tmpDir, { recursive: true });
+  const spool = await new Spool(resolve(config.spool.dir)).init();
   const metrics = createMetrics();
   const dryRun = isDryRun(config);
   const sink = countPosts(
     dryRun
-      ? new DryRunSink(spoolDir, log.child({ stage: 'dry-run' }))
+      ? new DryRunSink(spool.dir, log.child({ stage: 'dry-run' }))
       : new ApiClient(config.api, log.child({ stage: 'api' })),
     metrics,
   );
+  const dedupe = new DedupeStore(
+    join(spool.dir, 'dedupe'),
+    config.delivery.dedupeWindowMs,
+    options.now,
+  );
+  let runner: QueueRunner | undefined;
+  let pruner: NodeJS.Timeout | undefined;
+  if (config.delivery.mode !== 'sync') {
+    runner = new QueueRunner({
+      config,
+      spool,
+      dedupe,
+      sink,
+      log: log.child({ stage: 'deliver' }),
+      metrics,
+      now: options.now,
+      random: options.random,
+    });
+    await runner.start();
+    const prune = () =>
+      dedupe
+        .prune()
+        .catch(err => log.error('dedupe prune failed', errorFields(err)));
+    void prune();
+    pruner = setInterval(prune, DEDUPE_PRUNE_INTERVAL_MS);
+    pruner.unref();
+  }
 
   const smtp = createSmtpServer({
     config,
     log: log.child({ stage: 'smtp' }),
     metrics,
     sink,
-    tmpDir,
+    spool,
+    runner,
   });
   const smtpPort = await listen(smtp, config.smtp.port, config.smtp.host);
   let closing = false;
@@ -66,7 +107,8 @@ export async function startDaemon(
       host: config.http.host,
       port: config.http.port,
       metrics,
-      notReadyReason: () => (closing ? 'shutting down' : null),
+      notReadyReason: () =>
+        closing ? 'shutting down' : (runner?.pausedReason ?? null),
     });
     health = started.server;
     httpPort = started.port;
@@ -76,7 +118,7 @@ export async function startDaemon(
     http: httpPort === null ? 'off' : `${config.http.host}:${httpPort}`,
     mode: config.delivery.mode,
     dryRun,
-    spool: spoolDir,
+    spool: spool.dir,
     api: dryRun ? null : maskUrl(config.api.url),
   });
 
@@ -85,7 +127,10 @@ export async function startDaemon(
     closed ??= (async () => {
       closing = true;
       log.info('mailbridge stopping');
+      // new sessions get 421; open ones may finish their DATA within smtp.closeTimeoutMs
       await new Promise<void>(done => smtp.close(() => done()));
+      clearInterval(pruner);
+      await runner?.close();
       await sink.close();
       if (health) {
         health.closeAllConnections();
@@ -95,7 +140,7 @@ export async function startDaemon(
     })();
     return closed;
   };
-  return { smtpPort, httpPort, dryRun, metrics, close };
+  return { smtpPort, httpPort, dryRun, metrics, spool, runner, close };
 }
 
 /** The sink, counting each body in `mailbridge_api_posts_total` by result. */

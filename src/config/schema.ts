@@ -64,9 +64,16 @@ export const configSchema = z.strictObject({
   }),
   spool: z.strictObject({ dir: z.string().min(1) }),
   delivery: z.strictObject({
-    mode: z.enum(['sync'], {
-      message:
-        'must be "sync" (queue mode arrives with the durable spool, see the README)',
+    mode: z.enum(['queue', 'sync', 'hybrid']),
+    syncTimeoutMs: positiveInt,
+    scanIntervalMs: positiveInt,
+    shutdownTimeoutMs: z.number().int().nonnegative(),
+    dedupeWindowMs: z.number().int().nonnegative(),
+    retry: z.strictObject({
+      initialDelayMs: positiveInt,
+      multiplier: z.number().min(1),
+      maxDelayMs: positiveInt,
+      maxAgeMs: positiveInt,
     }),
   }),
   log: z.strictObject({
@@ -91,3 +98,4 @@ export type RouteConfig = Config['routes'][number];
 export type MappingConfig = Config['mapping'];
 export type ApiConfig = Config['api'];
 export type SmtpConfig = Config['smtp'];
+export type DeliveryConfig = Config['delivery'];

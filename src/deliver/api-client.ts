@@ -108,10 +108,12 @@ export class ApiClient implements PayloadSink {
       log.error('api rejected our configuration', fields);
     } else log.warn('api post failed', fields);
     const message = `API ${failure.reason}`;
-    if (!failure.temporary) throw new PermanentError(message);
+    const api = { status, errors };
+    if (!failure.temporary) throw new PermanentError(message, { api });
     throw new TemporaryError(message, {
       configError: failure.configError,
       retryAt: failure.retryAt,
+      api,
     });
   }
 

@@ -4,13 +4,26 @@
 export abstract class BridgeError extends Error {
   abstract readonly temporary: boolean;
   readonly responseCode: number;
+  /** the API's HTTP status and `errors` body, when the API answered */
+  readonly api?: ApiFailureDetails;
 
-  constructor(message: string, responseCode: number, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    responseCode: number,
+    options?: ErrorOptions & { api?: ApiFailureDetails },
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.responseCode = responseCode;
+    this.api = options?.api;
     Object.setPrototypeOf(this, new.target.prototype);
   }
+}
+
+/** What the API said when it refused a body. */
+export interface ApiFailureDetails {
+  status?: number;
+  errors: unknown[];
 }
 
 /** Retrying the same message later may succeed (API down, 5xx, 429, timeout, disk full). */
@@ -27,6 +40,7 @@ export class TemporaryError extends BridgeError {
       responseCode?: number;
       configError?: boolean;
       retryAt?: number;
+      api?: ApiFailureDetails;
     } = {},
   ) {
     super(message, options.responseCode ?? 451, options);
@@ -41,7 +55,10 @@ export class PermanentError extends BridgeError {
 
   constructor(
     message: string,
-    options: ErrorOptions & { responseCode?: number } = {},
+    options: ErrorOptions & {
+      responseCode?: number;
+      api?: ApiFailureDetails;
+    } = {},
   ) {
     super(message, options.responseCode ?? 554, options);
   }

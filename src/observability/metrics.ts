@@ -1,6 +1,7 @@
 // Prometheus metrics: one registry per daemon so tests can run several side by side.
 import {
   Counter,
+  Gauge,
   Histogram,
   Registry,
   collectDefaultMetrics,
@@ -12,6 +13,12 @@ export interface Metrics {
   messages: Counter<'outcome'>;
   /** POSTs to the API by result: delivered, dry_run, temporary, permanent. */
   posts: Counter<'result'>;
+  /** Queue-mode attempts by what they came to: delivered, retry, dead. */
+  deliveries: Counter<'outcome'>;
+  /** 1 while delivery is paused by a 401/403/404 from the API. */
+  paused: Gauge;
+  /** Messages in the spool by state: queue, active, dead (read from disk on scrape). */
+  spool: Gauge<'state'>;
   /** Seconds from end of DATA to the reply. */
   acceptSeconds: Histogram;
   /** Bytes of accepted messages. */
@@ -34,6 +41,23 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_api_posts_total',
       help: 'POSTs to the API by result',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'mailbridge_deliveries_total',
+      help: 'Queue delivery attempts by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    paused: new Gauge({
+      name: 'mailbridge_delivery_paused',
+      help: '1 while delivery is paused because the API refused our credentials or URL',
+      registers: [registry],
+    }),
+    spool: new Gauge({
+      name: 'mailbridge_spool_messages',
+      help: 'Messages in the spool by state',
+      labelNames: ['state'],
       registers: [registry],
     }),
     acceptSeconds: new Histogram({

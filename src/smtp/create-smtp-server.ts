@@ -2,35 +2,28 @@
 import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import {
   SMTPServer,
   type SMTPServerAddress,
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { Config } from '../config/schema.js';
-import { deliverMessage } from '../deliver/deliver-message.js';
-import type { PayloadSink } from '../deliver/payload-sink.js';
 import type { Envelope } from '../envelope.js';
 import { BridgeError, PermanentError } from '../errors/bridge-error.js';
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
-import { messageIds } from '../map/to-api-payload.js';
-import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { smtpLoggerAdapter } from '../observability/smtp-logger-adapter.js';
-import { parseMessage } from '../parse/parse-message.js';
 import { resolveRoute } from '../routing/resolve-route.js';
+import {
+  acceptSync,
+  acceptToSpool,
+  type AcceptDeps,
+} from './accept-message.js';
 import { receiveToFile } from './receive-to-file.js';
 
-export interface SmtpDeps {
-  config: Config;
-  log: Logger;
+export interface SmtpDeps extends AcceptDeps {
   metrics: Metrics;
-  sink: PayloadSink;
-  /** folder for messages being received: <spool.dir>/tmp */
-  tmpDir: string;
 }
 
 /** A sortable, unique id for an accepted message: time in base 36, then randomness. */
@@ -102,7 +95,7 @@ function copyEnvelope(session: SMTPServerSession, id: string): Envelope {
   };
 }
 
-/** Receives one message to disk, then parses, maps and posts it (sync mode). */
+/** Receives one message to disk, then hands it to the delivery mode; logs one outcome line. */
 async function handleData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
@@ -111,37 +104,38 @@ async function handleData(
   const envelope = copyEnvelope(session, newQueueId());
   const started = process.hrtime.bigint();
   const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
-  const path = join(deps.tmpDir, envelope.id);
+  const path = deps.spool.tmpMessagePath(envelope.id);
+  const mode = deps.config.delivery.mode;
   const outcome: Record<string, unknown> = {
     from: envelope.mailFrom,
     recipients: envelope.rcptTo.length,
     remoteAddress: envelope.remoteAddress,
   };
   try {
-    const received = await receiveToFile(stream, path);
+    const received = await receiveToFile(stream, path, {
+      durable: mode !== 'sync',
+    });
     outcome.size = received.size;
+    outcome.messageId = received.messageId;
     if (received.oversized) {
       throw new PermanentError('Message exceeds fixed maximum message size', {
         responseCode: 552,
       });
     }
     deps.metrics.messageBytes.observe(received.size);
-    const message = await parseMessage(path);
-    outcome.messageId = messageIds(message).messageId;
-    const result = await deliverMessage(
-      message,
-      envelope,
-      deps.config,
-      deps.sink,
-    );
-    outcome.routes = result.posted;
+    const accepted =
+      mode === 'sync'
+        ? await acceptSync(received, envelope, deps)
+        : await acceptToSpool(received, envelope, deps, Date.now());
     deps.metrics.messages.inc({ outcome: 'accepted' });
-    log.info('message delivered', {
+    log.info(`message ${accepted.outcome}`, {
       ...outcome,
-      outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
+      messageId: accepted.messageId,
+      outcome: accepted.outcome,
+      mode,
       code: 250,
     });
-    return `OK: delivered as ${envelope.id}`;
+    return accepted.reply;
   } catch (err) {
     if (
       stream.destroyed &&
@@ -161,6 +155,7 @@ async function handleData(
     const fields = {
       ...outcome,
       outcome: temporary ? 'deferred' : 'rejected',
+      mode,
       code: reply.responseCode,
     };
     if (!(err instanceof BridgeError)) {
@@ -172,7 +167,7 @@ async function handleData(
       log.log(
         temporary ? 'warn' : 'info',
         `message ${fields.outcome}: ${err.message}`,
-        fields,
+        { ...fields, ...(err.cause ? errorFields(err.cause) : {}) },
       );
     }
     throw err;
@@ -180,6 +175,7 @@ async function handleData(
     deps.metrics.acceptSeconds.observe(
       Number(process.hrtime.bigint() - started) / 1e9,
     );
+    // gone already when the spool took it
     await unlink(path).catch(() => undefined);
   }
 }

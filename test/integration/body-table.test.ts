@@ -39,7 +39,12 @@ describe('body posted: one test per row of the contract table', () => {
 
   /** A fresh daemon posting to the stand-in API, closed after the test. */
   async function bridgeWith(overrides: Body = {}): Promise<TestBridge> {
-    const bridge = await startBridge({ api: apiAt(api.url), ...overrides });
+    // sync mode: the body is posted before the 250, so each test reads it right away
+    const bridge = await startBridge({
+      api: apiAt(api.url),
+      delivery: { mode: 'sync' },
+      ...overrides,
+    });
     bridges.push(bridge);
     return bridge;
   }

@@ -359,8 +359,11 @@ describe('cli', () => {
         }),
       });
       expect(sent.code).to.equal(250);
-      const queueId = /delivered as (\S+)/.exec(sent.response)?.[1];
+      // queue mode, the default: 250 once stored, the dry-run body written by a worker
+      const queueId = /queued as (\S+)/.exec(sent.response)?.[1];
       expect(queueId, sent.response).to.be.a('string');
+      const delivered = await daemon.waitForLog('message delivered');
+      expect(delivered).to.include({ queueId, outcome: 'delivered' });
       const written = JSON.parse(
         await readFile(join(spoolDir, 'dry-run', `${queueId}-0.json`), 'utf8'),
       ) as Json;

@@ -1,4 +1,4 @@
-// The core path end to end: SMTP in, the mapped body posted to a stand-in API, 250 out.
+// The core path end to end in the default (queue) mode: SMTP in, 250 once stored, then posted.
 import { expect } from 'chai';
 import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -17,7 +17,8 @@ describe('smoke: SMTP to API', () => {
     await api.close();
   });
 
-  it('posts the mapped body with the bearer token and answers 250', async () => {
+  it('queues, then posts the mapped body with the bearer token', async () => {
+    expect(bridge.config.delivery.mode).to.equal('queue');
     const result = await sendRaw({
       port: bridge.smtpPort,
       to: ['support@example.com'],
@@ -29,8 +30,8 @@ describe('smoke: SMTP to API', () => {
       }),
     });
     expect(result.code).to.equal(250);
-    expect(api.requests).to.have.length(1);
-    const [request] = api.requests;
+    expect(result.response).to.match(/queued as [0-9A-Z]+$/);
+    const [request] = await api.waitForRequests(1);
     expect(request?.headers.authorization).to.equal('Bearer test-token-123');
     expect(request?.body).to.deep.equal({
       from: 'jane@example.com',

@@ -1,0 +1,203 @@
+// One delivery attempt of a spooled message: parse once, then map and post each pending route.
+import type { Config } from '../config/schema.js';
+import { BridgeError, TemporaryError } from '../errors/bridge-error.js';
+import { messageIds, toApiPayload } from '../map/to-api-payload.js';
+import { parseMessage } from '../parse/parse-message.js';
+import { DedupeStore } from '../spool/dedupe-store.js';
+import {
+  HISTORY_LIMIT,
+  type DeadInfo,
+  type QueueEntry,
+  type RouteState,
+} from '../spool/queue-entry.js';
+import { nextAttemptAt } from './backoff.js';
+import { idempotencyKey } from './deliver-message.js';
+import type { PayloadSink } from './payload-sink.js';
+
+/** What becomes of the message: removed (delivered), back to the queue, or dead. */
+export type AttemptOutcome = 'delivered' | 'retry' | 'dead';
+
+export interface AttemptResult {
+  /** the entry's new state (attempts, history, route statuses, next attempt or dead info) */
+  entry: QueueEntry;
+  outcome: AttemptOutcome;
+  /** the normalised Message-ID, when the message could be parsed */
+  messageId?: string;
+  /** a route failed with 401/403/404: our URL or token is wrong, delivery should pause */
+  configError: boolean;
+}
+
+export interface AttemptDeps {
+  config: Pick<Config, 'mapping' | 'delivery'>;
+  sink: PayloadSink;
+  dedupe: DedupeStore;
+  now: () => number;
+  random: () => number;
+}
+
+/** The key a route is deduplicated under: its mailbox, or its pattern when it has none. */
+export function mailboxKey(route: RouteState): string {
+  return route.route.mailbox_id ?? `route:${route.route.match}`;
+}
+
+/** What one route's post came to. */
+interface RouteOutcome {
+  text: string;
+  failure?: BridgeError | Error;
+}
+
+/**
+ * Attempts every pending route of `entry`, whose raw message is at `rawPath`. Never throws for a
+ * delivery failure: the result says whether to remove, retry or bury the message.
+ */
+export async function attemptDelivery(
+  entry: QueueEntry,
+  rawPath: string,
+  deps: AttemptDeps,
+): Promise<AttemptResult> {
+  const startedAt = deps.now();
+  const routes = entry.routes.map(r => ({ ...r }));
+  const results: Record<string, string> = {};
+  let message;
+  try {
+    message = await parseMessage(rawPath);
+  } catch (err) {
+    // unparseable bytes will not parse better later; a disk error might
+    const permanent = err instanceof BridgeError && !err.temporary;
+    for (const route of routes.filter(r => r.status === 'pending')) {
+      route.lastError = permanent
+        ? 'message could not be parsed'
+        : `local error: ${(err as Error).message}`;
+      if (permanent) route.status = 'failed';
+      results[route.index] = route.lastError;
+    }
+    return conclude(entry, routes, results, deps, startedAt, {});
+  }
+  const messageId = messageIds(message).messageId;
+  let configError = false;
+  let retryAt: number | undefined;
+  let lastApi: BridgeError['api'];
+  for (const route of routes.filter(r => r.status === 'pending')) {
+    const key = DedupeStore.key(messageId, mailboxKey(route));
+    const outcome = (await deps.dedupe.has(key))
+      ? { text: 'duplicate' }
+      : await postRoute(entry, route, message, deps, key);
+    results[route.index] = outcome.text;
+    if (!outcome.failure) {
+      route.status = 'delivered';
+      route.lastError = undefined;
+      continue;
+    }
+    route.lastError = outcome.text;
+    const err = outcome.failure;
+    if (err instanceof BridgeError) lastApi = err.api ?? lastApi;
+    if (err instanceof BridgeError && !err.temporary) route.status = 'failed';
+    if (err instanceof TemporaryError) {
+      configError ||= err.configError;
+      if (err.retryAt !== undefined) {
+        retryAt = Math.max(retryAt ?? 0, err.retryAt);
+      }
+    }
+  }
+  const result = conclude(entry, routes, results, deps, startedAt, {
+    retryAt,
+    api: lastApi,
+  });
+  return { ...result, messageId, configError };
+}
+
+async function postRoute(
+  entry: QueueEntry,
+  route: RouteState,
+  message: Awaited<ReturnType<typeof parseMessage>>,
+  deps: AttemptDeps,
+  dedupeKey: string,
+): Promise<RouteOutcome> {
+  const group = {
+    route: route.route,
+    index: route.index,
+    recipients: route.recipients,
+    threadId: route.threadId,
+  };
+  const payload = toApiPayload({
+    message,
+    envelope: entry.envelope,
+    group,
+    mapping: deps.config.mapping,
+  });
+  try {
+    await deps.sink.send(payload, {
+      idempotencyKey: idempotencyKey(payload, group),
+      queueId: entry.id,
+      routeIndex: route.index,
+    });
+  } catch (err) {
+    return { text: (err as Error).message, failure: err as Error };
+  }
+  // recorded before the spool is updated: a crash in between cannot post it twice
+  await deps.dedupe.add(dedupeKey);
+  return { text: 'delivered' };
+}
+
+/** Decides the entry's fate from its routes: all delivered, some failed for good, or retry. */
+function conclude(
+  entry: QueueEntry,
+  routes: RouteState[],
+  results: Record<string, string>,
+  deps: AttemptDeps,
+  startedAt: number,
+  extra: { retryAt?: number; api?: BridgeError['api'] },
+): AttemptResult {
+  const now = deps.now();
+  const attempts = entry.attempts + 1;
+  const lastError =
+    routes
+      .map(r => r.lastError)
+      .filter(Boolean)
+      .at(-1) ?? null;
+  const next: QueueEntry = {
+    ...entry,
+    routes,
+    attempts,
+    lastError,
+    history: [
+      ...entry.history,
+      { at: new Date(startedAt).toISOString(), results },
+    ].slice(-HISTORY_LIMIT),
+  };
+  const pending = routes.some(r => r.status === 'pending');
+  const failed = routes.some(r => r.status === 'failed');
+  const base = { configError: false };
+  if (!pending && !failed) {
+    return { ...base, entry: next, outcome: 'delivered' };
+  }
+  const retry = deps.config.delivery.retry;
+  const expired = now - entry.createdAt >= retry.maxAgeMs;
+  if (!pending || expired) {
+    const age = Math.round((now - entry.createdAt) / 1000);
+    const reason = pending
+      ? `expired after ${attempts} attempts in ${age} s: ${lastError}`
+      : `refused: ${lastError}`;
+    const dead: DeadInfo = {
+      reason,
+      at: new Date(now).toISOString(),
+      status: extra.api?.status,
+      apiErrors: extra.api?.errors,
+    };
+    return { ...base, entry: { ...next, dead }, outcome: 'dead' };
+  }
+  return {
+    ...base,
+    entry: {
+      ...next,
+      nextAttemptAt: nextAttemptAt(
+        now,
+        attempts,
+        retry,
+        extra.retryAt,
+        deps.random,
+      ),
+    },
+    outcome: 'retry',
+  };
+}

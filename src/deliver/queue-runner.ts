@@ -1,0 +1,285 @@
+// The delivery workers: claim due messages from the spool, attempt them, and file the result.
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import { errorFields } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { QueueEntry } from '../spool/queue-entry.js';
+import type { Spool } from '../spool/spool.js';
+import {
+  attemptDelivery,
+  type AttemptDeps,
+  type AttemptResult,
+} from './attempt-delivery.js';
+import { DueHeap } from './due-heap.js';
+import type { PayloadSink } from './payload-sink.js';
+
+export interface QueueRunnerDeps {
+  config: Config;
+  spool: Spool;
+  dedupe: DedupeStore;
+  sink: PayloadSink;
+  log: Logger;
+  metrics: Metrics;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Delivery is paused while the API refuses our credentials or URL (401/403/404). */
+interface Pause {
+  until: number;
+  delay: number;
+  reason: string;
+}
+
+/**
+ * Runs up to `api.concurrency` attempts at once. Due times live in memory (a heap), loaded from
+ * the spool at start and refreshed every `delivery.scanIntervalMs`, so that `queue retry`,
+ * `replay`, `purge` and `inject` from another process are seen.
+ */
+export class QueueRunner {
+  private readonly due = new Map<string, number>();
+  private readonly heap = new DueHeap();
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly attemptDeps: AttemptDeps;
+  private readonly now: () => number;
+  private timer?: NodeJS.Timeout;
+  private scanTimer?: NodeJS.Timeout;
+  private closing = false;
+  private pause: Pause | null = null;
+  private closed?: Promise<void>;
+
+  constructor(private readonly deps: QueueRunnerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.attemptDeps = {
+      config: deps.config,
+      sink: deps.sink,
+      dedupe: deps.dedupe,
+      now: this.now,
+      random: deps.random ?? Math.random,
+    };
+  }
+
+  /** Why delivery is not running, for /readyz; null when it is. */
+  get pausedReason(): string | null {
+    return this.pause?.reason ?? null;
+  }
+
+  /** Messages waiting in memory's view of the queue. */
+  get queued(): number {
+    return this.due.size;
+  }
+
+  /** Recovers the spool, loads it and starts delivering. */
+  async start(): Promise<void> {
+    const report = await this.deps.spool.recover(this.now());
+    if (
+      report.removedTmp +
+      report.requeued +
+      report.orphans +
+      report.missingRaw
+    ) {
+      this.deps.log.warn('spool recovered after an unclean stop', {
+        ...report,
+      });
+    }
+    await this.scan();
+    const interval = this.deps.config.delivery.scanIntervalMs;
+    this.scanTimer = setInterval(() => {
+      this.scan().catch(err =>
+        this.deps.log.error('spool scan failed', errorFields(err)),
+      );
+    }, interval);
+    this.scanTimer.unref();
+    this.pump();
+  }
+
+  /** A message just committed to queue/: deliver it when due. */
+  enqueue(entry: Pick<QueueEntry, 'id' | 'nextAttemptAt'>): void {
+    if (this.closing) return;
+    this.schedule(entry.id, entry.nextAttemptAt);
+    this.pump();
+  }
+
+  /**
+   * Attempts a message the caller holds claimed in active/ (hybrid mode). Resolves with the
+   * result before it is filed; call `file(result)` to file it (or remove it yourself).
+   */
+  attemptClaimed(entry: QueueEntry): Promise<AttemptResult> {
+    return attemptDelivery(
+      entry,
+      this.deps.spool.messagePath(entry.id),
+      this.attemptDeps,
+    );
+  }
+
+  /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
+  async file(result: AttemptResult): Promise<void> {
+    const { entry, outcome } = result;
+    const log = this.deps.log.child({ queueId: entry.id });
+    const fields = {
+      messageId: result.messageId ?? entry.messageId,
+      attempts: entry.attempts,
+      routes: entry.routes.length,
+    };
+    this.deps.metrics.deliveries.inc({ outcome });
+    this.notePause(result);
+    if (outcome === 'delivered') {
+      await this.deps.spool.remove(entry.id, 'active');
+      log.info('message delivered', { ...fields, outcome });
+    } else if (outcome === 'dead') {
+      await this.deps.spool.move(entry, 'active', 'dead');
+      log.warn('message dead', {
+        ...fields,
+        outcome,
+        reason: entry.dead?.reason,
+      });
+    } else {
+      await this.deps.spool.move(entry, 'active', 'queue');
+      this.schedule(entry.id, entry.nextAttemptAt);
+      log.warn('delivery deferred', {
+        ...fields,
+        outcome,
+        error: entry.lastError,
+        nextAttemptAt: new Date(entry.nextAttemptAt).toISOString(),
+      });
+    }
+  }
+
+  /** Stops claiming; waits up to delivery.shutdownTimeoutMs for attempts in flight. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.closing = true;
+      clearTimeout(this.timer);
+      clearInterval(this.scanTimer);
+      const inFlight = Promise.all(this.running.values());
+      let timeout: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>(done => {
+        timeout = setTimeout(done, this.deps.config.delivery.shutdownTimeoutMs);
+      });
+      await Promise.race([inFlight, limit]);
+      clearTimeout(timeout);
+      if (this.running.size > 0) {
+        this.deps.log.warn(
+          'stopped with deliveries in flight; they are retried at the next start',
+          {
+            inFlight: this.running.size,
+          },
+        );
+      }
+    })();
+    return this.closed;
+  }
+
+  private schedule(id: string, at: number): void {
+    this.due.set(id, at);
+    this.heap.push(at, id);
+  }
+
+  /** Reloads due times from queue/ and forgets entries that left it (purged, replayed...). */
+  private async scan(): Promise<void> {
+    const ids = await this.deps.spool.ids('queue');
+    const dead = await this.deps.spool.ids('dead');
+    const gauge = this.deps.metrics.spool;
+    gauge.set({ state: 'queue' }, ids.length);
+    gauge.set({ state: 'active' }, this.running.size);
+    gauge.set({ state: 'dead' }, dead.length);
+    const present = new Set(ids);
+    for (const id of this.due.keys()) {
+      if (!present.has(id) && !this.running.has(id)) this.due.delete(id);
+    }
+    for (const id of ids) {
+      if (this.running.has(id)) continue;
+      const entry = await this.deps.spool.read('queue', id);
+      if (entry && this.due.get(id) !== entry.nextAttemptAt) {
+        this.schedule(id, entry.nextAttemptAt);
+      }
+    }
+    this.pump();
+  }
+
+  /** Starts attempts while there is room and something due; otherwise sets the timer. */
+  private pump(): void {
+    if (this.closing) return;
+    clearTimeout(this.timer);
+    const limit = this.deps.config.api.concurrency;
+    while (this.running.size < limit) {
+      const now = this.now();
+      if (this.pause) {
+        // one probe at a time, when the pause is over, with whichever message is next
+        if (this.running.size > 0) return;
+        if (now < this.pause.until) return this.wake(this.pause.until - now);
+      }
+      const next = this.nextDue(this.pause ? now : Infinity);
+      if (!next) return;
+      if (next.at > now) return this.wake(next.at - now);
+      this.heap.pop();
+      this.due.delete(next.id);
+      const run = this.process(next.id).finally(() => {
+        this.running.delete(next.id);
+        this.pump();
+      });
+      this.running.set(next.id, run);
+    }
+  }
+
+  /** The earliest valid heap entry (stale ones dropped), its time capped at `horizon`. */
+  private nextDue(horizon: number): { id: string; at: number } | undefined {
+    for (let top = this.heap.peek(); top; top = this.heap.peek()) {
+      const [at, id] = top;
+      if (this.due.get(id) === at && !this.running.has(id)) {
+        return { id, at: Math.min(at, horizon) };
+      }
+      this.heap.pop();
+    }
+    return undefined;
+  }
+
+  private wake(ms: number): void {
+    const delay = Math.min(
+      Math.max(ms, 0),
+      this.deps.config.delivery.scanIntervalMs,
+    );
+    this.timer = setTimeout(() => this.pump(), delay);
+    this.timer.unref();
+  }
+
+  private async process(id: string): Promise<void> {
+    try {
+      const entry = await this.deps.spool.claim(id);
+      if (!entry) return; // taken by a `queue` command, or purged
+      await this.file(await this.attemptClaimed(entry));
+    } catch (err) {
+      // a spool I/O error: the entry stays where it is and recovery or the next scan resumes it
+      this.deps.log.error('delivery attempt failed', {
+        queueId: id,
+        ...errorFields(err),
+      });
+    }
+  }
+
+  private notePause(result: AttemptResult): void {
+    const retry = this.deps.config.delivery.retry;
+    if (result.configError) {
+      const delay = this.pause
+        ? Math.min(this.pause.delay * retry.multiplier, retry.maxDelayMs)
+        : Math.min(retry.initialDelayMs, retry.maxDelayMs);
+      if (!this.pause) {
+        this.deps.log.error(
+          'delivery paused: the API refused our credentials or URL; check api.url and api.token',
+          { error: result.entry.lastError, probeInMs: delay },
+        );
+      }
+      this.pause = {
+        until: this.now() + delay,
+        delay,
+        reason: `delivery paused: ${result.entry.lastError ?? 'API configuration error'}`,
+      };
+      this.deps.metrics.paused.set(1);
+    } else if (this.pause) {
+      this.pause = null;
+      this.deps.metrics.paused.set(0);
+      this.deps.log.info('delivery resumed');
+    }
+  }
+}

@@ -1,0 +1,127 @@
+// What happens to a received message in each delivery mode, up to the text of the 250 reply.
+import type { Config } from '../config/schema.js';
+import { deliverMessage } from '../deliver/deliver-message.js';
+import type { PayloadSink } from '../deliver/payload-sink.js';
+import type { QueueRunner } from '../deliver/queue-runner.js';
+import type { Envelope } from '../envelope.js';
+import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import { messageIds } from '../map/to-api-payload.js';
+import type { Logger } from '../observability/logger.js';
+import { errorFields } from '../observability/logger.js';
+import { parseMessage } from '../parse/parse-message.js';
+import { groupByRoute } from '../routing/resolve-route.js';
+import { newQueueEntry, type QueueEntry } from '../spool/queue-entry.js';
+import type { Spool } from '../spool/spool.js';
+import type { ReceivedFile } from './receive-to-file.js';
+
+export interface AcceptDeps {
+  config: Config;
+  sink: PayloadSink;
+  spool: Spool;
+  /** the delivery workers; absent in sync mode */
+  runner?: QueueRunner;
+  log: Logger;
+}
+
+/** The 250 text and what the outcome line of the log says. */
+export interface Accepted {
+  reply: string;
+  outcome: 'delivered' | 'dry-run' | 'queued';
+  messageId: string | null;
+}
+
+/** Sync mode: parse, map and post now; any failure is thrown for the SMTP edge to answer. */
+export async function acceptSync(
+  received: ReceivedFile,
+  envelope: Envelope,
+  deps: AcceptDeps,
+): Promise<Accepted> {
+  const message = await parseMessage(received.path);
+  await deliverMessage(message, envelope, deps.config, deps.sink);
+  return {
+    reply: `OK: delivered as ${envelope.id}`,
+    outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
+    messageId: messageIds(message).messageId,
+  };
+}
+
+/**
+ * Queue and hybrid modes: make the message durable first. Queue mode answers right away;
+ * hybrid mode then tries the API for up to `delivery.syncTimeoutMs`.
+ */
+export async function acceptToSpool(
+  received: ReceivedFile,
+  envelope: Envelope,
+  deps: AcceptDeps,
+  now: number,
+): Promise<Accepted> {
+  const runner = deps.runner;
+  if (!runner) throw new Error('queue runner missing');
+  const entry = newQueueEntry({
+    envelope,
+    groups: groupByRoute(envelope.rcptTo, deps.config.routes),
+    messageId: received.messageId,
+    size: received.size,
+    now,
+  });
+  const hybrid = deps.config.delivery.mode === 'hybrid' && !runner.pausedReason;
+  try {
+    await deps.spool.commit(entry, received.path, hybrid ? 'active' : 'queue');
+  } catch (err) {
+    throw new TemporaryError('Could not store the message, try again later', {
+      cause: err,
+    });
+  }
+  const queued: Accepted = {
+    reply: `OK: queued as ${entry.id}`,
+    outcome: 'queued',
+    messageId: received.messageId,
+  };
+  if (!hybrid) {
+    runner.enqueue(entry);
+    return queued;
+  }
+  return tryNow(entry, runner, deps, queued);
+}
+
+/** Hybrid: one attempt while the sender waits; a refusal goes back to the sender as 554. */
+async function tryNow(
+  entry: QueueEntry,
+  runner: QueueRunner,
+  deps: AcceptDeps,
+  queued: Accepted,
+): Promise<Accepted> {
+  const attempt = runner.attemptClaimed(entry);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<null>(done => {
+    timer = setTimeout(() => done(null), deps.config.delivery.syncTimeoutMs);
+  });
+  const result = await Promise.race([attempt, timedOut]);
+  clearTimeout(timer);
+  if (!result) {
+    // the attempt goes on; its result is filed like any worker's
+    attempt
+      .then(late => runner.file(late))
+      .catch(err =>
+        deps.log.error('hybrid attempt failed', {
+          queueId: entry.id,
+          ...errorFields(err),
+        }),
+      );
+    return queued;
+  }
+  const nothingDelivered = result.entry.routes.every(
+    r => r.status !== 'delivered',
+  );
+  if (result.outcome === 'dead' && nothingDelivered) {
+    await deps.spool.remove(entry.id, 'active');
+    throw new PermanentError(result.entry.lastError ?? 'refused by the API');
+  }
+  await runner.file(result);
+  if (result.outcome !== 'delivered') return queued;
+  return {
+    reply: `OK: delivered as ${entry.id}`,
+    outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
+    messageId: result.messageId ?? entry.messageId,
+  };
+}

@@ -1,0 +1,110 @@
+// The state of one spooled message, as stored beside its raw bytes; and its pure transitions.
+import type { RouteConfig } from '../config/schema.js';
+import type { Envelope } from '../envelope.js';
+import type { RouteGroup } from '../routing/resolve-route.js';
+
+export type RouteStatus = 'pending' | 'delivered' | 'failed';
+
+/** One route of a message, tracked on its own: A delivered and B failing retries only B. */
+export interface RouteState {
+  /** the route as configured when the message was accepted */
+  route: RouteConfig;
+  /** position of the route in the table then (part of the stable key) */
+  index: number;
+  recipients: string[];
+  threadId?: string;
+  status: RouteStatus;
+  /** the last failure of this route, if any */
+  lastError?: string;
+}
+
+export interface AttemptRecord {
+  /** ISO time of the attempt */
+  at: string;
+  /** route index -> outcome text ('delivered', 'HTTP 503', 'duplicate', ...) */
+  results: Record<string, string>;
+}
+
+/** What the spool stores for a message, beside the raw bytes in msg/<id>.eml. */
+export interface QueueEntry {
+  version: 1;
+  id: string;
+  envelope: Envelope;
+  /** the Message-ID as found in the header at accept time (unnormalised), or null */
+  messageId: string | null;
+  size: number;
+  routes: RouteState[];
+  attempts: number;
+  /** ms since the epoch */
+  createdAt: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  history: AttemptRecord[];
+  /** why the message is dead, once it is */
+  dead?: DeadInfo;
+}
+
+export interface DeadInfo {
+  reason: string;
+  at: string;
+  status?: number;
+  apiErrors?: unknown[];
+}
+
+/** Most attempts kept in `history`; older ones are dropped (the count stays in `attempts`). */
+export const HISTORY_LIMIT = 50;
+
+/** A new entry for a message just received, its routes pending, due now. */
+export function newQueueEntry(options: {
+  envelope: Envelope;
+  groups: RouteGroup[];
+  messageId: string | null;
+  size: number;
+  now: number;
+}): QueueEntry {
+  return {
+    version: 1,
+    id: options.envelope.id,
+    envelope: options.envelope,
+    messageId: options.messageId,
+    size: options.size,
+    routes: options.groups.map(g => ({
+      route: g.route,
+      index: g.index,
+      recipients: g.recipients,
+      threadId: g.threadId,
+      status: 'pending',
+    })),
+    attempts: 0,
+    createdAt: options.now,
+    nextAttemptAt: options.now,
+    lastError: null,
+    history: [],
+  };
+}
+
+/** The route groups still to deliver, in the shape the mapper takes. */
+export function pendingGroups(entry: QueueEntry): RouteGroup[] {
+  return entry.routes
+    .filter(r => r.status !== 'delivered')
+    .map(r => ({
+      route: r.route,
+      index: r.index,
+      recipients: r.recipients,
+      threadId: r.threadId,
+    }));
+}
+
+/** Puts a dead message back in the queue: failed routes pending again, due now. */
+export function replayEntry(entry: QueueEntry, now: number): QueueEntry {
+  return {
+    ...entry,
+    routes: entry.routes.map(r =>
+      r.status === 'delivered' ? r : { ...r, status: 'pending' },
+    ),
+    dead: undefined,
+    attempts: 0,
+    createdAt: now,
+    nextAttemptAt: now,
+  };
+}

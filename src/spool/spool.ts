@@ -1,0 +1,236 @@
+// The durable queue on disk: raw bytes in msg/, state in queue/ (waiting), active/ (claimed), dead/.
+import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from './durable-fs.js';
+import type { QueueEntry } from './queue-entry.js';
+
+/** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
+export type EntryState = 'queue' | 'active' | 'dead';
+
+const STATES: readonly EntryState[] = ['queue', 'active', 'dead'];
+
+/** What recover() found and mended at start. */
+export interface RecoveryReport {
+  removedTmp: number;
+  requeued: number;
+  orphans: number;
+  missingRaw: number;
+}
+
+/**
+ * The spool. Every transition is a rename within one file system, so a crash at any point leaves
+ * either the old state or the new one; claims are renames too, so two processes (the daemon and
+ * a `queue` command) never both own an entry.
+ */
+export class Spool {
+  readonly tmpDir: string;
+  readonly msgDir: string;
+
+  constructor(readonly dir: string) {
+    this.tmpDir = join(dir, 'tmp');
+    this.msgDir = join(dir, 'msg');
+  }
+
+  /** Creates the folders; safe to call on an existing spool. */
+  async init(): Promise<this> {
+    for (const sub of ['tmp', 'msg', ...STATES]) {
+      await mkdir(join(this.dir, sub), { recursive: true });
+    }
+    return this;
+  }
+
+  /** Where the raw message of a new id is written while it is received. */
+  tmpMessagePath(id: string): string {
+    return join(this.tmpDir, `${id}.eml`);
+  }
+
+  /** The raw message of a spooled entry. */
+  messagePath(id: string): string {
+    return join(this.msgDir, `${id}.eml`);
+  }
+
+  private statePath(state: EntryState, id: string): string {
+    return join(this.dir, state, `${id}.json`);
+  }
+
+  private tmpStatePath(id: string): string {
+    return join(this.tmpDir, `${id}.${process.pid}.${Date.now()}.json`);
+  }
+
+  /**
+   * Makes a received message durable: its state file is fsynced, the raw file (already fsynced
+   * by the receiver) and the state are renamed into place and both folders fsynced. Only after
+   * this may the client hear 250. `into: 'active'` keeps it claimed for the caller (hybrid mode).
+   */
+  async commit(
+    entry: QueueEntry,
+    tmpMessage: string,
+    into: 'queue' | 'active' = 'queue',
+  ): Promise<void> {
+    const tmpState = this.tmpStatePath(entry.id);
+    try {
+      await writeFileAtomic(
+        tmpState,
+        tmpState + '.ready',
+        JSON.stringify(entry),
+      );
+      await rename(tmpMessage, this.messagePath(entry.id));
+      await rename(tmpState + '.ready', this.statePath(into, entry.id));
+      await fsyncDir(this.msgDir);
+      await fsyncDir(join(this.dir, into));
+    } catch (err) {
+      await Promise.all([
+        rm(tmpMessage, { force: true }),
+        rm(tmpState, { force: true }),
+        rm(tmpState + '.ready', { force: true }),
+        rm(this.messagePath(entry.id), { force: true }),
+        rm(this.statePath(into, entry.id), { force: true }),
+      ]);
+      throw err;
+    }
+  }
+
+  /** Claims a waiting entry (queue/ -> active/); null when someone else has it or it is gone. */
+  async claim(id: string): Promise<QueueEntry | null> {
+    try {
+      await rename(this.statePath('queue', id), this.statePath('active', id));
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    return this.read('active', id);
+  }
+
+  /** Takes an entry out of `from` for an operator's command (renamed into tmp/). */
+  async take(id: string, from: EntryState): Promise<QueueEntry | null> {
+    const held = this.tmpStatePath(id);
+    try {
+      await rename(this.statePath(from, id), held);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    const entry = JSON.parse(await readFile(held, 'utf8')) as QueueEntry;
+    await unlink(held);
+    return entry;
+  }
+
+  /** Reads an entry's state; null when there is none in that state. */
+  async read(state: EntryState, id: string): Promise<QueueEntry | null> {
+    try {
+      return JSON.parse(
+        await readFile(this.statePath(state, id), 'utf8'),
+      ) as QueueEntry;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  /** Finds an entry in whichever state holds it. */
+  async find(
+    id: string,
+  ): Promise<{ state: EntryState; entry: QueueEntry } | null> {
+    for (const state of STATES) {
+      const entry = await this.read(state, id);
+      if (entry) return { state, entry };
+    }
+    return null;
+  }
+
+  /** Writes an entry's new state into `to` and drops its old state file in `from`. */
+  async move(
+    entry: QueueEntry,
+    from: EntryState | null,
+    to: EntryState,
+  ): Promise<void> {
+    const tmp = this.tmpStatePath(entry.id);
+    await writeFileAtomic(
+      tmp,
+      this.statePath(to, entry.id),
+      JSON.stringify(entry),
+    );
+    if (from && from !== to) {
+      await rm(this.statePath(from, entry.id), { force: true });
+    }
+  }
+
+  /** Removes an entry and its raw message for good (delivered, refused, or purged). */
+  async remove(id: string, from: EntryState | null): Promise<void> {
+    if (from) await rm(this.statePath(from, id), { force: true });
+    await rm(this.messagePath(id), { force: true });
+  }
+
+  /** The ids in one state, oldest first (ids sort by time). */
+  async ids(state: EntryState): Promise<string[]> {
+    const names = await readdir(join(this.dir, state));
+    return names
+      .filter(n => n.endsWith('.json'))
+      .map(n => n.slice(0, -'.json'.length))
+      .sort();
+  }
+
+  /** Every entry in one state, oldest first; entries that vanish while read are skipped. */
+  async list(state: EntryState): Promise<QueueEntry[]> {
+    const entries: QueueEntry[] = [];
+    for (const id of await this.ids(state)) {
+      const entry = await this.read(state, id);
+      if (entry) entries.push(entry);
+    }
+    return entries;
+  }
+
+  /**
+   * Mends the spool after a crash; run once at start, before any worker. Temporary files go
+   * (their clients never heard 250), claimed entries are made due again, raw files without a
+   * state are removed, and states without a raw file are moved to dead/ for the operator.
+   */
+  async recover(now: number): Promise<RecoveryReport> {
+    const report: RecoveryReport = {
+      removedTmp: 0,
+      requeued: 0,
+      orphans: 0,
+      missingRaw: 0,
+    };
+    for (const name of await readdir(this.tmpDir)) {
+      await rm(join(this.tmpDir, name), { force: true });
+      report.removedTmp++;
+    }
+    const waiting = new Set(await this.ids('queue'));
+    for (const id of await this.ids('active')) {
+      if (waiting.has(id)) {
+        await rm(this.statePath('active', id), { force: true });
+      } else {
+        await rename(this.statePath('active', id), this.statePath('queue', id));
+        waiting.add(id);
+      }
+      report.requeued++;
+    }
+    const known = new Set([...waiting, ...(await this.ids('dead'))]);
+    const raw = (await readdir(this.msgDir))
+      .filter(n => n.endsWith('.eml'))
+      .map(n => n.slice(0, -'.eml'.length));
+    const rawIds = new Set(raw);
+    for (const id of raw) {
+      if (known.has(id)) continue;
+      await rm(this.messagePath(id), { force: true });
+      report.orphans++;
+    }
+    for (const id of waiting) {
+      if (rawIds.has(id)) continue;
+      const entry = await this.read('queue', id);
+      if (!entry) continue;
+      entry.dead = {
+        reason: 'raw message missing from the spool',
+        at: new Date(now).toISOString(),
+      };
+      await this.move(entry, 'queue', 'dead');
+      report.missingRaw++;
+    }
+    return report;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
