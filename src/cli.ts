@@ -5,7 +5,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from './config/load-config.js';
 import { ConfigError } from './errors/bridge-error.js';
 import { runCheckConfig } from './commands/check-config.js';
+import { runInject } from './commands/inject.js';
 import { runPreview } from './commands/preview.js';
+import { runQueue } from './commands/queue.js';
 import { runServe } from './commands/serve.js';
 
 const USAGE = `Usage: mailbridge <command> [options]
@@ -15,7 +17,12 @@ Commands:
   preview FILE.eml [--rcpt ADDR]... [--from ADDR] [--pretty] [--config FILE]
                                                print the JSON body per route; sends nothing
   check-config [--config FILE]                 validate and print the effective configuration
-  queue ..., inject ...                        arrive with the durable spool (not yet available)
+  queue list|dead [--json]                     messages waiting / dead (ID first)
+  queue show ID                                one message's full state
+  queue retry ID|--all                         make waiting messages due now
+  queue replay ID                              put a dead message back in the queue
+  queue purge ID                               delete a waiting or dead message
+  inject FILE.eml --rcpt ADDR [--from ADDR]    spool a message as if received by SMTP
 
 Options:
   --config FILE   a .yaml, .yml or .json file layered over config/ (or MAILBRIDGE_CONFIG)
@@ -28,6 +35,8 @@ const OPTIONS = {
   rcpt: { type: 'string', multiple: true },
   from: { type: 'string' },
   pretty: { type: 'boolean' },
+  json: { type: 'boolean' },
+  all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } satisfies ParseArgsConfig['options'];
@@ -77,12 +86,27 @@ export async function main(argv: string[]): Promise<number> {
           pretty: values.pretty === true,
         });
       }
-      case 'queue':
+      case 'queue': {
+        const [action, id, ...extra] = rest;
+        if (!action || extra.length) {
+          return usageError('queue needs an action and at most one ID');
+        }
+        return await runQueue(loadConfig({ file }), {
+          action,
+          id,
+          all: values.all === true,
+          json: values.json === true,
+        });
+      }
       case 'inject':
-        process.stderr.write(
-          `mailbridge: ${command} is not available yet: it arrives with the durable spool (queue mode)\n`,
-        );
-        return 2;
+        if (rest.length !== 1 || !rest[0]) {
+          return usageError('inject needs one FILE.eml');
+        }
+        return await runInject(loadConfig({ file }), {
+          file: rest[0],
+          rcpt: values.rcpt ?? [],
+          from: values.from,
+        });
       case undefined:
         return usageError('a command is required');
       default:

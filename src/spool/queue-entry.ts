@@ -1,6 +1,7 @@
 // The state of one spooled message, as stored beside its raw bytes; and its pure transitions.
 import type { RouteConfig } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
+import { extractIds } from '../map/message-id.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
 export type RouteStatus = 'pending' | 'delivered' | 'failed';
@@ -30,7 +31,7 @@ export interface QueueEntry {
   version: 1;
   id: string;
   envelope: Envelope;
-  /** the Message-ID as found in the header at accept time (unnormalised), or null */
+  /** the Message-ID found in the header at accept time, normalised, or null */
   messageId: string | null;
   size: number;
   routes: RouteState[];
@@ -66,7 +67,7 @@ export function newQueueEntry(options: {
     version: 1,
     id: options.envelope.id,
     envelope: options.envelope,
-    messageId: options.messageId,
+    messageId: extractIds(options.messageId ?? undefined)[0] ?? null,
     size: options.size,
     routes: options.groups.map(g => ({
       route: g.route,

@@ -313,11 +313,11 @@ describe('cli', () => {
       expect(result.stdout).to.include('check-config');
     });
 
-    it('queue list exits 2: not available yet', async () => {
-      const result = await runCli(['queue', 'list']);
+    it('queue without an action exits 2', async () => {
+      const result = await runCli(['queue']);
       expect(result.code).to.equal(2);
       expect(result.stdout).to.equal('');
-      expect(result.stderr).to.include('not available');
+      expect(result.stderr).to.include('queue needs an action');
     });
   });
 

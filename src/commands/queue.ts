@@ -1,0 +1,169 @@
+// `queue list|show|retry|dead|replay|purge`: the spool of a stopped or running daemon, by hand.
+import { resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { replayEntry, type QueueEntry } from '../spool/queue-entry.js';
+import { Spool, type EntryState } from '../spool/spool.js';
+
+export interface QueueCommand {
+  action: string;
+  id?: string;
+  all: boolean;
+  json: boolean;
+}
+
+/** One line of `list` / `dead`, and the element of their `--json` arrays. */
+export interface QueueSummary {
+  id: string;
+  messageId: string | null;
+  from: string | null;
+  recipients: string[];
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastError: string | null;
+  /** dead entries: why */
+  reason?: string;
+}
+
+/** Runs one queue action; resolves to the exit status (2 bad usage, 1 not found or busy). */
+export async function runQueue(
+  config: Config,
+  command: QueueCommand,
+): Promise<number> {
+  const spool = await new Spool(resolve(config.spool.dir)).init();
+  const now = Date.now();
+  const { action, id } = command;
+  const needsId =
+    ['show', 'replay', 'purge'].includes(action) ||
+    (action === 'retry' && !command.all);
+  if (needsId && !id) return usage(`queue ${action} needs a message ID`);
+  switch (action) {
+    case 'list':
+      return print(await listStates(spool, ['active', 'queue']), command.json);
+    case 'dead':
+      return print(await listStates(spool, ['dead']), command.json);
+    case 'show':
+      return show(spool, id!);
+    case 'retry':
+      return command.all ? retryAll(spool, now) : retry(spool, id!, now);
+    case 'replay':
+      return replay(spool, id!, now);
+    case 'purge':
+      return purge(spool, id!);
+    default:
+      return usage(
+        `unknown queue action "${action}" (list, show, retry, dead, replay, purge)`,
+      );
+  }
+}
+
+function usage(message: string): number {
+  process.stderr.write(`mailbridge: ${message}\n`);
+  return 2;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`mailbridge: ${message}\n`);
+  return 1;
+}
+
+async function listStates(
+  spool: Spool,
+  states: EntryState[],
+): Promise<QueueSummary[]> {
+  const all: QueueEntry[] = [];
+  for (const state of states) all.push(...(await spool.list(state)));
+  return all.sort((a, b) => a.id.localeCompare(b.id)).map(summarise);
+}
+
+/** The public summary of an entry (the contract's `--json` fields). */
+export function summarise(entry: QueueEntry): QueueSummary {
+  return {
+    id: entry.id,
+    messageId: entry.messageId,
+    from: entry.envelope.mailFrom,
+    recipients: entry.envelope.rcptTo,
+    attempts: entry.attempts,
+    nextAttemptAt: entry.dead
+      ? null
+      : new Date(entry.nextAttemptAt).toISOString(),
+    lastError: entry.lastError,
+    ...(entry.dead ? { reason: entry.dead.reason } : {}),
+  };
+}
+
+function print(rows: QueueSummary[], json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return 0;
+  }
+  for (const row of rows) {
+    const when = row.nextAttemptAt ?? 'dead';
+    const error = row.reason ?? row.lastError ?? '';
+    process.stdout.write(
+      `${row.id}  ${when}  attempts=${row.attempts}  ${row.from ?? '<>'} -> ${row.recipients.join(',')}  ${row.messageId ?? ''}  ${error}\n`,
+    );
+  }
+  return 0;
+}
+
+async function show(spool: Spool, id: string): Promise<number> {
+  const found = await spool.find(id);
+  if (!found) return fail(`no message ${id} in the spool`);
+  const out = {
+    state: found.state,
+    raw: spool.messagePath(id),
+    ...found.entry,
+  };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  return 0;
+}
+
+async function retry(spool: Spool, id: string, now: number): Promise<number> {
+  const entry = await spool.take(id, 'queue');
+  if (!entry) return fail(await whyNot(spool, id, 'queue retry'));
+  await spool.move({ ...entry, nextAttemptAt: now }, null, 'queue');
+  process.stdout.write(`${id} due now\n`);
+  return 0;
+}
+
+async function retryAll(spool: Spool, now: number): Promise<number> {
+  let count = 0;
+  for (const id of await spool.ids('queue')) {
+    const entry = await spool.take(id, 'queue');
+    if (!entry) continue; // claimed by the daemon meanwhile
+    await spool.move({ ...entry, nextAttemptAt: now }, null, 'queue');
+    count++;
+  }
+  process.stdout.write(`${count} messages due now\n`);
+  return 0;
+}
+
+async function replay(spool: Spool, id: string, now: number): Promise<number> {
+  const entry = await spool.take(id, 'dead');
+  if (!entry) return fail(await whyNot(spool, id, 'queue replay'));
+  await spool.move(replayEntry(entry, now), null, 'queue');
+  process.stdout.write(`${id} queued again\n`);
+  return 0;
+}
+
+async function purge(spool: Spool, id: string): Promise<number> {
+  for (const state of ['queue', 'dead'] as const) {
+    if (await spool.take(id, state)) {
+      await spool.remove(id, null);
+      process.stdout.write(`${id} purged\n`);
+      return 0;
+    }
+  }
+  return fail(await whyNot(spool, id, 'queue purge'));
+}
+
+/** Explains why an entry could not be taken: it is being delivered, elsewhere, or unknown. */
+async function whyNot(spool: Spool, id: string, what: string): Promise<string> {
+  const found = await spool.find(id);
+  if (!found) return `no message ${id} in the spool`;
+  if (found.state === 'active') {
+    return `${id} is being delivered right now; try again`;
+  }
+  const hint = found.state === 'dead' ? 'use queue replay' : 'use queue retry';
+  return `${what}: ${id} is in ${found.state}/ (${hint})`;
+}
