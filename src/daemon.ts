@@ -59,7 +59,7 @@ export async function startDaemon(
   const sink = countPosts(
     dryRun
       ? new DryRunSink(spool.dir, log.child({ stage: 'dry-run' }))
-      : new ApiClient(config.api, log.child({ stage: 'api' })),
+      : new ApiClient(config.api, log.child({ stage: 'api' }), options.now),
     metrics,
   );
   const dedupe = new DedupeStore(

@@ -24,6 +24,9 @@ export interface QueueSummary {
   reason?: string;
 }
 
+/** The shape of a queue id (see newQueueId): letters and digits only. */
+const MESSAGE_ID = /^[0-9A-Za-z]+$/;
+
 /** Runs one queue action; resolves to the exit status (2 bad usage, 1 not found or busy). */
 export async function runQueue(
   config: Config,
@@ -36,6 +39,12 @@ export async function runQueue(
     ['show', 'replay', 'purge'].includes(action) ||
     (action === 'retry' && !command.all);
   if (needsId && !id) return usage(`queue ${action} needs a message ID`);
+  // ids become file names: "../x" would reach (and purge would delete) files outside the spool
+  if (id !== undefined && !MESSAGE_ID.test(id)) {
+    return usage(
+      `not a message ID: "${id}" (letters and digits, as in queue list)`,
+    );
+  }
   switch (action) {
     case 'list':
       return print(await listStates(spool, ['active', 'queue']), command.json);
@@ -119,9 +128,9 @@ async function show(spool: Spool, id: string): Promise<number> {
 }
 
 async function retry(spool: Spool, id: string, now: number): Promise<number> {
-  const entry = await spool.take(id, 'queue');
-  if (!entry) return fail(await whyNot(spool, id, 'queue retry'));
-  await spool.move({ ...entry, nextAttemptAt: now }, null, 'queue');
+  if (!(await makeDue(spool, id, now))) {
+    return fail(await whyNot(spool, id, 'queue retry'));
+  }
   process.stdout.write(`${id} due now\n`);
   return 0;
 }
@@ -129,19 +138,34 @@ async function retry(spool: Spool, id: string, now: number): Promise<number> {
 async function retryAll(spool: Spool, now: number): Promise<number> {
   let count = 0;
   for (const id of await spool.ids('queue')) {
-    const entry = await spool.take(id, 'queue');
-    if (!entry) continue; // claimed by the daemon meanwhile
-    await spool.move({ ...entry, nextAttemptAt: now }, null, 'queue');
-    count++;
+    if (await makeDue(spool, id, now)) count++; // else claimed by the daemon meanwhile
   }
   process.stdout.write(`${count} messages due now\n`);
   return 0;
 }
 
+/**
+ * Claims a waiting entry (queue/ -> active/, so the daemon cannot take it meanwhile), then
+ * writes it back due now. The state is on disk at every step: a crash in between leaves it in
+ * active/, which the daemon's recovery puts back in the queue.
+ */
+async function makeDue(
+  spool: Spool,
+  id: string,
+  now: number,
+): Promise<boolean> {
+  const entry = await spool.claim(id);
+  if (!entry) return false;
+  await spool.move({ ...entry, nextAttemptAt: now }, 'active', 'queue');
+  return true;
+}
+
 async function replay(spool: Spool, id: string, now: number): Promise<number> {
-  const entry = await spool.take(id, 'dead');
+  // the daemon never touches dead/: read it, write the new state, only then drop the old one,
+  // so a failed write or a crash in between cannot lose the message
+  const entry = await spool.read('dead', id);
   if (!entry) return fail(await whyNot(spool, id, 'queue replay'));
-  await spool.move(replayEntry(entry, now), null, 'queue');
+  await spool.move(replayEntry(entry, now), 'dead', 'queue');
   process.stdout.write(`${id} queued again\n`);
   return 0;
 }

@@ -86,10 +86,12 @@ export async function attemptDelivery(
     if (!outcome.failure) {
       route.status = 'delivered';
       route.lastError = undefined;
+      route.api = undefined;
       continue;
     }
     route.lastError = outcome.text;
     const err = outcome.failure;
+    route.api = err instanceof BridgeError ? err.api : undefined;
     if (err instanceof BridgeError) lastApi = err.api ?? lastApi;
     if (err instanceof BridgeError && !err.temporary) route.status = 'failed';
     if (err instanceof TemporaryError) {
@@ -134,8 +136,10 @@ async function postRoute(
   } catch (err) {
     return { text: (err as Error).message, failure: err as Error };
   }
-  // recorded before the spool is updated: a crash in between cannot post it twice
-  await deps.dedupe.add(dedupeKey);
+  // recorded before the spool is updated: a crash in between cannot post it twice. A record
+  // that cannot be written costs at most one duplicate post later; failing the attempt here
+  // would forget that this route was delivered and post it again for sure.
+  await deps.dedupe.add(dedupeKey).catch(() => undefined);
   return { text: 'delivered' };
 }
 
@@ -174,6 +178,9 @@ function conclude(
   const retry = deps.config.delivery.retry;
   const expired = now - entry.createdAt >= retry.maxAgeMs;
   if (!pending || expired) {
+    // a route refused by an earlier attempt keeps what the API said then
+    const api =
+      extra.api ?? routes.filter(r => r.status === 'failed').at(-1)?.api;
     const age = Math.round((now - entry.createdAt) / 1000);
     const reason = pending
       ? `expired after ${attempts} attempts in ${age} s: ${lastError}`
@@ -181,8 +188,8 @@ function conclude(
     const dead: DeadInfo = {
       reason,
       at: new Date(now).toISOString(),
-      status: extra.api?.status,
-      apiErrors: extra.api?.errors,
+      status: api?.status,
+      apiErrors: api?.errors,
     };
     return { ...base, entry: { ...next, dead }, outcome: 'dead' };
   }

@@ -41,6 +41,8 @@ export class QueueRunner {
   private readonly due = new Map<string, number>();
   private readonly heap = new DueHeap();
   private readonly running = new Map<string, Promise<void>>();
+  /** not-before times of entries handed back after an attempt that could not be filed */
+  private readonly holds = new Map<string, number>();
   private readonly attemptDeps: AttemptDeps;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -146,6 +148,28 @@ export class QueueRunner {
     }
   }
 
+  /**
+   * Hands a claimed entry back to queue/ after an attempt that could not be filed (a spool or
+   * dedupe I/O error), to be tried again after a retry delay rather than wait in active/ for
+   * the next start. The state on disk is the one from before that attempt. Call it once the
+   * attempt is over; the next scan schedules the entry.
+   */
+  async release(id: string): Promise<void> {
+    try {
+      if (!(await this.deps.spool.release(id))) return;
+    } catch (err) {
+      this.deps.log.error('could not hand a message back to the queue', {
+        queueId: id,
+        ...errorFields(err),
+      });
+      return;
+    }
+    // the next scan schedules it, not before this
+    const retry = this.deps.config.delivery.retry;
+    const delay = Math.min(retry.initialDelayMs, retry.maxDelayMs);
+    this.holds.set(id, this.now() + delay);
+  }
+
   /** Stops claiming; waits up to delivery.shutdownTimeoutMs for attempts in flight. */
   close(): Promise<void> {
     this.closed ??= (async () => {
@@ -188,12 +212,15 @@ export class QueueRunner {
     for (const id of this.due.keys()) {
       if (!present.has(id) && !this.running.has(id)) this.due.delete(id);
     }
+    for (const id of this.holds.keys()) {
+      if (!present.has(id)) this.holds.delete(id);
+    }
     for (const id of ids) {
       if (this.running.has(id)) continue;
       const entry = await this.deps.spool.read('queue', id);
-      if (entry && this.due.get(id) !== entry.nextAttemptAt) {
-        this.schedule(id, entry.nextAttemptAt);
-      }
+      if (!entry) continue;
+      const at = Math.max(entry.nextAttemptAt, this.holds.get(id) ?? -Infinity);
+      if (this.due.get(id) !== at) this.schedule(id, at);
     }
     this.pump();
   }
@@ -215,6 +242,7 @@ export class QueueRunner {
       if (next.at > now) return this.wake(next.at - now);
       this.heap.pop();
       this.due.delete(next.id);
+      this.holds.delete(next.id);
       const run = this.process(next.id).finally(() => {
         this.running.delete(next.id);
         this.pump();
@@ -250,11 +278,12 @@ export class QueueRunner {
       if (!entry) return; // taken by a `queue` command, or purged
       await this.file(await this.attemptClaimed(entry));
     } catch (err) {
-      // a spool I/O error: the entry stays where it is and recovery or the next scan resumes it
+      // a spool or dedupe I/O error: back to the queue, tried again after a retry delay
       this.deps.log.error('delivery attempt failed', {
         queueId: id,
         ...errorFields(err),
       });
+      await this.release(id);
     }
   }
 

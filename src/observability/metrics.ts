@@ -63,7 +63,10 @@ export function createMetrics(): Metrics {
     acceptSeconds: new Histogram({
       name: 'mailbridge_accept_seconds',
       help: 'Time from the end of DATA to the SMTP reply',
-      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: [
+        0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1,
+        0.25, 0.5, 1, 2.5, 5, 10, 30,
+      ],
       registers: [registry],
     }),
     messageBytes: new Histogram({

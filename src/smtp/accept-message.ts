@@ -2,6 +2,7 @@
 import type { Config } from '../config/schema.js';
 import { deliverMessage } from '../deliver/deliver-message.js';
 import type { PayloadSink } from '../deliver/payload-sink.js';
+import type { AttemptResult } from '../deliver/attempt-delivery.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
 import type { Envelope } from '../envelope.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
@@ -92,22 +93,30 @@ async function tryNow(
   queued: Accepted,
 ): Promise<Accepted> {
   const attempt = runner.attemptClaimed(entry);
+  // the message is stored: when its attempt cannot be filed, the queue takes it from here
+  const failed = async (err: unknown): Promise<Accepted> => {
+    deps.log.error('hybrid attempt failed', {
+      queueId: entry.id,
+      ...errorFields(err),
+    });
+    await runner.release(entry.id);
+    return queued;
+  };
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<null>(done => {
     timer = setTimeout(() => done(null), deps.config.delivery.syncTimeoutMs);
   });
-  const result = await Promise.race([attempt, timedOut]);
-  clearTimeout(timer);
+  let result: AttemptResult | null;
+  try {
+    result = await Promise.race([attempt, timedOut]);
+  } catch (err) {
+    return failed(err);
+  } finally {
+    clearTimeout(timer);
+  }
   if (!result) {
     // the attempt goes on; its result is filed like any worker's
-    attempt
-      .then(late => runner.file(late))
-      .catch(err =>
-        deps.log.error('hybrid attempt failed', {
-          queueId: entry.id,
-          ...errorFields(err),
-        }),
-      );
+    attempt.then(late => runner.file(late)).catch(failed);
     return queued;
   }
   const nothingDelivered = result.entry.routes.every(
@@ -117,7 +126,11 @@ async function tryNow(
     await deps.spool.remove(entry.id, 'active');
     throw new PermanentError(result.entry.lastError ?? 'refused by the API');
   }
-  await runner.file(result);
+  try {
+    await runner.file(result);
+  } catch (err) {
+    return failed(err);
+  }
   if (result.outcome !== 'delivered') return queued;
   return {
     reply: `OK: delivered as ${entry.id}`,

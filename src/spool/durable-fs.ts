@@ -1,6 +1,5 @@
 // Small durable-write helpers: fsync a file's data and the directory entry that names it.
 import { open, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
 
 /** fsyncs a directory, so a rename or unlink within it survives a power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -12,20 +11,85 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+interface Round {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function newRound(): Round {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Group commit for directory fsyncs: callers that arrive while an fsync of the same folder runs
+ * share the next one (it starts after their renames, so it covers them). Under load one fsync
+ * serves many messages instead of one each.
+ */
+export class DirSyncer {
+  private readonly folders = new Map<
+    string,
+    { running: boolean; next: Round | null }
+  >();
+
+  /** Resolves once an fsync of `dir` that started after this call has completed. */
+  sync(dir: string): Promise<void> {
+    let folder = this.folders.get(dir);
+    if (!folder) {
+      folder = { running: false, next: null };
+      this.folders.set(dir, folder);
+    }
+    folder.next ??= newRound();
+    const { promise } = folder.next;
+    if (!folder.running) void this.run(dir, folder);
+    return promise;
+  }
+
+  private async run(
+    dir: string,
+    folder: { running: boolean; next: Round | null },
+  ): Promise<void> {
+    folder.running = true;
+    while (folder.next) {
+      const round = folder.next;
+      folder.next = null;
+      try {
+        await fsyncDir(dir);
+        round.resolve();
+      } catch (err) {
+        round.reject(err);
+      }
+    }
+    folder.running = false;
+  }
+}
+
 /** Writes `data` to `tmpPath` (exclusive), fsyncs it, then renames it to `path` atomically. */
 export async function writeFileAtomic(
   tmpPath: string,
   path: string,
   data: string,
-  options: { syncDir?: boolean } = {},
 ): Promise<void> {
-  const handle = await open(tmpPath, 'wx');
+  await writeFileDurable(tmpPath, data);
+  await rename(tmpPath, path);
+}
+
+/** Writes `data` to a new file (exclusive) and fsyncs it. */
+export async function writeFileDurable(
+  path: string,
+  data: string,
+): Promise<void> {
+  const handle = await open(path, 'wx');
   try {
     await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await rename(tmpPath, path);
-  if (options.syncDir) await fsyncDir(dirname(path));
 }

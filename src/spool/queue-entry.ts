@@ -17,6 +17,8 @@ export interface RouteState {
   status: RouteStatus;
   /** the last failure of this route, if any */
   lastError?: string;
+  /** the API's status and errors body for that failure, when the API answered */
+  api?: { status?: number; errors: unknown[] };
 }
 
 export interface AttemptRecord {

@@ -1,7 +1,7 @@
 // The durable queue on disk: raw bytes in msg/, state in queue/ (waiting), active/ (claimed), dead/.
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from './durable-fs.js';
+import { DirSyncer, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import type { QueueEntry } from './queue-entry.js';
 
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
@@ -25,6 +25,7 @@ export interface RecoveryReport {
 export class Spool {
   readonly tmpDir: string;
   readonly msgDir: string;
+  private readonly dirSyncer = new DirSyncer();
 
   constructor(readonly dir: string) {
     this.tmpDir = join(dir, 'tmp');
@@ -69,20 +70,19 @@ export class Spool {
   ): Promise<void> {
     const tmpState = this.tmpStatePath(entry.id);
     try {
-      await writeFileAtomic(
-        tmpState,
-        tmpState + '.ready',
-        JSON.stringify(entry),
-      );
+      await writeFileDurable(tmpState, JSON.stringify(entry));
       await rename(tmpMessage, this.messagePath(entry.id));
-      await rename(tmpState + '.ready', this.statePath(into, entry.id));
-      await fsyncDir(this.msgDir);
-      await fsyncDir(join(this.dir, into));
-    } catch (err) {
+      await rename(tmpState, this.statePath(into, entry.id));
       await Promise.all([
+        this.dirSyncer.sync(this.msgDir),
+        this.dirSyncer.sync(join(this.dir, into)),
+      ]);
+    } catch (err) {
+      // every removal is waited for, and one failing (its folder broken too) hides neither
+      // the others nor the error that made the commit fail
+      await Promise.allSettled([
         rm(tmpMessage, { force: true }),
         rm(tmpState, { force: true }),
-        rm(tmpState + '.ready', { force: true }),
         rm(this.messagePath(entry.id), { force: true }),
         rm(this.statePath(into, entry.id), { force: true }),
       ]);
@@ -145,13 +145,37 @@ export class Spool {
     to: EntryState,
   ): Promise<void> {
     const tmp = this.tmpStatePath(entry.id);
-    await writeFileAtomic(
-      tmp,
-      this.statePath(to, entry.id),
-      JSON.stringify(entry),
-    );
+    try {
+      await writeFileAtomic(
+        tmp,
+        this.statePath(to, entry.id),
+        JSON.stringify(entry),
+      );
+    } catch (err) {
+      // the old state stays in place; no half-done copy is left in tmp/
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
     if (from && from !== to) {
       await rm(this.statePath(from, entry.id), { force: true });
+    }
+  }
+
+  /**
+   * Hands a claimed entry back to queue/ (active/ -> queue/) after an attempt that could not be
+   * filed. A state already written to queue/ is newer and is kept. False when nothing was claimed.
+   */
+  async release(id: string): Promise<boolean> {
+    try {
+      if (await this.read('queue', id)) {
+        await unlink(this.statePath('active', id));
+      } else {
+        await rename(this.statePath('active', id), this.statePath('queue', id));
+      }
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
     }
   }
 

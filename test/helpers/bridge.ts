@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
-import { startDaemon, type Daemon } from '../../src/daemon.js';
+import {
+  startDaemon,
+  type Daemon,
+  type DaemonOptions,
+} from '../../src/daemon.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 export interface TestBridge {
@@ -29,14 +33,26 @@ type Overrides = Parameters<typeof loadConfig>[0] extends infer O
     : never
   : never;
 
+/** How the bridge is started, beyond its configuration. */
+export interface BridgeOptions {
+  /** the daemon's test seams (clock, randomness of the retry schedule) */
+  daemon?: DaemonOptions;
+  /** use this spool folder (e.g. one prepared by hand, or a stopped bridge's) */
+  spoolDir?: string;
+  /** leave the spool folder on disk at close(), for a second bridge to start on */
+  keepSpool?: boolean;
+}
+
 /**
  * Starts the daemon with config/test.yaml plus `overrides`; env variables of the machine are
  * ignored so a developer's MAILBRIDGE_* cannot change a test.
  */
 export async function startBridge(
   overrides: Overrides = {},
+  options: BridgeOptions = {},
 ): Promise<TestBridge> {
-  const spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-test-'));
+  const spoolDir =
+    options.spoolDir ?? (await mkdtemp(join(tmpdir(), 'mailbridge-test-')));
   const config = loadConfig({
     env: { NODE_ENV: 'test' },
     overrides: {
@@ -58,7 +74,7 @@ export async function startBridge(
     },
   });
   const log = createLogger({ level: config.log.level, stream });
-  const daemon = await startDaemon(config, log);
+  const daemon = await startDaemon(config, log, options.daemon);
   return {
     daemon,
     config,
@@ -74,7 +90,9 @@ export async function startBridge(
     },
     async close() {
       await daemon.close();
-      await rm(spoolDir, { recursive: true, force: true });
+      if (!options.keepSpool) {
+        await rm(spoolDir, { recursive: true, force: true });
+      }
     },
   };
 }

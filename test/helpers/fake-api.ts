@@ -32,6 +32,7 @@ export class FakeApi extends EventEmitter {
   readonly requests: RecordedRequest[] = [];
   private readonly replies: FakeReply[] = [];
   private defaultReply: FakeReply = { status: 204 };
+  private responder?: (request: RecordedRequest) => FakeReply | undefined;
   private readonly server: Server;
   private readonly stalled: ServerResponse[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -66,7 +67,12 @@ export class FakeApi extends EventEmitter {
           body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
         };
         this.requests.push(recorded);
-        this.answer(res, this.replies.shift() ?? this.defaultReply);
+        this.answer(
+          res,
+          this.replies.shift() ??
+            this.responder?.(recorded) ??
+            this.defaultReply,
+        );
         this.emit('request', recorded);
       });
     });
@@ -83,6 +89,17 @@ export class FakeApi extends EventEmitter {
   /** The next requests get these replies, in order; afterwards the default. */
   reply(...replies: FakeReply[]): this {
     this.replies.push(...replies);
+    return this;
+  }
+
+  /**
+   * Decides the reply from the request (e.g. by `body.mailbox_id`) when no queued reply is
+   * left; returning undefined falls back to the default.
+   */
+  respondWith(
+    responder: (request: RecordedRequest) => FakeReply | undefined,
+  ): this {
+    this.responder = responder;
     return this;
   }
 

@@ -1,0 +1,272 @@
+// End-to-end benchmark: Postfix's smtp-source against the real daemon (queue mode, fsync) and a
+// local stand-in API. Prints messages/s accepted and posted, accept latency, peak RSS.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nodemailer from 'nodemailer';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const SMTP_SOURCE = '/usr/sbin/smtp-source';
+
+interface Scenario {
+  name: string;
+  sizeBytes: number;
+  messages: number;
+  sessions: number;
+  /** reuse each connection for many messages (smtp-source -d: "don't disconnect") */
+  reuse: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: '2 KiB, connections reused',
+    sizeBytes: 2048,
+    messages: 4000,
+    sessions: 20,
+    reuse: true,
+  },
+  {
+    name: '2 KiB, one connection per message',
+    sizeBytes: 2048,
+    messages: 1000,
+    sessions: 20,
+    reuse: false,
+  },
+  {
+    name: '100 KiB, connections reused',
+    sizeBytes: 102400,
+    messages: 1000,
+    sessions: 20,
+    reuse: true,
+  },
+];
+
+function freePort(): Promise<number> {
+  return new Promise(resolve => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startStandIn(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/stand-in-api.ts'],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, port: Number(line.toString().trim()) };
+}
+
+async function apiCount(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/count`);
+  return ((await res.json()) as { posts: number }).posts;
+}
+
+async function waitForPosts(
+  port: number,
+  count: number,
+  limitMs: number,
+): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while ((await apiCount(port)) < count) {
+    if (Date.now() > deadline) {
+      throw new Error(`only ${await apiCount(port)} of ${count} posted`);
+    }
+    await new Promise(r => setTimeout(r, 20));
+  }
+}
+
+interface Daemon {
+  child: ChildProcess;
+  smtpPort: number;
+  httpPort: number;
+  spool: string;
+}
+
+async function startDaemon(apiPort: number): Promise<Daemon> {
+  const spool = mkdtempSync(join(tmpdir(), 'mailbridge-bench-'));
+  const smtpPort = await freePort();
+  const httpPort = await freePort();
+  const config = join(spool, 'bench.yaml');
+  writeFileSync(
+    config,
+    [
+      'smtp: { maxClients: 200, maxMessageSize: 52428800 }',
+      'routes: [{ match: "*", mailbox_id: bench }]',
+      'api: { concurrency: 16 }',
+      'delivery: { dedupeWindowMs: 0 }',
+    ].join('\n'),
+  );
+  const child = spawn(
+    process.execPath,
+    ['dist/cli.js', 'serve', '--config', config],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        MAILBRIDGE_API_URL: `http://127.0.0.1:${apiPort}/api/v1/message`,
+        MAILBRIDGE_API_TOKEN: 'bench-token',
+        MAILBRIDGE_SMTP_PORT: String(smtpPort),
+        MAILBRIDGE_HTTP_PORT: String(httpPort),
+        MAILBRIDGE_SPOOL_DIR: join(spool, 'spool'),
+        MAILBRIDGE_LOG_LEVEL: 'warn',
+      },
+    },
+  );
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise(r => setTimeout(r, 50));
+  }
+  return { child, smtpPort, httpPort, spool };
+}
+
+async function stopDaemon(daemon: Daemon): Promise<void> {
+  daemon.child.kill('SIGTERM');
+  await once(daemon.child, 'exit');
+  rmSync(daemon.spool, { recursive: true, force: true });
+}
+
+/** Memory of a process from /proc: current and peak resident set, in MiB. */
+function memory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) =>
+    Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/** Quantile from a Prometheus histogram (linear within the bucket). */
+async function acceptQuantiles(
+  httpPort: number,
+): Promise<{ p50: number; p99: number }> {
+  const text = await (
+    await fetch(`http://127.0.0.1:${httpPort}/metrics`)
+  ).text();
+  const buckets = [
+    ...text.matchAll(/mailbridge_accept_seconds_bucket\{le="([^"]+)"\} (\d+)/g),
+  ].map(m => ({
+    le: m[1] === '+Inf' ? Infinity : Number(m[1]),
+    count: Number(m[2]),
+  }));
+  const total = buckets.at(-1)?.count ?? 0;
+  const quantile = (q: number) => {
+    const rank = q * total;
+    let prev = { le: 0, count: 0 };
+    for (const b of buckets) {
+      if (b.count >= rank) {
+        if (b.le === Infinity) return prev.le;
+        const share = (rank - prev.count) / Math.max(1, b.count - prev.count);
+        return prev.le + share * (b.le - prev.le);
+      }
+      prev = b;
+    }
+    return NaN;
+  };
+  return { p50: quantile(0.5) * 1000, p99: quantile(0.99) * 1000 };
+}
+
+async function runScenario(s: Scenario): Promise<string> {
+  const api = await startStandIn();
+  const daemon = await startDaemon(api.port);
+  const started = Date.now();
+  const args = [
+    '-s',
+    String(s.sessions),
+    '-m',
+    String(s.messages),
+    '-l',
+    String(s.sizeBytes),
+  ];
+  if (s.reuse) args.push('-d');
+  args.push(
+    '-f',
+    'bench@example.net',
+    '-t',
+    'support@example.com',
+    `127.0.0.1:${daemon.smtpPort}`,
+  );
+  const result = spawnSync(SMTP_SOURCE, args, { stdio: 'inherit' });
+  if (result.status !== 0) {
+    throw new Error(`smtp-source exited ${result.status}`);
+  }
+  const acceptedMs = Date.now() - started;
+  await waitForPosts(api.port, s.messages, 300_000);
+  const postedMs = Date.now() - started;
+  const { p50, p99 } = await acceptQuantiles(daemon.httpPort);
+  const { hwm } = memory(daemon.child.pid!);
+  await stopDaemon(daemon);
+  api.child.kill();
+  const rate = (ms: number) => Math.round((s.messages * 1000) / ms);
+  return `| ${s.name} | ${s.messages} | ${rate(acceptedMs)} | ${rate(postedMs)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} | ${Math.round(hwm)} |`;
+}
+
+async function largeAttachment(): Promise<string> {
+  const api = await startStandIn();
+  const daemon = await startDaemon(api.port);
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: daemon.smtpPort,
+    ignoreTLS: true,
+  });
+  const send = (content: Buffer | string, i: number) =>
+    transport.sendMail({
+      from: 'bench@example.net',
+      to: 'support@example.com',
+      subject: `large ${i}`,
+      text: 'see attachment',
+      attachments: [{ filename: 'blob.bin', content }],
+    });
+  for (let i = 0; i < 20; i++) await send('warm-up', i); // warm up parsers and pools
+  await waitForPosts(api.port, 20, 30_000);
+  const before = memory(daemon.child.pid!);
+  const raw = Buffer.alloc(20 * 1024 * 1024, 7);
+  await send(raw, 99);
+  await waitForPosts(api.port, 21, 120_000);
+  const after = memory(daemon.child.pid!);
+  transport.close();
+  await stopDaemon(daemon);
+  api.child.kill();
+  return `| one message with a 20 MiB attachment | RSS before ${Math.round(before.rss)} MiB, peak ${Math.round(after.hwm)} MiB | growth ${Math.round(after.hwm - before.rss)} MiB (raw message ~27 MiB as base64 MIME) |`;
+}
+
+async function main(): Promise<void> {
+  spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const only = process.argv[2];
+  console.log(
+    `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  console.log(
+    '\n| scenario (queue mode, fsync, 20 sessions) | messages | accepted msg/s | posted msg/s | accept p50 ms | accept p99 ms | peak RSS MiB |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of SCENARIOS) {
+    if (only && only !== 'throughput') break;
+    console.log(await runScenario(s));
+  }
+  if (!only || only === 'memory') {
+    console.log('\n| memory | measured | |');
+    console.log('| --- | --- | --- |');
+    console.log(await largeAttachment());
+  }
+}
+
+main().catch(err => {
+  console.error(err);
+  process.exit(1);
+});

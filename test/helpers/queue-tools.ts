@@ -1,0 +1,133 @@
+// Tools for queue-mode tests: a hand-driven clock, spool listings, scan events, hand-made entries.
+import { EventEmitter, once } from 'node:events';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RouteConfig } from '../../src/config/schema.js';
+import { groupByRoute } from '../../src/routing/resolve-route.js';
+import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
+import type { EntryState, Spool } from '../../src/spool/spool.js';
+
+/** A clock that stands still until the test moves it (pass `clock.now` as the daemon's `now`). */
+export class ManualClock {
+  constructor(private time: number) {}
+
+  readonly now = (): number => this.time;
+
+  /** Moves the clock to `time` (never backwards). */
+  set(time: number): void {
+    this.time = Math.max(this.time, time);
+  }
+
+  advance(ms: number): void {
+    this.time += ms;
+  }
+}
+
+/** A `random` that returns the given values in turn, the last one forever after. */
+export function sequence(...values: number[]): () => number {
+  let i = 0;
+  return () => values[Math.min(i++, values.length - 1)]!;
+}
+
+/** The file names in each folder of a spool. */
+export interface SpoolListing {
+  tmp: string[];
+  msg: string[];
+  queue: string[];
+  active: string[];
+  dead: string[];
+}
+
+/** Lists tmp/, msg/, queue/, active/ and dead/ (a missing folder lists as empty). */
+export async function listSpool(dir: string): Promise<SpoolListing> {
+  const names = (sub: string) =>
+    readdir(join(dir, sub)).catch(() => [] as string[]);
+  return {
+    tmp: await names('tmp'),
+    msg: await names('msg'),
+    queue: await names('queue'),
+    active: await names('active'),
+    dead: await names('dead'),
+  };
+}
+
+/** Reads an entry's state file as the daemon wrote it; null when there is none. */
+export async function readEntry(
+  dir: string,
+  state: EntryState,
+  id: string,
+): Promise<QueueEntry | null> {
+  try {
+    return JSON.parse(
+      await readFile(join(dir, state, `${id}.json`), 'utf8'),
+    ) as QueueEntry;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reports each rescan of the spool by the running daemon's queue runner. It watches the
+ * runner's listing of dead/, which only a scan does, without changing what it returns.
+ */
+export function watchScans(spool: Spool): {
+  next(count?: number): Promise<void>;
+} {
+  const scans = new EventEmitter();
+  const ids = spool.ids.bind(spool);
+  spool.ids = async (state: EntryState) => {
+    const result = await ids(state);
+    if (state === 'dead') scans.emit('scan');
+    return result;
+  };
+  return {
+    async next(count = 1) {
+      for (let i = 0; i < count; i++) await once(scans, 'scan');
+    },
+  };
+}
+
+/** The queue id at the end of a "250 ... queued as ID" / "delivered as ID" reply. */
+export function queueIdOf(response: string): string {
+  const match = / as ([0-9A-Z]+)\s*$/.exec(response);
+  if (!match) throw new Error(`no queue id in "${response}"`);
+  return match[1]!;
+}
+
+/**
+ * Writes a message into a spool folder by hand, as the daemon would have left it: the raw
+ * bytes in msg/ and its state in `state` (queue/ or active/). For recovery and rescan tests.
+ */
+export async function writeSpooledEntry(options: {
+  dir: string;
+  id: string;
+  raw: string;
+  rcptTo: string[];
+  routes: RouteConfig[];
+  messageId: string | null;
+  state: EntryState;
+  now?: number;
+}): Promise<QueueEntry> {
+  const now = options.now ?? Date.now();
+  const entry = newQueueEntry({
+    envelope: {
+      id: options.id,
+      mailFrom: 'sender@example.net',
+      rcptTo: options.rcptTo,
+      receivedAt: new Date(now).toISOString(),
+    },
+    groups: groupByRoute(options.rcptTo, options.routes),
+    messageId: options.messageId,
+    size: Buffer.byteLength(options.raw),
+    now,
+  });
+  for (const sub of ['tmp', 'msg', 'queue', 'active', 'dead']) {
+    await mkdir(join(options.dir, sub), { recursive: true });
+  }
+  await writeFile(join(options.dir, 'msg', `${options.id}.eml`), options.raw);
+  await writeFile(
+    join(options.dir, options.state, `${options.id}.json`),
+    JSON.stringify(entry),
+  );
+  return entry;
+}

@@ -1,0 +1,162 @@
+// Hybrid mode: the message is stored first, then the API is tried while the sender waits.
+import { expect } from 'chai';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { listSpool, queueIdOf } from '../helpers/queue-tools.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+
+const MESSAGE = makeMessage({
+  From: 'jane@example.net',
+  To: 'support@example.com',
+  Subject: 'hybrid',
+  'Message-ID': '<hybrid@example.net>',
+});
+
+describe('hybrid mode', () => {
+  let api: FakeApi;
+  let bridge: TestBridge;
+
+  /** A hybrid bridge: a POST gives up after 600 ms, the sender waits at most 300 ms. */
+  function start(overrides: Record<string, unknown> = {}) {
+    return startBridge({
+      api: apiAt(api.url, { timeoutMs: 600 }),
+      delivery: {
+        mode: 'hybrid',
+        syncTimeoutMs: 300,
+        scanIntervalMs: 100,
+        retry: { initialDelayMs: 20, maxDelayMs: 200 },
+      },
+      ...overrides,
+    });
+  }
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+    bridge = await start();
+  });
+  afterEach(async () => {
+    await bridge.close();
+    await api.close();
+  });
+
+  const send = (to = ['support@example.com']) =>
+    sendRaw({ port: bridge.smtpPort, to, raw: MESSAGE });
+
+  function workerLine(id: string, message: string) {
+    return bridge.waitForLog(
+      l => l.stage === 'deliver' && l.queueId === id && l.message === message,
+    );
+  }
+
+  async function expectSpoolEmpty(): Promise<void> {
+    expect(await listSpool(bridge.spoolDir)).to.deep.equal({
+      tmp: [],
+      msg: [],
+      queue: [],
+      active: [],
+      dead: [],
+    });
+  }
+
+  it('API 204: "250 ... delivered as ID", nothing left in the spool', async () => {
+    expect(bridge.config.delivery.mode).to.equal('hybrid');
+    const result = await send();
+    expect(result.code).to.equal(250);
+    expect(result.response).to.match(/^250 .*delivered as [0-9A-Z]+$/);
+    const id = queueIdOf(result.response);
+    expect(api.requests).to.have.length(1);
+    expect(api.requests[0]?.body.ext_msg_id).to.equal('<hybrid@example.net>');
+    await workerLine(id, 'message delivered');
+    await expectSpoolEmpty();
+  });
+
+  it('API 400: the sender hears 554 5.6.0 and nothing stays in the spool', async () => {
+    api.reply({
+      status: 400,
+      body: { errors: [{ code: 'invalid', message: 'bad body' }] },
+    });
+    const result = await send();
+    expect(result.code).to.equal(554);
+    expect(result.response).to.match(/^554 5\.6\.0 /);
+    expect(api.requests).to.have.length(1);
+    await expectSpoolEmpty();
+  });
+
+  it('API stalls past syncTimeoutMs: "250 ... queued as ID", delivered by a retry', async () => {
+    api.reply({ status: 204, stall: true });
+    const result = await send();
+    expect(result.code).to.equal(250);
+    expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
+    const id = queueIdOf(result.response);
+    expect(api.requests).to.have.length(1);
+
+    // the stalled POST times out, the message is retried from the spool
+    const deferred = await workerLine(id, 'delivery deferred');
+    expect(deferred.error).to.equal('API timeout');
+    await workerLine(id, 'message delivered');
+    expect(api.requests).to.have.length(2);
+    expect(api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
+      '<hybrid@example.net>',
+      '<hybrid@example.net>',
+    ]);
+    await expectSpoolEmpty();
+  });
+
+  it('API 503: "250 ... queued as ID", then retried and delivered', async () => {
+    api.reply({ status: 503 });
+    const result = await send();
+    expect(result.code).to.equal(250);
+    expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
+    const id = queueIdOf(result.response);
+
+    const deferred = await workerLine(id, 'delivery deferred');
+    expect(deferred.error).to.equal('API HTTP 503');
+    const done = await workerLine(id, 'message delivered');
+    expect(done.attempts).to.equal(2);
+    expect(api.requests).to.have.length(2);
+    await expectSpoolEmpty();
+  });
+
+  it('the attempt cannot be filed: still "250 ... queued as ID", the queue finishes it', async () => {
+    await bridge.close();
+    bridge = await start({
+      routes: [
+        { match: 'a@example.com', mailbox_id: 'mb-a' },
+        { match: 'b@example.com', mailbox_id: 'mb-b' },
+      ],
+    });
+    // A is delivered, B refused: the message must be filed in dead/, which is broken
+    api.respondWith(r =>
+      r.body.mailbox_id === 'mb-b' ? { status: 400 } : undefined,
+    );
+    const dead = join(bridge.spoolDir, 'dead');
+    await rm(dead, { recursive: true });
+    await writeFile(dead, 'not a folder');
+
+    const result = await send(['a@example.com', 'b@example.com']);
+    // the message is on disk: the sender must not be asked to send it again
+    expect(result.code).to.equal(250);
+    expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
+    const id = queueIdOf(result.response);
+    const failed = await bridge.waitForLog(
+      l => l.message === 'hybrid attempt failed' && l.queueId === id,
+    );
+    expect(failed.code).to.equal('ENOTDIR');
+
+    await rm(dead);
+    await mkdir(dead);
+    const line = await workerLine(id, 'message dead');
+    expect(line.reason).to.equal('refused: API HTTP 400');
+    const spool = await listSpool(bridge.spoolDir);
+    expect(spool.dead).to.deep.equal([`${id}.json`]);
+    expect(spool.active).to.deep.equal([]);
+    expect(spool.queue).to.deep.equal([]);
+    expect(spool.tmp).to.deep.equal([]);
+    // A was recorded as delivered: the retry did not post it again
+    expect(
+      api.requests.filter(r => r.body.mailbox_id === 'mb-a'),
+    ).to.have.length(1);
+  });
+});

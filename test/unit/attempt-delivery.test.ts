@@ -1,0 +1,551 @@
+// Unit tables for attemptDelivery: one attempt's decision (delivered, retry, dead) from the posts.
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/load-config.js';
+import type { RouteConfig } from '../../src/config/schema.js';
+import {
+  attemptDelivery,
+  type AttemptDeps,
+  type AttemptOutcome,
+} from '../../src/deliver/attempt-delivery.js';
+import type {
+  PayloadSink,
+  PostContext,
+} from '../../src/deliver/payload-sink.js';
+import {
+  PermanentError,
+  TemporaryError,
+} from '../../src/errors/bridge-error.js';
+import type { ApiPayload } from '../../src/map/api-payload.js';
+import { groupByRoute } from '../../src/routing/resolve-route.js';
+import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import {
+  HISTORY_LIMIT,
+  newQueueEntry,
+  type DeadInfo,
+  type QueueEntry,
+  type RouteStatus,
+} from '../../src/spool/queue-entry.js';
+
+const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
+const DAY = 86_400_000;
+const WINDOW = 7 * DAY;
+
+const BASE = loadConfig({ env: { NODE_ENV: 'test' } });
+const CONFIG: AttemptDeps['config'] = {
+  mapping: BASE.mapping,
+  delivery: {
+    ...BASE.delivery,
+    dedupeWindowMs: WINDOW,
+    retry: {
+      initialDelayMs: 1000,
+      multiplier: 2,
+      maxDelayMs: 60_000,
+      maxAgeMs: DAY,
+    },
+  },
+};
+
+const ROUTES: RouteConfig[] = [
+  {
+    match: 'a@example.com',
+    mailbox_id: 'mb-a',
+    thread_from_subaddress: false,
+    fields: {},
+  },
+  {
+    match: 'b@example.com',
+    mailbox_id: 'mb-b',
+    thread_from_subaddress: false,
+    fields: {},
+  },
+];
+
+const RAW = [
+  'From: jane@example.net',
+  'To: a@example.com, b@example.com',
+  'Subject: unit',
+  'Message-ID: < Unit-1@Example.NET >',
+  '',
+  'Hello.',
+  '',
+].join('\r\n');
+
+/** A sink that records each post and fails it as the test's script says. */
+class ScriptedSink implements PayloadSink {
+  readonly kind = 'api';
+  readonly posts: Array<{ payload: ApiPayload; context: PostContext }> = [];
+
+  constructor(
+    private readonly script: (payload: ApiPayload) => Error | undefined,
+  ) {}
+
+  async send(payload: ApiPayload, context: PostContext): Promise<void> {
+    this.posts.push({ payload, context });
+    const failure = this.script(payload);
+    if (failure) throw failure;
+  }
+
+  async close(): Promise<void> {}
+}
+
+const t503 = () =>
+  new TemporaryError('API HTTP 503', { api: { status: 503, errors: [] } });
+const network = () => new TemporaryError('API network error ECONNREFUSED');
+const plain = () => new Error('socket hang up');
+const API_ERRORS = [{ code: 'invalid_mailbox', message: 'unknown' }];
+const p400 = () =>
+  new PermanentError('API HTTP 400', {
+    api: { status: 400, errors: API_ERRORS },
+  });
+const c401 = () =>
+  new TemporaryError('API HTTP 401: check api.url and api.token', {
+    configError: true,
+    api: { status: 401, errors: [] },
+  });
+const r429 = (retryAt: number) => () =>
+  new TemporaryError('API HTTP 429', {
+    retryAt,
+    api: { status: 429, errors: [] },
+  });
+
+describe('attemptDelivery', () => {
+  let dir: string;
+  let rawPath: string;
+  let dedupe: DedupeStore;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailbridge-attempt-'));
+    rawPath = join(dir, 'message.eml');
+    await writeFile(rawPath, RAW);
+    dedupe = new DedupeStore(join(dir, 'dedupe'), WINDOW, () => NOW);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function entryFor(rcpt: string[]): QueueEntry {
+    return newQueueEntry({
+      envelope: {
+        id: 'QID1',
+        mailFrom: 'jane@example.net',
+        rcptTo: rcpt,
+        receivedAt: new Date(NOW).toISOString(),
+      },
+      groups: groupByRoute(rcpt, ROUTES),
+      messageId: '< Unit-1@Example.NET >',
+      size: RAW.length,
+      now: NOW,
+    });
+  }
+
+  function deps(sink: PayloadSink, random = 0.5): AttemptDeps {
+    return {
+      config: CONFIG,
+      sink,
+      dedupe,
+      now: () => NOW,
+      random: () => random,
+    };
+  }
+
+  const key = (mailbox: string) =>
+    DedupeStore.key('<Unit-1@Example.NET>', mailbox);
+
+  interface Row {
+    name: string;
+    rcpt: string[];
+    /** mailbox -> the failure its post gets (none: accepted) */
+    fail?: Record<string, () => Error>;
+    /** changes the fresh entry before the attempt (earlier attempts, age, statuses) */
+    entry?: (entry: QueueEntry) => QueueEntry;
+    /** runs before the attempt (e.g. a delivery already recorded) */
+    before?: () => Promise<void>;
+    outcome: AttemptOutcome;
+    statuses: RouteStatus[];
+    results: Record<string, string>;
+    posted: string[];
+    lastError: string | null;
+    nextAttemptAt?: number;
+    dead?: Partial<DeadInfo>;
+    configError?: boolean;
+    attempts?: number;
+  }
+
+  const AB = ['a@example.com', 'b@example.com'];
+  const A = ['a@example.com'];
+
+  const ROWS: Row[] = [
+    {
+      name: 'every route accepted -> delivered',
+      rcpt: AB,
+      outcome: 'delivered',
+      statuses: ['delivered', 'delivered'],
+      results: { 0: 'delivered', 1: 'delivered' },
+      posted: ['mb-a', 'mb-b'],
+      lastError: null,
+    },
+    {
+      name: 'one route 503 -> retry that route only, after the backoff',
+      rcpt: AB,
+      fail: { 'mb-b': t503 },
+      outcome: 'retry',
+      statuses: ['delivered', 'pending'],
+      results: { 0: 'delivered', 1: 'API HTTP 503' },
+      posted: ['mb-a', 'mb-b'],
+      lastError: 'API HTTP 503',
+      nextAttemptAt: NOW + 500,
+    },
+    {
+      name: 'network error -> retry',
+      rcpt: A,
+      fail: { 'mb-a': network },
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API network error ECONNREFUSED' },
+      posted: ['mb-a'],
+      lastError: 'API network error ECONNREFUSED',
+      nextAttemptAt: NOW + 500,
+    },
+    {
+      name: 'an unknown error from the sink is temporary -> retry',
+      rcpt: A,
+      fail: { 'mb-a': plain },
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'socket hang up' },
+      posted: ['mb-a'],
+      lastError: 'socket hang up',
+      nextAttemptAt: NOW + 500,
+    },
+    {
+      name: '400 -> dead at once, with the status and the errors body',
+      rcpt: A,
+      fail: { 'mb-a': p400 },
+      outcome: 'dead',
+      statuses: ['failed'],
+      results: { 0: 'API HTTP 400' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 400',
+      dead: {
+        reason: 'refused: API HTTP 400',
+        status: 400,
+        apiErrors: API_ERRORS,
+      },
+    },
+    {
+      name: '400 on A, 204 on B -> dead, B delivered',
+      rcpt: AB,
+      fail: { 'mb-a': p400 },
+      outcome: 'dead',
+      statuses: ['failed', 'delivered'],
+      results: { 0: 'API HTTP 400', 1: 'delivered' },
+      posted: ['mb-a', 'mb-b'],
+      lastError: 'API HTTP 400',
+      dead: { reason: 'refused: API HTTP 400', status: 400 },
+    },
+    {
+      name: '400 on A, 503 on B -> retry B, A failed for good',
+      rcpt: AB,
+      fail: { 'mb-a': p400, 'mb-b': t503 },
+      outcome: 'retry',
+      statuses: ['failed', 'pending'],
+      results: { 0: 'API HTTP 400', 1: 'API HTTP 503' },
+      posted: ['mb-a', 'mb-b'],
+      lastError: 'API HTTP 503',
+      nextAttemptAt: NOW + 500,
+    },
+    {
+      name: '401 -> retry, flagged as a configuration error',
+      rcpt: A,
+      fail: { 'mb-a': c401 },
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 401: check api.url and api.token' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 401: check api.url and api.token',
+      nextAttemptAt: NOW + 500,
+      configError: true,
+    },
+    {
+      name: 'Retry-After later than the backoff wins',
+      rcpt: A,
+      fail: { 'mb-a': r429(NOW + 30_000) },
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 429' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 429',
+      nextAttemptAt: NOW + 30_000,
+    },
+    {
+      name: 'Retry-After earlier than the backoff: the backoff wins',
+      rcpt: A,
+      fail: { 'mb-a': r429(NOW + 100) },
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 429' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 429',
+      nextAttemptAt: NOW + 500,
+    },
+    {
+      name: 'Retry-After on two routes: the later one',
+      rcpt: AB,
+      fail: { 'mb-a': r429(NOW + 20_000), 'mb-b': r429(NOW + 10_000) },
+      outcome: 'retry',
+      statuses: ['pending', 'pending'],
+      results: { 0: 'API HTTP 429', 1: 'API HTTP 429' },
+      posted: ['mb-a', 'mb-b'],
+      lastError: 'API HTTP 429',
+      nextAttemptAt: NOW + 20_000,
+    },
+    {
+      name: 'the backoff grows with the attempts (third: up to 4 s)',
+      rcpt: A,
+      fail: { 'mb-a': t503 },
+      entry: e => ({ ...e, attempts: 2 }),
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 503' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 503',
+      nextAttemptAt: NOW + 2000,
+      attempts: 3,
+    },
+    {
+      name: 'maxAgeMs reached with a route still failing -> dead, expired',
+      rcpt: A,
+      fail: { 'mb-a': t503 },
+      entry: e => ({ ...e, createdAt: NOW - DAY, attempts: 9 }),
+      outcome: 'dead',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 503' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 503',
+      dead: {
+        reason: 'expired after 10 attempts in 86400 s: API HTTP 503',
+        status: 503,
+      },
+      attempts: 10,
+    },
+    {
+      name: 'maxAgeMs reached but delivered now -> delivered',
+      rcpt: A,
+      entry: e => ({ ...e, createdAt: NOW - 2 * DAY }),
+      outcome: 'delivered',
+      statuses: ['delivered'],
+      results: { 0: 'delivered' },
+      posted: ['mb-a'],
+      lastError: null,
+    },
+    {
+      name: 'a route delivered by an earlier attempt is not posted again',
+      rcpt: AB,
+      entry: e => ({
+        ...e,
+        attempts: 1,
+        routes: [{ ...e.routes[0]!, status: 'delivered' }, e.routes[1]!],
+      }),
+      outcome: 'delivered',
+      statuses: ['delivered', 'delivered'],
+      results: { 1: 'delivered' },
+      posted: ['mb-b'],
+      lastError: null,
+      attempts: 2,
+    },
+    {
+      name: 'the pair was delivered within the dedupe window -> not posted',
+      rcpt: A,
+      before: () => dedupe.add(key('mb-a')),
+      outcome: 'delivered',
+      statuses: ['delivered'],
+      results: { 0: 'duplicate' },
+      posted: [],
+      lastError: null,
+    },
+    {
+      name: 'a delivery to another mailbox is no duplicate',
+      rcpt: AB,
+      before: () => dedupe.add(key('mb-a')),
+      outcome: 'delivered',
+      statuses: ['delivered', 'delivered'],
+      results: { 0: 'duplicate', 1: 'delivered' },
+      posted: ['mb-b'],
+      lastError: null,
+    },
+    {
+      name: 'a delivery older than the dedupe window is posted again',
+      rcpt: A,
+      before: () =>
+        new DedupeStore(join(dir, 'dedupe'), WINDOW, () => NOW - WINDOW).add(
+          key('mb-a'),
+        ),
+      outcome: 'delivered',
+      statuses: ['delivered'],
+      results: { 0: 'delivered' },
+      posted: ['mb-a'],
+      lastError: null,
+    },
+  ];
+
+  for (const row of ROWS) {
+    it(row.name, async () => {
+      await row.before?.();
+      const sink = new ScriptedSink(p =>
+        row.fail?.[p.mailbox_id as string]?.(),
+      );
+      const entry = (row.entry ?? (e => e))(entryFor(row.rcpt));
+      const unchanged = structuredClone(entry);
+      const result = await attemptDelivery(entry, rawPath, deps(sink));
+
+      expect(result.outcome).to.equal(row.outcome);
+      expect(result.configError).to.equal(row.configError ?? false);
+      expect(result.messageId).to.equal('<Unit-1@Example.NET>');
+      expect(result.entry.routes.map(r => r.status)).to.deep.equal(
+        row.statuses,
+      );
+      expect(result.entry.attempts).to.equal(row.attempts ?? 1);
+      expect(result.entry.lastError).to.equal(row.lastError);
+      expect(result.entry.history.at(-1)).to.deep.equal({
+        at: new Date(NOW).toISOString(),
+        results: row.results,
+      });
+      expect(sink.posts.map(p => p.payload.mailbox_id)).to.deep.equal(
+        row.posted,
+      );
+      if (row.nextAttemptAt !== undefined) {
+        expect(result.entry.nextAttemptAt).to.equal(row.nextAttemptAt);
+      }
+      if (row.dead) {
+        expect(result.entry.dead).to.include({
+          at: new Date(NOW).toISOString(),
+          reason: row.dead.reason,
+          status: row.dead.status,
+        });
+        if (row.dead.apiErrors) {
+          expect(result.entry.dead?.apiErrors).to.deep.equal(
+            row.dead.apiErrors,
+          );
+        }
+      } else {
+        expect(result.entry.dead).to.equal(undefined);
+      }
+      // the entry given is left as it was: the result is a new one
+      expect(entry).to.deep.equal(unchanged);
+    });
+  }
+
+  it('posts each route with its queue id, route index and a stable idempotency key', async () => {
+    const sink = new ScriptedSink(() => undefined);
+    await attemptDelivery(entryFor(AB), rawPath, deps(sink));
+    const again = new ScriptedSink(() => undefined);
+    await attemptDelivery(entryFor(AB), rawPath, deps(again));
+    expect(sink.posts.map(p => p.context.queueId)).to.deep.equal([
+      'QID1',
+      'QID1',
+    ]);
+    expect(sink.posts.map(p => p.context.routeIndex)).to.deep.equal([0, 1]);
+    const [a, b] = sink.posts.map(p => p.context.idempotencyKey);
+    expect(a).to.match(/^[0-9a-f]{64}$/);
+    expect(a).not.to.equal(b);
+    expect(sink.posts[0]?.payload).to.include({
+      ext_msg_id: '<Unit-1@Example.NET>',
+      subject: 'unit',
+      mailbox_id: 'mb-a',
+    });
+    // the second attempt found both deliveries recorded: nothing posted again
+    expect(again.posts).to.deep.equal([]);
+  });
+
+  it('records each delivery, so the next attempt of the same pair is a duplicate', async () => {
+    const first = new ScriptedSink(() => undefined);
+    const result = await attemptDelivery(entryFor(A), rawPath, deps(first));
+    expect(result.outcome).to.equal('delivered');
+    expect(await dedupe.has(key('mb-a'))).to.equal(true);
+    expect(await dedupe.has(key('mb-b'))).to.equal(false);
+  });
+
+  it('a delivery record that cannot be written does not fail the attempt', async () => {
+    // the dedupe folder cannot be created: a file stands where it should be
+    dedupe = new DedupeStore(join(rawPath, 'dedupe'), WINDOW, () => NOW);
+    const sink = new ScriptedSink(() => undefined);
+    const result = await attemptDelivery(entryFor(AB), rawPath, deps(sink));
+    expect(result.outcome).to.equal('delivered');
+    expect(sink.posts.map(p => p.payload.mailbox_id)).to.deep.equal([
+      'mb-a',
+      'mb-b',
+    ]);
+  });
+
+  it('a refusal seen by an earlier attempt keeps its status and errors when the message dies', async () => {
+    const sink = new ScriptedSink(p =>
+      p.mailbox_id === 'mb-a'
+        ? p400()
+        : p.mailbox_id === 'mb-b'
+          ? t503()
+          : undefined,
+    );
+    const first = await attemptDelivery(entryFor(AB), rawPath, deps(sink));
+    expect(first.outcome).to.equal('retry');
+
+    const later = new ScriptedSink(() => undefined);
+    const second = await attemptDelivery(first.entry, rawPath, deps(later));
+    expect(later.posts.map(p => p.payload.mailbox_id)).to.deep.equal(['mb-b']);
+    expect(second.outcome).to.equal('dead');
+    expect(second.entry.routes.map(r => r.status)).to.deep.equal([
+      'failed',
+      'delivered',
+    ]);
+    expect(second.entry.dead?.reason).to.equal('refused: API HTTP 400');
+    expect(second.entry.dead?.status).to.equal(400);
+    expect(second.entry.dead?.apiErrors).to.deep.equal(API_ERRORS);
+    expect(second.entry.history).to.have.length(2);
+  });
+
+  it(`keeps at most ${HISTORY_LIMIT} attempts in the history, the newest last`, async () => {
+    const old = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({
+      at: new Date(NOW - (HISTORY_LIMIT - i) * 1000).toISOString(),
+      results: { 0: `HTTP 50${i % 10}` },
+    }));
+    const entry = { ...entryFor(A), attempts: 70, history: old };
+    const sink = new ScriptedSink(t503);
+    const result = await attemptDelivery(entry, rawPath, deps(sink));
+    expect(result.entry.attempts).to.equal(71);
+    expect(result.entry.history).to.have.length(HISTORY_LIMIT);
+    expect(result.entry.history[0]).to.deep.equal(old[1]);
+    expect(result.entry.history.at(-1)).to.deep.equal({
+      at: new Date(NOW).toISOString(),
+      results: { 0: 'API HTTP 503' },
+    });
+  });
+
+  it('full jitter: the delay follows the random value', async () => {
+    const delays: number[] = [];
+    for (const random of [0, 0.25, 0.999]) {
+      const sink = new ScriptedSink(t503);
+      const result = await attemptDelivery(
+        entryFor(A),
+        rawPath,
+        deps(sink, random),
+      );
+      delays.push(result.entry.nextAttemptAt - NOW);
+    }
+    expect(delays).to.deep.equal([0, 250, 999]);
+  });
+
+  it('the raw message gone: retry with a local error, nothing posted', async () => {
+    const sink = new ScriptedSink(() => undefined);
+    const result = await attemptDelivery(
+      entryFor(A),
+      join(dir, 'missing.eml'),
+      deps(sink),
+    );
+    expect(result.outcome).to.equal('retry');
+    expect(result.entry.lastError).to.match(/^local error: ENOENT/);
+    expect(result.entry.routes[0]?.status).to.equal('pending');
+    expect(sink.posts).to.deep.equal([]);
+  });
+});
