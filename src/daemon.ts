@@ -42,6 +42,14 @@ export function isDryRun(
 export interface DaemonOptions {
   now?: () => number;
   random?: () => number;
+  /** mend the spool at start; false in cluster workers (the primary did) */
+  recover?: boolean;
+  /** serve /healthz, /readyz, /metrics here; false in cluster workers (the primary does) */
+  http?: boolean;
+  /** told when delivery pauses (with the reason) or resumes (null) */
+  onPauseChange?: (reason: string | null) => void;
+  /** the start-up log line; cluster workers say "worker started" */
+  startedMessage?: string;
 }
 
 /** How often old dedupe records are pruned. */
@@ -79,6 +87,8 @@ export async function startDaemon(
       metrics,
       now: options.now,
       random: options.random,
+      recover: options.recover,
+      onPauseChange: options.onPauseChange,
     });
     await runner.start();
     const prune = () =>
@@ -97,23 +107,25 @@ export async function startDaemon(
     sink,
     spool,
     runner,
+    now: options.now ?? Date.now,
   });
   const smtpPort = await listen(smtp, config.smtp.port, config.smtp.host);
   let closing = false;
   let health: Server | undefined;
   let httpPort: number | null = null;
-  if (config.http.enabled) {
+  if (config.http.enabled && options.http !== false) {
     const started = await startHealthServer({
       host: config.http.host,
       port: config.http.port,
-      metrics,
+      metrics: metrics.registry,
       notReadyReason: () =>
         closing ? 'shutting down' : (runner?.pausedReason ?? null),
     });
     health = started.server;
     httpPort = started.port;
   }
-  log.info('mailbridge started', {
+  log.info(options.startedMessage ?? 'mailbridge started', {
+    pid: process.pid,
     smtp: `${config.smtp.host}:${smtpPort}`,
     http: httpPort === null ? 'off' : `${config.http.host}:${httpPort}`,
     mode: config.delivery.mode,

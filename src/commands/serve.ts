@@ -1,4 +1,6 @@
-// `serve`: run the daemon until SIGTERM or SIGINT, then shut down cleanly and exit 0.
+// `serve`: run the daemon (one process, or a cluster) until SIGTERM or SIGINT, then exit 0.
+import cluster from 'node:cluster';
+import { runPrimary, runWorker, workerCount } from '../cluster.js';
 import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
@@ -7,7 +9,8 @@ import { createLogger, errorFields } from '../observability/logger.js';
 export async function runServe(config: Config): Promise<number> {
   const log = createLogger({ level: config.log.level });
   // After an uncaught exception the process state is unknown: log it and exit, so a supervisor
-  // restarts a clean daemon. Nothing accepted is lost: sync mode answers 250 only after the post.
+  // restarts a clean daemon. Nothing accepted is lost: 250 is only sent once the message is
+  // stored (queue, hybrid) or posted (sync).
   process.on('uncaughtException', err => {
     log.error('uncaught exception, exiting', errorFields(err));
     log.on('finish', () => process.exit(1));
@@ -22,15 +25,19 @@ export async function runServe(config: Config): Promise<number> {
     process.once('SIGTERM', () => done('SIGTERM'));
     process.once('SIGINT', () => done('SIGINT'));
   });
-  let daemon;
   try {
-    daemon = await startDaemon(config, log);
+    if (workerCount(config) > 1) {
+      return cluster.isPrimary
+        ? await runPrimary(config, log, signalled)
+        : await runWorker(config, log, signalled);
+    }
+    const daemon = await startDaemon(config, log);
+    const signal = await signalled;
+    log.info('signal received', { signal });
+    await daemon.close();
+    return 0;
   } catch (err) {
     log.error('mailbridge failed to start', errorFields(err));
     return 1;
   }
-  const signal = await signalled;
-  log.info('signal received', { signal });
-  await daemon.close();
-  return 0;
 }

@@ -76,6 +76,9 @@ export const configSchema = z.strictObject({
       maxAgeMs: positiveInt,
     }),
   }),
+  cluster: z.strictObject({
+    workers: z.number().int().min(0).max(64),
+  }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
   }),

@@ -23,6 +23,10 @@ export interface QueueRunnerDeps {
   metrics: Metrics;
   now?: () => number;
   random?: () => number;
+  /** mend the spool at start (false when a cluster primary already did) */
+  recover?: boolean;
+  /** told when delivery pauses (with the reason) or resumes (null) */
+  onPauseChange?: (reason: string | null) => void;
 }
 
 /** Delivery is paused while the API refuses our credentials or URL (401/403/404). */
@@ -74,17 +78,7 @@ export class QueueRunner {
 
   /** Recovers the spool, loads it and starts delivering. */
   async start(): Promise<void> {
-    const report = await this.deps.spool.recover(this.now());
-    if (
-      report.removedTmp +
-      report.requeued +
-      report.orphans +
-      report.missingRaw
-    ) {
-      this.deps.log.warn('spool recovered after an unclean stop', {
-        ...report,
-      });
-    }
+    if (this.deps.recover !== false) await this.recoverSpool();
     await this.scan();
     const interval = this.deps.config.delivery.scanIntervalMs;
     this.scanTimer = setInterval(() => {
@@ -94,6 +88,17 @@ export class QueueRunner {
     }, interval);
     this.scanTimer.unref();
     this.pump();
+  }
+
+  private async recoverSpool(): Promise<void> {
+    const report = await this.deps.spool.recover(this.now());
+    const mended =
+      report.removedTmp + report.requeued + report.orphans + report.missingRaw;
+    if (mended) {
+      this.deps.log.warn('spool recovered after an unclean stop', {
+        ...report,
+      });
+    }
   }
 
   /** A message just committed to queue/: deliver it when due. */
@@ -293,7 +298,8 @@ export class QueueRunner {
       const delay = this.pause
         ? Math.min(this.pause.delay * retry.multiplier, retry.maxDelayMs)
         : Math.min(retry.initialDelayMs, retry.maxDelayMs);
-      if (!this.pause) {
+      const starting = !this.pause;
+      if (starting) {
         this.deps.log.error(
           'delivery paused: the API refused our credentials or URL; check api.url and api.token',
           { error: result.entry.lastError, probeInMs: delay },
@@ -305,10 +311,12 @@ export class QueueRunner {
         reason: `delivery paused: ${result.entry.lastError ?? 'API configuration error'}`,
       };
       this.deps.metrics.paused.set(1);
+      if (starting) this.deps.onPauseChange?.(this.pause.reason);
     } else if (this.pause) {
       this.pause = null;
       this.deps.metrics.paused.set(0);
       this.deps.log.info('delivery resumed');
+      this.deps.onPauseChange?.(null);
     }
   }
 }

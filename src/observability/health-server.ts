@@ -1,14 +1,20 @@
 // The HTTP side door: /healthz (alive), /readyz (accepting mail), /metrics (Prometheus).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Metrics } from './metrics.js';
 
 export interface HealthServerOptions {
   host: string;
   port: number;
-  metrics: Metrics;
+  /** the Prometheus registry (or, in a cluster primary, the workers' aggregate) */
+  metrics: MetricsSource;
   /** Why the daemon is not ready, or null when it is. */
   notReadyReason: () => string | null;
+}
+
+/** What /metrics serves: a prom-client Registry fits. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
 }
 
 /** Starts the health and metrics listener; resolves once it listens. */
@@ -29,11 +35,11 @@ export async function startHealthServer(
         .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
         .end(reason ? `not ready: ${reason}\n` : 'ready\n');
     } else if (path === '/metrics') {
-      options.metrics.registry.metrics().then(
+      options.metrics.metrics().then(
         body =>
           res
             .writeHead(200, {
-              'content-type': options.metrics.registry.contentType,
+              'content-type': options.metrics.contentType,
             })
             .end(body),
         () => res.writeHead(500).end(),

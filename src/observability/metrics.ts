@@ -52,11 +52,15 @@ export function createMetrics(): Metrics {
     paused: new Gauge({
       name: 'mailbridge_delivery_paused',
       help: '1 while delivery is paused because the API refused our credentials or URL',
+      // in a cluster every worker reports: paused if any is
+      aggregator: 'max',
       registers: [registry],
     }),
     spool: new Gauge({
       name: 'mailbridge_spool_messages',
       help: 'Messages in the spool by state',
+      // in a cluster every worker reads the same shared spool
+      aggregator: 'max',
       labelNames: ['state'],
       registers: [registry],
     }),

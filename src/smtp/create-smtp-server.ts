@@ -24,6 +24,8 @@ import { receiveToFile } from './receive-to-file.js';
 
 export interface SmtpDeps extends AcceptDeps {
   metrics: Metrics;
+  /** the clock of queue entries (received, first due) */
+  now: () => number;
 }
 
 /** A sortable, unique id for an accepted message: time in base 36, then randomness. */
@@ -126,7 +128,7 @@ async function handleData(
     const accepted =
       mode === 'sync'
         ? await acceptSync(received, envelope, deps)
-        : await acceptToSpool(received, envelope, deps, Date.now());
+        : await acceptToSpool(received, envelope, deps, deps.now());
     deps.metrics.messages.inc({ outcome: 'accepted' });
     log.info(`message ${accepted.outcome}`, {
       ...outcome,

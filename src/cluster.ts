@@ -1,0 +1,174 @@
+// Cluster mode: a primary (spool recovery, health/metrics, signals, restarts) and N workers,
+// each a whole daemon (SMTP on the shared port, delivery from the shared spool).
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { AggregatorRegistry } from 'prom-client';
+import { maskUrl } from './config/mask-secrets.js';
+import type { Config } from './config/schema.js';
+import { isDryRun, startDaemon } from './daemon.js';
+import { startHealthServer } from './observability/health-server.js';
+import { errorFields, type Logger } from './observability/logger.js';
+import { Spool } from './spool/spool.js';
+
+/** Messages a worker sends its primary. */
+type WorkerMessage =
+  | { type: 'ready'; smtpPort: number }
+  | { type: 'paused'; reason: string | null };
+
+/** A worker that dies this soon after its start is restarted only after a pause. */
+const RESTART_DELAY_MS = 1000;
+
+/** How many workers the configuration asks for (0: one per core). */
+export function workerCount(config: Config): number {
+  return config.cluster.workers === 0
+    ? availableParallelism()
+    : config.cluster.workers;
+}
+
+/**
+ * The primary: mends the spool once, forks the workers, serves health and summed metrics, and
+ * on `signalled` asks every worker to close and waits for them. Resolves to the exit status.
+ */
+export async function runPrimary(
+  config: Config,
+  log: Logger,
+  signalled: Promise<NodeJS.Signals>,
+): Promise<number> {
+  const spool = await new Spool(resolve(config.spool.dir)).init();
+  const report = await spool.recover(Date.now());
+  if (
+    report.removedTmp +
+    report.requeued +
+    report.orphans +
+    report.missingRaw
+  ) {
+    log.warn('spool recovered after an unclean stop', { ...report });
+  }
+  const count = workerCount(config);
+  const workers = new Map<number, { ready: boolean; paused: string | null }>();
+  let closing = false;
+  let smtpPort = 0;
+  let allReady: () => void = () => undefined;
+  const ready = new Promise<void>(done => (allReady = done));
+
+  const fork = (): void => {
+    const worker = cluster.fork();
+    workers.set(worker.id, { ready: false, paused: null });
+    worker.on('message', (message: WorkerMessage) => {
+      const state = workers.get(worker.id);
+      if (!state) return;
+      if (message.type === 'ready') {
+        state.ready = true;
+        smtpPort = message.smtpPort;
+        if ([...workers.values()].filter(w => w.ready).length >= count) {
+          allReady();
+        }
+      } else if (message.type === 'paused') {
+        state.paused = message.reason;
+      }
+    });
+  };
+  cluster.on('exit', (worker: Worker, code, signal) => {
+    workers.delete(worker.id);
+    if (closing) return;
+    log.error('worker died; starting another', {
+      pid: worker.process.pid,
+      code,
+      signal,
+    });
+    setTimeout(() => closing || fork(), RESTART_DELAY_MS).unref();
+  });
+  for (let i = 0; i < count; i++) fork();
+
+  const aggregator = new AggregatorRegistry();
+  const health = config.http.enabled
+    ? await startHealthServer({
+        host: config.http.host,
+        port: config.http.port,
+        metrics: {
+          metrics: () => aggregator.clusterMetrics(),
+          contentType: aggregator.contentType,
+        },
+        notReadyReason: () => {
+          if (closing) return 'shutting down';
+          const states = [...workers.values()];
+          if (states.filter(w => w.ready).length < count) {
+            return 'workers starting';
+          }
+          return states.find(w => w.paused)?.paused ?? null;
+        },
+      })
+    : undefined;
+
+  const started = await Promise.race([
+    ready.then(() => true),
+    signalled.then(() => false),
+  ]);
+  if (started) {
+    log.info('mailbridge started', {
+      smtp: `${config.smtp.host}:${smtpPort}`,
+      http: health ? `${config.http.host}:${health.port}` : 'off',
+      mode: config.delivery.mode,
+      workers: count,
+      dryRun: isDryRun(config),
+      spool: spool.dir,
+      api: isDryRun(config) ? null : maskUrl(config.api.url),
+    });
+  }
+  const signal = await signalled;
+  log.info('signal received', { signal });
+  closing = true;
+  log.info('mailbridge stopping');
+  const exited = Object.values(cluster.workers ?? {}).map(worker =>
+    worker && !worker.isDead()
+      ? new Promise<void>(done => {
+          worker.once('exit', () => done());
+          worker.send({ type: 'shutdown' });
+        })
+      : Promise.resolve(),
+  );
+  await Promise.all(exited);
+  if (health) {
+    health.server.closeAllConnections();
+    await new Promise<void>(done => health.server.close(() => done()));
+  }
+  log.info('mailbridge stopped');
+  return 0;
+}
+
+/**
+ * A worker: the whole daemon but for spool recovery and the health listener. It closes on the
+ * primary's word, on SIGTERM/SIGINT, and when the primary is gone.
+ */
+export async function runWorker(
+  config: Config,
+  log: Logger,
+  signalled: Promise<NodeJS.Signals>,
+): Promise<number> {
+  const send = (message: WorkerMessage) => process.send?.(message);
+  const daemon = await startDaemon(config, log, {
+    recover: false,
+    http: false,
+    startedMessage: 'worker started',
+    onPauseChange: reason => send({ type: 'paused', reason }),
+  });
+  // constructing one installs prom-client's answer to the primary's metrics requests
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([daemon.metrics.registry]);
+  send({ type: 'ready', smtpPort: daemon.smtpPort });
+  const told = new Promise<string>(done => {
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'shutdown') done('shutdown');
+    });
+    process.once('disconnect', () => done('primary gone'));
+  });
+  const why = await Promise.race([told, signalled]);
+  if (why === 'primary gone') {
+    log.error('primary process gone; worker stopping');
+  }
+  await daemon
+    .close()
+    .catch(err => log.error('worker close failed', errorFields(err)));
+  return 0;
+}

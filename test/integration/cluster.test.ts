@@ -1,0 +1,120 @@
+// Cluster mode as real processes: workers share the SMTP port and the spool; the primary sums
+// their metrics, restarts a dead worker, and shuts them all down on SIGTERM.
+import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import {
+  freePort,
+  startCli,
+  type CliProcess,
+} from '../helpers/spawn-daemon.js';
+import { spoolFiles, waitForLogCount } from '../helpers/wait-for.js';
+
+const WAIT_MS = 15_000;
+
+function httpGet(
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path }, res => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('cluster mode (real processes)', function () {
+  this.timeout(40_000);
+  let api: FakeApi;
+  let spoolDir: string;
+  let daemon: CliProcess | undefined;
+  let smtpPort: number;
+  let httpPort: number;
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+    smtpPort = await freePort();
+    httpPort = await freePort();
+    daemon = startCli(['serve'], {
+      MAILBRIDGE_CLUSTER_WORKERS: '2',
+      MAILBRIDGE_SMTP_PORT: String(smtpPort),
+      MAILBRIDGE_HTTP_PORT: String(httpPort),
+      MAILBRIDGE_SPOOL_DIR: spoolDir,
+      MAILBRIDGE_API_URL: api.url,
+      MAILBRIDGE_API_TOKEN: 'cluster-token',
+      MAILBRIDGE_LOG_LEVEL: 'info',
+    });
+    const started = await daemon.waitForLog('mailbridge started');
+    expect(started).to.include({ workers: 2, smtp: `127.0.0.1:${smtpPort}` });
+  });
+  afterEach(async () => {
+    await daemon?.kill();
+    await api.close();
+    await rm(spoolDir, { recursive: true, force: true });
+  });
+
+  const send = (n: number) =>
+    sendRaw({
+      port: smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage({
+        From: 'jane@example.net',
+        To: 'support@example.com',
+        Subject: `cluster ${n}`,
+        'Message-ID': `<cluster-${n}@example.net>`,
+      }),
+    });
+
+  it('delivers every message once, sums metrics, exits 0 on SIGTERM', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, n) => send(n)),
+    );
+    expect(results.map(r => r.code)).to.deep.equal(Array(12).fill(250));
+    await api.waitForRequests(12);
+    const ids = api.requests.map(r => r.body.ext_msg_id).sort();
+    expect(new Set(ids).size, 'each message posted once').to.equal(12);
+    expect(
+      api.requests.every(
+        r => r.headers.authorization === 'Bearer cluster-token',
+      ),
+    ).to.equal(true);
+
+    expect((await httpGet(httpPort, '/readyz')).status).to.equal(200);
+    await waitForLogCount(daemon!, 'message delivered', 12, WAIT_MS);
+    const metrics = (await httpGet(httpPort, '/metrics')).body;
+    expect(metrics).to.match(
+      /^mailbridge_messages_total\{outcome="accepted"\} 12$/m,
+    );
+    expect(metrics).to.match(
+      /^mailbridge_deliveries_total\{outcome="delivered"\} 12$/m,
+    );
+
+    daemon!.child.kill('SIGTERM');
+    expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });
+    expect(await spoolFiles(spoolDir, 'queue')).to.deep.equal([]);
+    expect(await spoolFiles(spoolDir, 'msg')).to.deep.equal([]);
+  });
+
+  it('restarts a worker killed with SIGKILL and keeps accepting mail', async () => {
+    const worker = daemon!.logs.find(l => l.message === 'worker started');
+    expect(worker?.pid, 'workers log their pid').to.be.a('number');
+    process.kill(worker!.pid as number, 'SIGKILL');
+    await daemon!.waitForLog('worker died; starting another');
+    await waitForLogCount(daemon!, 'worker started', 3, WAIT_MS);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, n) => send(100 + n)),
+    );
+    expect(results.map(r => r.code)).to.deep.equal(Array(6).fill(250));
+    await api.waitForRequests(6);
+    expect(new Set(api.requests.map(r => r.body.ext_msg_id)).size).to.equal(6);
+  });
+});
