@@ -1,9 +1,12 @@
 // `preview FILE.eml`: the bodies that would be posted, one JSON line per route; sends nothing.
+import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { buildPayloads } from '../deliver/deliver-message.js';
+import { serializePayload } from '../deliver/payload-stream.js';
 import type { Envelope } from '../envelope.js';
 import { parseMessage } from '../parse/parse-message.js';
+import type { ParsedMessage } from '../parse/parsed-message.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 
 export interface PreviewOptions {
@@ -21,6 +24,18 @@ export async function runPreview(
 ): Promise<number> {
   await stat(options.file);
   const message = await parseMessage(options.file);
+  try {
+    return await printPayloads(message, config, options);
+  } finally {
+    await message.dispose();
+  }
+}
+
+async function printPayloads(
+  message: ParsedMessage,
+  config: Config,
+  options: PreviewOptions,
+): Promise<number> {
   let rcptTo = options.rcpt;
   if (rcptTo.length === 0) {
     rcptTo = [...message.to, ...message.cc]
@@ -48,10 +63,20 @@ export async function runPreview(
     rcptTo,
     receivedAt: new Date().toISOString(),
   };
+  const indent = options.pretty ? 2 : 0;
   for (const { payload } of buildPayloads(message, envelope, config)) {
-    process.stdout.write(
-      `${JSON.stringify(payload, null, options.pretty ? 2 : undefined)}\n`,
-    );
+    // streamed: an attachment's base64 is never held whole in memory
+    await write(serializePayload(payload, { indent }).stream());
+    await write(['\n']);
   }
   return 0;
+}
+
+/** Copies chunks to stdout, waiting for it to drain; stdout stays open. */
+async function write(chunks: AsyncIterable<unknown> | Iterable<unknown>) {
+  for await (const chunk of chunks) {
+    if (!process.stdout.write(chunk as Buffer | string)) {
+      await once(process.stdout, 'drain');
+    }
+  }
 }

@@ -8,6 +8,7 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure } from './classify-failure.js';
 import type { PayloadSink, PostContext } from './payload-sink.js';
+import { serializePayload } from './payload-stream.js';
 
 /** The largest error body we read from the API; more is cut off. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -60,22 +61,28 @@ export class ApiClient implements PayloadSink {
     let data: unknown;
     let headers: Record<string, unknown> = {};
     let code: string | undefined;
+    const body = serializePayload(payload);
     await this.acquireSlot();
+    // streamed: attachments are read from their files while the request is written
+    const stream = body.stream();
+    let readError: Error | undefined;
+    stream.once('error', (err: Error) => (readError = err));
     try {
-      const response = await this.http.post(
-        this.config.url,
-        JSON.stringify(payload),
-        {
-          headers: { 'Idempotency-Key': context.idempotencyKey },
-          signal: AbortSignal.timeout(this.config.timeoutMs),
+      const response = await this.http.post(this.config.url, stream, {
+        headers: {
+          'Idempotency-Key': context.idempotencyKey,
+          'Content-Length': String(body.length),
         },
-      );
+        signal: AbortSignal.timeout(this.config.timeoutMs),
+      });
       status = response.status;
       data = response.data;
       headers = response.headers as Record<string, unknown>;
     } catch (err) {
       code = (err as { code?: string }).code ?? 'UNKNOWN';
     } finally {
+      // an early answer (or an error) leaves the rest unread: close the attachment file
+      stream.destroy();
       this.releaseSlot();
     }
     const log = this.log.child({
@@ -83,6 +90,13 @@ export class ApiClient implements PayloadSink {
       routeIndex: context.routeIndex,
     });
     const durationMs = this.now() - started;
+    if (readError && status === undefined) {
+      // our side failed (an attachment file gone or changed), not the API: try again later
+      log.warn('attachment could not be read', { error: readError.message });
+      throw new TemporaryError(`local error: ${readError.message}`, {
+        cause: readError,
+      });
+    }
     if (status !== undefined && status >= 200 && status < 300) {
       log.debug('api accepted', { status, durationMs });
       return;

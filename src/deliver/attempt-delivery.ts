@@ -1,8 +1,11 @@
 // One delivery attempt of a spooled message: parse once, then map and post each pending route.
+import { basename, dirname, join } from 'node:path';
+import { access } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { BridgeError, TemporaryError } from '../errors/bridge-error.js';
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
+import type { ParsedMessage } from '../parse/parsed-message.js';
 import { DedupeStore } from '../spool/dedupe-store.js';
 import {
   HISTORY_LIMIT,
@@ -33,6 +36,18 @@ export interface AttemptDeps {
   dedupe: DedupeStore;
   now: () => number;
   random: () => number;
+  /**
+   * Where the attachments are written while the attempt runs. By default the spool's tmp/ when
+   * the raw message is a spool's `msg/<id>.eml` (recovery clears tmp/ after a crash), else
+   * os.tmpdir().
+   */
+  attachmentDir?: string;
+}
+
+/** The spool's tmp/ folder for a raw message at `<spool>/msg/<id>.eml`. */
+function spoolTmpDir(rawPath: string): string | undefined {
+  const folder = dirname(rawPath);
+  return basename(folder) === 'msg' ? join(dirname(folder), 'tmp') : undefined;
 }
 
 /** The key a route is deduplicated under: its mailbox, or its pattern when it has none. */
@@ -60,19 +75,53 @@ export async function attemptDelivery(
   const results: Record<string, string> = {};
   let message;
   try {
-    message = await parseMessage(rawPath);
+    message = await parseMessage(rawPath, {
+      attachmentDir: deps.attachmentDir ?? spoolTmpDir(rawPath),
+    });
   } catch (err) {
-    // unparseable bytes will not parse better later; a disk error might
-    const permanent = err instanceof BridgeError && !err.temporary;
+    // unparseable bytes will not parse better later, nor will a raw file that is gone; a disk
+    // error might
+    // (checked on the raw file itself: an ENOENT from the attachment folder is a disk matter)
+    const missing = await access(rawPath).then(
+      () => false,
+      () => true,
+    );
+    const permanent = missing || (err instanceof BridgeError && !err.temporary);
     for (const route of routes.filter(r => r.status === 'pending')) {
-      route.lastError = permanent
-        ? 'message could not be parsed'
-        : `local error: ${(err as Error).message}`;
+      route.lastError = missing
+        ? 'raw message missing from the spool'
+        : permanent
+          ? 'message could not be parsed'
+          : `local error: ${(err as Error).message}`;
       if (permanent) route.status = 'failed';
       results[route.index] = route.lastError;
     }
     return conclude(entry, routes, results, deps, startedAt, {});
   }
+  try {
+    return await attemptRoutes(
+      entry,
+      routes,
+      results,
+      message,
+      deps,
+      startedAt,
+    );
+  } finally {
+    // the attachment files live for one attempt: the next one parses the raw message again
+    await message.dispose();
+  }
+}
+
+/** Posts every pending route of a parsed message (the routes' states are updated in place). */
+async function attemptRoutes(
+  entry: QueueEntry,
+  routes: RouteState[],
+  results: Record<string, string>,
+  message: ParsedMessage,
+  deps: AttemptDeps,
+  startedAt: number,
+): Promise<AttemptResult> {
   const messageId = messageIds(message).messageId;
   let configError = false;
   let retryAt: number | undefined;
@@ -111,7 +160,7 @@ export async function attemptDelivery(
 async function postRoute(
   entry: QueueEntry,
   route: RouteState,
-  message: Awaited<ReturnType<typeof parseMessage>>,
+  message: ParsedMessage,
   deps: AttemptDeps,
   dedupeKey: string,
 ): Promise<RouteOutcome> {

@@ -48,7 +48,8 @@ export interface DeliveryResult {
 
 /**
  * Posts a parsed message once per route. Every route is tried; if any failed, the first
- * temporary failure is thrown (the sender retries), else the first permanent one.
+ * temporary failure is thrown (the sender retries), else the first permanent one. The routes
+ * share the message's attachment files; the caller disposes of the message afterwards.
  */
 export async function deliverMessage(
   message: ParsedMessage,

@@ -1,9 +1,13 @@
 // Dry-run: without a token, bodies are logged and written to <spool.dir>/dry-run/ instead of posted.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import type { PayloadSink, PostContext } from './payload-sink.js';
+import { base64Length, serializePayload } from './payload-stream.js';
 
 /** Writes each body as `<queueId>-<routeIndex>.json`, logs it with attachments shortened. */
 export class DryRunSink implements PayloadSink {
@@ -23,7 +27,16 @@ export class DryRunSink implements PayloadSink {
       this.dir,
       `${context.queueId}-${context.routeIndex}.json`,
     );
-    await writeFile(file, JSON.stringify(payload, null, 2) + '\n');
+    // the JSON of JSON.stringify(payload, null, 2) and a newline, streamed from the attachments
+    const body = serializePayload(payload, { indent: 2 }).stream();
+    await pipeline(
+      body,
+      async function* (source: Readable) {
+        yield* source;
+        yield Buffer.from('\n');
+      },
+      createWriteStream(file),
+    );
     this.log.info('dry-run: payload not posted (no api.token)', {
       queueId: context.queueId,
       file,
@@ -35,13 +48,14 @@ export class DryRunSink implements PayloadSink {
 }
 
 /** The body with each attachment's base64 replaced by its length, for logs. */
-export function shortenAttachments(payload: ApiPayload): ApiPayload {
-  if (!payload.attachments) return payload;
+export function shortenAttachments(payload: ApiPayload): ApiPayload<string> {
+  const { attachments, ...rest } = payload;
+  if (!attachments) return rest;
   return {
-    ...payload,
-    attachments: payload.attachments.map(a => ({
+    ...rest,
+    attachments: attachments.map(a => ({
       name: a.name,
-      file: `<${a.file.length} base64 chars>`,
+      file: `<${base64Length(a.file.size)} base64 chars>`,
     })),
   };
 }

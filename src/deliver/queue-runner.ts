@@ -63,6 +63,7 @@ export class QueueRunner {
       dedupe: deps.dedupe,
       now: this.now,
       random: deps.random ?? Math.random,
+      attachmentDir: deps.spool.tmpDir,
     };
   }
 

@@ -36,7 +36,7 @@ export function toApiPayload(input: MappingInput): ApiPayload {
     attachments: message.attachments.length
       ? message.attachments.map(a => ({
           name: a.filename,
-          file: a.content.toString('base64'),
+          file: { path: a.path, size: a.size },
         }))
       : undefined,
     ext_msg_id: formatId(ids.messageId, mapping.messageIdBrackets),

@@ -1,12 +1,17 @@
-// Raw message bytes -> ParsedMessage. The ONLY module that imports mailparser.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { PassThrough, type Readable } from 'node:stream';
+// Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
-  simpleParser,
+  MailParser,
   type AddressObject,
-  type Attachment,
-  type ParsedMail,
+  type AttachmentStream,
+  type Headers,
+  type MessageText,
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
 import type {
@@ -15,12 +20,14 @@ import type {
   ParsedMessage,
 } from './parsed-message.js';
 
-/** Caps for hostile input; the size limit of SMTP already bounds the whole message. */
+/**
+ * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
+ * stay as they are (simpleParser's `keepCidLinks`): only `updateImageLinks()` would inline them
+ * as data: URLs, a second copy of every image, and we never call it.
+ */
 const PARSER_OPTIONS = {
   // Attached messages stay attachments instead of being merged into the text.
   ignoreEmbedded: true,
-  // cid: links stay as they are: inlining them as data: URLs would copy every image again.
-  keepCidLinks: true,
   // We never use textAsHtml or link detection; skipping them saves much CPU per message.
   skipTextToHtml: true,
   skipTextLinks: true,
@@ -29,6 +36,14 @@ const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 10 * 1024 * 1024,
   checksumAlgo: false,
 } as const;
+
+export interface ParseOptions {
+  /**
+   * The folder the attachment files are written to (e.g. the spool's tmp/); os.tmpdir() by
+   * default. Files are named `att-<random>-<n>.bin`, directly in it.
+   */
+  attachmentDir?: string;
+}
 
 /** File extensions for generated attachment names; anything else gets `.bin`. */
 const EXTENSIONS: Record<string, string> = {
@@ -70,63 +85,140 @@ const EXTENSIONS: Record<string, string> = {
 
 /**
  * Parses a raw message given as a file path, bytes or a byte stream (never a string: mailparser
- * would decode it twice). Throws PermanentError when the bytes cannot be parsed at all.
+ * would decode it twice). Each attachment's decoded bytes go to a file of their own under
+ * `options.attachmentDir`; the message's `dispose()` removes them. Throws PermanentError when
+ * the bytes cannot be parsed at all, and a reading or writing error as it is (a local fault);
+ * in both cases no attachment file is left behind.
  */
 export async function parseMessage(
   source: string | Buffer | Readable,
+  options: ParseOptions = {},
 ): Promise<ParsedMessage> {
+  const files = new AttachmentFiles(options.attachmentDir ?? tmpdir());
   const hash = createHash('sha256');
   let size = 0;
-  let input: Buffer | Readable;
-  let readError: Error | undefined;
-  if (Buffer.isBuffer(source)) {
-    hash.update(source);
-    size = source.length;
-    input = source;
-  } else {
-    const raw = typeof source === 'string' ? createReadStream(source) : source;
-    const tap = new PassThrough();
-    tap.on('data', (chunk: Buffer) => {
+  const raw =
+    typeof source === 'string'
+      ? createReadStream(source)
+      : Buffer.isBuffer(source)
+        ? Readable.from([source], { objectMode: false })
+        : source;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
       size += chunk.length;
-    });
-    raw.on('error', (err: Error) => {
-      readError = err;
-      tap.destroy(err);
-    });
-    input = raw.pipe(tap);
-  }
-  let mail: ParsedMail;
+      done(null, chunk);
+    },
+  });
+  /** an error of the disk or the source, not of the message */
+  let localError: Error | undefined;
+  raw.once('error', (err: Error) => (localError ??= err));
+  const parser = new MailParser(PARSER_OPTIONS);
+  let headers: Headers = new Map();
+  parser.once('headers', (parsed: Headers) => (headers = parsed));
+  // resolves once the parser has taken the whole input (its writable side finished)
+  const feeding = pipeline(raw, tap, parser);
+  // a failed parser never ends the attachment stream it is in: stop writing that one
+  const failed = new AbortController();
+  feeding.catch((err: unknown) => failed.abort(err));
+  const attachments: ParsedAttachment[] = [];
+  let text: MessageText | undefined;
   try {
-    mail = await simpleParser(input, PARSER_OPTIONS);
+    for await (const data of parser as AsyncIterable<
+      AttachmentStream | MessageText
+    >) {
+      if (data.type === 'text') {
+        text = data;
+        continue;
+      }
+      const stored = await files.store(
+        data.content,
+        attachments.length,
+        failed.signal,
+      );
+      if ('error' in stored) {
+        localError ??= stored.error;
+        throw stored.error;
+      }
+      data.release?.();
+      attachments.push(toAttachment(data, attachments.length, stored));
+    }
+    await feeding;
   } catch (err) {
+    parser.destroy();
+    await files.dispose();
     // A failing disk is not the message's fault: let it surface as a local (temporary) error.
-    if (readError) throw readError;
+    if (localError) throw localError;
     throw new PermanentError('Message could not be parsed', { cause: err });
   }
-  return toParsedMessage(mail, hash.digest('hex'), size);
+  return toParsedMessage(headers, text, attachments, {
+    digest: hash.digest('hex'),
+    size,
+    dispose: () => files.dispose(),
+  });
+}
+
+/** The attachment files of one message: written one by one, removed together. */
+class AttachmentFiles {
+  private readonly prefix = `att-${randomBytes(8).toString('hex')}`;
+  private readonly paths: string[] = [];
+
+  constructor(private readonly dir: string) {}
+
+  /** Writes one attachment's content to a new file; a write error is returned, not thrown. */
+  async store(
+    content: Readable,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<{ path: string; size: number } | { error: Error }> {
+    const path = join(this.dir, `${this.prefix}-${index + 1}.bin`);
+    this.paths.push(path);
+    const file = createWriteStream(path, { flags: 'wx' });
+    let writeError: Error | undefined;
+    file.once('error', (err: Error) => (writeError = err));
+    try {
+      await pipeline(content, file, { signal });
+    } catch (err) {
+      // an error of the content stream is the message's (bad encoding): the caller rethrows it
+      if (writeError) return { error: writeError };
+      throw err;
+    }
+    return { path, size: file.bytesWritten };
+  }
+
+  /** Removes every file written so far; never rejects. */
+  async dispose(): Promise<void> {
+    const paths = this.paths.splice(0);
+    await Promise.all(
+      paths.map(path => rm(path, { force: true }).catch(() => undefined)),
+    );
+  }
 }
 
 function toParsedMessage(
-  mail: ParsedMail,
-  digest: string,
-  size: number,
+  headers: Headers,
+  text: MessageText | undefined,
+  attachments: ParsedAttachment[],
+  raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
 ): ParsedMessage {
-  const priority = mail.headers.get('priority');
+  const priority = headers.get('priority');
+  const from = headers.get('from') as AddressObject | undefined;
+  const subject = headers.get('subject');
   return {
-    from: addresses(mail.from)[0],
-    to: addresses(mail.to),
-    cc: addresses(mail.cc),
-    subject: mail.subject,
-    text: mail.text,
-    html: typeof mail.html === 'string' ? mail.html : undefined,
-    messageId: headerText(mail.headers.get('message-id')) ?? mail.messageId,
-    inReplyTo: headerText(mail.headers.get('in-reply-to')) ?? mail.inReplyTo,
-    references: referenceList(mail.references),
+    from: addresses(from)[0],
+    to: addresses(headers.get('to') as AddressObject | AddressObject[]),
+    cc: addresses(headers.get('cc') as AddressObject | AddressObject[]),
+    subject: typeof subject === 'string' ? subject : undefined,
+    text: text?.text,
+    html: typeof text?.html === 'string' ? text.html : undefined,
+    messageId: headerText(headers.get('message-id')),
+    inReplyTo: headerText(headers.get('in-reply-to')),
+    references: referenceList(
+      headers.get('references') as string | string[] | undefined,
+    ),
     priority: priority === 'high' || priority === 'low' ? priority : 'normal',
-    attachments: mail.attachments.map(toAttachment),
-    digest,
-    size,
+    attachments,
+    ...raw,
   };
 }
 
@@ -158,7 +250,11 @@ function addresses(
     .map(entry => ({ address: entry.address ?? '', name: entry.name ?? '' }));
 }
 
-function toAttachment(attachment: Attachment, index: number): ParsedAttachment {
+function toAttachment(
+  attachment: AttachmentStream,
+  index: number,
+  stored: { path: string; size: number },
+): ParsedAttachment {
   const contentType = (attachment.contentType || 'application/octet-stream')
     .toLowerCase()
     .trim();
@@ -167,7 +263,8 @@ function toAttachment(attachment: Attachment, index: number): ParsedAttachment {
       safeFilename(attachment.filename) ??
       `attachment-${index + 1}.${EXTENSIONS[contentType] ?? 'bin'}`,
     contentType,
-    content: attachment.content,
+    path: stored.path,
+    size: stored.size,
     contentId: attachment.cid,
   };
 }

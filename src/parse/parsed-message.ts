@@ -11,8 +11,10 @@ export interface ParsedAttachment {
   /** decoded filename, or a generated `attachment-N.ext` */
   filename: string;
   contentType: string;
-  /** the decoded bytes */
-  content: Buffer;
+  /** the file holding the decoded bytes; removed by the message's `dispose()` */
+  path: string;
+  /** the number of decoded bytes */
+  size: number;
   /** Content-ID without brackets, for inline parts */
   contentId?: string;
 }
@@ -36,4 +38,9 @@ export interface ParsedMessage {
   digest: string;
   /** size of the raw message in bytes */
   size: number;
+  /**
+   * Removes the attachment files. Call it once the message has been delivered or given up on,
+   * on every path; it never rejects and may be called more than once.
+   */
+  dispose(): Promise<void>;
 }

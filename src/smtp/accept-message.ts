@@ -37,8 +37,15 @@ export async function acceptSync(
   envelope: Envelope,
   deps: AcceptDeps,
 ): Promise<Accepted> {
-  const message = await parseMessage(received.path);
-  await deliverMessage(message, envelope, deps.config, deps.sink);
+  // attachments go next to the received file, in the spool's tmp/, for this attempt only
+  const message = await parseMessage(received.path, {
+    attachmentDir: deps.spool.tmpDir,
+  });
+  try {
+    await deliverMessage(message, envelope, deps.config, deps.sink);
+  } finally {
+    await message.dispose();
+  }
   return {
     reply: `OK: delivered as ${envelope.id}`,
     outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',

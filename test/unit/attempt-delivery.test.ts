@@ -1,8 +1,9 @@
 // Unit tables for attemptDelivery: one attempt's decision (delivered, retry, dead) from the posts.
 import { expect } from 'chai';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 import {
@@ -536,16 +537,121 @@ describe('attemptDelivery', () => {
     expect(delays).to.deep.equal([0, 250, 999]);
   });
 
-  it('the raw message gone: retry with a local error, nothing posted', async () => {
+  // regression: a vanished raw file was retried as a "local error" until maxAgeMs (5 days),
+  // while recovery at start buries the same case at once
+  it('the raw message gone: dead at once with its reason, nothing posted', async () => {
     const sink = new ScriptedSink(() => undefined);
     const result = await attemptDelivery(
       entryFor(A),
       join(dir, 'missing.eml'),
       deps(sink),
     );
-    expect(result.outcome).to.equal('retry');
-    expect(result.entry.lastError).to.match(/^local error: ENOENT/);
-    expect(result.entry.routes[0]?.status).to.equal('pending');
+    expect(result.outcome).to.equal('dead');
+    expect(result.entry.lastError).to.equal(
+      'raw message missing from the spool',
+    );
+    expect(result.entry.routes[0]?.status).to.equal('failed');
     expect(sink.posts).to.deep.equal([]);
+  });
+
+  describe('attachment files: in the spool tmp/ during the posts, gone after the attempt', () => {
+    const WITH_ATTACHMENT = [
+      'From: jane@example.net',
+      'To: a@example.com, b@example.com',
+      'Subject: unit',
+      'Message-ID: < Unit-1@Example.NET >',
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Hello.',
+      '--b',
+      'Content-Type: application/octet-stream; name="a.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('attachment bytes').toString('base64'),
+      '--b--',
+      '',
+    ].join('\r\n');
+
+    /** A spool-shaped folder: the raw message at <spool>/msg/QID1.eml, and <spool>/tmp/. */
+    async function spooled(): Promise<{ raw: string; tmp: string }> {
+      const spool = join(dir, 'spool');
+      await mkdir(join(spool, 'msg'), { recursive: true });
+      await mkdir(join(spool, 'tmp'));
+      const raw = join(spool, 'msg', 'QID1.eml');
+      await writeFile(raw, WITH_ATTACHMENT);
+      return { raw, tmp: join(spool, 'tmp') };
+    }
+
+    /** The folder of each posted attachment file, and whether it existed at post time. */
+    function seen(sink: ScriptedSink, exists: boolean[]) {
+      return sink.posts.map((p, i) => ({
+        folder: dirname(p.payload.attachments?.[0]?.file.path ?? ''),
+        existed: exists[i],
+      }));
+    }
+
+    const rows: Array<{ name: string; fail?: () => Error; outcome: string }> = [
+      { name: 'delivered', outcome: 'delivered' },
+      { name: 'failed (503)', fail: t503, outcome: 'retry' },
+      { name: 'refused (400)', fail: p400, outcome: 'dead' },
+    ];
+    for (const row of rows) {
+      it(row.name, async () => {
+        const { raw, tmp } = await spooled();
+        const exists: boolean[] = [];
+        const sink = new ScriptedSink(p => {
+          exists.push(existsSync(p.attachments?.[0]?.file.path ?? ''));
+          return row.fail?.();
+        });
+        const result = await attemptDelivery(entryFor(AB), raw, deps(sink));
+        expect(result.outcome).to.equal(row.outcome);
+        // both routes share the one parsed file
+        expect(seen(sink, exists)).to.deep.equal([
+          { folder: tmp, existed: true },
+          { folder: tmp, existed: true },
+        ]);
+        expect(sink.posts[0]?.payload.attachments?.[0]?.file).to.deep.equal(
+          sink.posts[1]?.payload.attachments?.[0]?.file,
+        );
+        expect(await readdir(tmp)).to.deep.equal([]);
+      });
+    }
+
+    it('the attempt throws (the dedupe store fails)', async () => {
+      const { raw, tmp } = await spooled();
+      const sink = new ScriptedSink(() => undefined);
+      const broken = new Error('dedupe store unreadable');
+      dedupe.has = async () => {
+        expect(await readdir(tmp)).to.have.length(1);
+        throw broken;
+      };
+      let error: unknown;
+      await attemptDelivery(entryFor(AB), raw, deps(sink)).catch(
+        (err: unknown) => (error = err),
+      );
+      expect(error).to.equal(broken);
+      expect(await readdir(tmp)).to.deep.equal([]);
+    });
+
+    it('deps.attachmentDir wins over the spool tmp/', async () => {
+      const { raw, tmp } = await spooled();
+      const other = join(dir, 'other');
+      await mkdir(other);
+      const folders: string[] = [];
+      const sink = new ScriptedSink(p => {
+        folders.push(dirname(p.attachments?.[0]?.file.path ?? ''));
+        return undefined;
+      });
+      await attemptDelivery(entryFor(A), raw, {
+        ...deps(sink),
+        attachmentDir: other,
+      });
+      expect(folders).to.deep.equal([other]);
+      expect(await readdir(other)).to.deep.equal([]);
+      expect(await readdir(tmp)).to.deep.equal([]);
+    });
   });
 });

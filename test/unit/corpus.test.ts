@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildPayloads } from '../../src/deliver/deliver-message.js';
+import { payloadToString } from '../../src/deliver/payload-stream.js';
 import type { Envelope } from '../../src/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { parseMessage } from '../../src/parse/parse-message.js';
@@ -39,15 +40,21 @@ const ENVELOPE: Envelope = {
   receivedAt: '2026-01-01T00:00:00.000Z',
 };
 
-/** The one body a corpus file gives for the catch-all route. */
+/** The one body (as posted) a corpus file gives for the catch-all route. */
 async function bodyOf(
   file: string | Buffer,
   config: Pick<Config, 'routes' | 'mapping'> = CONFIG,
-): Promise<ApiPayload> {
+): Promise<ApiPayload<string>> {
   const source = typeof file === 'string' ? join(CORPUS, file) : file;
-  const bodies = buildPayloads(await parseMessage(source), ENVELOPE, config);
-  expect(bodies).to.have.length(1);
-  return bodies[0]!.payload;
+  const message = await parseMessage(source);
+  try {
+    const bodies = buildPayloads(message, ENVELOPE, config);
+    expect(bodies).to.have.length(1);
+    const json = await payloadToString(bodies[0]!.payload);
+    return JSON.parse(json) as ApiPayload<string>;
+  } finally {
+    await message.dispose();
+  }
 }
 
 /** Paths (like `attachments[0].name`) of every empty string anywhere in `value`. */

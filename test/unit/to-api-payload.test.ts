@@ -61,6 +61,7 @@ function message(over: Partial<ParsedMessage> = {}): ParsedMessage {
     attachments: [],
     digest: DIGEST,
     size: 200,
+    dispose: async () => undefined,
     ...over,
   };
 }
@@ -440,32 +441,42 @@ describe('toApiPayload', () => {
       expected: undefined,
     },
     {
-      title: 'every attachment as {name, file} with base64 of the bytes',
+      // the file is base64-encoded when the body is sent: test/unit/payload-stream.test.ts
+      title: 'every attachment as {name, file} with a reference to its bytes',
       input: {
         message: {
           attachments: [
             {
               filename: 'report.pdf',
               contentType: 'application/pdf',
-              content: Buffer.from('%PDF-1.4'),
+              path: '/spool/tmp/att-1.bin',
+              size: 8,
             },
             {
               filename: 'attachment-2.bin',
               contentType: 'application/octet-stream',
-              content: Buffer.from([0, 255, 128, 10, 13]),
+              path: '/spool/tmp/att-2.bin',
+              size: 5,
             },
             {
               filename: 'résumé été.txt',
               contentType: 'text/plain',
-              content: Buffer.alloc(0),
+              path: '/spool/tmp/att-3.bin',
+              size: 0,
             },
           ],
         },
       },
       expected: [
-        { name: 'report.pdf', file: 'JVBERi0xLjQ=' },
-        { name: 'attachment-2.bin', file: 'AP+ACg0=' },
-        { name: 'résumé été.txt', file: '' },
+        { name: 'report.pdf', file: { path: '/spool/tmp/att-1.bin', size: 8 } },
+        {
+          name: 'attachment-2.bin',
+          file: { path: '/spool/tmp/att-2.bin', size: 5 },
+        },
+        {
+          name: 'résumé été.txt',
+          file: { path: '/spool/tmp/att-3.bin', size: 0 },
+        },
       ],
     },
   ]);
@@ -756,7 +767,8 @@ describe('toApiPayload', () => {
             {
               filename: 'a.txt',
               contentType: 'text/plain',
-              content: Buffer.from('abc'),
+              path: '/spool/tmp/att-1.bin',
+              size: 3,
             },
           ],
         },
@@ -782,7 +794,9 @@ describe('toApiPayload', () => {
         bcc: 'support+T9@example.com, audit@example.com',
         subject: 'Re: Printer',
         content: '<p>html</p>',
-        attachments: [{ name: 'a.txt', file: 'YWJj' }],
+        attachments: [
+          { name: 'a.txt', file: { path: '/spool/tmp/att-1.bin', size: 3 } },
+        ],
         ext_msg_id: '<m2@example.com>',
         reply_to_ext_msg_id: '<m1@example.com>',
         mailbox_id: 'mb-support',

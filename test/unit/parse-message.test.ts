@@ -1,0 +1,307 @@
+// parseMessage streams attachments to files in the given folder, and leaves none behind on failure.
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { BridgeError, PermanentError } from '../../src/errors/bridge-error.js';
+import { parseMessage } from '../../src/parse/parse-message.js';
+import type { ParsedMessage } from '../../src/parse/parsed-message.js';
+
+const CRLF = '\r\n';
+
+/** base64 in 76-character lines, as a MIME body. */
+function mimeBase64(bytes: Buffer): string {
+  return (bytes.toString('base64').match(/.{1,76}/g) ?? []).join(CRLF);
+}
+
+/** A multipart/mixed message with a text part and the given parts after it. */
+function multipart(parts: string[][], extraHeaders: string[] = []): Buffer {
+  return Buffer.from(
+    [
+      'From: Jane <jane@example.net>',
+      'To: support@example.com',
+      'Subject: parts',
+      'Message-ID: <parts@example.net>',
+      'MIME-Version: 1.0',
+      ...extraHeaders,
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Body.',
+      ...parts.flatMap(part => ['--b', ...part]),
+      '--b--',
+      '',
+    ].join(CRLF),
+  );
+}
+
+function base64Part(headers: string[], bytes: Buffer): string[] {
+  return [
+    ...headers,
+    'Content-Transfer-Encoding: base64',
+    '',
+    mimeBase64(bytes),
+  ];
+}
+
+/** Different bytes of every value, `size` of them. */
+function bytesOf(size: number): Buffer {
+  return Buffer.from(Array.from({ length: size }, (_, i) => (i * 7 + 3) % 256));
+}
+
+/** A message mailparser gives up on: an attachment, then more parts than it allows. */
+function tooManyParts(): Buffer {
+  const parts = [
+    base64Part(
+      ['Content-Type: application/octet-stream; name="first.bin"'],
+      bytesOf(5000),
+    ),
+  ];
+  for (let i = 0; i < 1001; i++) {
+    parts.push(['Content-Type: text/plain', '', `part ${i}`]);
+  }
+  return multipart(parts);
+}
+
+describe('parseMessage: attachments as files', () => {
+  let dir: string;
+  const parsed: ParsedMessage[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailbridge-parse-'));
+  });
+  afterEach(async () => {
+    for (const message of parsed.splice(0)) await message.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function parse(
+    source: Parameters<typeof parseMessage>[0],
+    options: Parameters<typeof parseMessage>[1] = { attachmentDir: dir },
+  ): Promise<ParsedMessage> {
+    const message = await parseMessage(source, options);
+    parsed.push(message);
+    return message;
+  }
+
+  it('writes each decoded attachment to its own file in attachmentDir', async () => {
+    const big = bytesOf(300_000);
+    const message = await parse(
+      multipart([
+        base64Part(
+          [
+            'Content-Type: application/pdf; name="report.pdf"',
+            'Content-Disposition: attachment; filename="report.pdf"',
+          ],
+          big,
+        ),
+        [
+          'Content-Type: text/csv',
+          'Content-Disposition: attachment;',
+          " filename*=UTF-8''r%C3%A9sum%C3%A9.csv",
+          '',
+          'a,b',
+        ],
+        base64Part(['Content-Type: image/png'], bytesOf(3)),
+        base64Part(
+          ['Content-Type: application/octet-stream; name="empty.bin"'],
+          Buffer.alloc(0),
+        ),
+      ]),
+    );
+    const rows = await Promise.all(
+      message.attachments.map(async a => ({
+        filename: a.filename,
+        contentType: a.contentType,
+        size: a.size,
+        folder: dirname(a.path),
+        bytes: (await readFile(a.path)).toString('hex'),
+      })),
+    );
+    expect(rows).to.deep.equal([
+      {
+        filename: 'report.pdf',
+        contentType: 'application/pdf',
+        size: big.length,
+        folder: dir,
+        bytes: big.toString('hex'),
+      },
+      {
+        filename: 'résumé.csv',
+        contentType: 'text/csv',
+        size: 3,
+        folder: dir,
+        bytes: Buffer.from('a,b').toString('hex'),
+      },
+      {
+        filename: 'attachment-3.png',
+        contentType: 'image/png',
+        size: 3,
+        folder: dir,
+        bytes: bytesOf(3).toString('hex'),
+      },
+      {
+        filename: 'empty.bin',
+        contentType: 'application/octet-stream',
+        size: 0,
+        folder: dir,
+        bytes: '',
+      },
+    ]);
+    expect(message.text).to.equal('Body.');
+    expect(await readdir(dir)).to.have.length(4);
+    await message.dispose();
+    expect(await readdir(dir)).to.deep.equal([]);
+    // a second dispose is harmless
+    await message.dispose();
+  });
+
+  it('without attachmentDir the files go to os.tmpdir(), and dispose removes them', async () => {
+    const message = await parse(
+      multipart([base64Part(['Content-Type: image/gif'], bytesOf(10))]),
+      {},
+    );
+    const path = message.attachments[0]!.path;
+    expect(dirname(path)).to.equal(tmpdir());
+    expect(await readFile(path)).to.deep.equal(bytesOf(10));
+    await message.dispose();
+    let code: string | undefined;
+    await readFile(path).catch((e: NodeJS.ErrnoException) => (code = e.code));
+    expect(code).to.equal('ENOENT');
+  });
+
+  it('two parses of one message write separate files', async () => {
+    const raw = multipart([
+      base64Part(['Content-Type: image/gif'], bytesOf(9)),
+    ]);
+    const one = await parse(raw);
+    const two = await parse(raw);
+    expect(one.attachments[0]!.path).to.not.equal(two.attachments[0]!.path);
+    await one.dispose();
+    expect(await readFile(two.attachments[0]!.path)).to.deep.equal(bytesOf(9));
+  });
+
+  it('keeps cid: links in the HTML and the inline image as an attachment', async () => {
+    const message = await parse(
+      multipart([
+        ['Content-Type: text/html', '', '<p>Logo: <img src="cid:logo@x"></p>'],
+        base64Part(
+          ['Content-Type: image/png', 'Content-ID: <logo@x>'],
+          bytesOf(20),
+        ),
+      ]),
+    );
+    expect(message.html).to.include('src="cid:logo@x"');
+    expect(message.attachments.map(a => a.contentId)).to.deep.equal(['logo@x']);
+  });
+
+  it('an attached message marked inline stays an attachment (ignoreEmbedded)', async () => {
+    const message = await parse(
+      multipart([
+        [
+          'Content-Type: message/rfc822',
+          'Content-Disposition: inline',
+          '',
+          'Subject: inner',
+          '',
+          'Inner body.',
+        ],
+      ]),
+    );
+    expect(message.attachments.map(a => a.filename)).to.deep.equal([
+      'attachment-1.eml',
+    ]);
+    expect(message.text).to.equal('Body.');
+  });
+
+  describe('the digest and size of the raw bytes, whatever the source', () => {
+    const raw = multipart([
+      base64Part(['Content-Type: image/gif'], bytesOf(70_000)),
+    ]);
+    const digest = createHash('sha256').update(raw).digest('hex');
+    const rows: Array<{
+      title: string;
+      source: (file: string) => string | Buffer | Readable;
+    }> = [
+      { title: 'a path', source: file => file },
+      { title: 'a Buffer', source: () => raw },
+      {
+        title: 'a stream of small chunks',
+        source: () =>
+          Readable.from(
+            Array.from({ length: Math.ceil(raw.length / 1000) }, (_, i) =>
+              raw.subarray(i * 1000, (i + 1) * 1000),
+            ),
+          ),
+      },
+    ];
+    for (const row of rows) {
+      it(row.title, async () => {
+        const file = join(dir, 'raw.eml');
+        await writeFile(file, raw);
+        const message = await parse(row.source(file));
+        expect(message.digest).to.equal(digest);
+        expect(message.size).to.equal(raw.length);
+        expect(await readFile(message.attachments[0]!.path)).to.deep.equal(
+          bytesOf(70_000),
+        );
+      });
+    }
+  });
+
+  describe('failures leave no attachment file behind', () => {
+    it('unparseable (too many parts after an attachment) -> PermanentError', async () => {
+      let error: unknown;
+      await parseMessage(tooManyParts(), { attachmentDir: dir }).catch(
+        (err: unknown) => (error = err),
+      );
+      expect(error).to.be.instanceOf(PermanentError);
+      expect((error as Error).message).to.equal('Message could not be parsed');
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
+    it('the attachment folder is missing -> the disk error, not PermanentError', async () => {
+      const missing = join(dir, 'no-such-folder');
+      let error: NodeJS.ErrnoException | undefined;
+      await parseMessage(
+        multipart([base64Part(['Content-Type: image/gif'], bytesOf(10))]),
+        { attachmentDir: missing },
+      ).catch((err: NodeJS.ErrnoException) => (error = err));
+      expect(error).to.not.be.instanceOf(BridgeError);
+      expect(error?.code).to.equal('ENOENT');
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
+    it('the source fails mid-attachment -> the read error, not PermanentError', async () => {
+      const raw = multipart([
+        base64Part(['Content-Type: image/gif'], bytesOf(200_000)),
+      ]);
+      const broken = new Error('disk went away');
+      const source = Readable.from(
+        (async function* () {
+          yield raw.subarray(0, 100_000);
+          throw broken;
+        })(),
+      );
+      let error: unknown;
+      await parseMessage(source, { attachmentDir: dir }).catch(
+        (err: unknown) => (error = err),
+      );
+      expect(error).to.equal(broken);
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
+    it('a raw file that does not exist -> ENOENT, not PermanentError', async () => {
+      let error: NodeJS.ErrnoException | undefined;
+      await parseMessage(join(dir, 'gone.eml'), { attachmentDir: dir }).catch(
+        (err: NodeJS.ErrnoException) => (error = err),
+      );
+      expect(error).to.not.be.instanceOf(BridgeError);
+      expect(error?.code).to.equal('ENOENT');
+    });
+  });
+});
