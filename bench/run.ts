@@ -122,6 +122,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
         MAILBRIDGE_HTTP_PORT: String(httpPort),
         MAILBRIDGE_SPOOL_DIR: join(spool, 'spool'),
         MAILBRIDGE_LOG_LEVEL: 'warn',
+        // BENCH_WORKERS=2 npm run bench: the daemon in cluster mode
+        MAILBRIDGE_CLUSTER_WORKERS: process.env.BENCH_WORKERS ?? '1',
       },
     },
   );
@@ -249,7 +251,7 @@ async function main(): Promise<void> {
   spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const only = process.argv[2];
   console.log(
-    `\nmachine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    `\ncluster.workers ${process.env.BENCH_WORKERS ?? '1'}; machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
   );
   console.log(
     '\n| scenario (queue mode, fsync, 20 sessions) | messages | accepted msg/s | posted msg/s | accept p50 ms | accept p99 ms | peak RSS MiB |',
