@@ -157,6 +157,7 @@ async function makeDue(
   const entry = await spool.claim(id);
   if (!entry) return false;
   await spool.move({ ...entry, nextAttemptAt: now }, 'active', 'queue');
+  await spool.signal(id); // a running daemon re-reads only new and signalled entries
   return true;
 }
 

@@ -221,8 +221,13 @@ export class QueueRunner {
     for (const id of this.holds.keys()) {
       if (!present.has(id)) this.holds.delete(id);
     }
+    // Only new entries (accepted by another worker, injected, replayed) and signalled ones
+    // (`queue retry`) are read: a known entry's due time changes only through this process, so
+    // a queue of 100,000 waiting messages costs one readdir per scan, not 100,000 reads.
+    const signalled = new Set(await this.deps.spool.takeSignals());
     for (const id of ids) {
       if (this.running.has(id)) continue;
+      if (this.due.has(id) && !signalled.has(id)) continue;
       const entry = await this.deps.spool.read('queue', id);
       if (!entry) continue;
       const at = Math.max(entry.nextAttemptAt, this.holds.get(id) ?? -Infinity);
@@ -249,7 +254,7 @@ export class QueueRunner {
       this.heap.pop();
       this.due.delete(next.id);
       this.holds.delete(next.id);
-      const run = this.process(next.id).finally(() => {
+      const run = this.process(next.id, this.pause !== null).finally(() => {
         this.running.delete(next.id);
         this.pump();
       });
@@ -278,10 +283,21 @@ export class QueueRunner {
     this.timer.unref();
   }
 
-  private async process(id: string): Promise<void> {
+  /** Claims and attempts one entry; `probe` attempts it even before its time (paused delivery). */
+  private async process(id: string, probe: boolean): Promise<void> {
     try {
       const entry = await this.deps.spool.claim(id);
       if (!entry) return; // taken by a `queue` command, or purged
+      if (!probe && entry.nextAttemptAt > this.now()) {
+        // another worker of the cluster rescheduled it since we learnt its time: not yet
+        await this.deps.spool.release(id);
+        this.schedule(id, entry.nextAttemptAt);
+        this.deps.log.debug('not due yet: rescheduled elsewhere', {
+          queueId: id,
+          nextAttemptAt: new Date(entry.nextAttemptAt).toISOString(),
+        });
+        return;
+      }
       await this.file(await this.attemptClaimed(entry));
     } catch (err) {
       // a spool or dedupe I/O error: back to the queue, tried again after a retry delay

@@ -1,5 +1,13 @@
 // The durable queue on disk: raw bytes in msg/, state in queue/ (waiting), active/ (claimed), dead/.
-import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import {
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirSyncer, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import type { QueueEntry } from './queue-entry.js';
@@ -34,10 +42,27 @@ export class Spool {
 
   /** Creates the folders; safe to call on an existing spool. */
   async init(): Promise<this> {
-    for (const sub of ['tmp', 'msg', ...STATES]) {
+    for (const sub of ['tmp', 'msg', 'signal', ...STATES]) {
       await mkdir(join(this.dir, sub), { recursive: true });
     }
     return this;
+  }
+
+  /**
+   * Tells a running daemon that a waiting entry changed on disk (`queue retry`): its rescan
+   * re-reads only new and signalled entries, not the whole queue.
+   */
+  async signal(id: string): Promise<void> {
+    await writeFile(join(this.dir, 'signal', id), '');
+  }
+
+  /** The ids signalled since the last call; their signals are consumed. */
+  async takeSignals(): Promise<string[]> {
+    const names = await readdir(join(this.dir, 'signal'));
+    for (const name of names) {
+      await unlinkIfPresent(join(this.dir, 'signal', name));
+    }
+    return names;
   }
 
   /** Where the raw message of a new id is written while it is received. */
@@ -157,7 +182,7 @@ export class Spool {
       throw err;
     }
     if (from && from !== to) {
-      await rm(this.statePath(from, entry.id), { force: true });
+      await unlinkIfPresent(this.statePath(from, entry.id));
     }
   }
 
@@ -181,8 +206,8 @@ export class Spool {
 
   /** Removes an entry and its raw message for good (delivered, refused, or purged). */
   async remove(id: string, from: EntryState | null): Promise<void> {
-    if (from) await rm(this.statePath(from, id), { force: true });
-    await rm(this.messagePath(id), { force: true });
+    if (from) await unlinkIfPresent(this.statePath(from, id));
+    await unlinkIfPresent(this.messagePath(id));
   }
 
   /** The ids in one state, oldest first (ids sort by time). */
@@ -252,6 +277,15 @@ export class Spool {
       report.missingRaw++;
     }
     return report;
+  }
+}
+
+/** unlink, where a file already gone is fine (rm would lstat first: one syscall more). */
+async function unlinkIfPresent(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
 }
 
