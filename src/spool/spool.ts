@@ -163,27 +163,32 @@ export class Spool {
     return null;
   }
 
-  /** Writes an entry's new state into `to` and drops its old state file in `from`. */
+  /**
+   * Writes an entry's new state and moves it from `from` to `to`. Out of queue/ or active/, the
+   * new state is first written over the caller's own file (tmp + rename), then that file is
+   * renamed into `to`: the entry is never in two folders at once, so no other process can claim
+   * a copy that this one then deletes. A crash in between leaves the new state in `from`.
+   */
   async move(
     entry: QueueEntry,
     from: EntryState | null,
     to: EntryState,
   ): Promise<void> {
+    // Nothing but an operator's command takes from dead/: out of there, write the new state in
+    // place first and drop the dead one after, so a failed write leaves the dead entry whole.
+    const inPlace = from !== null && from !== 'dead';
     const tmp = this.tmpStatePath(entry.id);
+    const target = this.statePath(inPlace ? from : to, entry.id);
     try {
-      await writeFileAtomic(
-        tmp,
-        this.statePath(to, entry.id),
-        JSON.stringify(entry),
-      );
+      await writeFileAtomic(tmp, target, JSON.stringify(entry));
     } catch (err) {
       // the old state stays in place; no half-done copy is left in tmp/
       await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
-    if (from && from !== to) {
-      await unlinkIfPresent(this.statePath(from, entry.id));
-    }
+    if (!from || from === to) return;
+    if (inPlace) await rename(target, this.statePath(to, entry.id));
+    else await unlinkIfPresent(this.statePath(from, entry.id));
   }
 
   /**
@@ -247,7 +252,11 @@ export class Spool {
     }
     const waiting = new Set(await this.ids('queue'));
     for (const id of await this.ids('active')) {
-      if (waiting.has(id)) {
+      const claimed = await this.read('active', id);
+      if (claimed?.dead) {
+        // its move to dead/ was cut short: finish it
+        await rename(this.statePath('active', id), this.statePath('dead', id));
+      } else if (waiting.has(id)) {
         await rm(this.statePath('active', id), { force: true });
       } else {
         await rename(this.statePath('active', id), this.statePath('queue', id));

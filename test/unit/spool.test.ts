@@ -117,7 +117,7 @@ describe('Spool', () => {
     expect(await spool.find('NOPE')).to.equal(null);
   });
 
-  it('move into an unusable folder: rejects, the old state stays, tmp/ stays empty', async () => {
+  it('move into an unusable folder: rejects, the entry stays claimed in active/, tmp/ stays empty', async () => {
     const e = await committed('ID7', 'active');
     await rm(join(dir, 'dead'), { recursive: true });
     await writeFile(join(dir, 'dead'), '');
@@ -126,8 +126,44 @@ describe('Spool', () => {
       .move({ ...e, attempts: 1 }, 'active', 'dead')
       .catch(err => (failure = err));
     expect(failure?.code).to.equal('ENOTDIR');
-    expect(await spool.read('active', 'ID7')).to.deep.equal(e);
+    // the new state is written over the caller's own claim first, then renamed
+    expect(await spool.read('active', 'ID7')).to.deep.equal({
+      ...e,
+      attempts: 1,
+    });
     expect((await listSpool(dir)).tmp).to.deep.equal([]);
+  });
+
+  // Regression: move wrote queue/<id> and only then unlinked active/<id>. In between, another
+  // process could claim queue/<id> into active/<id>, and the unlink deleted that claim: the
+  // claimer read nothing, and recovery removed the raw message as an orphan (a lost message).
+  it('move is rename-only between folders: a claim right after it gets the whole entry', async () => {
+    const e = await committed('ID8', 'active');
+    const next = { ...e, attempts: 1, lastError: 'API HTTP 503' };
+    await spool.move(next, 'active', 'queue');
+    const other = new Spool(dir);
+    expect(await other.claim('ID8')).to.deep.equal(next);
+    const listing = await listSpool(dir);
+    expect(listing.queue).to.deep.equal([]);
+    expect(listing.active).to.deep.equal(['ID8.json']);
+    expect(listing.msg).to.deep.equal(['ID8.eml']);
+  });
+
+  it('recover finishes a move to dead/ that a crash cut short', async () => {
+    const e = await committed('ID9', 'active');
+    const dead = {
+      ...e,
+      dead: {
+        reason: 'refused: API HTTP 400',
+        at: new Date(NOW).toISOString(),
+      },
+    };
+    // the new state written over the claim, the rename into dead/ not done yet
+    await writeFile(join(dir, 'active', 'ID9.json'), JSON.stringify(dead));
+    await spool.recover(NOW);
+    expect(await spool.read('dead', 'ID9')).to.deep.equal(dead);
+    expect(await spool.read('queue', 'ID9')).to.equal(null);
+    expect((await listSpool(dir)).msg).to.deep.equal(['ID9.eml']);
   });
 
   it('release hands a claim back to queue/; a newer state in queue/ wins', async () => {
