@@ -10,7 +10,10 @@ RUN npm run build
 
 FROM node:20-alpine
 RUN apk add --no-cache dumb-init
+# UV_THREADPOOL_SIZE: every spool fsync holds a libuv thread while the disk works; the default 4
+# makes concurrent SMTP sessions queue behind each other. It must be set before node starts.
 ENV NODE_ENV=production \
+    UV_THREADPOOL_SIZE=16 \
     MAILBRIDGE_SMTP_HOST=0.0.0.0 \
     MAILBRIDGE_HTTP_HOST=0.0.0.0 \
     MAILBRIDGE_SPOOL_DIR=/var/spool/mailbridge

@@ -10,10 +10,6 @@ import { runPreview } from './commands/preview.js';
 import { runQueue } from './commands/queue.js';
 import { runServe } from './commands/serve.js';
 
-// More libuv threads: every spool fsync occupies one while the disk works, and the default 4
-// would make concurrent SMTP sessions queue behind each other. Read when the pool first starts.
-process.env.UV_THREADPOOL_SIZE ??= '16';
-
 const USAGE = `Usage: mailbridge <command> [options]
 
 Commands:

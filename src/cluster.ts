@@ -10,6 +10,7 @@ import { isDryRun, startDaemon } from './daemon.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { Spool } from './spool/spool.js';
+import { lockSpool } from './spool/spool-lock.js';
 
 /** Messages a worker sends its primary. */
 type WorkerMessage =
@@ -36,6 +37,7 @@ export async function runPrimary(
   signalled: Promise<NodeJS.Signals>,
 ): Promise<number> {
   const spool = await new Spool(resolve(config.spool.dir)).init();
+  const unlock = await lockSpool(spool.dir);
   const report = await spool.recover(Date.now());
   if (
     report.removedTmp +
@@ -69,9 +71,17 @@ export async function runPrimary(
       }
     });
   };
+  // a worker that dies before it ever listened (port taken, bad spool) would only die again
+  let failStart: (reason: string) => void = () => undefined;
+  const startFailed = new Promise<string>(done => (failStart = done));
   cluster.on('exit', (worker: Worker, code, signal) => {
+    const wasReady = workers.get(worker.id)?.ready ?? false;
     workers.delete(worker.id);
     if (closing) return;
+    if (!wasReady) {
+      failStart(`a worker exited with code ${code} before it was ready`);
+      return;
+    }
     log.error('worker died; starting another', {
       pid: worker.process.pid,
       code,
@@ -101,11 +111,20 @@ export async function runPrimary(
       })
     : undefined;
 
-  const started = await Promise.race([
-    ready.then(() => true),
-    signalled.then(() => false),
+  const outcome = await Promise.race([
+    ready.then(() => 'ready' as const),
+    signalled.then(() => 'signal' as const),
+    startFailed,
   ]);
-  if (started) {
+  if (outcome !== 'ready' && outcome !== 'signal') {
+    log.error('mailbridge failed to start', { error: outcome });
+    closing = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill();
+    health?.server.close();
+    await unlock();
+    return 1;
+  }
+  if (outcome === 'ready') {
     log.info('mailbridge started', {
       smtp: `${config.smtp.host}:${smtpPort}`,
       http: health ? `${config.http.host}:${health.port}` : 'off',
@@ -116,8 +135,14 @@ export async function runPrimary(
       api: isDryRun(config) ? null : maskUrl(config.api.url),
     });
   }
-  const signal = await signalled;
-  log.info('signal received', { signal });
+  // a replacement worker that cannot start either: stop, and let the supervisor see exit 1
+  const stop = await Promise.race([
+    signalled.then(signal => ({ signal, failed: undefined })),
+    startFailed.then(failed => ({ signal: undefined, failed })),
+  ]);
+  if (stop.failed) {
+    log.error('a worker could not start again', { error: stop.failed });
+  } else log.info('signal received', { signal: stop.signal });
   closing = true;
   log.info('mailbridge stopping');
   const exited = Object.values(cluster.workers ?? {}).map(worker =>
@@ -133,8 +158,9 @@ export async function runPrimary(
     health.server.closeAllConnections();
     await new Promise<void>(done => health.server.close(() => done()));
   }
+  await unlock();
   log.info('mailbridge stopped');
-  return 0;
+  return stop.failed ? 1 : 0;
 }
 
 /**

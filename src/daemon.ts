@@ -14,6 +14,7 @@ import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { DedupeStore } from './spool/dedupe-store.js';
 import { Spool } from './spool/spool.js';
+import { lockSpool } from './spool/spool-lock.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSmtpServer } from './smtp/create-smtp-server.js';
 
@@ -62,6 +63,11 @@ export async function startDaemon(
   options: DaemonOptions = {},
 ): Promise<Daemon> {
   const spool = await new Spool(resolve(config.spool.dir)).init();
+  // a cluster worker runs under its primary's lock; everyone else takes it before recovery
+  const unlock =
+    options.recover === false
+      ? async () => undefined
+      : await lockSpool(spool.dir);
   const metrics = createMetrics();
   const dryRun = isDryRun(config);
   const sink = countPosts(
@@ -87,10 +93,20 @@ export async function startDaemon(
       metrics,
       now: options.now,
       random: options.random,
-      recover: options.recover,
+      recover: false,
       onPauseChange: options.onPauseChange,
     });
-    await runner.start();
+    if (options.recover !== false) {
+      const report = await spool.recover((options.now ?? Date.now)());
+      const mended =
+        report.removedTmp +
+        report.requeued +
+        report.orphans +
+        report.missingRaw;
+      if (mended) {
+        log.warn('spool recovered after an unclean stop', { ...report });
+      }
+    }
     const prune = () =>
       dedupe
         .prune()
@@ -109,7 +125,16 @@ export async function startDaemon(
     runner,
     now: options.now ?? Date.now,
   });
-  const smtpPort = await listen(smtp, config.smtp.port, config.smtp.host);
+  let smtpPort: number;
+  try {
+    smtpPort = await listen(smtp, config.smtp.port, config.smtp.host);
+  } catch (err) {
+    // nothing was claimed yet: the runner starts only once the port is ours
+    clearInterval(pruner);
+    await unlock();
+    throw err;
+  }
+  await runner?.start();
   let closing = false;
   let health: Server | undefined;
   let httpPort: number | null = null;
@@ -144,6 +169,7 @@ export async function startDaemon(
       clearInterval(pruner);
       await runner?.close();
       await sink.close();
+      await unlock();
       if (health) {
         health.closeAllConnections();
         await new Promise<void>(done => health.close(() => done()));

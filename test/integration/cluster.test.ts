@@ -2,7 +2,9 @@
 // their metrics, restarts a dead worker, and shuts them all down on SIGTERM.
 import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -30,6 +32,60 @@ function httpGet(
       .end();
   });
 }
+
+describe('one daemon per spool (real processes)', function () {
+  this.timeout(40_000);
+
+  it('a second daemon on a spool in use exits 1 and leaves the first one alone', async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-lock-'));
+    const env = async () => ({
+      MAILBRIDGE_SMTP_PORT: String(await freePort()),
+      MAILBRIDGE_HTTP_PORT: String(await freePort()),
+      MAILBRIDGE_SPOOL_DIR: spoolDir,
+      MAILBRIDGE_LOG_LEVEL: 'info',
+    });
+    const first = startCli(['serve'], await env());
+    try {
+      await first.waitForLog('mailbridge started');
+      const second = startCli(['serve'], await env());
+      const failed = await second.waitForLog('mailbridge failed to start');
+      expect(String(failed.error)).to.include(
+        `in use by process ${first.child.pid}`,
+      );
+      expect(await second.exited).to.deep.equal({ code: 1, signal: null });
+      expect(first.child.exitCode).to.equal(null);
+      first.child.kill('SIGTERM');
+      expect(await first.exited).to.deep.equal({ code: 0, signal: null });
+    } finally {
+      await first.kill();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a cluster whose workers cannot listen exits 1 instead of restarting them forever', async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port } = taken.address() as { port: number };
+    const primary = startCli(['serve'], {
+      MAILBRIDGE_CLUSTER_WORKERS: '2',
+      MAILBRIDGE_SMTP_PORT: String(port),
+      MAILBRIDGE_HTTP_PORT: String(await freePort()),
+      MAILBRIDGE_SPOOL_DIR: spoolDir,
+      MAILBRIDGE_LOG_LEVEL: 'info',
+    });
+    try {
+      expect(await primary.exited).to.deep.equal({ code: 1, signal: null });
+      expect(primary.logs.map(l => l.message)).to.include(
+        'mailbridge failed to start',
+      );
+    } finally {
+      await primary.kill();
+      taken.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('cluster mode (real processes)', function () {
   this.timeout(40_000);
