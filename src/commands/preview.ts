@@ -22,6 +22,7 @@ export async function runPreview(
   config: Config,
   options: PreviewOptions,
 ): Promise<number> {
+  exitOnClosedStdout();
   await stat(options.file);
   const message = await parseMessage(options.file);
   try {
@@ -70,6 +71,14 @@ async function printPayloads(
     await write(['\n']);
   }
   return 0;
+}
+
+/** A reader that went away (`| head`) is not an error: stop quietly, as other tools do. */
+function exitOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
 }
 
 /** Copies chunks to stdout, waiting for it to drain; stdout stays open. */

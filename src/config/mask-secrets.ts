@@ -15,10 +15,23 @@ export function maskSecrets(config: Config): Config {
   };
 }
 
-/** A URL with the password of its user-info part (https://user:pw@host) masked. */
+/** A URL with its credentials masked: the user-info password and secret-looking query values. */
 export function maskUrl(url: string): string {
   const parsed = new URL(url);
-  if (!parsed.password) return url;
-  parsed.password = MASK;
-  return parsed.toString();
+  let masked = false;
+  if (parsed.password) {
+    parsed.password = MASK;
+    masked = true;
+  }
+  // a token passed in the query string (?access_token=..., ?api_key=...) is a secret too
+  for (const name of [...parsed.searchParams.keys()]) {
+    if (SECRET_PARAM.test(name)) {
+      parsed.searchParams.set(name, MASK);
+      masked = true;
+    }
+  }
+  return masked ? parsed.toString() : url;
 }
+
+/** Query parameter names that carry credentials. */
+const SECRET_PARAM = /token|key|secret|pass|auth|sig/i;

@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/run-cli.js';
 import { makeMessage } from '../helpers/smtp-client.js';
 
@@ -95,5 +98,52 @@ describe('preview: streamed bodies', () => {
     // (tsx keeps its cache there too)
     const left = await readdir(scratch);
     expect(left.filter(name => name.startsWith('att-'))).to.deep.equal([]);
+  });
+
+  // regression: `preview ... | head` crashed with an EPIPE stack trace once head had enough
+  it('stops quietly (exit 0) when the reader closes the pipe early', async () => {
+    const eml = join(dir, 'wide.eml');
+    const blob = Buffer.alloc(2 * 1024 * 1024, 7).toString('base64');
+    await writeFile(
+      eml,
+      makeMessage(
+        {
+          From: 'jane@example.net',
+          To: 'support@example.com',
+          'Content-Type': 'multipart/mixed; boundary="b"',
+        },
+        [
+          '--b',
+          'Content-Type: text/plain',
+          '',
+          'Attached.',
+          '--b',
+          'Content-Type: application/octet-stream; name="wide.bin"',
+          'Content-Transfer-Encoding: base64',
+          '',
+          (blob.match(/.{1,76}/g) ?? []).join('\r\n'),
+          '--b--',
+          '',
+        ].join('\r\n'),
+      ),
+    );
+    const config = join(dir, 'routes.yaml');
+    await writeFile(config, ROUTES_YAML);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'preview', eml, '--config', config],
+      {
+        cwd: fileURLToPath(new URL('../../', import.meta.url)),
+        env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', TMPDIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    await once(child.stdout, 'data');
+    child.stdout.destroy(); // like `head -c 100` exiting
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).to.equal('');
+    expect(code).to.equal(0);
   });
 });

@@ -599,6 +599,15 @@ describe('config', () => {
       expect(JSON.stringify(masked)).to.not.include('pa55word');
     });
 
+    it('masks credentials in the query string of api.url', () => {
+      const config = load({
+        MAILBRIDGE_API_URL: 'https://api.example/v1/message?api_key=k3y&x=1',
+      });
+      expect(maskSecrets(config).api.url).to.equal(
+        'https://api.example/v1/message?api_key=********&x=1',
+      );
+    });
+
     it('leaves a missing token null', () => {
       const config = load();
       expect(maskSecrets(config)).to.deep.equal(config);
