@@ -153,6 +153,7 @@ async function attemptRoutes(
   const result = conclude(entry, routes, results, deps, startedAt, {
     retryAt,
     api: lastApi,
+    configError,
   });
   return { ...result, messageId, configError };
 }
@@ -199,7 +200,7 @@ function conclude(
   results: Record<string, string>,
   deps: AttemptDeps,
   startedAt: number,
-  extra: { retryAt?: number; api?: BridgeError['api'] },
+  extra: { retryAt?: number; api?: BridgeError['api']; configError?: boolean },
 ): AttemptResult {
   const now = deps.now();
   const attempts = entry.attempts + 1;
@@ -225,7 +226,8 @@ function conclude(
     return { ...base, entry: next, outcome: 'delivered' };
   }
   const retry = deps.config.delivery.retry;
-  const expired = now - entry.createdAt >= retry.maxAgeMs;
+  // a 401/403/404 says our token or URL is wrong, not the message: it waits, it does not expire
+  const expired = !extra.configError && now - entry.createdAt >= retry.maxAgeMs;
   if (!pending || expired) {
     // a route refused by an earlier attempt keeps what the API said then
     const api =

@@ -333,6 +333,21 @@ describe('attemptDelivery', () => {
       attempts: 10,
     },
     {
+      // regression: a long pause for a wrong token expired the messages that probed it
+      name: 'maxAgeMs reached but the API says 401 -> still waiting, not dead',
+      rcpt: A,
+      fail: { 'mb-a': c401 },
+      entry: e => ({ ...e, createdAt: NOW - DAY, attempts: 9 }),
+      outcome: 'retry',
+      statuses: ['pending'],
+      results: { 0: 'API HTTP 401: check api.url and api.token' },
+      posted: ['mb-a'],
+      lastError: 'API HTTP 401: check api.url and api.token',
+      nextAttemptAt: NOW + 30_000, // the backoff's cap, halved by the test's randomness
+      configError: true,
+      attempts: 10,
+    },
+    {
       name: 'maxAgeMs reached but delivered now -> delivered',
       rcpt: A,
       entry: e => ({ ...e, createdAt: NOW - 2 * DAY }),
