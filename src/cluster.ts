@@ -54,8 +54,11 @@ export async function runPrimary(
   let allReady: () => void = () => undefined;
   const ready = new Promise<void>(done => (allReady = done));
 
-  const fork = (): void => {
-    const worker = cluster.fork();
+  // each worker has a slot, and its claims their own folder; a replacement takes over the slot
+  const slots = new Map<number, number>();
+  const fork = (slot: number): void => {
+    const worker = cluster.fork({ MAILBRIDGE_WORKER_SLOT: String(slot) });
+    slots.set(worker.id, slot);
     workers.set(worker.id, { ready: false, paused: null });
     worker.on('message', (message: WorkerMessage) => {
       const state = workers.get(worker.id);
@@ -87,9 +90,10 @@ export async function runPrimary(
       code,
       signal,
     });
-    setTimeout(() => closing || fork(), RESTART_DELAY_MS).unref();
+    const slot = slots.get(worker.id) ?? 0;
+    setTimeout(() => closing || fork(slot), RESTART_DELAY_MS).unref();
   });
-  for (let i = 0; i < count; i++) fork();
+  for (let slot = 1; slot <= count; slot++) fork(slot);
 
   const aggregator = new AggregatorRegistry();
   const health = config.http.enabled
@@ -173,8 +177,12 @@ export async function runWorker(
   signalled: Promise<NodeJS.Signals>,
 ): Promise<number> {
   const send = (message: WorkerMessage) => process.send?.(message);
+  const slot = Number(
+    process.env.MAILBRIDGE_WORKER_SLOT ?? cluster.worker?.id ?? 0,
+  );
   const daemon = await startDaemon(config, log, {
     recover: false,
+    claimDir: `active-${slot}`,
     http: false,
     startedMessage: 'worker started',
     onPauseChange: reason => send({ type: 'paused', reason }),

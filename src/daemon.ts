@@ -51,6 +51,8 @@ export interface DaemonOptions {
   onPauseChange?: (reason: string | null) => void;
   /** the start-up log line; cluster workers say "worker started" */
   startedMessage?: string;
+  /** this process's claim folder in the spool (cluster worker n: `active-<n>`) */
+  claimDir?: string;
 }
 
 /** How often old dedupe records are pruned. */
@@ -62,7 +64,10 @@ export async function startDaemon(
   log: Logger,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
-  const spool = await new Spool(resolve(config.spool.dir)).init();
+  const spool = await new Spool(
+    resolve(config.spool.dir),
+    options.claimDir,
+  ).init();
   // a cluster worker runs under its primary's lock; everyone else takes it before recovery
   const unlock =
     options.recover === false
@@ -96,7 +101,11 @@ export async function startDaemon(
       recover: false,
       onPauseChange: options.onPauseChange,
     });
-    if (options.recover !== false) {
+    if (options.recover === false) {
+      // a cluster worker takes back what the worker it replaces had claimed when it died
+      const requeued = await spool.requeueClaims();
+      if (requeued) log.warn('claims of a dead worker requeued', { requeued });
+    } else {
       const report = await spool.recover((options.now ?? Date.now)());
       const mended =
         report.removedTmp +
@@ -151,6 +160,7 @@ export async function startDaemon(
   }
   log.info(options.startedMessage ?? 'mailbridge started', {
     pid: process.pid,
+    claims: options.claimDir,
     smtp: `${config.smtp.host}:${smtpPort}`,
     http: httpPort === null ? 'off' : `${config.http.host}:${httpPort}`,
     mode: config.delivery.mode,

@@ -35,17 +35,30 @@ export class Spool {
   readonly msgDir: string;
   private readonly dirSyncer = new DirSyncer();
 
-  constructor(readonly dir: string) {
+  /**
+   * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
+   * for worker slot n, so the worker that replaces a dead one can take back its claims alone
+   */
+  constructor(
+    readonly dir: string,
+    private readonly claimDir = 'active',
+  ) {
     this.tmpDir = join(dir, 'tmp');
     this.msgDir = join(dir, 'msg');
   }
 
   /** Creates the folders; safe to call on an existing spool. */
   async init(): Promise<this> {
-    for (const sub of ['tmp', 'msg', 'signal', ...STATES]) {
+    for (const sub of ['tmp', 'msg', 'signal', ...STATES, this.claimDir]) {
       await mkdir(join(this.dir, sub), { recursive: true });
     }
     return this;
+  }
+
+  /** Every claim folder of the spool: `active` and the cluster workers' `active-<n>`. */
+  async claimFolders(): Promise<string[]> {
+    const names = await readdir(this.dir);
+    return names.filter(n => /^active(-\d+)?$/.test(n)).sort();
   }
 
   /**
@@ -76,7 +89,11 @@ export class Spool {
   }
 
   private statePath(state: EntryState, id: string): string {
-    return join(this.dir, state, `${id}.json`);
+    return join(
+      this.dir,
+      state === 'active' ? this.claimDir : state,
+      `${id}.json`,
+    );
   }
 
   private tmpStatePath(id: string): string {
@@ -140,16 +157,16 @@ export class Spool {
     return entry;
   }
 
-  /** Reads an entry's state; null when there is none in that state. */
+  /** Reads an entry's state; null when there is none in that state (claims: any process's). */
   async read(state: EntryState, id: string): Promise<QueueEntry | null> {
-    try {
-      return JSON.parse(
-        await readFile(this.statePath(state, id), 'utf8'),
-      ) as QueueEntry;
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
+    const entry = await readEntry(this.statePath(state, id));
+    if (entry || state !== 'active') return entry;
+    for (const folder of await this.claimFolders()) {
+      if (folder === this.claimDir) continue;
+      const other = await readEntry(join(this.dir, folder, `${id}.json`));
+      if (other) return other;
     }
+    return null;
   }
 
   /** Finds an entry in whichever state holds it. */
@@ -217,11 +234,41 @@ export class Spool {
 
   /** The ids in one state, oldest first (ids sort by time). */
   async ids(state: EntryState): Promise<string[]> {
-    const names = await readdir(join(this.dir, state));
-    return names
-      .filter(n => n.endsWith('.json'))
-      .map(n => n.slice(0, -'.json'.length))
-      .sort();
+    const folders = state === 'active' ? await this.claimFolders() : [state];
+    const ids: string[] = [];
+    for (const folder of folders) {
+      const names = await readdir(join(this.dir, folder)).catch(() => []);
+      for (const n of names) if (n.endsWith('.json')) ids.push(n.slice(0, -5));
+    }
+    return ids.sort();
+  }
+
+  /**
+   * Takes back the claims left in claim folders (by a process that died): each goes back to
+   * queue/, or on to dead/ when its move there was cut short. Returns how many.
+   */
+  async requeueClaims(folders: string[] = [this.claimDir]): Promise<number> {
+    const waiting = new Set(await this.ids('queue'));
+    let count = 0;
+    for (const folder of folders) {
+      const names = await readdir(join(this.dir, folder)).catch(() => []);
+      for (const name of names.filter(n => n.endsWith('.json'))) {
+        const id = name.slice(0, -5);
+        const path = join(this.dir, folder, name);
+        const claimed = await readEntry(path);
+        if (claimed?.dead) {
+          // its move to dead/ was cut short: finish it
+          await rename(path, this.statePath('dead', id));
+        } else if (waiting.has(id)) {
+          await rm(path, { force: true });
+        } else {
+          await rename(path, this.statePath('queue', id));
+          waiting.add(id);
+        }
+        count++;
+      }
+    }
+    return count;
   }
 
   /** Every entry in one state, oldest first; entries that vanish while read are skipped. */
@@ -250,20 +297,8 @@ export class Spool {
       await rm(join(this.tmpDir, name), { force: true });
       report.removedTmp++;
     }
+    report.requeued = await this.requeueClaims(await this.claimFolders());
     const waiting = new Set(await this.ids('queue'));
-    for (const id of await this.ids('active')) {
-      const claimed = await this.read('active', id);
-      if (claimed?.dead) {
-        // its move to dead/ was cut short: finish it
-        await rename(this.statePath('active', id), this.statePath('dead', id));
-      } else if (waiting.has(id)) {
-        await rm(this.statePath('active', id), { force: true });
-      } else {
-        await rename(this.statePath('active', id), this.statePath('queue', id));
-        waiting.add(id);
-      }
-      report.requeued++;
-    }
     const known = new Set([...waiting, ...(await this.ids('dead'))]);
     const raw = (await readdir(this.msgDir))
       .filter(n => n.endsWith('.eml'))
@@ -295,6 +330,16 @@ async function unlinkIfPresent(path: string): Promise<void> {
     await unlink(path);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+  }
+}
+
+/** An entry's state file, or null when there is none. */
+async function readEntry(path: string): Promise<QueueEntry | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as QueueEntry;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
   }
 }
 

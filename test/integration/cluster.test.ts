@@ -1,7 +1,8 @@
 // Cluster mode as real processes: workers share the SMTP port and the spool; the primary sums
 // their metrics, restarts a dead worker, and shuts them all down on SIGTERM.
 import { expect } from 'chai';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
@@ -14,7 +15,7 @@ import {
   startCli,
   type CliProcess,
 } from '../helpers/spawn-daemon.js';
-import { spoolFiles, waitForLogCount } from '../helpers/wait-for.js';
+import { spoolFiles, waitFor, waitForLogCount } from '../helpers/wait-for.js';
 
 const WAIT_MS = 15_000;
 
@@ -172,5 +173,73 @@ describe('cluster mode (real processes)', function () {
     expect(results.map(r => r.code)).to.deep.equal(Array(6).fill(250));
     await api.waitForRequests(6);
     expect(new Set(api.requests.map(r => r.body.ext_msg_id)).size).to.equal(6);
+  });
+
+  it('a replacement worker takes back the claims of the worker it replaces', async () => {
+    // a cluster of its own: fresh ports and spool, with a short API timeout
+    await daemon!.kill();
+    await rm(spoolDir, { recursive: true, force: true });
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+    smtpPort = await freePort();
+    httpPort = await freePort();
+    api.setDefault({ status: 0, stall: true });
+    const config = join(spoolDir, 'cluster.yaml');
+    await writeFile(
+      config,
+      [
+        'api: { timeoutMs: 1500 }',
+        'delivery:',
+        '  scanIntervalMs: 100',
+        '  retry: { initialDelayMs: 20, maxDelayMs: 100 }',
+      ].join('\n'),
+    );
+    daemon = startCli(['serve', '--config', config], {
+      MAILBRIDGE_CLUSTER_WORKERS: '2',
+      MAILBRIDGE_SMTP_PORT: String(smtpPort),
+      MAILBRIDGE_HTTP_PORT: String(httpPort),
+      MAILBRIDGE_SPOOL_DIR: spoolDir,
+      MAILBRIDGE_API_URL: api.url,
+      MAILBRIDGE_API_TOKEN: 'cluster-token',
+      MAILBRIDGE_LOG_LEVEL: 'info',
+    });
+    await daemon.waitForLog('mailbridge started');
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, n) => send(200 + n)),
+    );
+    expect(results.map(r => r.code)).to.deep.equal(Array(6).fill(250));
+    // wait until worker 1 holds a claim (its post is stalled at the stand-in)
+    const claims = join(spoolDir, 'active-1');
+    await waitFor(() => readdirSync(claims).length > 0, [[api, 'request']], {
+      timeoutMs: WAIT_MS,
+      what: 'a claim of worker 1',
+    });
+    const first = daemon.logs.find(
+      l => l.message === 'worker started' && l.claims === 'active-1',
+    );
+    process.kill(first!.pid as number, 'SIGKILL');
+    await daemon.waitForLog('claims of a dead worker requeued');
+    const healthyFrom = api.requests.length;
+    api.setDefault({ status: 204 });
+    const ids = Array.from(
+      { length: 6 },
+      (_, n) => `<cluster-${200 + n}@example.net>`,
+    );
+    await waitFor(
+      () => {
+        const answered = new Set(
+          api.requests.slice(healthyFrom).map(r => r.body.ext_msg_id),
+        );
+        return ids.every(id => answered.has(id));
+      },
+      [[api, 'request']],
+      {
+        timeoutMs: WAIT_MS,
+        what: 'every message posted after the stand-in recovered',
+      },
+    );
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).to.deep.equal({ code: 0, signal: null });
+    expect(await spoolFiles(spoolDir, 'msg')).to.deep.equal([]);
+    expect(readdirSync(claims)).to.deep.equal([]);
   });
 });
