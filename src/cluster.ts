@@ -58,6 +58,10 @@ export async function runPrimary(
   const slots = new Map<number, number>();
   const fork = (slot: number): void => {
     const worker = cluster.fork({ MAILBRIDGE_WORKER_SLOT: String(slot) });
+    // a send to a worker that is just dying: its 'exit' handler decides what happens next
+    worker.on('error', err =>
+      log.warn('worker channel error', errorFields(err)),
+    );
     slots.set(worker.id, slot);
     workers.set(worker.id, { ready: false, paused: null });
     worker.on('message', (message: WorkerMessage) => {
@@ -104,6 +108,7 @@ export async function runPrimary(
           metrics: () => aggregator.clusterMetrics(),
           contentType: aggregator.contentType,
         },
+        onError: err => log.error('health listener error', errorFields(err)),
         notReadyReason: () => {
           if (closing) return 'shutting down';
           const states = [...workers.values()];

@@ -152,6 +152,7 @@ export async function startDaemon(
       host: config.http.host,
       port: config.http.port,
       metrics: metrics.registry,
+      onError: err => log.error('health listener error', errorFields(err)),
       notReadyReason: () =>
         closing ? 'shutting down' : (runner?.pausedReason ?? null),
     });

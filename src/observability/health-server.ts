@@ -9,6 +9,8 @@ export interface HealthServerOptions {
   metrics: MetricsSource;
   /** Why the daemon is not ready, or null when it is. */
   notReadyReason: () => string | null;
+  /** told of errors once the listener runs (EMFILE on accept, ...), which must not crash us */
+  onError?: (err: Error) => void;
 }
 
 /** What /metrics serves: a prom-client Registry fits. */
@@ -50,7 +52,11 @@ export async function startHealthServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      server.on('error', err => options.onError?.(err));
+      resolve();
+    });
   });
   return { server, port: (server.address() as AddressInfo).port };
 }
