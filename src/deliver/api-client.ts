@@ -1,6 +1,7 @@
 // POST to the API with axios: one instance, keep-alive, explicit timeout, no redirects.
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance } from 'axios';
 import type { ApiConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
@@ -40,8 +41,8 @@ export class ApiClient implements PayloadSink {
       // follow-redirects would buffer the whole body; a redirect is a configuration error here
       maxRedirects: 0,
       maxBodyLength: Infinity,
-      maxContentLength: MAX_RESPONSE_BYTES,
-      responseType: 'text',
+      // the answer is a stream: a 2xx body is drained unread, an error body read up to a limit
+      responseType: 'stream',
       transitional: { silentJSONParsing: true, forcedJSONParsing: false },
       validateStatus: () => true,
       httpAgent: this.httpAgent,
@@ -76,8 +77,8 @@ export class ApiClient implements PayloadSink {
         signal: AbortSignal.timeout(this.config.timeoutMs),
       });
       status = response.status;
-      data = response.data;
       headers = response.headers as Record<string, unknown>;
+      data = await readAnswer(response.data as Readable, status);
     } catch (err) {
       code = (err as { code?: string }).code ?? 'UNKNOWN';
     } finally {
@@ -154,6 +155,28 @@ export class ApiClient implements PayloadSink {
 
 function headerString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The body of an answer: a success's is drained unread (whatever its size: it is not an error,
+ * and the socket stays reusable); an error's is read up to MAX_RESPONSE_BYTES, the rest dropped.
+ */
+async function readAnswer(body: Readable, status: number): Promise<string> {
+  if (status >= 200 && status < 300) {
+    body.resume();
+    return '';
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size >= MAX_RESPONSE_BYTES) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString('utf8');
 }
 
 /** The `errors` array of an error body, or [] when the body is not the documented JSON. */

@@ -96,6 +96,24 @@ describe('API answers and failures (sync mode)', () => {
     expect(result.code).to.equal(250);
   });
 
+  // regression: any answer over 1 MiB failed axios's maxContentLength and was taken for a
+  // network error, so an accepted message was retried (and posted again) until it expired
+  it('200 with a 3 MiB body -> 250: a success body is drained unread', async () => {
+    const result = await replyFor({
+      status: 200,
+      body: 'x'.repeat(3 * 1024 * 1024),
+    });
+    expect(result.code).to.equal(250);
+  });
+
+  it('400 with a 3 MiB body -> 554: the refusal stays a refusal', async () => {
+    const result = await replyFor({
+      status: 400,
+      body: 'y'.repeat(3 * 1024 * 1024),
+    });
+    expect(result.response).to.match(/^554 5\.6\.0 /);
+  });
+
   it('400 with {errors:[...]} -> 554 5.6.0, the errors logged', async () => {
     const result = await replyFor({
       status: 400,
