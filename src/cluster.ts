@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { maskUrl } from './config/mask-secrets.js';
 import type { Config } from './config/schema.js';
-import { isDryRun, startDaemon } from './daemon.js';
+import { isDryRun, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { Spool } from './spool/spool.js';
@@ -38,15 +38,7 @@ export async function runPrimary(
 ): Promise<number> {
   const spool = await new Spool(resolve(config.spool.dir)).init();
   const unlock = await lockSpool(spool.dir);
-  const report = await spool.recover(Date.now());
-  if (
-    report.removedTmp +
-    report.requeued +
-    report.orphans +
-    report.missingRaw
-  ) {
-    log.warn('spool recovered after an unclean stop', { ...report });
-  }
+  await recoverSpool(spool, log, Date.now());
   const count = workerCount(config);
   const workers = new Map<number, { ready: boolean; paused: string | null }>();
   let closing = false;

@@ -98,7 +98,6 @@ export async function startDaemon(
       metrics,
       now: options.now,
       random: options.random,
-      recover: false,
       onPauseChange: options.onPauseChange,
     });
     if (options.recover === false) {
@@ -106,15 +105,7 @@ export async function startDaemon(
       const requeued = await spool.requeueClaims();
       if (requeued) log.warn('claims of a dead worker requeued', { requeued });
     } else {
-      const report = await spool.recover((options.now ?? Date.now)());
-      const mended =
-        report.removedTmp +
-        report.requeued +
-        report.orphans +
-        report.missingRaw;
-      if (mended) {
-        log.warn('spool recovered after an unclean stop', { ...report });
-      }
+      await recoverSpool(spool, log, (options.now ?? Date.now)());
     }
     const prune = () =>
       dedupe
@@ -190,6 +181,18 @@ export async function startDaemon(
     return closed;
   };
   return { smtpPort, httpPort, dryRun, metrics, spool, runner, close };
+}
+
+/** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */
+export async function recoverSpool(
+  spool: Spool,
+  log: Logger,
+  now: number,
+): Promise<void> {
+  const report = await spool.recover(now);
+  const mended =
+    report.removedTmp + report.requeued + report.orphans + report.missingRaw;
+  if (mended) log.warn('spool recovered after an unclean stop', { ...report });
 }
 
 /** The sink, counting each body in `mailbridge_api_posts_total` by result. */

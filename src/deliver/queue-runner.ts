@@ -23,8 +23,6 @@ export interface QueueRunnerDeps {
   metrics: Metrics;
   now?: () => number;
   random?: () => number;
-  /** mend the spool at start (false when a cluster primary already did) */
-  recover?: boolean;
   /** told when delivery pauses (with the reason) or resumes (null) */
   onPauseChange?: (reason: string | null) => void;
 }
@@ -77,9 +75,8 @@ export class QueueRunner {
     return this.due.size;
   }
 
-  /** Recovers the spool, loads it and starts delivering. */
+  /** Loads the spool (already mended by the caller) and starts delivering. */
   async start(): Promise<void> {
-    if (this.deps.recover !== false) await this.recoverSpool();
     await this.scan();
     const interval = this.deps.config.delivery.scanIntervalMs;
     this.scanTimer = setInterval(() => {
@@ -89,17 +86,6 @@ export class QueueRunner {
     }, interval);
     this.scanTimer.unref();
     this.pump();
-  }
-
-  private async recoverSpool(): Promise<void> {
-    const report = await this.deps.spool.recover(this.now());
-    const mended =
-      report.removedTmp + report.requeued + report.orphans + report.missingRaw;
-    if (mended) {
-      this.deps.log.warn('spool recovered after an unclean stop', {
-        ...report,
-      });
-    }
   }
 
   /** A message just committed to queue/: deliver it when due. */

@@ -108,6 +108,7 @@ async function handleData(
   const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
   const path = deps.spool.tmpMessagePath(envelope.id);
   const mode = deps.config.delivery.mode;
+  let renamed = false;
   const outcome: Record<string, unknown> = {
     from: envelope.mailFrom,
     recipients: envelope.rcptTo.length,
@@ -129,6 +130,7 @@ async function handleData(
       mode === 'sync'
         ? await acceptSync(received, envelope, deps)
         : await acceptToSpool(received, envelope, deps, deps.now());
+    renamed = mode !== 'sync';
     deps.metrics.messages.inc({ outcome: 'accepted' });
     log.info(`message ${accepted.outcome}`, {
       ...outcome,
@@ -177,7 +179,7 @@ async function handleData(
     deps.metrics.acceptSeconds.observe(
       Number(process.hrtime.bigint() - started) / 1e9,
     );
-    // gone already when the spool took it
-    await unlink(path).catch(() => undefined);
+    // a file the spool took was renamed away; any other (sync, oversize, failure) goes now
+    if (!renamed) await unlink(path).catch(() => undefined);
   }
 }
