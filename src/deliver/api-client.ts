@@ -9,10 +9,16 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure } from './classify-failure.js';
 import type { PayloadSink, PostContext } from './payload-sink.js';
-import { serializePayload } from './payload-stream.js';
+import { serializePayload, type SerializedPayload } from './payload-stream.js';
 
 /** The largest error body we read from the API; more is cut off. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/**
+ * A body up to this size without attachment files is posted as one Buffer: the same bytes and
+ * headers as a stream, without the stream machinery (most bodies are a few KiB).
+ */
+const INLINE_BODY_BYTES = 64 * 1024;
 
 export interface ApiError {
   code?: string;
@@ -30,12 +36,15 @@ export class ApiClient implements PayloadSink {
   /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
   private active = 0;
   private readonly waiting: Array<() => void> = [];
+  /** the time limit of each POST, from its start until its answer is read or drained */
+  private readonly deadlines: Deadlines;
 
   constructor(
     private readonly config: ApiConfig,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
+    this.deadlines = new Deadlines(config.timeoutMs);
     this.http = axios.create({
       timeout: config.timeoutMs,
       // follow-redirects would buffer the whole body; a redirect is a configuration error here
@@ -64,27 +73,35 @@ export class ApiClient implements PayloadSink {
     let code: string | undefined;
     const body = serializePayload(payload);
     await this.acquireSlot();
-    // streamed: attachments are read from their files while the request is written
-    const stream = body.stream();
+    // streamed (but for small bodies): attachments are read from their files while it is written
+    const request = requestBody(body);
+    const stream = Buffer.isBuffer(request) ? undefined : request;
     let readError: Error | undefined;
-    stream.once('error', (err: Error) => (readError = err));
+    stream?.once('error', (err: Error) => (readError = err));
+    const deadline = this.deadlines.start();
+    let answer: Readable | undefined;
     try {
-      const response = await this.http.post(this.config.url, stream, {
+      const response = await this.http.post(this.config.url, request, {
         headers: {
           'Idempotency-Key': context.idempotencyKey,
           'Content-Length': String(body.length),
         },
-        signal: AbortSignal.timeout(this.config.timeoutMs),
+        signal: deadline.controller.signal,
       });
       status = response.status;
       headers = response.headers as Record<string, unknown>;
-      data = await readAnswer(response.data as Readable, status);
+      answer = response.data as Readable;
+      data = await readAnswer(answer, status);
     } catch (err) {
       code = (err as { code?: string }).code ?? 'UNKNOWN';
     } finally {
       // an early answer (or an error) leaves the rest unread: close the attachment file
-      stream.destroy();
+      stream?.destroy();
       this.releaseSlot();
+      // a success's answer drains on, unread: the time limit holds until it is done
+      if (answer && !answer.destroyed) {
+        answer.once('close', () => this.deadlines.end(deadline));
+      } else this.deadlines.end(deadline);
     }
     const log = this.log.child({
       queueId: context.queueId,
@@ -148,8 +165,72 @@ export class ApiClient implements PayloadSink {
   }
 
   async close(): Promise<void> {
+    this.deadlines.close();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+  }
+}
+
+/** What is posted: small bodies without attachment files as one Buffer, others as a stream. */
+export function requestBody(body: SerializedPayload): Buffer | Readable {
+  const inline = body.length <= INLINE_BODY_BYTES ? body.toBuffer() : null;
+  return inline ?? body.stream();
+}
+
+/** One POST under a time limit: its signal aborts once the limit is past. */
+interface Deadline {
+  readonly at: number;
+  readonly controller: AbortController;
+}
+
+/**
+ * The time limit of every POST in flight, kept by one timer instead of one per POST
+ * (AbortSignal.timeout: a timer, a signal and its bookkeeping, twice the CPU of a plain
+ * AbortController). All POSTs get the same limit, so their deadlines come in the order they
+ * started: the timer only ever waits for the oldest. It is armed when a POST starts and none is
+ * pending, re-armed while POSTs remain, and unref'd: it never keeps the process alive.
+ */
+class Deadlines {
+  /** oldest first */
+  private readonly pending: Deadline[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly limitMs: number) {}
+
+  start(): Deadline {
+    const deadline = {
+      at: performance.now() + this.limitMs,
+      controller: new AbortController(),
+    };
+    this.pending.push(deadline);
+    this.timer ??= this.arm(this.limitMs);
+    return deadline;
+  }
+
+  /** The POST is over: it is no longer aborted. Harmless when it already was. */
+  end(deadline: Deadline): void {
+    const index = this.pending.indexOf(deadline);
+    if (index >= 0) this.pending.splice(index, 1);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(delayMs: number): NodeJS.Timeout {
+    return setTimeout(() => this.sweep(), Math.ceil(delayMs)).unref();
+  }
+
+  /** Aborts every POST past its deadline; waits for the next one, if any. */
+  private sweep(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.pending[0] && this.pending[0].at <= now) {
+      this.pending.shift()?.controller.abort();
+    }
+    const next = this.pending[0];
+    if (next) this.timer = this.arm(next.at - now);
   }
 }
 

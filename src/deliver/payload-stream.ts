@@ -23,6 +23,12 @@ export interface SerializedPayload {
   readonly length: number;
   /** A new stream each call (a stream cannot be replayed): one per POST attempt. */
   stream(): Readable;
+  /**
+   * The whole body as one new Buffer, the same bytes as stream(), when it needs no attachment
+   * file; null when it does (those are only ever streamed). For small bodies, which cost less
+   * posted whole than through stream machinery.
+   */
+  toBuffer(): Buffer | null;
 }
 
 /** Literal JSON text, or an attachment file to be written as base64 (without its quotes). */
@@ -55,6 +61,10 @@ export function serializePayload(
   return {
     length,
     stream: () => Readable.from(pieces(parts), { objectMode: false }),
+    toBuffer: () =>
+      parts.every(part => typeof part === 'string')
+        ? Buffer.from(parts.join(''), 'utf8')
+        : null,
   };
 }
 

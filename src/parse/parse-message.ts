@@ -1,11 +1,9 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import {
   MailParser,
   type AddressObject,
@@ -37,12 +35,25 @@ const PARSER_OPTIONS = {
   checksumAlgo: false,
 } as const;
 
+/**
+ * A raw file up to this size (from `start`) is read in one go and handed to the parser as one
+ * Buffer: no read stream, no pipe machinery. Most mail is far smaller; a larger file is streamed,
+ * so that memory stays bounded whatever the SMTP size limit.
+ */
+const SMALL_FILE_BYTES = 256 * 1024;
+
 export interface ParseOptions {
   /**
    * The folder the attachment files are written to (e.g. the spool's tmp/); os.tmpdir() by
    * default. Files are named `att-<random>-<n>.bin`, directly in it.
    */
   attachmentDir?: string;
+  /**
+   * Where the message begins: the number of bytes to skip first (e.g. a spool file's header
+   * line). For a path or a Buffer; a stream must be given already positioned. `size` and
+   * `digest` cover only the bytes from here on. 0 by default.
+   */
+  start?: number;
 }
 
 /** File extensions for generated attachment names; anything else gets `.bin`. */
@@ -94,33 +105,39 @@ export async function parseMessage(
   source: string | Buffer | Readable,
   options: ParseOptions = {},
 ): Promise<ParsedMessage> {
-  const files = new AttachmentFiles(options.attachmentDir ?? tmpdir());
-  const hash = createHash('sha256');
-  let size = 0;
-  const raw =
+  const start = startOf(options, source);
+  // a file that cannot be opened or read fails here, before any attachment file exists
+  const input =
     typeof source === 'string'
-      ? createReadStream(source)
+      ? await openRaw(source, start)
       : Buffer.isBuffer(source)
-        ? Readable.from([source], { objectMode: false })
+        ? source.subarray(start)
         : source;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
-  /** an error of the disk or the source, not of the message */
-  let localError: Error | undefined;
-  raw.once('error', (err: Error) => (localError ??= err));
+  const files = new AttachmentFiles(options.attachmentDir);
+  const hash = createHash('sha256');
   const parser = new MailParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
-  // resolves once the parser has taken the whole input (its writable side finished)
-  const feeding = pipeline(raw, tap, parser);
-  // a failed parser never ends the attachment stream it is in: stop writing that one
-  const failed = new AbortController();
-  feeding.catch((err: unknown) => failed.abort(err));
+  /** an error of the disk or the source, not of the message */
+  let localError: Error | undefined;
+  /** the attachment being written: a failed parser never ends it, so it is ended for it */
+  let writing: Readable | undefined;
+  parser.on('error', (err: Error) => writing?.destroy(err));
+  let size: number;
+  if (Buffer.isBuffer(input)) {
+    hash.update(input);
+    size = input.length;
+    parser.end(input);
+  } else {
+    size = 0;
+    feed(input, parser, {
+      chunk: chunk => {
+        hash.update(chunk);
+        size += chunk.length;
+      },
+      error: err => (localError ??= err),
+    });
+  }
   const attachments: ParsedAttachment[] = [];
   let text: MessageText | undefined;
   try {
@@ -131,11 +148,9 @@ export async function parseMessage(
         text = data;
         continue;
       }
-      const stored = await files.store(
-        data.content,
-        attachments.length,
-        failed.signal,
-      );
+      writing = data.content;
+      const stored = await files.store(data.content, attachments.length);
+      writing = undefined;
       if ('error' in stored) {
         localError ??= stored.error;
         throw stored.error;
@@ -143,8 +158,8 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
-    await feeding;
   } catch (err) {
+    if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
     await files.dispose();
     // A failing disk is not the message's fault: let it surface as a local (temporary) error.
@@ -158,32 +173,121 @@ export async function parseMessage(
   });
 }
 
+/** `options.start`, checked: a whole number of bytes, and only where bytes can be skipped. */
+function startOf(
+  options: ParseOptions,
+  source: string | Buffer | Readable,
+): number {
+  const start = options.start ?? 0;
+  if (!Number.isSafeInteger(start) || start < 0) {
+    throw new RangeError(`start must be a byte offset, got ${start}`);
+  }
+  if (start > 0 && typeof source !== 'string' && !Buffer.isBuffer(source)) {
+    throw new TypeError('start applies to a path or a Buffer, not a stream');
+  }
+  return start;
+}
+
+/**
+ * The raw file from `start`: its bytes when small (one open, stat and read), else a stream of
+ * them that owns the open file.
+ */
+async function openRaw(
+  path: string,
+  start: number,
+): Promise<Buffer | Readable> {
+  const handle = await open(path, 'r');
+  let handedOver = false;
+  try {
+    const length = Math.max(0, (await handle.stat()).size - start);
+    if (length <= SMALL_FILE_BYTES) return await readAt(handle, length, start);
+    handedOver = true;
+    return handle.createReadStream({ start });
+  } finally {
+    if (!handedOver) await handle.close();
+  }
+}
+
+/** Up to `length` bytes at `position`; fewer when the file ends sooner. */
+async function readAt(
+  handle: FileHandle,
+  length: number,
+  position: number,
+): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(
+      buffer,
+      filled,
+      length - filled,
+      position + filled,
+    );
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
+/**
+ * Pipes `raw` into the parser by hand, each chunk seen by `on.chunk` first. stream/promises'
+ * pipeline() would cost an AbortController and a DOMException per message. A source error
+ * goes to `on.error` and fails the parser with it, which ends the parse.
+ */
+function feed(
+  raw: Readable,
+  parser: MailParser,
+  on: { chunk: (chunk: Buffer) => void; error: (err: Error) => void },
+): void {
+  raw.on('data', (chunk: Buffer) => {
+    on.chunk(chunk);
+    if (!parser.write(chunk)) raw.pause();
+  });
+  parser.on('drain', () => raw.resume());
+  raw.once('end', () => parser.end());
+  raw.on('error', (err: Error) => {
+    on.error(err);
+    parser.destroy(err);
+  });
+}
+
 /** The attachment files of one message: written one by one, removed together. */
 class AttachmentFiles {
-  private readonly prefix = `att-${randomBytes(8).toString('hex')}`;
+  /** random per message, made with the first attachment: most messages have none */
+  private prefix?: string;
   private readonly paths: string[] = [];
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir?: string) {}
 
-  /** Writes one attachment's content to a new file; a write error is returned, not thrown. */
+  /**
+   * Writes one attachment's content to a new file. An error of the file (opening, writing) is
+   * returned; an error of the content (bad encoding, a failed parser) is thrown.
+   */
   async store(
     content: Readable,
     index: number,
-    signal: AbortSignal,
   ): Promise<{ path: string; size: number } | { error: Error }> {
-    const path = join(this.dir, `${this.prefix}-${index + 1}.bin`);
+    this.prefix ??= `att-${randomBytes(8).toString('hex')}`;
+    const path = join(this.dir ?? tmpdir(), `${this.prefix}-${index + 1}.bin`);
     this.paths.push(path);
-    const file = createWriteStream(path, { flags: 'wx' });
-    let writeError: Error | undefined;
-    file.once('error', (err: Error) => (writeError = err));
+    let file: FileHandle;
     try {
-      await pipeline(content, file, { signal });
+      file = await open(path, 'wx');
     } catch (err) {
-      // an error of the content stream is the message's (bad encoding): the caller rethrows it
-      if (writeError) return { error: writeError };
-      throw err;
+      return { error: err as Error };
     }
-    return { path, size: file.bytesWritten };
+    let size = 0;
+    try {
+      for await (const chunk of content as AsyncIterable<Buffer>) {
+        const error = await writeAll(file, chunk);
+        if (error) return { error };
+        size += chunk.length;
+      }
+    } finally {
+      // leaving the loop early (an error, a return) has destroyed the content stream
+      await file.close();
+    }
+    return { path, size };
   }
 
   /** Removes every file written so far; never rejects. */
@@ -193,6 +297,21 @@ class AttachmentFiles {
       paths.map(path => rm(path, { force: true }).catch(() => undefined)),
     );
   }
+}
+
+/** Appends all of `chunk` (a write may take only part of it); a write error is returned. */
+async function writeAll(
+  file: FileHandle,
+  chunk: Buffer,
+): Promise<Error | undefined> {
+  try {
+    for (let done = 0; done < chunk.length;) {
+      done += (await file.write(chunk, done)).bytesWritten;
+    }
+  } catch (err) {
+    return err as Error;
+  }
+  return undefined;
 }
 
 function toParsedMessage(

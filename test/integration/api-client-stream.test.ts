@@ -1,18 +1,32 @@
 // ApiClient posts streamed bodies: a fresh stream per attempt, exact Content-Length, local read errors.
 import { expect } from 'chai';
+import { once } from 'node:events';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
-import { ApiClient } from '../../src/deliver/api-client.js';
-import { payloadToString } from '../../src/deliver/payload-stream.js';
+import { ApiClient, requestBody } from '../../src/deliver/api-client.js';
+import {
+  payloadToString,
+  serializePayload,
+} from '../../src/deliver/payload-stream.js';
 import { BridgeError, TemporaryError } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 
 const CONTEXT = { idempotencyKey: 'k1', queueId: 'Q1', routeIndex: 0 };
+
+/** A body without attachment files whose JSON is exactly `length` bytes. */
+function payloadOfLength(length: number): ApiPayload {
+  const payload: ApiPayload = { ext_msg_id: '<m@example.com>', content: '' };
+  const bare = Buffer.byteLength(JSON.stringify(payload));
+  payload.content = 'x'.repeat(length - bare);
+  return payload;
+}
 
 describe('ApiClient: streamed bodies', () => {
   let api: FakeApi;
@@ -76,6 +90,88 @@ describe('ApiClient: streamed bodies', () => {
       );
       expect(request.headers['content-type']).to.equal('application/json');
       expect(request.headers['idempotency-key']).to.equal('k1');
+    }
+  });
+
+  describe('small bodies without files are posted as one Buffer, the rest streamed', () => {
+    const rows = [
+      { title: '2 KiB', length: 2048, inline: true },
+      { title: 'exactly 64 KiB', length: 64 * 1024, inline: true },
+      { title: '64 KiB + 1', length: 64 * 1024 + 1, inline: false },
+    ];
+    for (const row of rows) {
+      it(`${row.title}: ${row.inline ? 'a Buffer' : 'a stream'}, the same bytes and headers on the wire`, async () => {
+        const payload = payloadOfLength(row.length);
+        const body = requestBody(serializePayload(payload));
+        expect(Buffer.isBuffer(body)).to.equal(row.inline);
+        expect(body instanceof Readable).to.equal(!row.inline);
+        if (body instanceof Readable) body.destroy();
+
+        await client.send(payload, CONTEXT);
+        const [request] = api.requests;
+        expect(request?.body).to.deep.equal(payload);
+        expect(request?.headers['content-length']).to.equal(String(row.length));
+        expect(request?.headers['transfer-encoding']).to.equal(undefined);
+        expect(request?.headers).to.include({
+          authorization: 'Bearer t',
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'user-agent': 'mailbridge',
+          'idempotency-key': 'k1',
+        });
+      });
+    }
+
+    it('a small body with an attachment file is streamed', async () => {
+      const payload = await payloadWith(Buffer.from('tiny'));
+      const body = requestBody(serializePayload(payload));
+      expect(body).to.be.instanceOf(Readable);
+      (body as Readable).destroy();
+    });
+  });
+
+  it('a 2xx answer that never ends is drained only until api.timeoutMs', async () => {
+    // answers 200 at once, then a byte every 20 ms: the socket is never idle
+    const server = createServer((req, res) => {
+      req.resume();
+      req.once('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const timer = setInterval(() => res.write(' '), 20);
+        res.once('close', () => clearInterval(timer));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const config = loadConfig({
+      env: { NODE_ENV: 'test' },
+      overrides: {
+        api: { url: `http://127.0.0.1:${port}/m`, token: 't', timeoutMs: 300 },
+      },
+    });
+    const trickled = new ApiClient(
+      config.api,
+      createLogger({
+        level: 'error',
+        stream: new Writable({ write: (_c, _e, done) => done() }),
+      }),
+    );
+    try {
+      const closed = new Promise<void>(resolve =>
+        server.once('request', (_req, res) => res.once('close', resolve)),
+      );
+      const started = performance.now();
+      // accepted at once: the slot is not held while the answer drains
+      await trickled.send(payloadOfLength(100), CONTEXT);
+      expect(performance.now() - started).to.be.below(300);
+      await closed;
+      const elapsed = performance.now() - started;
+      expect(elapsed).to.be.at.least(290);
+      expect(elapsed).to.be.below(3000);
+    } finally {
+      await trickled.close();
+      server.closeAllConnections();
+      server.close();
     }
   });
 

@@ -1,5 +1,8 @@
 // How the API's answers become SMTP replies and log lines (sync mode), and what the POST carries.
 import { expect } from 'chai';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
 import {
   startFakeApi,
@@ -180,6 +183,44 @@ describe('API answers and failures (sync mode)', () => {
     expect(api.requests).to.have.length(1);
     const line = await loudLine(l => l.message === 'api post failed');
     expect(line.reason).to.equal('timeout');
+  });
+
+  it('an error answer that trickles on past api.timeoutMs -> 451 4.3.0, the slot freed', async () => {
+    // 500 at once, then a byte every 20 ms for ever: the socket is never idle, so only the
+    // time limit of the whole POST can end it
+    const trickle = createServer((req, res) => {
+      req.resume();
+      req.once('end', () => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        const timer = setInterval(() => res.write(' '), 20);
+        res.once('close', () => clearInterval(timer));
+      });
+    });
+    trickle.listen(0, '127.0.0.1');
+    await once(trickle, 'listening');
+    const { port } = trickle.address() as AddressInfo;
+    try {
+      bridge = await startBridge({
+        delivery: { mode: 'sync' },
+        api: apiAt(`http://127.0.0.1:${port}/m`, {
+          token: TOKEN,
+          timeoutMs: 300,
+          concurrency: 1,
+        }),
+      });
+      const started = performance.now();
+      const results = [await send(), await send()];
+      expect(results.map(r => r.response)).to.satisfy((replies: string[]) =>
+        replies.every(reply => /^451 4\.3\.0 /.test(reply)),
+      );
+      // each POST was cut at its limit, and the one slot was free for the second
+      expect(performance.now() - started).to.be.below(5000);
+      const line = await loudLine(l => l.message === 'api post failed');
+      expect(line.status).to.equal(500);
+    } finally {
+      trickle.closeAllConnections();
+      trickle.close();
+    }
   });
 
   it('a closed API port (connection refused) -> 451 4.3.0', async () => {

@@ -1,7 +1,14 @@
 // parseMessage streams attachments to files in the given folder, and leaves none behind on failure.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -54,11 +61,11 @@ function bytesOf(size: number): Buffer {
 }
 
 /** A message mailparser gives up on: an attachment, then more parts than it allows. */
-function tooManyParts(): Buffer {
+function tooManyParts(firstSize = 5000): Buffer {
   const parts = [
     base64Part(
       ['Content-Type: application/octet-stream; name="first.bin"'],
-      bytesOf(5000),
+      bytesOf(firstSize),
     ),
   ];
   for (let i = 0; i < 1001; i++) {
@@ -253,6 +260,80 @@ describe('parseMessage: attachments as files', () => {
     }
   });
 
+  describe('a path source from `start` (a header line before the message), read whole or streamed', () => {
+    const HEADER = Buffer.from('{"queueId":"Q1","rcpt":["a@example.com"]}\n');
+    // one under the 256 KiB of a single read, one over it (streamed from the file)
+    const rows = [
+      { title: 'small (one read)', attachment: 70_000 },
+      { title: 'large (streamed)', attachment: 400_000 },
+    ];
+    for (const row of rows) {
+      it(`${row.title}: parses as the file without the header, same digest and size`, async () => {
+        const raw = multipart([
+          base64Part(
+            ['Content-Type: image/gif; name="a.gif"'],
+            bytesOf(row.attachment),
+          ),
+        ]);
+        const plainFile = join(dir, 'plain.eml');
+        const headedFile = join(dir, 'headed.eml');
+        await writeFile(plainFile, raw);
+        await writeFile(headedFile, Buffer.concat([HEADER, raw]));
+        const plain = await parse(plainFile);
+        const headed = await parse(headedFile, {
+          attachmentDir: dir,
+          start: HEADER.length,
+        });
+        const fromBuffer = await parse(Buffer.concat([HEADER, raw]), {
+          attachmentDir: dir,
+          start: HEADER.length,
+        });
+        const digest = createHash('sha256').update(raw).digest('hex');
+        for (const message of [plain, headed, fromBuffer]) {
+          expect(message.digest).to.equal(digest);
+          expect(message.size).to.equal(raw.length);
+          expect(message.subject).to.equal('parts');
+          expect(message.messageId).to.equal('<parts@example.net>');
+          expect(message.text).to.equal('Body.');
+          expect(message.attachments.map(a => a.filename)).to.deep.equal([
+            'a.gif',
+          ]);
+          expect(await readFile(message.attachments[0]!.path)).to.deep.equal(
+            bytesOf(row.attachment),
+          );
+        }
+      });
+    }
+
+    it('a start at the end of the file is an empty message of size 0', async () => {
+      const file = join(dir, 'header-only.eml');
+      await writeFile(file, HEADER);
+      const message = await parse(file, {
+        attachmentDir: dir,
+        start: HEADER.length,
+      });
+      expect(message.size).to.equal(0);
+      expect(message.digest).to.equal(
+        createHash('sha256').update(Buffer.alloc(0)).digest('hex'),
+      );
+      expect(message.attachments).to.deep.equal([]);
+    });
+
+    it('start with a stream -> TypeError; a negative start -> RangeError', async () => {
+      const errors: unknown[] = [];
+      await parseMessage(Readable.from([Buffer.from('Subject: x\r\n\r\n')]), {
+        start: 3,
+      }).catch((err: unknown) => errors.push(err));
+      await parseMessage(Buffer.from('Subject: x\r\n\r\n'), {
+        start: -1,
+      }).catch((err: unknown) => errors.push(err));
+      expect(errors.map(e => (e as Error).constructor)).to.deep.equal([
+        TypeError,
+        RangeError,
+      ]);
+    });
+  });
+
   describe('failures leave no attachment file behind', () => {
     it('unparseable (too many parts after an attachment) -> PermanentError', async () => {
       let error: unknown;
@@ -263,6 +344,24 @@ describe('parseMessage: attachments as files', () => {
       expect((error as Error).message).to.equal('Message could not be parsed');
       expect(await readdir(dir)).to.deep.equal([]);
     });
+
+    for (const row of [
+      { title: 'one read', firstSize: 5000 },
+      { title: 'streamed', firstSize: 300_000 },
+    ]) {
+      it(`unparseable from a path (${row.title}) -> PermanentError`, async () => {
+        const file = join(dir, 'bad.eml');
+        await writeFile(file, tooManyParts(row.firstSize));
+        const attachmentDir = join(dir, 'attachments');
+        await mkdir(attachmentDir);
+        let error: unknown;
+        await parseMessage(file, { attachmentDir }).catch(
+          (err: unknown) => (error = err),
+        );
+        expect(error).to.be.instanceOf(PermanentError);
+        expect(await readdir(attachmentDir)).to.deep.equal([]);
+      });
+    }
 
     it('the attachment folder is missing -> the disk error, not PermanentError', async () => {
       const missing = join(dir, 'no-such-folder');

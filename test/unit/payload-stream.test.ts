@@ -169,6 +169,91 @@ describe('payload-stream', () => {
     expect(await read()).to.equal(expected);
   });
 
+  describe('toBuffer: the whole body in one Buffer, only when it needs no file', () => {
+    const rows: Array<{
+      title: string;
+      payload: () => Promise<ApiPayload>;
+      indent?: number;
+      inline: boolean;
+    }> = [
+      {
+        title: 'no attachments, everything to escape',
+        payload: async () => ({
+          ext_msg_id: '<m@example.com>',
+          subject: TRICKY,
+          content: `<p>${TRICKY}</p>`,
+          tags: ['a', null, { deep: [1, []] }],
+        }),
+        inline: true,
+      },
+      {
+        title: 'no attachments, indent 2',
+        payload: async () => ({
+          ext_msg_id: '<m@example.com>',
+          subject: TRICKY,
+          meta: { empty: {}, list: [] },
+        }),
+        indent: 2,
+        inline: true,
+      },
+      {
+        title: 'an empty attachment list',
+        payload: async () => ({
+          ext_msg_id: '<m@example.com>',
+          attachments: [],
+        }),
+        inline: true,
+      },
+      {
+        title: 'larger than one 64 KiB piece',
+        payload: async () => ({
+          ext_msg_id: '<m@example.com>',
+          content: `${TRICKY} `.repeat(2000),
+        }),
+        inline: true,
+      },
+      {
+        title: 'an attachment file -> null',
+        payload: async () =>
+          (
+            await bodies({ subject: 's' }, [
+              { name: 'a.bin', bytes: bytesOf(10, 'inline') },
+            ])
+          ).lazy,
+        inline: false,
+      },
+      {
+        title: 'an empty attachment file -> null',
+        payload: async () =>
+          (
+            await bodies({ subject: 's' }, [
+              { name: 'a.bin', bytes: Buffer.alloc(0) },
+            ])
+          ).lazy,
+        inline: false,
+      },
+    ];
+    for (const row of rows) {
+      it(row.title, async () => {
+        const payload = await row.payload();
+        const serialized = serializePayload(payload, { indent: row.indent });
+        const inline = serialized.toBuffer();
+        if (!row.inline) {
+          expect(inline).to.equal(null);
+          return;
+        }
+        const streamed = Buffer.concat(await chunksOf(payload, row.indent));
+        expect(inline!.equals(streamed), 'same bytes as the stream').to.equal(
+          true,
+        );
+        expect(inline!.length).to.equal(serialized.length);
+        expect(inline!.toString('utf8')).to.equal(
+          JSON.stringify(payload, null, row.indent),
+        );
+      });
+    }
+  });
+
   describe('a file that does not hold the announced size fails the stream', () => {
     const rows = [
       { title: 'shorter', actual: 10, announced: 11, error: /holds 10 bytes/ },
