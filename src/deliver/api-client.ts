@@ -56,6 +56,8 @@ export class ApiClient implements PayloadSink {
       validateStatus: () => true,
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
+      // without a proxy in the environment, axios need not look for one on every request
+      ...(proxyConfigured(process.env) ? {} : { proxy: false as const }),
       headers: {
         Authorization: `Bearer ${config.token ?? ''}`,
         'Content-Type': 'application/json',
@@ -232,6 +234,23 @@ class Deadlines {
     const next = this.pending[0];
     if (next) this.timer = this.arm(next.at - now);
   }
+}
+
+/** The variables axios (through proxy-from-env) takes a proxy from. */
+const PROXY_VARIABLES = [
+  'http_proxy',
+  'https_proxy',
+  'all_proxy',
+  'npm_config_proxy',
+  'npm_config_http_proxy',
+  'npm_config_https_proxy',
+];
+
+/** Whether the environment names an HTTP proxy (axios then uses it, minding NO_PROXY). */
+export function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
+  return PROXY_VARIABLES.some(name =>
+    Boolean(env[name] || env[name.toUpperCase()]),
+  );
 }
 
 function headerString(value: unknown): string | undefined {
