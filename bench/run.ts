@@ -107,9 +107,13 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
       'delivery: { dedupeWindowMs: 0 }',
     ].join('\n'),
   );
+  // BENCH_PROF=<dir>: write V8 CPU profiles of the daemon there (one per process)
+  const profile = process.env.BENCH_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF]
+    : [];
   const child = spawn(
     process.execPath,
-    ['dist/cli.js', 'serve', '--config', config],
+    [...profile, 'dist/cli.js', 'serve', '--config', config],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -153,6 +157,30 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
+/** CPU time (user + system) a process and its live children have used so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
+  // utime and stime (fields 14 and 15 of the whole line), in clock ticks of 10 ms
+  let total = (Number(fields[11]) + Number(fields[12])) * 10;
+  // a cluster's workers (Linux lists a thread's children here)
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .split(' ')
+    .filter(Boolean);
+  for (const child of children) total += cpuMs(Number(child));
+  return total;
+}
+
+/** CPU time of this process's children that have been waited for (smtp-source), in ms. */
+function waitedChildrenCpuMs(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
+  // cutime and cstime (fields 16 and 17 of the whole line)
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
 /** Quantile from a Prometheus histogram (linear within the bucket). */
 async function acceptQuantiles(
   httpPort: number,
@@ -186,6 +214,9 @@ async function acceptQuantiles(
 async function runScenario(s: Scenario): Promise<string> {
   const api = await startStandIn();
   const daemon = await startDaemon(api.port);
+  const cpuBefore = cpuMs(daemon.child.pid!);
+  const apiCpuBefore = cpuMs(api.child.pid!);
+  const sourceCpuBefore = waitedChildrenCpuMs();
   const started = Date.now();
   const args = [
     '-s',
@@ -212,10 +243,17 @@ async function runScenario(s: Scenario): Promise<string> {
   const postedMs = Date.now() - started;
   const { p50, p99 } = await acceptQuantiles(daemon.httpPort);
   const { hwm } = memory(daemon.child.pid!);
+  const cpuPerMessage = (cpuMs(daemon.child.pid!) - cpuBefore) / s.messages;
+  const others =
+    (cpuMs(api.child.pid!) -
+      apiCpuBefore +
+      waitedChildrenCpuMs() -
+      sourceCpuBefore) /
+    s.messages;
   await stopDaemon(daemon);
   api.child.kill();
   const rate = (ms: number) => Math.round((s.messages * 1000) / ms);
-  return `| ${s.name} | ${s.messages} | ${rate(acceptedMs)} | ${rate(postedMs)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} | ${Math.round(hwm)} |`;
+  return `| ${s.name} | ${s.messages} | ${rate(acceptedMs)} | ${rate(postedMs)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} | ${Math.round(hwm)} | ${cpuPerMessage.toFixed(2)} | ${others.toFixed(2)} |`;
 }
 
 async function largeAttachment(): Promise<string> {
@@ -254,11 +292,16 @@ async function main(): Promise<void> {
     `\ncluster.workers ${process.env.BENCH_WORKERS ?? '1'}; machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
   );
   console.log(
-    '\n| scenario (queue mode, fsync, 20 sessions) | messages | accepted msg/s | posted msg/s | accept p50 ms | accept p99 ms | peak RSS MiB |',
+    '\n| scenario (queue mode, fsync, 20 sessions) | messages | accepted msg/s | posted msg/s | accept p50 ms | accept p99 ms | peak RSS MiB | daemon CPU ms/msg | load generator + stand-in CPU ms/msg |',
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const s of SCENARIOS) {
+  console.log(
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  // BENCH_SCENARIO=1 (or 1,3): only those rows of the throughput table
+  const picked = process.env.BENCH_SCENARIO?.split(',').map(Number);
+  for (const [i, s] of SCENARIOS.entries()) {
     if (only && only !== 'throughput') break;
+    if (picked && !picked.includes(i + 1)) continue;
     console.log(await runScenario(s));
   }
   if (!only || only === 'memory') {
