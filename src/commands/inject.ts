@@ -5,7 +5,8 @@ import type { Config } from '../config/schema.js';
 import { newQueueId } from '../smtp/create-smtp-server.js';
 import { receiveToFile } from '../smtp/receive-to-file.js';
 import { groupByRoute, resolveRoute } from '../routing/resolve-route.js';
-import { newQueueEntry } from '../spool/queue-entry.js';
+import { newQueueEntry, withReceived } from '../spool/queue-entry.js';
+import { spoolHeader } from '../spool/spool-file.js';
 import { Spool } from '../spool/spool.js';
 
 export interface InjectOptions {
@@ -33,12 +34,7 @@ export async function runInject(
   const spool = await new Spool(resolve(config.spool.dir)).init();
   const now = Date.now();
   const id = newQueueId(now);
-  const received = await receiveToFile(
-    createReadStream(options.file),
-    spool.tmpMessagePath(id),
-    { durable: true },
-  );
-  const entry = newQueueEntry({
+  const initial = newQueueEntry({
     envelope: {
       id,
       mailFrom: options.from ?? null,
@@ -47,10 +43,17 @@ export async function runInject(
       receivedAt: new Date(now).toISOString(),
     },
     groups: groupByRoute(options.rcpt, config.routes),
-    messageId: received.messageId,
-    size: received.size,
+    messageId: null,
+    size: 0,
     now,
   });
+  // the same file as an SMTP accept writes: the state's header line, then the raw bytes
+  const received = await receiveToFile(
+    createReadStream(options.file),
+    spool.tmpMessagePath(id),
+    { durable: true, header: spoolHeader(initial) },
+  );
+  const entry = withReceived(initial, received);
   await spool.commit(entry, received.path, 'queue');
   process.stdout.write(`queued as ${id}\n`);
   return 0;

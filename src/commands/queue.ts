@@ -120,7 +120,7 @@ async function show(spool: Spool, id: string): Promise<number> {
   if (!found) return fail(`no message ${id} in the spool`);
   const out = {
     state: found.state,
-    raw: spool.messagePath(id),
+    raw: await spool.locateRaw(id),
     ...found.entry,
   };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -62,21 +62,24 @@ interface RouteOutcome {
 }
 
 /**
- * Attempts every pending route of `entry`, whose raw message is at `rawPath`. Never throws for a
+ * Attempts every pending route of `entry`, whose raw message is at `rawPath` (from byte
+ * `entry.rawOffset` on), or in `raw` when the caller still has its bytes. Never throws for a
  * delivery failure: the result says whether to remove, retry or bury the message.
  */
 export async function attemptDelivery(
   entry: QueueEntry,
   rawPath: string,
   deps: AttemptDeps,
+  raw?: Buffer,
 ): Promise<AttemptResult> {
   const startedAt = deps.now();
   const routes = entry.routes.map(r => ({ ...r }));
   const results: Record<string, string> = {};
   let message;
   try {
-    message = await parseMessage(rawPath, {
+    message = await parseMessage(raw ?? rawPath, {
       attachmentDir: deps.attachmentDir ?? spoolTmpDir(rawPath),
+      start: raw ? undefined : entry.rawOffset,
     });
   } catch (err) {
     // unparseable bytes will not parse better later, nor will a raw file that is gone; a disk

@@ -27,6 +27,17 @@ export interface QueueRunnerDeps {
   onPauseChange?: (reason: string | null) => void;
 }
 
+/** Fresh messages kept waiting in memory (in the claim folder on disk); beyond, they are parked. */
+const READY_LIMIT = 10_000;
+/** Raw bytes of small fresh messages kept for their first attempt, at most this much in all. */
+const READY_RAW_BYTES = 16 * 1024 * 1024;
+
+/** A fresh message waiting for its first attempt, with its bytes when they were kept. */
+interface Ready {
+  entry: QueueEntry;
+  raw?: Buffer;
+}
+
 /** Delivery is paused while the API refuses our credentials or URL (401/403/404). */
 interface Pause {
   until: number;
@@ -45,6 +56,13 @@ export class QueueRunner {
   private readonly running = new Map<string, Promise<void>>();
   /** not-before times of entries handed back after an attempt that could not be filed */
   private readonly holds = new Map<string, number>();
+  /** fresh messages (one file in our claim folder) waiting for their first attempt */
+  private readonly ready: Ready[] = [];
+  private readyRawBytes = 0;
+  /** fresh messages this process holds, waiting or in an attempt, by id */
+  private readonly fresh = new Map<string, QueueEntry>();
+  /** take the next attempt from `ready` (else from the due heap): the two take turns */
+  private freshTurn = true;
   private readonly attemptDeps: AttemptDeps;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -72,7 +90,7 @@ export class QueueRunner {
 
   /** Messages waiting in memory's view of the queue. */
   get queued(): number {
-    return this.due.size;
+    return this.due.size + this.ready.length;
   }
 
   /** Loads the spool (already mended by the caller) and starts delivering. */
@@ -96,15 +114,48 @@ export class QueueRunner {
   }
 
   /**
-   * Attempts a message the caller holds claimed in active/ (hybrid mode). Resolves with the
-   * result before it is filed; call `file(result)` to file it (or remove it yourself).
+   * A fresh message just committed to our claim folder (Spool.commitFresh): delivered from
+   * memory's queue without a claim or a read of its state, from `raw` when its bytes are given.
+   * While delivery is paused, or when too many wait, it is parked in queue/ instead.
    */
-  attemptClaimed(entry: QueueEntry): Promise<AttemptResult> {
-    return attemptDelivery(
-      entry,
-      this.deps.spool.messagePath(entry.id),
-      this.attemptDeps,
-    );
+  acceptFresh(entry: QueueEntry, raw?: Buffer): void {
+    // when closing it stays in the claim folder: recovery parks it at the next start
+    if (this.closing) return;
+    this.fresh.set(entry.id, entry);
+    if (this.pause || this.ready.length >= READY_LIMIT) {
+      void this.parkFresh(entry, entry.nextAttemptAt);
+      return;
+    }
+    const keep = raw && this.readyRawBytes + raw.length <= READY_RAW_BYTES;
+    if (keep) this.readyRawBytes += raw.length;
+    this.ready.push({ entry, raw: keep ? raw : undefined });
+    this.pump();
+  }
+
+  /**
+   * Registers a fresh message whose first attempt the caller makes itself (hybrid mode, with
+   * `attemptClaimed` and `file`).
+   */
+  holdFresh(entry: QueueEntry): void {
+    this.fresh.set(entry.id, entry);
+  }
+
+  /** Removes a fresh message the caller held (hybrid mode: refused while the sender waited). */
+  async discardFresh(id: string): Promise<void> {
+    await this.deps.spool.removeFresh(id);
+    this.fresh.delete(id);
+  }
+
+  /**
+   * Attempts a message the caller holds claimed: fresh (holdFresh) or in active/. Resolves with
+   * the result before it is filed; call `file(result)` to file it.
+   */
+  attemptClaimed(entry: QueueEntry, raw?: Buffer): Promise<AttemptResult> {
+    const spool = this.deps.spool;
+    const path = this.fresh.has(entry.id)
+      ? spool.freshPath(entry.id)
+      : spool.messagePath(entry.id);
+    return attemptDelivery(entry, path, this.attemptDeps, raw);
   }
 
   /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
@@ -118,18 +169,26 @@ export class QueueRunner {
     };
     this.deps.metrics.deliveries.inc({ outcome });
     this.notePause(result);
+    const spool = this.deps.spool;
+    const fresh = this.fresh.has(entry.id);
     if (outcome === 'delivered') {
-      await this.deps.spool.remove(entry.id, 'active');
+      if (fresh) await spool.removeFresh(entry.id);
+      else await spool.remove(entry.id, 'active');
+      this.fresh.delete(entry.id);
       log.info('message delivered', { ...fields, outcome });
     } else if (outcome === 'dead') {
-      await this.deps.spool.move(entry, 'active', 'dead');
+      if (fresh) await spool.park(entry, 'dead');
+      else await spool.move(entry, 'active', 'dead');
+      this.fresh.delete(entry.id);
       log.warn('message dead', {
         ...fields,
         outcome,
         reason: entry.dead?.reason,
       });
     } else {
-      await this.deps.spool.move(entry, 'active', 'queue');
+      if (fresh) await spool.park(entry, 'queue');
+      else await spool.move(entry, 'active', 'queue');
+      this.fresh.delete(entry.id);
       this.schedule(entry.id, entry.nextAttemptAt);
       log.warn('delivery deferred', {
         ...fields,
@@ -147,8 +206,19 @@ export class QueueRunner {
    * attempt is over; the next scan schedules the entry.
    */
   async release(id: string): Promise<void> {
+    const retry = this.deps.config.delivery.retry;
+    const delay = Math.min(retry.initialDelayMs, retry.maxDelayMs);
+    const fresh = this.fresh.get(id);
+    this.fresh.delete(id);
     try {
-      if (!(await this.deps.spool.release(id))) return;
+      if (fresh) {
+        // parked due after the delay, or its newer state on the claim released to queue/
+        const at = this.now() + delay;
+        if ((await this.deps.spool.releaseFresh(fresh, at)) === 'parked') {
+          if (!this.closing) this.schedule(id, at);
+          return;
+        }
+      } else if (!(await this.deps.spool.release(id))) return;
     } catch (err) {
       this.deps.log.error('could not hand a message back to the queue', {
         queueId: id,
@@ -157,9 +227,27 @@ export class QueueRunner {
       return;
     }
     // the next scan schedules it, not before this
-    const retry = this.deps.config.delivery.retry;
-    const delay = Math.min(retry.initialDelayMs, retry.maxDelayMs);
     this.holds.set(id, this.now() + delay);
+  }
+
+  /**
+   * Parks a fresh message in queue/ with its state as accepted, due at `at`. When that fails
+   * (a disk error) it stays in the claim folder, where recovery finds it at the next start.
+   */
+  private async parkFresh(entry: QueueEntry, at: number): Promise<void> {
+    try {
+      await this.deps.spool.park({ ...entry, nextAttemptAt: at }, 'queue');
+    } catch (err) {
+      this.deps.log.error(
+        'could not park a message in the queue; it is retried after the next start',
+        { queueId: entry.id, ...errorFields(err) },
+      );
+      return;
+    } finally {
+      this.fresh.delete(entry.id);
+    }
+    if (!this.closing) this.schedule(entry.id, at);
+    this.pump();
   }
 
   /** Stops claiming; waits up to delivery.shutdownTimeoutMs for attempts in flight. */
@@ -175,6 +263,12 @@ export class QueueRunner {
       });
       await Promise.race([inFlight, limit]);
       clearTimeout(timeout);
+      if (this.ready.length > 0) {
+        this.deps.log.info(
+          'stopped with fresh messages waiting; they are delivered after the next start',
+          { waiting: this.ready.length },
+        );
+      }
       if (this.running.size > 0) {
         this.deps.log.warn(
           'stopped with deliveries in flight; they are retried at the next start',
@@ -197,7 +291,7 @@ export class QueueRunner {
     const ids = await this.deps.spool.ids('queue');
     const dead = await this.deps.spool.ids('dead');
     const gauge = this.deps.metrics.spool;
-    gauge.set({ state: 'queue' }, ids.length);
+    gauge.set({ state: 'queue' }, ids.length + this.ready.length);
     gauge.set({ state: 'active' }, this.running.size);
     gauge.set({ state: 'dead' }, dead.length);
     const present = new Set(ids);
@@ -235,6 +329,13 @@ export class QueueRunner {
         if (now < this.pause.until) return this.wake(this.pause.until - now);
       }
       const next = this.nextDue(this.pause ? now : Infinity);
+      const dueNow = next !== undefined && next.at <= now;
+      if (this.ready.length > 0 && !this.pause && (this.freshTurn || !dueNow)) {
+        this.freshTurn = false;
+        this.startFresh(this.ready.shift()!);
+        continue;
+      }
+      this.freshTurn = true;
       if (!next) return;
       if (next.at > now) return this.wake(next.at - now);
       this.heap.pop();
@@ -246,6 +347,26 @@ export class QueueRunner {
       });
       this.running.set(next.id, run);
     }
+  }
+
+  /** Starts the first attempt of a fresh message: no claim, no read of its state. */
+  private startFresh({ entry, raw }: Ready): void {
+    if (raw) this.readyRawBytes -= raw.length;
+    const run = (async () => {
+      try {
+        await this.file(await this.attemptClaimed(entry, raw));
+      } catch (err) {
+        this.deps.log.error('delivery attempt failed', {
+          queueId: entry.id,
+          ...errorFields(err),
+        });
+        await this.release(entry.id);
+      }
+    })().finally(() => {
+      this.running.delete(entry.id);
+      this.pump();
+    });
+    this.running.set(entry.id, run);
   }
 
   /** The earliest valid heap entry (stale ones dropped), its time capped at `horizon`. */
@@ -314,7 +435,14 @@ export class QueueRunner {
         reason: `delivery paused: ${result.entry.lastError ?? 'API configuration error'}`,
       };
       this.deps.metrics.paused.set(1);
-      if (starting) this.deps.onPauseChange?.(this.pause.reason);
+      if (starting) {
+        // they would wait out the pause in the claim folder: park them where all can see them
+        for (const { entry, raw } of this.ready.splice(0)) {
+          if (raw) this.readyRawBytes -= raw.length;
+          void this.parkFresh(entry, entry.nextAttemptAt);
+        }
+        this.deps.onPauseChange?.(this.pause.reason);
+      }
     } else if (this.pause) {
       this.pause = null;
       this.deps.metrics.paused.set(0);

@@ -11,7 +11,11 @@ import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import { parseMessage } from '../parse/parse-message.js';
 import { groupByRoute } from '../routing/resolve-route.js';
-import { newQueueEntry, type QueueEntry } from '../spool/queue-entry.js';
+import {
+  newQueueEntry,
+  withReceived,
+  type QueueEntry,
+} from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import type { ReceivedFile } from './receive-to-file.js';
 
@@ -38,7 +42,7 @@ export async function acceptSync(
   deps: AcceptDeps,
 ): Promise<Accepted> {
   // attachments go next to the received file, in the spool's tmp/, for this attempt only
-  const message = await parseMessage(received.path, {
+  const message = await parseMessage(received.raw ?? received.path, {
     attachmentDir: deps.spool.tmpDir,
   });
   try {
@@ -54,27 +58,38 @@ export async function acceptSync(
 }
 
 /**
- * Queue and hybrid modes: make the message durable first. Queue mode answers right away;
- * hybrid mode then tries the API for up to `delivery.syncTimeoutMs`.
+ * The state a message is spooled with, before its bytes arrive: its header line goes in front
+ * of them (see spool-file.ts). Size and Message-ID are filled in once it is received.
+ */
+export function newSpoolEntry(
+  envelope: Envelope,
+  deps: Pick<AcceptDeps, 'config'>,
+  now: number,
+): QueueEntry {
+  return newQueueEntry({
+    envelope,
+    groups: groupByRoute(envelope.rcptTo, deps.config.routes),
+    messageId: null,
+    size: 0,
+    now,
+  });
+}
+
+/**
+ * Queue and hybrid modes: make the message durable first, as a fresh message claimed by this
+ * process (one file: header line and raw bytes). Queue mode answers right away and hands it to
+ * the workers; hybrid mode tries the API for up to `delivery.syncTimeoutMs`.
  */
 export async function acceptToSpool(
   received: ReceivedFile,
-  envelope: Envelope,
+  initial: QueueEntry,
   deps: AcceptDeps,
-  now: number,
 ): Promise<Accepted> {
   const runner = deps.runner;
   if (!runner) throw new Error('queue runner missing');
-  const entry = newQueueEntry({
-    envelope,
-    groups: groupByRoute(envelope.rcptTo, deps.config.routes),
-    messageId: received.messageId,
-    size: received.size,
-    now,
-  });
-  const hybrid = deps.config.delivery.mode === 'hybrid' && !runner.pausedReason;
+  const entry = withReceived(initial, received);
   try {
-    await deps.spool.commit(entry, received.path, hybrid ? 'active' : 'queue');
+    await deps.spool.commitFresh(entry.id, received.path);
   } catch (err) {
     throw new TemporaryError('Could not store the message, try again later', {
       cause: err,
@@ -85,21 +100,24 @@ export async function acceptToSpool(
     outcome: 'queued',
     messageId: received.messageId,
   };
+  const hybrid = deps.config.delivery.mode === 'hybrid' && !runner.pausedReason;
   if (!hybrid) {
-    runner.enqueue(entry);
+    runner.acceptFresh(entry, received.raw);
     return queued;
   }
-  return tryNow(entry, runner, deps, queued);
+  runner.holdFresh(entry);
+  return tryNow(entry, received.raw, runner, deps, queued);
 }
 
 /** Hybrid: one attempt while the sender waits; a refusal goes back to the sender as 554. */
 async function tryNow(
   entry: QueueEntry,
+  raw: Buffer | undefined,
   runner: QueueRunner,
   deps: AcceptDeps,
   queued: Accepted,
 ): Promise<Accepted> {
-  const attempt = runner.attemptClaimed(entry);
+  const attempt = runner.attemptClaimed(entry, raw);
   // the message is stored: when its attempt cannot be filed, the queue takes it from here
   const failed = async (err: unknown): Promise<Accepted> => {
     deps.log.error('hybrid attempt failed', {
@@ -130,7 +148,7 @@ async function tryNow(
     r => r.status !== 'delivered',
   );
   if (result.outcome === 'dead' && nothingDelivered) {
-    await deps.spool.remove(entry.id, 'active');
+    await runner.discardFresh(entry.id);
     throw new PermanentError(result.entry.lastError ?? 'refused by the API');
   }
   try {

@@ -9,15 +9,21 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import type { Envelope } from '../envelope.js';
-import { BridgeError, PermanentError } from '../errors/bridge-error.js';
+import {
+  BridgeError,
+  PermanentError,
+  TemporaryError,
+} from '../errors/bridge-error.js';
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { smtpLoggerAdapter } from '../observability/smtp-logger-adapter.js';
 import { resolveRoute } from '../routing/resolve-route.js';
+import { spoolHeader } from '../spool/spool-file.js';
 import {
   acceptSync,
   acceptToSpool,
+  newSpoolEntry,
   type AcceptDeps,
 } from './accept-message.js';
 import { receiveToFile } from './receive-to-file.js';
@@ -115,8 +121,23 @@ async function handleData(
     remoteAddress: envelope.remoteAddress,
   };
   try {
+    // queue and hybrid: the state at accept time is the file's first line
+    const entry =
+      mode === 'sync' ? undefined : newSpoolEntry(envelope, deps, deps.now());
     const received = await receiveToFile(stream, path, {
       durable: mode !== 'sync',
+      header: entry && spoolHeader(entry),
+    }).catch((err: unknown) => {
+      // a client gone mid-message is no fault of ours; anything else is the disk's
+      if (
+        stream.destroyed &&
+        (err as { code?: unknown }).code === 'ECONNECTION'
+      ) {
+        throw err;
+      }
+      throw new TemporaryError('Could not store the message, try again later', {
+        cause: err,
+      });
     });
     outcome.size = received.size;
     outcome.messageId = received.messageId;
@@ -126,10 +147,9 @@ async function handleData(
       });
     }
     deps.metrics.messageBytes.observe(received.size);
-    const accepted =
-      mode === 'sync'
-        ? await acceptSync(received, envelope, deps)
-        : await acceptToSpool(received, envelope, deps, deps.now());
+    const accepted = entry
+      ? await acceptToSpool(received, entry, deps)
+      : await acceptSync(received, envelope, deps);
     renamed = mode !== 'sync';
     deps.metrics.messages.inc({ outcome: 'accepted' });
     log.info(`message ${accepted.outcome}`, {

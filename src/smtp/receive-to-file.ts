@@ -1,72 +1,150 @@
-// Streams the DATA of one message to a file, counting bytes; never holds the message in memory.
-import { createWriteStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+// Streams the DATA of one message to a file, counting bytes; never holds more than a small
+// message in memory.
+import { constants, createWriteStream, type WriteStream } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
 
 export interface ReceivedFile {
   path: string;
-  /** bytes received, the excess included */
+  /** bytes received, the excess included (the header line not counted) */
   size: number;
   /** true when the message went over the limit: the file is incomplete and must not be used */
   oversized: boolean;
   /** the raw Message-ID header value (unfolded), if the header block has one */
   messageId: string | null;
+  /** bytes written in front of the message (the header line given), 0 without one */
+  offset: number;
+  /**
+   * The message's bytes, when it was small enough to be written in one piece: the caller may
+   * parse these instead of reading the file back. Absent for larger messages.
+   */
+  raw?: Buffer;
 }
 
 /** The SMTP data stream: smtp-server flips `sizeExceeded` once the SIZE limit is passed. */
 type DataStream = Readable & { sizeExceeded?: boolean };
 
-/** Only this much of the start of a message is kept to find its Message-ID. */
-const HEADER_SNIFF_BYTES = 64 * 1024;
+/**
+ * Messages up to this size are gathered and written with one write (with O_DSYNC when durable,
+ * so no separate fsync); larger ones stream to the file as they come.
+ */
+export const SMALL_MESSAGE_BYTES = 128 * 1024;
+
+/** A new file, written through to the disk on each write (no separate fsync needed). */
+const DURABLE_FLAGS =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /**
- * Writes the stream to `path` (created exclusively; fsynced before it resolves when `durable`).
- * Past the size limit the rest is read and dropped, so the client gets its 552 without the excess
- * being buffered. On a stream or disk error the partial file is removed and the error rethrown.
+ * Writes `header` (if any) then the stream to `path` (created exclusively; on disk before it
+ * resolves when `durable`). Past the size limit the rest is read and dropped, so the client gets
+ * its 552 without the excess being buffered. On a stream or disk error the partial file is
+ * removed and the error rethrown.
  */
 export async function receiveToFile(
   stream: DataStream,
   path: string,
-  options: { durable?: boolean } = {},
+  options: { durable?: boolean; header?: Buffer } = {},
 ): Promise<ReceivedFile> {
+  const offset = options.header?.length ?? 0;
   let size = 0;
   let oversized = false;
   const head: Buffer[] = [];
-  let headBytes = 0;
-  const gate = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      size += chunk.length;
-      if (headBytes < HEADER_SNIFF_BYTES) {
-        head.push(chunk);
-        headBytes += chunk.length;
-      }
-      if (stream.sizeExceeded) oversized = true;
-      done(null, oversized ? undefined : chunk);
-    },
-  });
-  const file = createWriteStream(path, { flags: 'wx', flush: options.durable });
+  /** the message so far, while it is small enough to be written in one piece */
+  let small: Buffer[] = [];
+  let file: WriteStream | undefined;
+  let fileError: Error | undefined;
+  let created = false;
   try {
-    await pipeline(stream, gate, file);
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (size < HEADER_SNIFF_BYTES) head.push(chunk);
+      size += chunk.length;
+      if (fileError) throw fileError;
+      if (oversized || stream.sizeExceeded) {
+        // the rest is read and dropped; what was written is of no use
+        oversized = true;
+        small = [];
+        continue;
+      }
+      if (!file) {
+        small.push(chunk);
+        if (size <= SMALL_MESSAGE_BYTES) continue;
+        // too large to gather: from here on it streams to the file
+        file = createWriteStream(path, {
+          flags: 'wx',
+          flush: options.durable,
+        });
+        // only a file this call created is removed on failure (not one that was there)
+        file.once('open', () => (created = true));
+        file.on('error', (err: Error) => (fileError ??= err));
+        if (options.header) file.write(options.header);
+        for (const piece of small.splice(0)) file.write(piece);
+      } else if (!file.write(chunk)) {
+        await once(file, 'drain');
+      }
+    }
+    let raw: Buffer | undefined;
+    if (oversized) {
+      await discard(file, path, () => created);
+    } else if (file) {
+      file.end();
+      await finished(file);
+    } else {
+      raw = small.length === 1 ? small[0]! : Buffer.concat(small, size);
+      await writeSmall(path, options.header, raw, options.durable ?? false);
+    }
+    return {
+      path,
+      size,
+      oversized,
+      messageId: findMessageId(
+        head.length === 1 ? head[0]! : Buffer.concat(head),
+      ),
+      offset,
+      raw,
+    };
   } catch (err) {
-    await unlink(path).catch(() => undefined);
+    await discard(file, path, () => created);
     throw err;
   }
-  const messageId = findMessageId(
-    Buffer.concat(head).subarray(0, HEADER_SNIFF_BYTES),
-  );
-  return { path, size, oversized, messageId };
 }
 
-/** The Message-ID of a header block (the bytes before the first empty line), unfolded. */
-export function findMessageId(start: Buffer): string | null {
-  const text = start.toString('latin1');
-  const end = text.search(/\r?\n\r?\n/);
-  const headers = (end >= 0 ? text.slice(0, end) : text).replace(
-    /\r?\n[ \t]+/g,
-    ' ',
-  );
-  const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
-  const value = match?.[1]?.trim();
-  return value ? value : null;
+/**
+ * Closes a file being streamed and removes it, if this call created it. The open may still be
+ * pending: the unlink waits for the stream's close, or it could run before the file exists.
+ */
+async function discard(
+  file: WriteStream | undefined,
+  path: string,
+  created: () => boolean,
+): Promise<void> {
+  if (!file) return;
+  if (!file.closed) {
+    const closed = once(file, 'close').catch(() => undefined);
+    file.destroy();
+    await closed;
+  }
+  if (created()) await unlink(path).catch(() => undefined);
+}
+
+/** One open, one write (durable with O_DSYNC), one close. */
+async function writeSmall(
+  path: string,
+  header: Buffer | undefined,
+  raw: Buffer,
+  durable: boolean,
+): Promise<void> {
+  // an existing file fails the exclusive open and is left alone
+  const handle = await open(path, durable ? DURABLE_FLAGS : 'wx');
+  let written = false;
+  try {
+    if (header) await handle.writev([header, raw]);
+    else await handle.write(raw);
+    written = true;
+  } finally {
+    await handle.close();
+    if (!written) await unlink(path).catch(() => undefined);
+  }
 }

@@ -45,6 +45,11 @@ export interface QueueEntry {
   history: AttemptRecord[];
   /** why the message is dead, once it is */
   dead?: DeadInfo;
+  /**
+   * Bytes in front of the raw message in its spool file (the X-Mailbridge-Queue header line).
+   * Absent in files written before that line existed: 0.
+   */
+  rawOffset?: number;
 }
 
 export interface DeadInfo {
@@ -83,6 +88,19 @@ export function newQueueEntry(options: {
     nextAttemptAt: options.now,
     lastError: null,
     history: [],
+  };
+}
+
+/** The entry once its message is received: its size, Message-ID, and where its bytes start. */
+export function withReceived(
+  entry: QueueEntry,
+  received: { size: number; messageId: string | null; offset: number },
+): QueueEntry {
+  return {
+    ...entry,
+    size: received.size,
+    messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
+    rawOffset: received.offset,
   };
 }
 

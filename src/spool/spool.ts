@@ -1,5 +1,6 @@
 // The durable queue on disk: raw bytes in msg/, state in queue/ (waiting), active/ (claimed), dead/.
 import {
+  access,
   mkdir,
   readdir,
   readFile,
@@ -11,6 +12,7 @@ import {
 import { join } from 'node:path';
 import { DirSyncer, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import type { QueueEntry } from './queue-entry.js';
+import { readSpoolFile } from './spool-file.js';
 
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
 export type EntryState = 'queue' | 'active' | 'dead';
@@ -132,6 +134,112 @@ export class Spool {
     }
   }
 
+  /**
+   * Where a fresh message lives: received and accepted by this process, and still claimed by
+   * it. Its one file holds the state at accept time (the header line) and the raw bytes.
+   */
+  freshPath(id: string, folder = this.claimDir): string {
+    return join(this.dir, folder, `${id}.eml`);
+  }
+
+  /**
+   * Makes a received message durable as a fresh one, claimed by this process: its file (header
+   * line and raw bytes, already on disk) is renamed into the claim folder and the folder fsynced
+   * (shared with the other commits of the moment). Only after this may the client hear 250.
+   */
+  async commitFresh(id: string, tmpPath: string): Promise<void> {
+    const path = this.freshPath(id);
+    try {
+      await rename(tmpPath, path);
+      await this.dirSyncer.sync(join(this.dir, this.claimDir));
+    } catch (err) {
+      await Promise.allSettled([
+        rm(tmpPath, { force: true }),
+        rm(path, { force: true }),
+      ]);
+      throw err;
+    }
+  }
+
+  /**
+   * Turns a fresh message into a spooled one in `to` (queue/ or dead/) with the state `entry`:
+   * the state is written into the claim folder first, then the raw file goes to msg/, then the
+   * state to `to`. A crash at any step leaves files that requeueClaims() finishes moving.
+   */
+  async park(
+    entry: QueueEntry,
+    to: 'queue' | 'dead',
+    folder = this.claimDir,
+  ): Promise<void> {
+    const claimed = join(this.dir, folder, `${entry.id}.json`);
+    const tmp = this.tmpStatePath(entry.id);
+    try {
+      await writeFileAtomic(tmp, claimed, JSON.stringify(entry));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    await this.adoptRaw(entry.id, folder);
+    await rename(claimed, this.statePath(to, entry.id));
+  }
+
+  /**
+   * Hands a fresh message back after an attempt that could not be filed: parked in queue/ with
+   * `entry` due at `at`, or, when a parking of that attempt got as far as writing its state
+   * on the claim, that newer state is released to queue/ as it is ('released').
+   */
+  async releaseFresh(
+    entry: QueueEntry,
+    at: number,
+  ): Promise<'parked' | 'released'> {
+    const claimed = join(this.dir, this.claimDir, `${entry.id}.json`);
+    if (
+      await access(claimed).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      await this.adoptRaw(entry.id, this.claimDir);
+      await this.release(entry.id);
+      return 'released';
+    }
+    await this.park({ ...entry, nextAttemptAt: at }, 'queue');
+    return 'parked';
+  }
+
+  /** Moves a fresh message's file from a claim folder to msg/ (none there: moved already). */
+  private async adoptRaw(id: string, folder: string): Promise<void> {
+    try {
+      await rename(this.freshPath(id, folder), this.messagePath(id));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** The file holding an entry's raw message: msg/, or a claim folder for a fresh one. */
+  async locateRaw(id: string): Promise<string | null> {
+    const candidates = [
+      this.messagePath(id),
+      ...(await this.claimFolders()).map(f => this.freshPath(id, f)),
+    ];
+    for (const path of candidates) {
+      if (
+        await access(path).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        return path;
+      }
+    }
+    return null;
+  }
+
+  /** Removes a fresh message for good (delivered, or refused while its sender waited). */
+  async removeFresh(id: string): Promise<void> {
+    await unlinkIfPresent(this.freshPath(id));
+  }
+
   /** Claims a waiting entry (queue/ -> active/); null when someone else has it or it is gone. */
   async claim(id: string): Promise<QueueEntry | null> {
     try {
@@ -162,8 +270,11 @@ export class Spool {
     const entry = await readEntry(this.statePath(state, id));
     if (entry || state !== 'active') return entry;
     for (const folder of await this.claimFolders()) {
-      if (folder === this.claimDir) continue;
-      const other = await readEntry(join(this.dir, folder, `${id}.json`));
+      const other =
+        (folder === this.claimDir
+          ? null
+          : await readEntry(join(this.dir, folder, `${id}.json`))) ??
+        (await readFresh(this.freshPath(id, folder)));
       if (other) return other;
     }
     return null;
@@ -211,6 +322,8 @@ export class Spool {
   /**
    * Hands a claimed entry back to queue/ (active/ -> queue/) after an attempt that could not be
    * filed. A state already written to queue/ is newer and is kept. False when nothing was claimed.
+   * A dead state (its move to dead/ failed) goes to queue/ too: the next attempt files it again,
+   * with the outcome's log line, rather than it landing in dead/ unannounced.
    */
   async release(id: string): Promise<boolean> {
     try {
@@ -237,24 +350,52 @@ export class Spool {
     const folders = state === 'active' ? await this.claimFolders() : [state];
     const ids: string[] = [];
     for (const folder of folders) {
-      const names = await readdir(join(this.dir, folder)).catch(() => []);
-      for (const n of names) if (n.endsWith('.json')) ids.push(n.slice(0, -5));
+      const names = new Set(
+        await readdir(join(this.dir, folder)).catch((): string[] => []),
+      );
+      for (const n of names) {
+        if (n.endsWith('.json')) ids.push(n.slice(0, -'.json'.length));
+        // a fresh message (raw and state in one file), unless its parking was cut short
+        else if (n.endsWith('.eml') && !names.has(`${n.slice(0, -4)}.json`)) {
+          ids.push(n.slice(0, -'.eml'.length));
+        }
+      }
     }
     return ids.sort();
   }
 
   /**
    * Takes back the claims left in claim folders (by a process that died): each goes back to
-   * queue/, or on to dead/ when its move there was cut short. Returns how many.
+   * queue/, or on to dead/ when its move there was cut short; a fresh message is parked in
+   * queue/ with the state of its header line. Returns how many.
    */
   async requeueClaims(folders: string[] = [this.claimDir]): Promise<number> {
     const waiting = new Set(await this.ids('queue'));
     let count = 0;
     for (const folder of folders) {
       const names = await readdir(join(this.dir, folder)).catch(() => []);
-      for (const name of names.filter(n => n.endsWith('.json'))) {
-        const id = name.slice(0, -5);
-        const path = join(this.dir, folder, name);
+      const states = new Set(
+        names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)),
+      );
+      for (const name of names.filter(n => n.endsWith('.eml'))) {
+        const id = name.slice(0, -'.eml'.length);
+        if (states.has(id)) {
+          // its parking was cut short after the state was written: the raw file goes on
+          await this.adoptRaw(id, folder);
+          continue;
+        }
+        const fresh = await readFresh(join(this.dir, folder, name));
+        if (fresh) {
+          await this.park(fresh, 'queue', folder);
+          waiting.add(id);
+        } else {
+          // no whole header line: never committed (commitFresh renames a complete file)
+          await rm(join(this.dir, folder, name), { force: true });
+        }
+        count++;
+      }
+      for (const id of states) {
+        const path = join(this.dir, folder, `${id}.json`);
         const claimed = await readEntry(path);
         if (claimed?.dead) {
           // its move to dead/ was cut short: finish it
@@ -306,6 +447,20 @@ export class Spool {
     const rawIds = new Set(raw);
     for (const id of raw) {
       if (known.has(id)) continue;
+      // A raw file with a whole header line was complete when it was renamed into msg/ (a
+      // parking or an inject cut short): its state is rebuilt from that line. Without one it
+      // is the raw half of an old-format commit that never finished: its client heard no 250.
+      const adopted = await readFresh(this.messagePath(id));
+      if (adopted) {
+        await writeFileAtomic(
+          this.tmpStatePath(id),
+          this.statePath('queue', id),
+          JSON.stringify(adopted),
+        );
+        waiting.add(id);
+        report.requeued++;
+        continue;
+      }
       await rm(this.messagePath(id), { force: true });
       report.orphans++;
     }
@@ -330,6 +485,16 @@ async function unlinkIfPresent(path: string): Promise<void> {
     await unlink(path);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+  }
+}
+
+/** A fresh message's entry from its header line; null when the file or its header is not whole. */
+async function readFresh(path: string): Promise<QueueEntry | null> {
+  try {
+    return await readSpoolFile(path);
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
   }
 }
 

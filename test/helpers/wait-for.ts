@@ -114,12 +114,20 @@ export async function spoolFiles(
   }
 }
 
-/** The ids of the state files in one folder of a spool (queue, active, dead). */
+/**
+ * The ids of the entries in one folder of a spool (queue, active, dead): its state files, and
+ * in active/ also the fresh messages (state and raw bytes in one `.eml` file).
+ */
 export async function spoolIds(
   spoolDir: string,
   folder: 'queue' | 'active' | 'dead',
 ): Promise<string[]> {
-  return (await spoolFiles(spoolDir, folder))
-    .filter(name => name.endsWith('.json'))
-    .map(name => name.slice(0, -'.json'.length));
+  const ids = new Set<string>();
+  for (const name of await spoolFiles(spoolDir, folder)) {
+    if (name.endsWith('.json')) ids.add(name.slice(0, -'.json'.length));
+    if (folder === 'active' && name.endsWith('.eml')) {
+      ids.add(name.slice(0, -'.eml'.length));
+    }
+  }
+  return [...ids].sort();
 }

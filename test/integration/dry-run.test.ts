@@ -143,8 +143,20 @@ describe('dry-run (no api.token)', () => {
     expect(await readdir(join(bridge.spoolDir, 'tmp'))).to.deep.equal([]);
     expect(await readdir(join(bridge.spoolDir, 'dry-run'))).to.have.length(1);
   });
+});
 
-  it('removes the partial file when the client disconnects during DATA, and logs it below error', async () => {
+describe('a client disconnecting during DATA', () => {
+  let bridge: TestBridge;
+
+  beforeEach(async () => {
+    bridge = await startBridge({ delivery: { mode: 'sync' }, routes: ROUTES });
+  });
+  afterEach(async () => {
+    await bridge.close();
+  });
+
+  /** Opens a session up to the 354 of DATA; `replies` gathers what the server says. */
+  async function openData() {
     const socket = connect(bridge.smtpPort, '127.0.0.1');
     socket.setEncoding('utf8');
     let replies = '';
@@ -152,28 +164,52 @@ describe('dry-run (no api.token)', () => {
     const waitFor = async (pattern: RegExp) => {
       while (!pattern.test(replies)) await once(socket, 'data');
     };
-    const tmp = join(bridge.spoolDir, 'tmp');
-    const watcher = watch(tmp);
-    const created = once(watcher, 'change');
     await waitFor(/^220 /m);
     socket.write(
       'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
         'RCPT TO:<support@example.com>\r\nDATA\r\n',
     );
     await waitFor(/^354 /m);
-    socket.write(`Subject: cut off\r\n\r\n${'x'.repeat(70)}\r\n`);
+    return socket;
+  }
+
+  async function expectAbortLogged(): Promise<void> {
+    const line = await bridge.waitForLog(l =>
+      String(l.message).includes('client disconnected'),
+    );
+    expect(line.level).to.equal('info');
+    expect(line).not.to.have.property('stack');
+    expect(bridge.logs.filter(l => l.level === 'error')).to.deep.equal([]);
+  }
+
+  it('removes the partial file of a large message, and logs it below error', async () => {
+    const tmp = join(bridge.spoolDir, 'tmp');
+    const watcher = watch(tmp);
+    const created = once(watcher, 'change');
+    const socket = await openData();
+    // more than a small message (kept in memory until its end): it streams to a file
+    const line70 = `${'x'.repeat(70)}\r\n`;
+    socket.write(`Subject: cut off\r\n\r\n${line70.repeat(3000)}`);
     // the message is being received: its file was created
     await created;
     watcher.close();
     expect(await readdir(tmp)).to.have.length(1);
     socket.destroy();
 
-    const line = await bridge.waitForLog(l =>
-      String(l.message).includes('client disconnected'),
-    );
-    expect(line.level).to.equal('info');
-    expect(line).not.to.have.property('stack');
+    await expectAbortLogged();
     expect(await readdir(tmp)).to.deep.equal([]);
-    expect(bridge.logs.filter(l => l.level === 'error')).to.deep.equal([]);
+  });
+
+  it('writes nothing for a small message cut off, and logs it below error', async () => {
+    const socket = await openData();
+    socket.write(`Subject: cut off\r\n\r\n${'x'.repeat(70)}\r\n`);
+    socket.destroy();
+
+    await expectAbortLogged();
+    expect(await readdir(join(bridge.spoolDir, 'tmp'))).to.deep.equal([]);
+    const bodies = await readdir(join(bridge.spoolDir, 'dry-run')).catch(
+      () => [],
+    );
+    expect(bodies).to.deep.equal([]);
   });
 });

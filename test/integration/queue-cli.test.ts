@@ -157,9 +157,13 @@ describe('queue and inject commands', function () {
         'jane@example.net',
       );
       const after = Date.now();
-      expect(await readFile(join(spoolDir, 'msg', `${id}.eml`))).to.deep.equal(
-        await readFile(PLAIN),
+      // the raw bytes as they are, after one header line with the state at accept time
+      const spooled = await readFile(join(spoolDir, 'msg', `${id}.eml`));
+      const headerEnd = spooled.indexOf('\r\n') + 2;
+      expect(spooled.subarray(0, headerEnd).toString()).to.match(
+        /^X-Mailbridge-Queue: \{.*\}\r\n$/,
       );
+      expect(spooled.subarray(headerEnd)).to.deep.equal(await readFile(PLAIN));
       const entry = await readState('queue', id);
       expect(entry).to.include({
         id,

@@ -1,6 +1,7 @@
 // Queue mode end to end: retries, Retry-After, dead letters, pause on 401, dedupe, spool safety.
 import { expect } from 'chai';
 import { once } from 'node:events';
+import { watch } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -420,6 +421,12 @@ describe('queue mode: delivery from the spool', () => {
       await scans.next(2);
       expect(api.requests).to.have.length(1);
       expect(postsOf('pause-2')).to.have.length(0);
+      // accepted during the pause: parked in queue/ at once, not held in the claim folder
+      const waiting = await listSpool(bridge.spoolDir);
+      expect(waiting.queue.sort()).to.deep.equal(
+        [`${first}.json`, `${second}.json`].sort(),
+      );
+      expect(waiting.active).to.deep.equal([]);
 
       const ready = await fetch(`${base}/readyz`);
       expect(ready.status).to.equal(503);
@@ -458,6 +465,51 @@ describe('queue mode: delivery from the spool', () => {
       const after = await (await fetch(`${base}/metrics`)).text();
       expect(after).to.match(/^mailbridge_delivery_paused 0$/m);
       await expectSpoolEmpty(bridge);
+    });
+  });
+
+  describe('fresh messages (delivered from the claim folder that accepted them)', () => {
+    it('one accepted is posted and removed without ever entering queue/ or msg/', async () => {
+      const bridge = await start();
+      const seen = new Set<string>();
+      // every name any spool folder held while the message went through
+      const watchers = ['queue', 'msg'].map(folder =>
+        watch(join(bridge.spoolDir, folder), (_event, name) => {
+          if (name) seen.add(`${folder}/${name}`);
+        }),
+      );
+      try {
+        const id = await queue(bridge, message('fresh-1'));
+        await workerLine(bridge, id, 'message delivered');
+      } finally {
+        for (const w of watchers) w.close();
+      }
+      expect([...seen]).to.deep.equal([]);
+      await expectSpoolEmpty(bridge);
+    });
+
+    it('those waiting for their first attempt when a pause starts are parked in queue/', async () => {
+      const bridge = await start({
+        api: { ...apiAt(api.url), concurrency: 1 },
+      });
+      // a slow 401: the first post holds the only slot while the others are accepted
+      api.reply({ status: 401, delayMs: 500 });
+      api.setDefault({ status: 204 });
+      const ids: string[] = [];
+      for (const n of [1, 2, 3]) {
+        ids.push(await queue(bridge, message(`park-${n}`)));
+      }
+      await bridge.waitForLog(l =>
+        String(l.message).startsWith('delivery paused'),
+      );
+      await workerLine(bridge, ids[0]!, 'delivery deferred');
+      const spool = await listSpool(bridge.spoolDir);
+      expect(spool.queue.sort()).to.deep.equal(
+        ids.map(id => `${id}.json`).sort(),
+      );
+      expect(spool.msg.sort()).to.deep.equal(ids.map(id => `${id}.eml`).sort());
+      expect(spool.active).to.deep.equal([]);
+      expect(api.requests).to.have.length(1);
     });
   });
 
@@ -538,7 +590,11 @@ describe('queue mode: delivery from the spool', () => {
   });
 
   describe('spool safety', () => {
-    for (const folder of ['msg', 'queue'] as const) {
+    // a message is received into tmp/ and committed by a rename into the claim folder active/
+    for (const [folder, syscall] of [
+      ['tmp', 'open'],
+      ['active', 'rename'],
+    ] as const) {
       it(`${folder}/ cannot be written: 451 4.3.0, nothing half-written, accepted again once repaired`, async () => {
         const bridge = await start();
         // root ignores permission bits, so a plain file stands where the folder was
@@ -559,7 +615,9 @@ describe('queue mode: delivery from the spool', () => {
             l.message ===
             'message deferred: Could not store the message, try again later',
         );
-        expect(line.error).to.match(/^ENOTDIR: not a directory, rename /);
+        expect(line.error).to.match(
+          new RegExp(`^ENOTDIR: not a directory, ${syscall} `),
+        );
         const spool = await listSpool(bridge.spoolDir);
         expect(spool.tmp).to.deep.equal([]);
         expect(spool.msg).to.deep.equal([]);

@@ -1,11 +1,26 @@
-// Unit tests of the Spool on a real temporary folder: commit, claim, move, take, remove, recover.
+// Unit tests of the Spool on a real temporary folder: commit, claim, move, take, remove, recover;
+// and fresh messages (header line and raw bytes in one file in the claim folder).
 import { expect } from 'chai';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { RouteConfig } from '../../src/config/schema.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
-import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
+import { receiveToFile } from '../../src/smtp/receive-to-file.js';
+import {
+  newQueueEntry,
+  withReceived,
+  type QueueEntry,
+} from '../../src/spool/queue-entry.js';
+import { spoolHeader } from '../../src/spool/spool-file.js';
 import { Spool } from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 
@@ -266,6 +281,450 @@ describe('Spool', () => {
       requeued: 0,
       orphans: 0,
       missingRaw: 0,
+    });
+  });
+});
+
+describe('Spool: fresh messages (one file in the claim folder)', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailbridge-fresh-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The files of every folder of the spool, claim folders (active, active-<n>) included. */
+  async function files(): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {};
+    for (const folder of (await readdir(dir)).sort()) {
+      if (folder === 'signal') continue;
+      const names = await readdir(join(dir, folder)).catch(() => null);
+      if (names) out[folder] = names.sort();
+    }
+    return out;
+  }
+
+  /** Every folder empty but those given. */
+  function only(
+    claimDir: string,
+    filled: Record<string, string[]>,
+  ): Record<string, string[]> {
+    const empty: Record<string, string[]> = {
+      active: [],
+      dead: [],
+      msg: [],
+      queue: [],
+      tmp: [],
+      [claimDir]: [],
+    };
+    return { ...empty, ...filled };
+  }
+
+  /** The state the SMTP side writes in front of the bytes (as it reads back from JSON). */
+  function initial(id: string): QueueEntry {
+    const made = newQueueEntry({
+      envelope: {
+        id,
+        mailFrom: 'jane@example.net',
+        rcptTo: ['support@example.com'],
+        receivedAt: new Date(NOW).toISOString(),
+      },
+      groups: groupByRoute(['support@example.com'], ROUTES),
+      messageId: null,
+      size: 0,
+      now: NOW,
+    });
+    return JSON.parse(JSON.stringify(made)) as QueueEntry;
+  }
+
+  /**
+   * Accepts a message as the SMTP side does: received with its header line into tmp/, then
+   * committed as fresh. Returns the entry the runner holds in memory, and the file's bytes.
+   */
+  async function accept(
+    spool: Spool,
+    id: string,
+  ): Promise<{ entry: QueueEntry; bytes: Buffer }> {
+    const first = initial(id);
+    const header = spoolHeader(first);
+    const received = await receiveToFile(
+      Readable.from([Buffer.from(RAW)]),
+      spool.tmpMessagePath(id),
+      { durable: true, header },
+    );
+    await spool.commitFresh(id, received.path);
+    return {
+      entry: withReceived(first, received),
+      bytes: Buffer.concat([header, Buffer.from(RAW)]),
+    };
+  }
+
+  for (const claimDir of ['active', 'active-2']) {
+    describe(`claim folder ${claimDir}/`, () => {
+      let spool: Spool;
+      beforeEach(async () => {
+        spool = await new Spool(dir, claimDir).init();
+      });
+
+      it('commitFresh moves tmp/<id>.eml to <claim>/<id>.eml and leaves tmp/ empty', async () => {
+        const { entry, bytes } = await accept(spool, 'F1');
+        expect(await files()).to.deep.equal(
+          only(claimDir, { [claimDir]: ['F1.eml'] }),
+        );
+        expect(spool.freshPath('F1')).to.equal(join(dir, claimDir, 'F1.eml'));
+        expect((await readFile(spool.freshPath('F1'))).equals(bytes)).to.equal(
+          true,
+        );
+        expect(entry.rawOffset).to.equal(bytes.length - RAW.length);
+      });
+
+      it('commitFresh into an unusable claim folder: rejects, and leaves nothing anywhere', async () => {
+        // a file where the folder should be: root ignores permission bits, this it cannot
+        await rm(join(dir, claimDir), { recursive: true });
+        await writeFile(join(dir, claimDir), '');
+        const tmp = spool.tmpMessagePath('F2');
+        await writeFile(
+          tmp,
+          Buffer.concat([spoolHeader(initial('F2')), Buffer.from(RAW)]),
+        );
+        let failure: NodeJS.ErrnoException | undefined;
+        await spool.commitFresh('F2', tmp).catch(err => (failure = err));
+        expect(failure?.code).to.equal('ENOTDIR');
+        expect(failure?.syscall).to.equal('rename');
+        const listing = await files();
+        delete listing[claimDir]; // a plain file now: readdir fails, files() skips it
+        expect(listing).to.deep.equal(
+          claimDir === 'active'
+            ? { dead: [], msg: [], queue: [], tmp: [] }
+            : { active: [], dead: [], msg: [], queue: [], tmp: [] },
+        );
+        expect(await readFile(join(dir, claimDir), 'utf8')).to.equal('');
+      });
+
+      it('ids lists a fresh id once, also while its parking is cut short (<id>.json and <id>.eml)', async () => {
+        await accept(spool, 'F3');
+        await accept(spool, 'F4');
+        expect(await spool.ids('active')).to.deep.equal(['F3', 'F4']);
+        expect(await spool.ids('queue')).to.deep.equal([]);
+        // park got as far as writing the state on the claim
+        const { entry } = await accept(spool, 'F5');
+        await writeFile(
+          join(dir, claimDir, 'F5.json'),
+          JSON.stringify({ ...entry, attempts: 1 }),
+        );
+        expect((await files())[claimDir]).to.deep.equal([
+          'F3.eml',
+          'F4.eml',
+          'F5.eml',
+          'F5.json',
+        ]);
+        expect(await spool.ids('active')).to.deep.equal(['F3', 'F4', 'F5']);
+      });
+
+      it('read and find return a fresh entry with size, Message-ID and rawOffset filled in', async () => {
+        const { entry } = await accept(spool, 'F6');
+        expect(entry.size).to.equal(RAW.length);
+        expect(entry.messageId).to.equal('<spool@example.net>');
+        expect(await spool.read('active', 'F6')).to.deep.equal(entry);
+        expect(await spool.find('F6')).to.deep.equal({
+          state: 'active',
+          entry,
+        });
+        expect(await spool.read('queue', 'F6')).to.equal(null);
+        expect(await spool.list('active')).to.deep.equal([entry]);
+        // another process (other claim folder) sees it as claimed too
+        const other = new Spool(
+          dir,
+          claimDir === 'active' ? 'active-9' : 'active',
+        );
+        expect(await other.read('active', 'F6')).to.deep.equal(entry);
+        expect(await spool.find('NOPE')).to.equal(null);
+        // reading changes nothing on disk
+        expect(await files()).to.deep.equal(
+          only(claimDir, { [claimDir]: ['F6.eml'] }),
+        );
+      });
+
+      it('locateRaw: the claim folder for a fresh id, msg/ for a parked one, null for a missing one', async () => {
+        const { entry } = await accept(spool, 'F7');
+        expect(await spool.locateRaw('F7')).to.equal(
+          join(dir, claimDir, 'F7.eml'),
+        );
+        await spool.park(entry, 'queue');
+        expect(await spool.locateRaw('F7')).to.equal(
+          join(dir, 'msg', 'F7.eml'),
+        );
+        expect(await spool.locateRaw('NOPE')).to.equal(null);
+        // a fresh message of another process's claim folder
+        const other = await new Spool(dir, 'active-7').init();
+        await accept(other, 'F8');
+        expect(await spool.locateRaw('F8')).to.equal(
+          join(dir, 'active-7', 'F8.eml'),
+        );
+      });
+
+      it('removeFresh deletes <claim>/<id>.eml; a missing one is fine', async () => {
+        await accept(spool, 'F9');
+        await spool.removeFresh('F9');
+        await spool.removeFresh('F9');
+        expect(await files()).to.deep.equal(only(claimDir, {}));
+        expect(await spool.find('F9')).to.equal(null);
+      });
+
+      for (const to of ['queue', 'dead'] as const) {
+        it(`park(entry, '${to}'): raw file to msg/<id>.eml, the given state to ${to}/, nothing left in the claim`, async () => {
+          const { entry, bytes } = await accept(spool, 'P1');
+          const state: QueueEntry = {
+            ...entry,
+            attempts: 1,
+            lastError: 'API HTTP 503',
+            nextAttemptAt: NOW + 60_000,
+            ...(to === 'dead'
+              ? { dead: { reason: 'refused', at: new Date(NOW).toISOString() } }
+              : {}),
+          };
+          await spool.park(state, to);
+          expect(await files()).to.deep.equal(
+            only(claimDir, { msg: ['P1.eml'], [to]: ['P1.json'] }),
+          );
+          // the raw file keeps its header line: rawOffset still points at the message
+          expect(
+            (await readFile(spool.messagePath('P1'))).equals(bytes),
+          ).to.equal(true);
+          expect(
+            JSON.parse(await readFile(join(dir, to, 'P1.json'), 'utf8')),
+          ).to.deep.equal(state);
+          expect(await spool.find('P1')).to.deep.equal({
+            state: to,
+            entry: state,
+          });
+          expect(await spool.ids('active')).to.deep.equal([]);
+        });
+      }
+
+      it("releaseFresh without a state on the claim: 'parked' in queue/, due at `at`", async () => {
+        const { entry } = await accept(spool, 'R1');
+        const at = NOW + 30_000;
+        expect(await spool.releaseFresh(entry, at)).to.equal('parked');
+        expect(await files()).to.deep.equal(
+          only(claimDir, { msg: ['R1.eml'], queue: ['R1.json'] }),
+        );
+        expect(await spool.read('queue', 'R1')).to.deep.equal({
+          ...entry,
+          nextAttemptAt: at,
+        });
+      });
+
+      it("releaseFresh with a state on the claim (a parking cut short): 'released', that state kept, raw adopted", async () => {
+        const { entry, bytes } = await accept(spool, 'R2');
+        const newer = { ...entry, attempts: 1, lastError: 'API HTTP 502' };
+        await writeFile(join(dir, claimDir, 'R2.json'), JSON.stringify(newer));
+        expect(await spool.releaseFresh(entry, NOW + 30_000)).to.equal(
+          'released',
+        );
+        expect(await files()).to.deep.equal(
+          only(claimDir, { msg: ['R2.eml'], queue: ['R2.json'] }),
+        );
+        expect(await spool.read('queue', 'R2')).to.deep.equal(newer);
+        expect(
+          (await readFile(spool.messagePath('R2'))).equals(bytes),
+        ).to.equal(true);
+      });
+
+      it('releaseFresh with the state on the claim and the raw file already in msg/: released', async () => {
+        const { entry } = await accept(spool, 'R3');
+        const newer = { ...entry, attempts: 2 };
+        await writeFile(join(dir, claimDir, 'R3.json'), JSON.stringify(newer));
+        await rename(spool.freshPath('R3'), spool.messagePath('R3'));
+        expect(await spool.releaseFresh(entry, NOW)).to.equal('released');
+        expect(await files()).to.deep.equal(
+          only(claimDir, { msg: ['R3.eml'], queue: ['R3.json'] }),
+        );
+        expect(await spool.read('queue', 'R3')).to.deep.equal(newer);
+      });
+
+      it('requeueClaims: a fresh .eml -> queue/ from its header; .eml + .json -> raw to msg/, state to queue/ or dead/; a .eml without a whole header -> removed', async () => {
+        // (a) fresh, alone: parked with the state of its header line
+        const fresh = await accept(spool, 'Q1');
+        // (b) a parking cut short after its state was written on the claim
+        const cut = await accept(spool, 'Q2');
+        const cutState = {
+          ...cut.entry,
+          attempts: 1,
+          lastError: 'API HTTP 503',
+        };
+        await writeFile(
+          join(dir, claimDir, 'Q2.json'),
+          JSON.stringify(cutState),
+        );
+        // (b) the same, on its way to dead/
+        const dying = await accept(spool, 'Q3');
+        const deadState = {
+          ...dying.entry,
+          attempts: 1,
+          dead: {
+            reason: 'refused: API HTTP 400',
+            at: new Date(NOW).toISOString(),
+          },
+        };
+        await writeFile(
+          join(dir, claimDir, 'Q3.json'),
+          JSON.stringify(deadState),
+        );
+        // (c) no whole header line: never committed
+        await writeFile(
+          join(dir, claimDir, 'Q4.eml'),
+          spoolHeader(initial('Q4')).subarray(0, 30),
+        );
+        await writeFile(join(dir, claimDir, 'Q5.eml'), RAW);
+
+        expect(await spool.requeueClaims()).to.equal(5);
+        expect(await files()).to.deep.equal(
+          only(claimDir, {
+            msg: ['Q1.eml', 'Q2.eml', 'Q3.eml'],
+            queue: ['Q1.json', 'Q2.json'],
+            dead: ['Q3.json'],
+          }),
+        );
+        expect(await spool.read('queue', 'Q1')).to.deep.equal(fresh.entry);
+        expect(await spool.read('queue', 'Q2')).to.deep.equal(cutState);
+        expect(await spool.read('dead', 'Q3')).to.deep.equal(deadState);
+        expect(
+          (await readFile(spool.messagePath('Q1'))).equals(fresh.bytes),
+        ).to.equal(true);
+        // nothing left to take back
+        expect(await spool.requeueClaims()).to.equal(0);
+      });
+
+      it('recover: fresh claims parked; msg/<id>.eml with a header and no state adopted into queue/, one without removed', async () => {
+        const { entry } = await accept(spool, 'V1');
+        // a whole file (header line and bytes) in msg/ with no state anywhere, as an inject's
+        // commit() cut short between its two renames leaves it (its state was in tmp/)...
+        const parked = await accept(spool, 'V2');
+        await rename(spool.freshPath('V2'), spool.messagePath('V2'));
+        // ...and an old-format raw file whose commit never finished
+        await writeFile(spool.messagePath('V3'), RAW);
+        await writeFile(join(dir, 'tmp', 'V4.eml'), 'Subject: half');
+
+        expect(await spool.recover(NOW)).to.deep.equal({
+          removedTmp: 1,
+          requeued: 2,
+          orphans: 1,
+          missingRaw: 0,
+        });
+        expect(await files()).to.deep.equal(
+          only(claimDir, {
+            msg: ['V1.eml', 'V2.eml'],
+            queue: ['V1.json', 'V2.json'],
+          }),
+        );
+        expect(await spool.read('queue', 'V1')).to.deep.equal(entry);
+        // its state rebuilt from the header line, due as accepted
+        expect(await spool.read('queue', 'V2')).to.deep.equal(parked.entry);
+        expect(await spool.recover(NOW)).to.deep.equal({
+          removedTmp: 0,
+          requeued: 0,
+          orphans: 0,
+          missingRaw: 0,
+        });
+      });
+    });
+  }
+
+  it('recover takes back fresh claims of every claim folder', async () => {
+    const a = await accept(await new Spool(dir).init(), 'C1');
+    const b = await accept(await new Spool(dir, 'active-2').init(), 'C2');
+    const spool = new Spool(dir, 'active-3');
+    await spool.init();
+    const report = await spool.recover(NOW);
+    expect(report).to.deep.equal({
+      removedTmp: 0,
+      requeued: 2,
+      orphans: 0,
+      missingRaw: 0,
+    });
+    expect(await files()).to.deep.equal({
+      active: [],
+      'active-2': [],
+      'active-3': [],
+      dead: [],
+      msg: ['C1.eml', 'C2.eml'],
+      queue: ['C1.json', 'C2.json'],
+      tmp: [],
+    });
+    expect(await spool.read('queue', 'C1')).to.deep.equal(a.entry);
+    expect(await spool.read('queue', 'C2')).to.deep.equal(b.entry);
+  });
+
+  // A dead state left on the claim (a park(entry, 'dead') that failed after writing it) goes to
+  // queue/ as it is: the next attempt files it dead again, with its log line. (requeueClaims, at
+  // a start, finishes the move into dead/ instead.)
+  it('releaseFresh with a dead state on the claim: released to queue/ as it is, raw adopted', async () => {
+    const spool = await new Spool(dir).init();
+    const { entry } = await accept(spool, 'D1');
+    const dead = {
+      ...entry,
+      attempts: 1,
+      dead: {
+        reason: 'refused: API HTTP 400',
+        at: new Date(NOW).toISOString(),
+      },
+    };
+    await writeFile(join(dir, 'active', 'D1.json'), JSON.stringify(dead));
+    expect(await spool.releaseFresh(entry, NOW)).to.equal('released');
+    expect(await files()).to.deep.equal(
+      only('active', { msg: ['D1.eml'], queue: ['D1.json'] }),
+    );
+    expect(await spool.read('queue', 'D1')).to.deep.equal(dead);
+  });
+
+  // Regression: readSpoolFile gave up on a header line over 1 MiB and returned null, which
+  // recovery takes for "never committed" and deletes; with many long recipients (no cap on
+  // smtp.maxRecipients) a message that had been answered 250 vanished at the next start.
+  it('requeueClaims keeps a committed fresh message whose header line is over 1 MiB', async () => {
+    const spool = await new Spool(dir).init();
+    const rcptTo = Array.from(
+      { length: 2500 },
+      (_, i) => `${'r'.repeat(230)}-${String(i).padStart(4, '0')}@example.com`,
+    );
+    const first = newQueueEntry({
+      envelope: {
+        id: 'W1',
+        mailFrom: 'jane@example.net',
+        rcptTo,
+        receivedAt: new Date(NOW).toISOString(),
+      },
+      groups: groupByRoute(rcptTo, ROUTES),
+      messageId: null,
+      size: 0,
+      now: NOW,
+    });
+    const header = spoolHeader(first);
+    expect(header.length).to.be.greaterThan(1024 * 1024);
+    const tmp = spool.tmpMessagePath('W1');
+    await writeFile(tmp, Buffer.concat([header, Buffer.from(RAW)]));
+    await spool.commitFresh('W1', tmp);
+    expect(await spool.requeueClaims()).to.equal(1);
+    expect(await files()).to.deep.equal(
+      only('active', { msg: ['W1.eml'], queue: ['W1.json'] }),
+    );
+  });
+
+  it('requeueClaims takes only the folders given (default: its own)', async () => {
+    const mine = new Spool(dir, 'active-2');
+    await mine.init();
+    await accept(await new Spool(dir).init(), 'O1');
+    await accept(mine, 'O2');
+    expect(await mine.requeueClaims()).to.equal(1);
+    expect(await files()).to.deep.equal({
+      active: ['O1.eml'],
+      'active-2': [],
+      dead: [],
+      msg: ['O2.eml'],
+      queue: ['O2.json'],
+      tmp: [],
     });
   });
 });

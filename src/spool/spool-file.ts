@@ -1,0 +1,117 @@
+// The format of a spooled message file: one header line with the queue state at accept time,
+// then the raw message exactly as received.
+import { open } from 'node:fs/promises';
+import { extractIds } from '../map/message-id.js';
+import type { QueueEntry } from './queue-entry.js';
+
+/**
+ * The first line of every file the spool writes. It is a header field, so even a tool that
+ * reads the file as a plain message sees a valid (if long) header; JSON.stringify never writes
+ * a raw CR or LF, so the value stays on one line.
+ */
+export const SPOOL_HEADER_NAME = 'X-Mailbridge-Queue';
+const PREFIX = Buffer.from(`${SPOOL_HEADER_NAME}: `);
+
+/** Only this much of the start of a message is read to find its Message-ID. */
+export const HEADER_SNIFF_BYTES = 64 * 1024;
+
+/** The header line for an entry: written in front of the raw bytes. */
+export function spoolHeader(entry: QueueEntry): Buffer {
+  const { rawOffset: _ignored, ...state } = entry;
+  return Buffer.from(`${PREFIX.toString()}${JSON.stringify(state)}\r\n`);
+}
+
+/**
+ * Reads the header line at the start of `head`: the entry it holds and the byte offset where
+ * the raw message begins. Null when `head` does not start with one, or it is cut short.
+ */
+export function parseSpoolHeader(
+  head: Buffer,
+): { entry: QueueEntry; offset: number } | null {
+  if (
+    head.length < PREFIX.length ||
+    !head.subarray(0, PREFIX.length).equals(PREFIX)
+  ) {
+    return null;
+  }
+  const end = head.indexOf('\n', PREFIX.length);
+  if (end < 0) return null;
+  try {
+    const entry = JSON.parse(
+      head.subarray(PREFIX.length, end).toString('utf8'),
+    ) as QueueEntry;
+    if (typeof entry?.id !== 'string' || !Array.isArray(entry.routes)) {
+      return null;
+    }
+    return { entry, offset: end + 1 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The entry of a spooled file as it stands in its header, with the size and Message-ID of the
+ * raw message filled in (neither is known when the header is written). Null when the file has
+ * no (whole) header; throws ENOENT and other read errors.
+ */
+export async function readSpoolFile(path: string): Promise<QueueEntry | null> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    let head = Buffer.alloc(0);
+    let parsed: ReturnType<typeof parseSpoolHeader> = null;
+    // no cap on the line: it was whole when committed, and smtp.maxRecipients bounds it
+    while (!parsed && head.length < size) {
+      const more = Buffer.alloc(HEADER_SNIFF_BYTES);
+      const { bytesRead } = await handle.read(
+        more,
+        0,
+        more.length,
+        head.length,
+      );
+      if (bytesRead === 0) break;
+      head = Buffer.concat([head, more.subarray(0, bytesRead)]);
+      parsed = parseSpoolHeader(head);
+    }
+    if (!parsed) return null;
+    const { entry, offset } = parsed;
+    let rest = head.subarray(offset);
+    if (rest.length < HEADER_SNIFF_BYTES && offset + rest.length < size) {
+      const more = Buffer.alloc(HEADER_SNIFF_BYTES - rest.length);
+      const { bytesRead } = await handle.read(
+        more,
+        0,
+        more.length,
+        head.length,
+      );
+      rest = Buffer.concat([rest, more.subarray(0, bytesRead)]);
+    }
+    return {
+      ...entry,
+      size: size - offset,
+      messageId: normalisedOrNull(findMessageId(rest)),
+      rawOffset: offset,
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The Message-ID of a header block (the bytes before the first empty line), unfolded. */
+export function findMessageId(start: Buffer): string | null {
+  const text = start.subarray(0, HEADER_SNIFF_BYTES).toString('latin1');
+  // the header block ends at the first empty line, which may be the very first line
+  const end = /^\r?\n/.test(text) ? 0 : text.search(/\r?\n\r?\n/);
+  const headers = (end >= 0 ? text.slice(0, end) : text).replace(
+    /\r?\n[ \t]+/g,
+    ' ',
+  );
+  const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
+  const value = match?.[1]?.trim();
+  return value ? value : null;
+}
+
+/** A raw Message-ID header value, normalised as queue entries keep it; null without one. */
+function normalisedOrNull(value: string | null): string | null {
+  return extractIds(value ?? undefined)[0] ?? null;
+}
