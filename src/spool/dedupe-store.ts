@@ -1,6 +1,6 @@
 // Delivered (Message-ID, mailbox) pairs, one small file each, kept for the dedupe window.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -9,6 +9,9 @@ import { join } from 'node:path';
  * costs at most one duplicate post, which the contract allows.
  */
 export class DedupeStore {
+  /** bucket folders known to exist */
+  private readonly buckets = new Set<string>();
+
   constructor(
     readonly dir: string,
     private readonly windowMs: number,
@@ -37,14 +40,29 @@ export class DedupeStore {
     }
   }
 
-  /** Records a delivery now. */
+  /** Records a delivery now: one open and one close (the bucket folder made once). */
   async add(key: string): Promise<void> {
     if (this.windowMs <= 0) return;
     const path = this.path(key);
-    await mkdir(join(this.dir, key.slice(0, 2)), { recursive: true });
-    await writeFile(path, '');
-    const seconds = this.now() / 1000;
-    await utimes(path, seconds, seconds);
+    const bucket = key.slice(0, 2);
+    if (!this.buckets.has(bucket)) {
+      await mkdir(join(this.dir, bucket), { recursive: true });
+      this.buckets.add(bucket);
+    }
+    try {
+      // 'w' creates or truncates: either way the file's mtime becomes now
+      await (await open(path, 'w')).close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // its bucket was removed under us
+      await mkdir(join(this.dir, bucket), { recursive: true });
+      await (await open(path, 'w')).close();
+    }
+    // a clock of our own (tests) is not the file system's: the record carries its time
+    if (this.now !== Date.now) {
+      const seconds = this.now() / 1000;
+      await utimes(path, seconds, seconds);
+    }
   }
 
   /** Removes records older than the window; returns how many. */
