@@ -104,7 +104,6 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
       'smtp: { maxClients: 200, maxMessageSize: 52428800 }',
       'routes: [{ match: "*", mailbox_id: bench }]',
       'api: { concurrency: 16 }',
-      'delivery: { dedupeWindowMs: 0 }',
     ].join('\n'),
   );
   // BENCH_PROF=<dir>: write V8 CPU profiles of the daemon there (one per process)
