@@ -1,6 +1,8 @@
 // `inject FILE.eml --rcpt ADDR [--from ADDR]`: spool a message as if it had arrived by SMTP.
 import { createReadStream } from 'node:fs';
+import { stat, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import { newQueueId } from '../smtp/create-smtp-server.js';
 import { receiveToFile } from '../smtp/receive-to-file.js';
@@ -31,6 +33,10 @@ export async function runInject(
     );
     return 1;
   }
+  // refused as SMTP would refuse it, before anything is written to the spool
+  const limit = config.smtp.maxMessageSize;
+  const { size } = await stat(options.file);
+  if (size > limit) return tooBig(size, limit);
   const spool = await new Spool(resolve(config.spool.dir)).init();
   const now = Date.now();
   const id = newQueueId(now);
@@ -49,12 +55,51 @@ export async function runInject(
   });
   // the same file as an SMTP accept writes: the state's header line, then the raw bytes
   const received = await receiveToFile(
-    createReadStream(options.file),
+    limited(createReadStream(options.file), limit),
     spool.tmpMessagePath(id),
     { durable: true, header: spoolHeader(initial) },
   );
+  if (received.oversized) {
+    // it grew while it was read, or is no regular file (a pipe's stat says 0 bytes); past the
+    // limit the rest was read and dropped, as in SMTP, so /dev/zero cannot fill the disk
+    await unlink(received.path).catch(() => undefined);
+    return tooBig(received.size, limit);
+  }
   const entry = withReceived(initial, received);
   await spool.commit(entry, received.path, 'queue');
   process.stdout.write(`queued as ${id}\n`);
   return 0;
+}
+
+/**
+ * The stream as receiveToFile sees an SMTP data stream: `sizeExceeded` turns true once more
+ * than `limit` bytes went through (it stops writing from there), and the stream ends.
+ */
+function limited(
+  source: Readable,
+  limit: number,
+): Transform & { sizeExceeded?: boolean } {
+  let size = 0;
+  const counter: Transform & { sizeExceeded?: boolean } = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size <= limit || counter.sizeExceeded) return done(null, chunk);
+      // past the limit: refused, and the source is not read on (it may never end)
+      counter.sizeExceeded = true;
+      source.unpipe(counter);
+      source.destroy();
+      done(null, chunk);
+      counter.end();
+    },
+  });
+  source.on('error', err => counter.destroy(err));
+  return source.pipe(counter);
+}
+
+/** The 552 an SMTP client would get for the same message; exit status 1. */
+function tooBig(size: number, limit: number): number {
+  process.stderr.write(
+    `mailbridge: 552 5.3.4 message too big (${size} bytes; smtp.maxMessageSize is ${limit})\n`,
+  );
+  return 1;
 }

@@ -1,5 +1,6 @@
 // `mailbridge queue ...` and `inject` as real child processes, on spools they prepared themselves.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import {
   cp,
   mkdir,
@@ -7,11 +8,13 @@ import {
   readFile,
   rename,
   rm,
+  stat,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { QueueEntry } from '../../src/spool/queue-entry.js';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -223,6 +226,76 @@ describe('queue and inject commands', function () {
       expect(result.stderr).to.include(missing);
       expect(result.stdout).to.equal('');
       expect(await spoolContents()).to.deep.equal(EMPTY);
+    });
+
+    describe('smtp.maxMessageSize', () => {
+      /** plain.eml's size in bytes */
+      let size: number;
+
+      beforeEach(async () => {
+        size = (await stat(PLAIN)).size;
+      });
+
+      /** `inject FILE --rcpt support@example.com` with smtp.maxMessageSize `limit`. */
+      async function injectLimited(
+        file: string,
+        limit: number,
+      ): Promise<CliResult> {
+        const config = join(dir, 'limited.yaml');
+        await writeFile(
+          config,
+          `${ROUTES_YAML}smtp:\n  maxMessageSize: ${limit}\n`,
+        );
+        return runCli(
+          ['inject', file, '--rcpt', 'support@example.com', '--config', config],
+          { MAILBRIDGE_SPOOL_DIR: spoolDir },
+        );
+      }
+
+      const tooBig = (bytes: number, limit: number) =>
+        `mailbridge: 552 5.3.4 message too big (${bytes} bytes; smtp.maxMessageSize is ${limit})\n`;
+
+      it('a file over the limit exits 1 with a 552 and spools nothing', async () => {
+        const result = await injectLimited(PLAIN, size - 1);
+        expect(result.code).to.equal(1);
+        expect(result.stderr).to.equal(tooBig(size, size - 1));
+        expect(result.stdout).to.equal('');
+        expect(await spoolContents()).to.deep.equal(EMPTY);
+      });
+
+      it('a file of exactly the limit is spooled', async () => {
+        const result = await injectLimited(PLAIN, size);
+        expect(result.code, result.stderr).to.equal(0);
+        const id = /^queued as (\S+)\n$/.exec(result.stdout)?.[1];
+        expect(await spoolContents()).to.deep.equal({
+          ...EMPTY,
+          msg: [`${id}.eml`],
+          queue: [`${id}.json`],
+        });
+      });
+
+      it('more bytes read than stat showed (a pipe) are refused after reading, nothing left', async () => {
+        // a FIFO's stat says 0 bytes: only the count of what was read can tell
+        const fifo = join(dir, 'message.fifo');
+        await promisify(execFile)('mkfifo', [fifo]);
+        const [result] = await Promise.all([
+          injectLimited(fifo, size - 1),
+          writeFile(fifo, await readFile(PLAIN)),
+        ]);
+        expect(result.code).to.equal(1);
+        expect(result.stderr).to.equal(tooBig(size, size - 1));
+        expect(result.stdout).to.equal('');
+        expect(await spoolContents()).to.deep.equal(EMPTY);
+      });
+
+      it('an input that never ends (/dev/zero) is refused once past the limit, nothing left', async () => {
+        const result = await injectLimited('/dev/zero', 1000);
+        expect(result.code).to.equal(1);
+        expect(result.stderr).to.match(
+          /^mailbridge: 552 5\.3\.4 message too big \(\d+ bytes; smtp\.maxMessageSize is 1000\)\n$/,
+        );
+        expect(await spoolContents()).to.deep.equal(EMPTY);
+      });
     });
 
     it('bad usage exits 2: no --rcpt, no FILE', async () => {
