@@ -27,6 +27,9 @@ export interface QueueRunnerDeps {
   onPauseChange?: (reason: string | null) => void;
 }
 
+/** How often the dead/ gauge is recounted from the folder. */
+const DEAD_RECOUNT_MS = 60_000;
+
 /** Fresh messages kept waiting in memory (in the claim folder on disk); beyond, they are parked. */
 const READY_LIMIT = 10_000;
 /** Raw bytes of small fresh messages kept for their first attempt, at most this much in all. */
@@ -63,6 +66,7 @@ export class QueueRunner {
   private readonly fresh = new Map<string, QueueEntry>();
   /** take the next attempt from `ready` (else from the due heap): the two take turns */
   private freshTurn = true;
+  private deadCountedAt = -Infinity;
   private readonly attemptDeps: AttemptDeps;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -180,6 +184,7 @@ export class QueueRunner {
       if (fresh) await spool.park(entry, 'dead');
       else await spool.move(entry, 'active', 'dead');
       this.fresh.delete(entry.id);
+      this.deps.metrics.spool.inc({ state: 'dead' });
       log.warn('message dead', {
         ...fields,
         outcome,
@@ -289,11 +294,15 @@ export class QueueRunner {
   /** Reloads due times from queue/ and forgets entries that left it (purged, replayed...). */
   private async scan(): Promise<void> {
     const ids = await this.deps.spool.ids('queue');
-    const dead = await this.deps.spool.ids('dead');
     const gauge = this.deps.metrics.spool;
     gauge.set({ state: 'queue' }, ids.length + this.ready.length);
     gauge.set({ state: 'active' }, this.running.size);
-    gauge.set({ state: 'dead' }, dead.length);
+    // dead/ only grows through this process (counted as it files) and shrinks by an operator's
+    // replay or purge: a recount now and then keeps the gauge close without listing it per scan
+    if (this.now() - this.deadCountedAt >= DEAD_RECOUNT_MS) {
+      this.deadCountedAt = this.now();
+      gauge.set({ state: 'dead' }, (await this.deps.spool.ids('dead')).length);
+    }
     const present = new Set(ids);
     for (const id of this.due.keys()) {
       if (!present.has(id) && !this.running.has(id)) this.due.delete(id);

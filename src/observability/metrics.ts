@@ -17,7 +17,7 @@ export interface Metrics {
   deliveries: Counter<'outcome'>;
   /** 1 while delivery is paused by a 401/403/404 from the API. */
   paused: Gauge;
-  /** Messages in the spool by state: queue, active, dead (read from disk on scrape). */
+  /** Messages in the spool by state: queue, active, dead (set by the queue runner's scans). */
   spool: Gauge<'state'>;
   /** Seconds from end of DATA to the reply. */
   acceptSeconds: Histogram;

@@ -68,16 +68,17 @@ export async function readEntry(
 
 /**
  * Reports each rescan of the spool by the running daemon's queue runner. It watches the
- * runner's listing of dead/, which only a scan does, without changing what it returns.
+ * runner's taking of `queue retry` signals, which only a scan does (once, after listing
+ * queue/), without changing what it returns.
  */
 export function watchScans(spool: Spool): {
   next(count?: number): Promise<void>;
 } {
   const scans = new EventEmitter();
-  const ids = spool.ids.bind(spool);
-  spool.ids = async (state: EntryState) => {
-    const result = await ids(state);
-    if (state === 'dead') scans.emit('scan');
+  const takeSignals = spool.takeSignals.bind(spool);
+  spool.takeSignals = async () => {
+    const result = await takeSignals();
+    scans.emit('scan');
     return result;
   };
   return {

@@ -333,6 +333,32 @@ describe('queue mode: delivery from the spool', () => {
       await expectSpoolEmpty(bridge);
     });
 
+    it('the dead gauge counts a message as it dies, and a recount sees a purge', async () => {
+      const clock = new ManualClock(Date.now() + HOUR);
+      const bridge = await start({}, { daemon: { now: clock.now } });
+      const scans = watchScans(bridge.daemon.spool);
+      const base = `http://127.0.0.1:${bridge.daemon.httpPort}`;
+      const deadGauge = async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return /^mailbridge_spool_messages\{state="dead"\} (\d+)$/m.exec(
+          text,
+        )?.[1];
+      };
+      api.reply({ status: 400 });
+      const id = await queue(bridge, message('gauge'));
+      await workerLine(bridge, id, 'message dead');
+      expect(await deadGauge()).to.equal('1');
+
+      const purge = await runCli(['queue', 'purge', id], spoolEnv(bridge));
+      expect(purge.code, purge.stderr).to.equal(0);
+      // dead/ is recounted once a minute, not listed by every scan
+      await scans.next();
+      expect(await deadGauge()).to.equal('1');
+      clock.advance(61_000);
+      await scans.next(2);
+      expect(await deadGauge()).to.equal('0');
+    });
+
     it('queue retry ID makes a message waiting an hour due now', async () => {
       const bridge = await start();
       api.reply({ status: 503, headers: { 'retry-after': '3600' } });
