@@ -16,9 +16,10 @@ const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /**
  * A body up to this size without attachment files is posted as one Buffer: the same bytes and
- * headers as a stream, without the stream machinery (most bodies are a few KiB).
+ * headers as a stream, without the stream machinery. Such a body is text already in memory
+ * (the message's text and HTML), so its one Buffer adds a copy of bounded size.
  */
-const INLINE_BODY_BYTES = 64 * 1024;
+export const INLINE_BODY_BYTES = 1024 * 1024;
 
 export interface ApiError {
   code?: string;

@@ -99,16 +99,32 @@ export async function readSpoolFile(path: string): Promise<QueueEntry | null> {
 
 /** The Message-ID of a header block (the bytes before the first empty line), unfolded. */
 export function findMessageId(start: Buffer): string | null {
-  const text = start.subarray(0, HEADER_SNIFF_BYTES).toString('latin1');
-  // the header block ends at the first empty line, which may be the very first line
-  const end = /^\r?\n/.test(text) ? 0 : text.search(/\r?\n\r?\n/);
-  const headers = (end >= 0 ? text.slice(0, end) : text).replace(
-    /\r?\n[ \t]+/g,
-    ' ',
-  );
+  const head = start.subarray(0, HEADER_SNIFF_BYTES);
+  // the header block ends at the first empty line, which may be the very first line; only
+  // the header block is decoded (a body of 64 KiB would be copied for nothing)
+  const end = headerEnd(head);
+  const headers = head
+    .subarray(0, end)
+    .toString('latin1')
+    .replace(/\r?\n[ \t]+/g, ' ');
   const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
   const value = match?.[1]?.trim();
   return value ? value : null;
+}
+
+/** Where the header block of `head` ends (before its empty line), or its length. */
+function headerEnd(head: Buffer): number {
+  if (head[0] === 0x0a || (head[0] === 0x0d && head[1] === 0x0a)) return 0;
+  for (let from = 0; ;) {
+    const lf = head.indexOf(0x0a, from);
+    if (lf < 0 || lf + 1 >= head.length) return head.length;
+    const next = head[lf + 1];
+    if (next === 0x0a) return head[lf - 1] === 0x0d ? lf - 1 : lf;
+    if (next === 0x0d && head[lf + 2] === 0x0a) {
+      return head[lf - 1] === 0x0d ? lf - 1 : lf;
+    }
+    from = lf + 1;
+  }
 }
 
 /** A raw Message-ID header value, normalised as queue entries keep it; null without one. */

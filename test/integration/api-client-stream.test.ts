@@ -8,7 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
-import { ApiClient, requestBody } from '../../src/deliver/api-client.js';
+import {
+  ApiClient,
+  INLINE_BODY_BYTES,
+  requestBody,
+} from '../../src/deliver/api-client.js';
 import {
   payloadToString,
   serializePayload,
@@ -96,8 +100,16 @@ describe('ApiClient: streamed bodies', () => {
   describe('small bodies without files are posted as one Buffer, the rest streamed', () => {
     const rows = [
       { title: '2 KiB', length: 2048, inline: true },
-      { title: 'exactly 64 KiB', length: 64 * 1024, inline: true },
-      { title: '64 KiB + 1', length: 64 * 1024 + 1, inline: false },
+      {
+        title: 'exactly INLINE_BODY_BYTES',
+        length: INLINE_BODY_BYTES,
+        inline: true,
+      },
+      {
+        title: 'INLINE_BODY_BYTES + 1',
+        length: INLINE_BODY_BYTES + 1,
+        inline: false,
+      },
     ];
     for (const row of rows) {
       it(`${row.title}: ${row.inline ? 'a Buffer' : 'a stream'}, the same bytes and headers on the wire`, async () => {
