@@ -118,6 +118,7 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {
         PATH: process.env.PATH,
+        NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '',
         NODE_ENV: 'production',
         MAILBRIDGE_API_URL: `http://127.0.0.1:${apiPort}/api/v1/message`,
         MAILBRIDGE_API_TOKEN: 'bench-token',

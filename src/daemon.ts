@@ -85,9 +85,10 @@ export async function startDaemon(
     join(spool.dir, 'dedupe'),
     config.delivery.dedupeWindowMs,
     options.now,
+    // each process appends to its own log; a cluster's workers also read each other's
+    { name: options.claimDir ?? 'active', shared: options.recover === false },
   );
   let runner: QueueRunner | undefined;
-  let pruner: NodeJS.Timeout | undefined;
   if (config.delivery.mode !== 'sync') {
     runner = new QueueRunner({
       config,
@@ -107,14 +108,16 @@ export async function startDaemon(
     } else {
       await recoverSpool(spool, log, (options.now ?? Date.now)());
     }
-    const prune = () =>
-      dedupe
-        .prune()
-        .catch(err => log.error('dedupe prune failed', errorFields(err)));
-    void prune();
-    pruner = setInterval(prune, DEDUPE_PRUNE_INTERVAL_MS);
-    pruner.unref();
   }
+  // sync mode records its deliveries in the same store (a resent message is not posted twice)
+  const prune = () =>
+    dedupe
+      .prune()
+      .then(removed => log.debug('dedupe records pruned', { removed }))
+      .catch(err => log.error('dedupe prune failed', errorFields(err)));
+  void prune();
+  const pruner = setInterval(prune, DEDUPE_PRUNE_INTERVAL_MS);
+  pruner.unref();
 
   const smtp = createSmtpServer({
     config,
@@ -123,6 +126,7 @@ export async function startDaemon(
     sink,
     spool,
     runner,
+    dedupe,
     now: options.now ?? Date.now,
   });
   let smtpPort: number;
@@ -171,6 +175,7 @@ export async function startDaemon(
       clearInterval(pruner);
       await runner?.close();
       await sink.close();
+      await dedupe.close();
       await unlock();
       if (health) {
         health.closeAllConnections();

@@ -14,7 +14,7 @@ import {
   type RouteState,
 } from '../spool/queue-entry.js';
 import { nextAttemptAt } from './backoff.js';
-import { idempotencyKey } from './deliver-message.js';
+import { idempotencyKey, mailboxKey } from './deliver-message.js';
 import type { PayloadSink } from './payload-sink.js';
 
 /** What becomes of the message: removed (delivered), back to the queue, or dead. */
@@ -48,11 +48,6 @@ export interface AttemptDeps {
 function spoolTmpDir(rawPath: string): string | undefined {
   const folder = dirname(rawPath);
   return basename(folder) === 'msg' ? join(dirname(folder), 'tmp') : undefined;
-}
-
-/** The key a route is deduplicated under: its mailbox, or its pattern when it has none. */
-export function mailboxKey(route: RouteState): string {
-  return route.route.mailbox_id ?? `route:${route.route.match}`;
 }
 
 /** What one route's post came to. */

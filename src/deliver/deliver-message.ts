@@ -4,9 +4,10 @@ import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import { BridgeError, PermanentError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
-import { toApiPayload } from '../map/to-api-payload.js';
+import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
 import { groupByRoute, type RouteGroup } from '../routing/resolve-route.js';
+import { DedupeStore } from '../spool/dedupe-store.js';
 import type { PayloadSink } from './payload-sink.js';
 
 /** Every body a message gives, one per route group, with its idempotency key. */
@@ -41,25 +42,49 @@ export function idempotencyKey(payload: ApiPayload, group: RouteGroup): string {
     .digest('hex');
 }
 
+/**
+ * The key a route is deduplicated under: its mailbox, or its pattern when it has none. Sync
+ * mode and the queue workers share it, so either one knows what the other delivered.
+ */
+export function mailboxKey(group: Pick<RouteGroup, 'route'>): string {
+  return group.route.mailbox_id ?? `route:${group.route.match}`;
+}
+
 export interface DeliveryResult {
   /** how many route groups were posted */
   posted: number;
+  /** how many route groups were skipped: the dedupe store had them delivered already */
+  duplicates: number;
 }
 
 /**
  * Posts a parsed message once per route. Every route is tried; if any failed, the first
  * temporary failure is thrown (the sender retries), else the first permanent one. The routes
  * share the message's attachment files; the caller disposes of the message afterwards.
+ *
+ * With a `dedupe` store (sync mode), a route already delivered within the window is skipped and
+ * each route posted now is recorded: when the sender retries a message after a 451 caused by
+ * one route, the routes that went through are not posted again. Without one (previews, tools),
+ * every route is posted.
  */
 export async function deliverMessage(
   message: ParsedMessage,
   envelope: Envelope,
   config: Pick<Config, 'routes' | 'mapping'>,
   sink: PayloadSink,
+  dedupe?: DedupeStore,
 ): Promise<DeliveryResult> {
   const bodies = buildPayloads(message, envelope, config);
+  // keyed as the queue workers key theirs: the normalised Message-ID and the mailbox
+  const messageId = dedupe ? messageIds(message).messageId : '';
   const failures: unknown[] = [];
+  let duplicates = 0;
   for (const [routeIndex, body] of bodies.entries()) {
+    const key = dedupe && DedupeStore.key(messageId, mailboxKey(body.group));
+    if (dedupe && key && (await dedupe.has(key))) {
+      duplicates++;
+      continue;
+    }
     try {
       await sink.send(body.payload, {
         idempotencyKey: body.idempotencyKey,
@@ -68,7 +93,11 @@ export async function deliverMessage(
       });
     } catch (err) {
       failures.push(err);
+      continue;
     }
+    // a record that cannot be written costs at most one duplicate post on a retry; failing the
+    // message here would make the sender resend it, and post this route again for sure
+    if (dedupe && key) await dedupe.add(key).catch(() => undefined);
   }
   if (failures.length > 0) {
     throw (
@@ -76,5 +105,5 @@ export async function deliverMessage(
       failures[0]
     );
   }
-  return { posted: bodies.length };
+  return { posted: bodies.length - duplicates, duplicates };
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import { parseMessage } from '../parse/parse-message.js';
 import { groupByRoute } from '../routing/resolve-route.js';
+import type { DedupeStore } from '../spool/dedupe-store.js';
 import {
   newQueueEntry,
   withReceived,
@@ -25,6 +26,11 @@ export interface AcceptDeps {
   spool: Spool;
   /** the delivery workers; absent in sync mode */
   runner?: QueueRunner;
+  /**
+   * Sync mode: the routes already delivered (the queue workers' store). A message resent after
+   * a 451 is then not posted again to the routes that took it the first time.
+   */
+  dedupe?: DedupeStore;
   log: Logger;
 }
 
@@ -46,7 +52,13 @@ export async function acceptSync(
     attachmentDir: deps.spool.tmpDir,
   });
   try {
-    await deliverMessage(message, envelope, deps.config, deps.sink);
+    await deliverMessage(
+      message,
+      envelope,
+      deps.config,
+      deps.sink,
+      deps.dedupe,
+    );
   } finally {
     await message.dispose();
   }

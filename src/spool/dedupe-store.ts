@@ -1,89 +1,367 @@
-// Delivered (Message-ID, mailbox) pairs, one small file each, kept for the dedupe window.
+// Delivered (Message-ID, mailbox) pairs: looked up in memory, appended to a log per process.
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, utimes } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 
+export interface DedupeOptions {
+  /**
+   * The log this process appends to (`<name>.<generation>.log`): one name per process that
+   * may run at the same time, e.g. its claim folder's name. `active` by default.
+   */
+  name?: string;
+  /**
+   * Other processes (cluster workers) record deliveries in the same folder: a lookup that
+   * misses reads what their logs gained, at most every `refreshMs`. Without it (one daemon per
+   * spool, which its lock enforces) a lookup never touches the disk. On by default.
+   */
+  shared?: boolean;
+  /** how stale the view of the other processes' records may get; 1000 ms by default */
+  refreshMs?: number;
+}
+
+interface Batch {
+  lines: string[];
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { lines: [], done, resolve, reject };
+}
+
+/** A record line: `<ms since the epoch> <key>\n`. */
+const LINE = /^(\d+) ([A-Za-z0-9_-]{16})$/;
+
 /**
- * A record per delivered pair: the file's mtime is the delivery time. It survives restarts, and
- * prune() bounds it to what the window needs. Writes are not fsynced: losing one in a power cut
- * costs at most one duplicate post, which the contract allows.
+ * The records live in memory (a 16-character key and a time each, about 80 bytes) and in
+ * append-only logs: one per process, `<time> <key>` per line, lines that arrive together
+ * written at once. Every log is read at start, so records survive restarts. Writes are not
+ * fsynced: losing the last ones in a power cut costs at most one duplicate post, which the
+ * contract allows. prune() forgets expired records and rewrites this process's log.
  */
 export class DedupeStore {
-  /** bucket folders known to exist */
-  private readonly buckets = new Set<string>();
+  /** key -> ms of its last delivery, as known to this process */
+  private readonly seen = new Map<string, number>();
+  /** bytes of each log file already read */
+  private readonly offsets = new Map<string, number>();
+  private readonly name: string;
+  private readonly shared: boolean;
+  private readonly refreshMs: number;
+  private loading?: Promise<void>;
+  private refreshing?: Promise<void>;
+  private refreshedAt = -Infinity;
+  private generation = 0;
+  private log?: FileHandle;
+  private next: Batch | null = null;
+  private compacting: Batch | null = null;
+  private writing = false;
 
   constructor(
     readonly dir: string,
     private readonly windowMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+    options: DedupeOptions = {},
+  ) {
+    this.name = options.name ?? 'active';
+    this.shared = options.shared ?? true;
+    this.refreshMs = options.refreshMs ?? 1000;
+  }
 
-  /** The record key of a normalised Message-ID and a mailbox (or route) key. */
+  /**
+   * The record key of a normalised Message-ID and a mailbox (or route) key: 96 bits of their
+   * SHA-256, so two different pairs never meet in practice (about 1 in 10^23 at a million).
+   */
   static key(messageId: string, mailbox: string): string {
     return createHash('sha256')
       .update(`${messageId}\n${mailbox}`)
-      .digest('hex');
+      .digest()
+      .subarray(0, 12)
+      .toString('base64url');
   }
 
-  private path(key: string): string {
-    return join(this.dir, key.slice(0, 2), key);
+  /** Records held in memory (for the README's sizing and for tests). */
+  get size(): number {
+    return this.seen.size;
   }
 
   /** True when the pair was delivered within the window. */
   async has(key: string): Promise<boolean> {
     if (this.windowMs <= 0) return false;
-    try {
-      const info = await stat(this.path(key));
-      return this.now() - info.mtimeMs < this.windowMs;
-    } catch {
-      return false;
+    await this.load();
+    if (this.fresh(key) || !this.shared) return this.fresh(key);
+    if (Date.now() - this.refreshedAt >= this.refreshMs) {
+      await this.refresh().catch(() => undefined);
     }
+    return this.fresh(key);
   }
 
-  /** Records a delivery now: one open and one close (the bucket folder made once). */
+  /** Records a delivery now; resolves once its line is written (with others of the moment). */
   async add(key: string): Promise<void> {
     if (this.windowMs <= 0) return;
-    const path = this.path(key);
-    const bucket = key.slice(0, 2);
-    if (!this.buckets.has(bucket)) {
-      await mkdir(join(this.dir, bucket), { recursive: true });
-      this.buckets.add(bucket);
+    await this.load();
+    const time = this.now();
+    this.seen.set(key, time);
+    await this.append(`${time} ${key}\n`);
+  }
+
+  /**
+   * Forgets records older than the window, rewrites this process's log with its live ones,
+   * and removes other logs nobody has written to within the window. Returns how many went.
+   */
+  async prune(): Promise<number> {
+    if (this.windowMs <= 0) return 0;
+    await this.load();
+    const before = this.seen.size;
+    for (const [key, time] of this.seen) {
+      if (!this.within(time)) this.seen.delete(key);
     }
-    try {
-      // 'w' creates or truncates: either way the file's mtime becomes now
-      await (await open(path, 'w')).close();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // its bucket was removed under us
-      await mkdir(join(this.dir, bucket), { recursive: true });
-      await (await open(path, 'w')).close();
+    await this.compact();
+    for (const file of await this.logFiles()) {
+      if (ownGeneration(file, this.name) !== null) continue;
+      const info = await stat(join(this.dir, file)).catch(() => null);
+      // a file's time is the file system's: compared with the wall clock
+      if (info && Date.now() - info.mtimeMs >= this.windowMs) {
+        await rm(join(this.dir, file), { force: true });
+        this.offsets.delete(file);
+      }
     }
-    // a clock of our own (tests) is not the file system's: the record carries its time
-    if (this.now !== Date.now) {
-      const seconds = this.now() / 1000;
-      await utimes(path, seconds, seconds);
+    return before - this.seen.size;
+  }
+
+  /** Closes this process's log once the writes queued so far are done. */
+  async close(): Promise<void> {
+    await this.next?.done.catch(() => undefined);
+    await this.log?.close();
+    this.log = undefined;
+  }
+
+  private within(time: number): boolean {
+    return this.now() - time < this.windowMs;
+  }
+
+  private fresh(key: string): boolean {
+    const time = this.seen.get(key);
+    return time !== undefined && this.within(time);
+  }
+
+  /**
+   * Reads every log once. A store whose folder cannot be read or made still answers from
+   * memory: a failing lookup must not fail a delivery.
+   */
+  private load(): Promise<void> {
+    this.loading ??= (async () => {
+      try {
+        await mkdir(this.dir, { recursive: true });
+        await this.importBuckets();
+        await this.refresh();
+      } catch {
+        return;
+      }
+      for (const file of this.offsets.keys()) {
+        const generation = ownGeneration(file, this.name);
+        if (generation !== null) {
+          this.generation = Math.max(this.generation, generation);
+        }
+      }
+    })();
+    return this.loading;
+  }
+
+  /**
+   * Takes in the records of the earlier layout (one empty file per record, named by the hex
+   * SHA-256, its mtime the delivery time, in 2-character bucket folders), then removes them.
+   */
+  private async importBuckets(): Promise<void> {
+    const buckets = (await readdir(this.dir)).filter(n =>
+      /^[0-9a-f]{2}$/.test(n),
+    );
+    if (buckets.length === 0) return;
+    const lines: string[] = [];
+    for (const bucket of buckets) {
+      const folder = join(this.dir, bucket);
+      for (const name of await readdir(folder).catch((): string[] => [])) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const info = await stat(join(folder, name)).catch(() => null);
+        if (!info || !this.within(info.mtimeMs)) continue;
+        const key = Buffer.from(name, 'hex')
+          .subarray(0, 12)
+          .toString('base64url');
+        const time = Math.round(info.mtimeMs);
+        this.seen.set(key, Math.max(time, this.seen.get(key) ?? -Infinity));
+        lines.push(`${time} ${key}\n`);
+      }
+    }
+    if (lines.length > 0) {
+      await writeFile(join(this.dir, `${this.name}.0.imported.log`), lines);
+    }
+    for (const bucket of buckets) {
+      await rm(join(this.dir, bucket), { recursive: true, force: true });
     }
   }
 
-  /** Removes records older than the window; returns how many. */
-  async prune(): Promise<number> {
-    let removed = 0;
-    let buckets: string[];
-    try {
-      buckets = await readdir(this.dir);
-    } catch {
-      return 0;
+  /** Reads what every log gained since the last read; one read at a time. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.readLogs().finally(() => {
+      this.refreshing = undefined;
+      this.refreshedAt = Date.now();
+    });
+    return this.refreshing;
+  }
+
+  private async logFiles(): Promise<string[]> {
+    const names = await readdir(this.dir).catch((): string[] => []);
+    return names.filter(n => n.endsWith('.log'));
+  }
+
+  private async readLogs(): Promise<void> {
+    const files = await this.logFiles();
+    for (const known of [...this.offsets.keys()]) {
+      if (!files.includes(known)) this.offsets.delete(known);
     }
-    for (const bucket of buckets) {
-      const dir = join(this.dir, bucket);
-      for (const name of await readdir(dir).catch(() => [] as string[])) {
-        const info = await stat(join(dir, name)).catch(() => null);
-        if (info && this.now() - info.mtimeMs >= this.windowMs) {
-          await rm(join(dir, name), { force: true });
-          removed++;
+    for (const file of files) {
+      const from = this.offsets.get(file) ?? 0;
+      const bytes = await readFrom(join(this.dir, file), from);
+      // whole lines only: one being appended is read the next time
+      const end = bytes.lastIndexOf(0x0a) + 1;
+      if (end === 0) continue;
+      for (const line of bytes
+        .subarray(0, end)
+        .toString('latin1')
+        .split('\n')) {
+        const match = LINE.exec(line);
+        if (!match) continue;
+        const time = Number(match[1]);
+        const key = match[2]!;
+        if (time > (this.seen.get(key) ?? -Infinity) && this.within(time)) {
+          this.seen.set(key, time);
         }
       }
+      this.offsets.set(file, from + end);
     }
-    return removed;
   }
+
+  private logPath(generation = this.generation): string {
+    return join(this.dir, `${this.name}.${generation}.log`);
+  }
+
+  /** Queues a line; lines queued while a write runs share the next write. */
+  private append(line: string): Promise<void> {
+    this.next ??= newBatch();
+    this.next.lines.push(line);
+    const { done } = this.next;
+    if (!this.writing) void this.run();
+    return done;
+  }
+
+  /** Asks the writer to rewrite this process's log with the live records, between writes. */
+  private compact(): Promise<void> {
+    this.compacting ??= newBatch();
+    const { done } = this.compacting;
+    if (!this.writing) void this.run();
+    return done;
+  }
+
+  /** The one writer of this process's log: appends and compactions, in turn. */
+  private async run(): Promise<void> {
+    this.writing = true;
+    while (this.next || this.compacting) {
+      const batch = this.next ?? this.compacting!;
+      if (batch === this.next) this.next = null;
+      else this.compacting = null;
+      try {
+        if (batch.lines.length > 0) {
+          this.log ??= await open(this.logPath(), 'a');
+          await this.log.write(batch.lines.join(''));
+        } else {
+          await this.rewrite();
+        }
+        batch.resolve();
+      } catch (err) {
+        batch.reject(err);
+      }
+    }
+    this.writing = false;
+  }
+
+  /**
+   * This process's live records into the next generation's log, its old logs removed after:
+   * a crash in between leaves both, and reading both gives the same records.
+   */
+  private async rewrite(): Promise<void> {
+    await this.log?.close();
+    this.log = undefined;
+    const own = (await this.logFiles()).filter(
+      f => ownGeneration(f, this.name) !== null,
+    );
+    const lines: string[] = [];
+    for (const file of own) {
+      const bytes = await readFrom(join(this.dir, file), 0);
+      for (const line of bytes.toString('latin1').split('\n')) {
+        const match = LINE.exec(line);
+        if (match && this.within(Number(match[1]))) lines.push(`${line}\n`);
+      }
+    }
+    const next = this.logPath(this.generation + 1);
+    await writeFile(`${next}.tmp`, lines.join(''));
+    await rename(`${next}.tmp`, next);
+    this.generation++;
+    for (const file of own) {
+      await rm(join(this.dir, file), { force: true });
+      this.offsets.delete(file);
+    }
+  }
+}
+
+/** The bytes of a file from `offset` to its end (none when it is gone). */
+async function readFrom(path: string, offset: number): Promise<Buffer> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size <= offset) return Buffer.alloc(0);
+    const bytes = Buffer.alloc(size - offset);
+    let read = 0;
+    while (read < bytes.length) {
+      const { bytesRead } = await handle.read(
+        bytes,
+        read,
+        bytes.length - read,
+        offset + read,
+      );
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The generation of a log of process `name` (`<name>.<n>.log`, or `<name>.<n>.imported.log`
+ * for records taken from the earlier layout), or null when the file is another process's.
+ */
+function ownGeneration(file: string, name: string): number | null {
+  const match = /^(.*)\.(\d+)(?:\.imported)?\.log$/.exec(file);
+  return match && match[1] === name ? Number(match[2]) : null;
 }

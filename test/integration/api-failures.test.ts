@@ -243,6 +243,8 @@ describe('API answers and failures (sync mode)', () => {
     await start(
       {},
       {
+        // no dedupe records: the same message is posted again, to compare its keys
+        delivery: { mode: 'sync', dedupeWindowMs: 0 },
         routes: [
           { match: 'support@example.com', mailbox_id: 'mb-support' },
           { match: 'billing@example.com', mailbox_id: 'mb-billing' },
@@ -296,7 +298,8 @@ describe('API answers and failures (sync mode)', () => {
   });
 
   it('logs above debug never carry the token or the message body', async () => {
-    await start();
+    // no dedupe records: the same message is sent four times and posted each time
+    await start({}, { delivery: { mode: 'sync', dedupeWindowMs: 0 } });
     api.reply(
       { status: 204 },
       { status: 400, body: { errors: [{ code: 'bad', message: 'no' }] } },
@@ -325,8 +328,9 @@ describe('API answers and failures (sync mode)', () => {
     // the first answer is slow; an unlimited client would send the second POST meanwhile
     api.reply({ status: 204, delayMs: 300 });
     const results = await Promise.all([
-      send(MESSAGE.replace('api failures', 'first')),
-      send(MESSAGE.replace('api failures', 'second')),
+      // two messages (two Message-IDs): neither is a duplicate of the other
+      send(MESSAGE.replace('api-failures@', 'first@')),
+      send(MESSAGE.replace('api-failures@', 'second@')),
     ]);
     expect(results.map(r => r.code)).to.deep.equal([250, 250]);
     expect(api.requests).to.have.length(2);

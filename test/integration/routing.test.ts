@@ -94,8 +94,10 @@ describe('routing', () => {
     const [plain] = await deliver(['billing+T2@example.com']);
     expect(plain?.mailbox_id).to.equal('mb-billing');
     expect(plain).not.to.have.property('thread_id');
-    // no subaddress: no thread
-    const [bare] = await deliver(['support@example.com']);
+    // no subaddress: no thread (another message: the same one is not posted to a mailbox twice)
+    const [bare] = await deliver(['support@example.com'], {
+      'Message-ID': '<routing-bare@example.net>',
+    });
     expect(bare).not.to.have.property('thread_id');
   });
 
