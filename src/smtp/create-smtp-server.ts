@@ -110,7 +110,9 @@ async function handleData(
   deps: SmtpDeps,
 ): Promise<string> {
   const envelope = copyEnvelope(session, newQueueId());
-  const started = process.hrtime.bigint();
+  // the accept latency runs from the end of DATA (the client's final dot) to the reply
+  let dataEnded: bigint | undefined;
+  stream.once('end', () => (dataEnded = process.hrtime.bigint()));
   const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
   const path = deps.spool.tmpMessagePath(envelope.id);
   const mode = deps.config.delivery.mode;
@@ -196,9 +198,12 @@ async function handleData(
     }
     throw err;
   } finally {
-    deps.metrics.acceptSeconds.observe(
-      Number(process.hrtime.bigint() - started) / 1e9,
-    );
+    // a message cut off mid-DATA has no end of DATA: nothing to measure
+    if (dataEnded !== undefined) {
+      deps.metrics.acceptSeconds.observe(
+        Number(process.hrtime.bigint() - dataEnded) / 1e9,
+      );
+    }
     // a file the spool took was renamed away; any other (sync, oversize, failure) goes now
     if (!renamed) await unlink(path).catch(() => undefined);
   }

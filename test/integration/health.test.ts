@@ -1,5 +1,7 @@
 // The health and metrics listener of the running daemon: /healthz, /readyz, /metrics.
 import { expect } from 'chai';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
@@ -70,6 +72,38 @@ describe('health and metrics HTTP', () => {
       /^mailbridge_api_posts_total\{result="temporary"\} 1$/m,
     );
     expect(text).to.match(/^mailbridge_accept_seconds_count 2$/m);
+  });
+
+  it('accept latency runs from the end of DATA: a client slow to send its body is not counted', async () => {
+    const PAUSE_MS = 600;
+    const socket = connect(bridge.smtpPort, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let replies = '';
+    socket.on('data', (chunk: string) => (replies += chunk));
+    const waitFor = async (pattern: RegExp) => {
+      while (!pattern.test(replies)) await once(socket, 'data');
+    };
+    await waitFor(/^220 /m);
+    socket.write(
+      'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
+        'RCPT TO:<support@example.com>\r\nDATA\r\n',
+    );
+    await waitFor(/^354 /m);
+    replies = ''; // the replies to come are the message's
+    socket.write('Subject: slow\r\n\r\nfirst half\r\n');
+    // the client dawdles mid-body: that is its time, not ours
+    await new Promise(resolve => setTimeout(resolve, PAUSE_MS));
+    socket.write('second half\r\n.\r\n');
+    await waitFor(/^250 /m);
+    socket.end();
+
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).to.match(/^mailbridge_accept_seconds_count 1$/m);
+    const sum = Number(
+      /^mailbridge_accept_seconds_sum (\S+)$/m.exec(text)?.[1],
+    );
+    expect(sum).to.be.greaterThan(0);
+    expect(sum).to.be.lessThan(PAUSE_MS / 1000);
   });
 
   it('answers 404 to an unknown path', async () => {
