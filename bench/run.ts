@@ -19,6 +19,11 @@ interface Scenario {
   sessions: number;
   /** reuse each connection for many messages (smtp-source -d: "don't disconnect") */
   reuse: boolean;
+  /**
+   * each session waits a random 0..N seconds before each message (smtp-source -R): a steady
+   * offered load of about sessions / (N / 2) messages per second, not bursts
+   */
+  randomWait?: number;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -41,6 +46,22 @@ const SCENARIOS: Scenario[] = [
     sizeBytes: 102400,
     messages: 1000,
     sessions: 20,
+    reuse: true,
+  },
+  {
+    // not saturated: the latency of the accept path itself
+    name: '2 KiB, steady ~100 msg/s (50 sessions, 0-1 s apart)',
+    sizeBytes: 2048,
+    messages: 1000,
+    sessions: 50,
+    reuse: true,
+    randomWait: 1,
+  },
+  {
+    name: '2 KiB, one session, one message at a time',
+    sizeBytes: 2048,
+    messages: 500,
+    sessions: 1,
     reuse: true,
   },
 ];
@@ -120,6 +141,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
         PATH: process.env.PATH,
         NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '',
         NODE_ENV: 'production',
+        // as npm start and the Docker image run it
+        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16',
         MAILBRIDGE_API_URL: `http://127.0.0.1:${apiPort}/api/v1/message`,
         MAILBRIDGE_API_TOKEN: 'bench-token',
         MAILBRIDGE_SMTP_PORT: String(smtpPort),
@@ -227,6 +250,7 @@ async function runScenario(s: Scenario): Promise<string> {
     String(s.sizeBytes),
   ];
   if (s.reuse) args.push('-d');
+  if (s.randomWait) args.push('-R', String(s.randomWait));
   args.push(
     '-f',
     'bench@example.net',
