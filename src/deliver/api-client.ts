@@ -106,20 +106,24 @@ export class ApiClient implements PayloadSink {
         answer.once('close', () => this.deadlines.end(deadline));
       } else this.deadlines.end(deadline);
     }
-    const log = this.log.child({
-      queueId: context.queueId,
-      routeIndex: context.routeIndex,
-    });
     const durationMs = this.now() - started;
+    // made only when a line is written: most posts succeed and log nothing above debug
+    const log = () =>
+      this.log.child({
+        queueId: context.queueId,
+        routeIndex: context.routeIndex,
+      });
     if (readError && status === undefined) {
       // our side failed (an attachment file gone or changed), not the API: try again later
-      log.warn('attachment could not be read', { error: readError.message });
+      log().warn('attachment could not be read', { error: readError.message });
       throw new TemporaryError(`local error: ${readError.message}`, {
         cause: readError,
       });
     }
     if (status !== undefined && status >= 200 && status < 300) {
-      log.debug('api accepted', { status, durationMs });
+      if (this.log.isDebugEnabled()) {
+        log().debug('api accepted', { status, durationMs });
+      }
       return;
     }
     const failure = classifyFailure({
@@ -130,7 +134,7 @@ export class ApiClient implements PayloadSink {
     });
     const errors = parseErrors(data);
     for (const e of errors.filter(e => e.deprecated)) {
-      log.warn('api error code is deprecated', { apiCode: e.code });
+      log().warn('api error code is deprecated', { apiCode: e.code });
     }
     const fields = {
       status,
@@ -140,8 +144,8 @@ export class ApiClient implements PayloadSink {
       apiErrors: errors,
     };
     if (failure.configError) {
-      log.error('api rejected our configuration', fields);
-    } else log.warn('api post failed', fields);
+      log().error('api rejected our configuration', fields);
+    } else log().warn('api post failed', fields);
     const message = `API ${failure.reason}`;
     const api = { status, errors };
     if (!failure.temporary) throw new PermanentError(message, { api });
