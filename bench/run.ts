@@ -136,7 +136,15 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     : [];
   const child = spawn(
     process.execPath,
-    [...profile, 'dist/cli.js', 'serve', '--config', config],
+    // as npm start runs it
+    [
+      ...profile,
+      '--max-semi-space-size=2',
+      'dist/cli.js',
+      'serve',
+      '--config',
+      config,
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
