@@ -1,7 +1,7 @@
 // Streams the DATA of one message to a file, counting bytes; never holds more than a small
 // message in memory.
 import { constants, createWriteStream, type WriteStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -140,11 +140,29 @@ async function writeSmall(
   const handle = await open(path, durable ? DURABLE_FLAGS : 'wx');
   let written = false;
   try {
-    if (header) await handle.writev([header, raw]);
-    else await handle.write(raw);
+    await writeAll(handle, header ? [header, raw] : [raw]);
     written = true;
   } finally {
     await handle.close();
     if (!written) await unlink(path).catch(() => undefined);
+  }
+}
+
+/**
+ * Writes every byte of `buffers` from the start of the file. A write may be short without an
+ * error (a disk filling up, a file size limit): the rest is written again, and the write that
+ * cannot go on raises the error (ENOSPC, EFBIG) instead of a message cut short being taken.
+ */
+export async function writeAll(
+  handle: FileHandle,
+  buffers: Buffer[],
+): Promise<void> {
+  const total = buffers.reduce((sum, b) => sum + b.length, 0);
+  let position = (await handle.writev(buffers, 0)).bytesWritten;
+  while (position < total) {
+    const rest = Buffer.concat(buffers).subarray(position);
+    const { bytesWritten } = await handle.write(rest, 0, rest.length, position);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    position += bytesWritten;
   }
 }
