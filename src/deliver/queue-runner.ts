@@ -67,6 +67,11 @@ export class QueueRunner {
   /** take the next attempt from `ready` (else from the due heap): the two take turns */
   private freshTurn = true;
   private deadCountedAt = -Infinity;
+  /** fresh messages whose move to queue/ failed, tried again at every scan */
+  private readonly unparked = new Map<
+    string,
+    { entry: QueueEntry; at: number }
+  >();
   private readonly attemptDeps: AttemptDeps;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -214,16 +219,13 @@ export class QueueRunner {
     const retry = this.deps.config.delivery.retry;
     const delay = Math.min(retry.initialDelayMs, retry.maxDelayMs);
     const fresh = this.fresh.get(id);
-    this.fresh.delete(id);
+    if (fresh) {
+      // parked due after the delay, or its newer state on the claim released to queue/
+      await this.parkFresh(fresh, this.now() + delay);
+      return;
+    }
     try {
-      if (fresh) {
-        // parked due after the delay, or its newer state on the claim released to queue/
-        const at = this.now() + delay;
-        if ((await this.deps.spool.releaseFresh(fresh, at)) === 'parked') {
-          if (!this.closing) this.schedule(id, at);
-          return;
-        }
-      } else if (!(await this.deps.spool.release(id))) return;
+      if (!(await this.deps.spool.release(id))) return;
     } catch (err) {
       this.deps.log.error('could not hand a message back to the queue', {
         queueId: id,
@@ -236,22 +238,38 @@ export class QueueRunner {
   }
 
   /**
-   * Parks a fresh message in queue/ with its state as accepted, due at `at`. When that fails
-   * (a disk error) it stays in the claim folder, where recovery finds it at the next start.
+   * Hands a fresh message over to queue/, due at `at`: parked with its state as accepted, or,
+   * when an earlier parking got as far as writing a newer state on the claim, with that one.
+   * When that fails (a disk error) it is tried again at every scan until it works: a message
+   * that was answered 250 never waits unseen in this process's claim folder.
    */
   private async parkFresh(entry: QueueEntry, at: number): Promise<void> {
+    let outcome: 'parked' | 'released';
     try {
-      await this.deps.spool.park({ ...entry, nextAttemptAt: at }, 'queue');
+      outcome = await this.deps.spool.releaseFresh(entry, at);
     } catch (err) {
-      this.deps.log.error(
-        'could not park a message in the queue; it is retried after the next start',
-        { queueId: entry.id, ...errorFields(err) },
-      );
+      const first = !this.unparked.has(entry.id);
+      this.unparked.set(entry.id, { entry, at });
+      this.fresh.set(entry.id, entry);
+      // logged once per message; the scans try again quietly
+      if (first) {
+        this.deps.log.error(
+          'could not move a message to the queue; trying again at every scan',
+          { queueId: entry.id, ...errorFields(err) },
+        );
+      }
       return;
-    } finally {
-      this.fresh.delete(entry.id);
     }
-    if (!this.closing) this.schedule(entry.id, at);
+    if (this.unparked.delete(entry.id)) {
+      this.deps.log.info('message moved to the queue after all', {
+        queueId: entry.id,
+      });
+    }
+    this.fresh.delete(entry.id);
+    if (this.closing) return;
+    // a state released as it was carries its own due time: the next scan reads it
+    if (outcome === 'parked') this.schedule(entry.id, at);
+    else this.holds.set(entry.id, at);
     this.pump();
   }
 
@@ -293,6 +311,9 @@ export class QueueRunner {
 
   /** Reloads due times from queue/ and forgets entries that left it (purged, replayed...). */
   private async scan(): Promise<void> {
+    for (const { entry, at } of [...this.unparked.values()]) {
+      await this.parkFresh(entry, at);
+    }
     const ids = await this.deps.spool.ids('queue');
     const gauge = this.deps.metrics.spool;
     gauge.set({ state: 'queue' }, ids.length + this.ready.length);
