@@ -1,6 +1,7 @@
 // Delivered (Message-ID, mailbox) pairs: looked up in memory, appended to a log per process.
 import { createHash } from 'node:crypto';
 import {
+  appendFile,
   mkdir,
   open,
   readdir,
@@ -71,6 +72,8 @@ export class DedupeStore {
   private next: Batch | null = null;
   private compacting: Batch | null = null;
   private writing = false;
+  /** when this process last appended, by its clock */
+  private lastWriteAt = -Infinity;
 
   constructor(
     readonly dir: string,
@@ -132,11 +135,19 @@ export class DedupeStore {
       if (!this.within(time)) this.seen.delete(key);
     }
     await this.compact();
+    // another process's log whose every record expired: a worker slot that no longer runs,
+    // or one idle for a whole window (its writer then opens the log anew, see run())
     for (const file of await this.logFiles()) {
       if (ownGeneration(file, this.name) !== null) continue;
-      const info = await stat(join(this.dir, file)).catch(() => null);
-      // a file's time is the file system's: compared with the wall clock
-      if (info && Date.now() - info.mtimeMs >= this.windowMs) {
+      const bytes = await readFrom(join(this.dir, file), 0);
+      const live = bytes
+        .toString('latin1')
+        .split('\n')
+        .some(line => {
+          const match = LINE.exec(line);
+          return match !== null && this.within(Number(match[1]));
+        });
+      if (!live) {
         await rm(join(this.dir, file), { force: true });
         this.offsets.delete(file);
       }
@@ -168,11 +179,12 @@ export class DedupeStore {
     this.loading ??= (async () => {
       try {
         await mkdir(this.dir, { recursive: true });
-        await this.importBuckets();
-        await this.refresh();
       } catch {
         return;
       }
+      // each on its own: an import that fails must not keep the logs from being read
+      await this.importBuckets().catch(() => undefined);
+      await this.refresh().catch(() => undefined);
       for (const file of this.offsets.keys()) {
         const generation = ownGeneration(file, this.name);
         if (generation !== null) {
@@ -208,7 +220,11 @@ export class DedupeStore {
       }
     }
     if (lines.length > 0) {
-      await writeFile(join(this.dir, `${this.name}.0.imported.log`), lines);
+      // appended: an import cut short and run again keeps what the first one took in
+      await appendFile(
+        join(this.dir, `${this.name}.0.imported.log`),
+        lines.join(''),
+      );
     }
     for (const bucket of buckets) {
       await rm(join(this.dir, bucket), { recursive: true, force: true });
@@ -286,8 +302,10 @@ export class DedupeStore {
       else this.compacting = null;
       try {
         if (batch.lines.length > 0) {
+          await this.reopenIfRemoved();
           this.log ??= await open(this.logPath(), 'a');
-          await this.log.write(batch.lines.join(''));
+          await appendAll(this.log, Buffer.from(batch.lines.join('')));
+          this.lastWriteAt = this.now();
         } else {
           await this.rewrite();
         }
@@ -297,6 +315,17 @@ export class DedupeStore {
       }
     }
     this.writing = false;
+  }
+
+  /**
+   * Another process's prune removes a log whose records all expired: after an idle spell of
+   * half a window this process checks that its open log is still there, or opens it anew.
+   */
+  private async reopenIfRemoved(): Promise<void> {
+    if (!this.log || this.now() - this.lastWriteAt < this.windowMs / 2) return;
+    if ((await this.log.stat()).nlink > 0) return;
+    await this.log.close();
+    this.log = undefined;
   }
 
   /**
@@ -325,6 +354,15 @@ export class DedupeStore {
       await rm(join(this.dir, file), { force: true });
       this.offsets.delete(file);
     }
+  }
+}
+
+/** Appends every byte (a write may be short without an error, e.g. on a full disk). */
+async function appendAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await handle.write(bytes, done);
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    done += bytesWritten;
   }
 }
 

@@ -447,20 +447,9 @@ export class Spool {
     const rawIds = new Set(raw);
     for (const id of raw) {
       if (known.has(id)) continue;
-      // A raw file with a whole header line was complete when it was renamed into msg/ (a
-      // parking or an inject cut short): its state is rebuilt from that line. Without one it
-      // is the raw half of an old-format commit that never finished: its client heard no 250.
-      const adopted = await readFresh(this.messagePath(id));
-      if (adopted) {
-        await writeFileAtomic(
-          this.tmpStatePath(id),
-          this.statePath('queue', id),
-          JSON.stringify(adopted),
-        );
-        waiting.add(id);
-        report.requeued++;
-        continue;
-      }
+      // A raw file without a state anywhere is the rest of a removal cut short (a delivery
+      // or a purge drops the state first) or of an inject that never said "queued as": a
+      // parking writes the state on its claim before it moves the raw file here.
       await rm(this.messagePath(id), { force: true });
       report.orphans++;
     }
