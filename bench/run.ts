@@ -127,7 +127,10 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     [
       'smtp: { maxClients: 200, maxMessageSize: 52428800 }',
       'routes: [{ match: "*", mailbox_id: bench }]',
-      'api: { concurrency: 16 }',
+      // api.concurrency as configured by default (4) unless BENCH_CONCURRENCY says otherwise
+      ...(process.env.BENCH_CONCURRENCY
+        ? [`api: { concurrency: ${process.env.BENCH_CONCURRENCY} }`]
+        : []),
     ].join('\n'),
   );
   // BENCH_PROF=<dir>: write V8 CPU profiles of the daemon there (one per process)
