@@ -86,7 +86,11 @@ export async function startDaemon(
     config.delivery.dedupeWindowMs,
     options.now,
     // each process appends to its own log; a cluster's workers also read each other's
-    { name: options.claimDir ?? 'active', shared: options.recover === false },
+    {
+      name: options.claimDir ?? 'active',
+      shared: options.recover === false,
+      maxRecords: config.delivery.dedupeMaxRecords,
+    },
   );
   let runner: QueueRunner | undefined;
   if (config.delivery.mode !== 'sync') {

@@ -69,6 +69,7 @@ export const configSchema = z.strictObject({
     scanIntervalMs: positiveInt,
     shutdownTimeoutMs: z.number().int().nonnegative(),
     dedupeWindowMs: z.number().int().nonnegative(),
+    dedupeMaxRecords: positiveInt,
     retry: z.strictObject({
       initialDelayMs: positiveInt,
       multiplier: z.number().min(1),

@@ -27,6 +27,11 @@ export interface DedupeOptions {
   shared?: boolean;
   /** how stale the view of the other processes' records may get; 1000 ms by default */
   refreshMs?: number;
+  /**
+   * The most records kept in memory; past it the oldest are forgotten (a resend of one of
+   * those is posted again: a duplicate, never a loss). Unbounded by default.
+   */
+  maxRecords?: number;
 }
 
 interface Batch {
@@ -64,6 +69,7 @@ export class DedupeStore {
   private readonly name: string;
   private readonly shared: boolean;
   private readonly refreshMs: number;
+  private readonly maxRecords: number;
   private loading?: Promise<void>;
   private refreshing?: Promise<void>;
   private refreshedAt = -Infinity;
@@ -84,6 +90,7 @@ export class DedupeStore {
     this.name = options.name ?? 'active';
     this.shared = options.shared ?? true;
     this.refreshMs = options.refreshMs ?? 1000;
+    this.maxRecords = options.maxRecords ?? Infinity;
   }
 
   /**
@@ -119,7 +126,7 @@ export class DedupeStore {
     if (this.windowMs <= 0) return;
     await this.load();
     const time = this.now();
-    this.seen.set(key, time);
+    this.remember(key, time);
     await this.append(`${time} ${key}\n`);
   }
 
@@ -160,6 +167,20 @@ export class DedupeStore {
     await this.next?.done.catch(() => undefined);
     await this.log?.close();
     this.log = undefined;
+  }
+
+  /**
+   * Records `key` at `time` as the newest entry (the map keeps insertion order, so the first
+   * entries are the oldest) and forgets the oldest past `maxRecords`.
+   */
+  private remember(key: string, time: number): void {
+    this.seen.delete(key);
+    this.seen.set(key, time);
+    if (this.seen.size <= this.maxRecords) return;
+    for (const oldest of this.seen.keys()) {
+      this.seen.delete(oldest);
+      if (this.seen.size <= this.maxRecords) break;
+    }
   }
 
   private within(time: number): boolean {
@@ -215,7 +236,7 @@ export class DedupeStore {
           .subarray(0, 12)
           .toString('base64url');
         const time = Math.round(info.mtimeMs);
-        this.seen.set(key, Math.max(time, this.seen.get(key) ?? -Infinity));
+        this.remember(key, Math.max(time, this.seen.get(key) ?? -Infinity));
         lines.push(`${time} ${key}\n`);
       }
     }
@@ -265,7 +286,7 @@ export class DedupeStore {
         const time = Number(match[1]);
         const key = match[2]!;
         if (time > (this.seen.get(key) ?? -Infinity) && this.within(time)) {
-          this.seen.set(key, time);
+          this.remember(key, time);
         }
       }
       this.offsets.set(file, from + end);

@@ -149,6 +149,31 @@ describe('DedupeStore', () => {
     expect(s.size).to.equal(1);
   });
 
+  it('maxRecords: past it the oldest are forgotten first, in memory and when read back', async () => {
+    const clock = { now: T0 };
+    const keys = Array.from({ length: 5 }, (_, i) =>
+      DedupeStore.key(`<cap${i}@example.net>`, 'mb'),
+    );
+    const s = open(clock, { shared: false, maxRecords: 3 });
+    for (const k of keys) {
+      await s.add(k);
+      clock.now += 1000;
+    }
+    // a second add of an old one makes it the newest
+    await s.add(keys[2]!);
+    expect(s.size).to.equal(3);
+    const known = await Promise.all(keys.map(k => s.has(k)));
+    expect(known).to.deep.equal([false, false, true, true, true]);
+    await s.add(DedupeStore.key('<cap5@example.net>', 'mb'));
+    expect(await s.has(keys[3]!)).to.equal(false);
+    expect(await s.has(keys[2]!)).to.equal(true);
+    // a restart reads the whole log and keeps the newest three
+    const again = open(clock, { shared: false, maxRecords: 3 });
+    expect(await again.has(keys[4]!)).to.equal(true);
+    expect(await again.has(keys[0]!)).to.equal(false);
+    expect(again.size).to.equal(3);
+  });
+
   it('window 0: nothing recorded, nothing found, no folder made', async () => {
     const s = new DedupeStore(store, 0);
     await s.add(key);
