@@ -1,12 +1,12 @@
 // One delivery attempt of a spooled message: parse once, then map and post each pending route.
 import { basename, dirname, join } from 'node:path';
-import { access } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { BridgeError, TemporaryError } from '../errors/bridge-error.js';
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
 import { DedupeStore } from '../spool/dedupe-store.js';
+import { exists } from '../spool/durable-fs.js';
 import {
   HISTORY_LIMIT,
   type DeadInfo,
@@ -80,10 +80,7 @@ export async function attemptDelivery(
     // unparseable bytes will not parse better later, nor will a raw file that is gone; a disk
     // error might
     // (checked on the raw file itself: an ENOENT from the attachment folder is a disk matter)
-    const missing = await access(rawPath).then(
-      () => false,
-      () => true,
-    );
+    const missing = !(await exists(rawPath));
     const permanent = missing || (err instanceof BridgeError && !err.temporary);
     for (const route of routes.filter(r => r.status === 'pending')) {
       route.lastError = missing

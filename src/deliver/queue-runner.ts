@@ -97,11 +97,6 @@ export class QueueRunner {
     return this.pause?.reason ?? null;
   }
 
-  /** Messages waiting in memory's view of the queue. */
-  get queued(): number {
-    return this.due.size + this.ready.length;
-  }
-
   /** Loads the spool (already mended by the caller) and starts delivering. */
   async start(): Promise<void> {
     await this.scan();
@@ -115,7 +110,7 @@ export class QueueRunner {
     this.pump();
   }
 
-  /** A message just committed to queue/: deliver it when due. */
+  /** Schedules an entry of queue/ at its due time (scans do this for entries they find). */
   enqueue(entry: Pick<QueueEntry, 'id' | 'nextAttemptAt'>): void {
     if (this.closing) return;
     this.schedule(entry.id, entry.nextAttemptAt);

@@ -12,6 +12,7 @@ import {
   type MessageText,
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
+import { writeFully } from '../spool/durable-fs.js';
 import type {
   MailAddress,
   ParsedAttachment,
@@ -279,8 +280,11 @@ class AttachmentFiles {
     let size = 0;
     try {
       for await (const chunk of content as AsyncIterable<Buffer>) {
-        const error = await writeAll(file, chunk);
-        if (error) return { error };
+        try {
+          await writeFully(file, [chunk]);
+        } catch (err) {
+          return { error: err as Error };
+        }
         size += chunk.length;
       }
     } finally {
@@ -297,21 +301,6 @@ class AttachmentFiles {
       paths.map(path => rm(path, { force: true }).catch(() => undefined)),
     );
   }
-}
-
-/** Appends all of `chunk` (a write may take only part of it); a write error is returned. */
-async function writeAll(
-  file: FileHandle,
-  chunk: Buffer,
-): Promise<Error | undefined> {
-  try {
-    for (let done = 0; done < chunk.length;) {
-      done += (await file.write(chunk, done)).bytesWritten;
-    }
-  } catch (err) {
-    return err as Error;
-  }
-  return undefined;
 }
 
 function toParsedMessage(

@@ -1,10 +1,11 @@
 // Streams the DATA of one message to a file, counting bytes; never holds more than a small
 // message in memory.
 import { constants, createWriteStream, type WriteStream } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { writeFully } from '../spool/durable-fs.js';
 import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
 
 export interface ReceivedFile {
@@ -99,8 +100,9 @@ export async function receiveToFile(
       path,
       size,
       oversized,
+      // a small message's bytes are gathered already: no second copy of its start
       messageId: findMessageId(
-        head.length === 1 ? head[0]! : Buffer.concat(head),
+        raw ?? (head.length === 1 ? head[0]! : Buffer.concat(head)),
       ),
       offset,
       raw,
@@ -140,29 +142,10 @@ async function writeSmall(
   const handle = await open(path, durable ? DURABLE_FLAGS : 'wx');
   let written = false;
   try {
-    await writeAll(handle, header ? [header, raw] : [raw]);
+    await writeFully(handle, header ? [header, raw] : [raw], 0);
     written = true;
   } finally {
     await handle.close();
     if (!written) await unlink(path).catch(() => undefined);
-  }
-}
-
-/**
- * Writes every byte of `buffers` from the start of the file. A write may be short without an
- * error (a disk filling up, a file size limit): the rest is written again, and the write that
- * cannot go on raises the error (ENOSPC, EFBIG) instead of a message cut short being taken.
- */
-export async function writeAll(
-  handle: FileHandle,
-  buffers: Buffer[],
-): Promise<void> {
-  const total = buffers.reduce((sum, b) => sum + b.length, 0);
-  let position = (await handle.writev(buffers, 0)).bytesWritten;
-  while (position < total) {
-    const rest = Buffer.concat(buffers).subarray(position);
-    const { bytesWritten } = await handle.write(rest, 0, rest.length, position);
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    position += bytesWritten;
   }
 }

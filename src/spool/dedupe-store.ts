@@ -12,6 +12,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFully } from './durable-fs.js';
 
 export interface DedupeOptions {
   /**
@@ -325,7 +326,7 @@ export class DedupeStore {
         if (batch.lines.length > 0) {
           await this.reopenIfRemoved();
           this.log ??= await open(this.logPath(), 'a');
-          await appendAll(this.log, Buffer.from(batch.lines.join('')));
+          await writeFully(this.log, [Buffer.from(batch.lines.join(''))]);
           this.lastWriteAt = this.now();
         } else {
           await this.rewrite();
@@ -375,15 +376,6 @@ export class DedupeStore {
       await rm(join(this.dir, file), { force: true });
       this.offsets.delete(file);
     }
-  }
-}
-
-/** Appends every byte (a write may be short without an error, e.g. on a full disk). */
-async function appendAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    const { bytesWritten } = await handle.write(bytes, done);
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    done += bytesWritten;
   }
 }
 

@@ -1,5 +1,5 @@
 // Small durable-write helpers: fsync a file's data and the directory entry that names it.
-import { open, rename } from 'node:fs/promises';
+import { access, open, rename, type FileHandle } from 'node:fs/promises';
 
 /** fsyncs a directory, so a rename or unlink within it survives a power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -91,5 +91,40 @@ export async function writeFileDurable(
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Whether a path exists (any error, such as a missing folder, counts as no). */
+export function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Writes every byte of `buffers` at `position` (null: where the file stands, or at its end when
+ * opened for appending). A write may take only part of them without an error, when a disk fills
+ * up or a file size limit is reached: the rest is written again, and the write that cannot go
+ * on throws (ENOSPC, EFBIG) instead of a file cut short being taken for whole.
+ */
+export async function writeFully(
+  handle: FileHandle,
+  buffers: Buffer[],
+  position: number | null = null,
+): Promise<void> {
+  const total = buffers.reduce((sum, b) => sum + b.length, 0);
+  let done = (await handle.writev(buffers, position ?? undefined)).bytesWritten;
+  while (done < total) {
+    // rare: the rest, in one piece
+    const rest = Buffer.concat(buffers).subarray(done);
+    const { bytesWritten } = await handle.write(
+      rest,
+      0,
+      rest.length,
+      position === null ? null : position + done,
+    );
+    if (bytesWritten === 0) throw new Error('write made no progress');
+    done += bytesWritten;
   }
 }

@@ -1,6 +1,7 @@
-// The durable queue on disk: raw bytes in msg/, state in queue/ (waiting), active/ (claimed), dead/.
+// The durable queue on disk: a message just accepted is one file (state line, then raw bytes) in
+// its accepting process's claim folder; one that waits has its raw bytes in msg/ and its state
+// in queue/ (waiting), active/ (claimed) or dead/.
 import {
-  access,
   mkdir,
   readdir,
   readFile,
@@ -9,8 +10,13 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { join } from 'node:path';
-import { DirSyncer, writeFileAtomic, writeFileDurable } from './durable-fs.js';
+import { dirname, join } from 'node:path';
+import {
+  DirSyncer,
+  exists,
+  writeFileAtomic,
+  writeFileDurable,
+} from './durable-fs.js';
 import type { QueueEntry } from './queue-entry.js';
 import { readSpoolFile } from './spool-file.js';
 
@@ -103,9 +109,9 @@ export class Spool {
   }
 
   /**
-   * Makes a received message durable: its state file is fsynced, the raw file (already fsynced
-   * by the receiver) and the state are renamed into place and both folders fsynced. Only after
-   * this may the client hear 250. `into: 'active'` keeps it claimed for the caller (hybrid mode).
+   * Spools a message as waiting (inject): its state file is fsynced, the raw file (already
+   * fsynced by the receiver) and the state are renamed into place and both folders fsynced.
+   * `into: 'active'` keeps it claimed by this process. SMTP accepts use commitFresh instead.
    */
   async commit(
     entry: QueueEntry,
@@ -119,7 +125,7 @@ export class Spool {
       await rename(tmpState, this.statePath(into, entry.id));
       await Promise.all([
         this.dirSyncer.sync(this.msgDir),
-        this.dirSyncer.sync(join(this.dir, into)),
+        this.dirSyncer.sync(dirname(this.statePath(into, entry.id))),
       ]);
     } catch (err) {
       // every removal is waited for, and one failing (its folder broken too) hides neither
@@ -172,13 +178,7 @@ export class Spool {
     folder = this.claimDir,
   ): Promise<void> {
     const claimed = join(this.dir, folder, `${entry.id}.json`);
-    const tmp = this.tmpStatePath(entry.id);
-    try {
-      await writeFileAtomic(tmp, claimed, JSON.stringify(entry));
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
-    }
+    await this.writeState(claimed, entry);
     await this.adoptRaw(entry.id, folder);
     await rename(claimed, this.statePath(to, entry.id));
   }
@@ -192,13 +192,7 @@ export class Spool {
     entry: QueueEntry,
     at: number,
   ): Promise<'parked' | 'released'> {
-    const claimed = join(this.dir, this.claimDir, `${entry.id}.json`);
-    if (
-      await access(claimed).then(
-        () => true,
-        () => false,
-      )
-    ) {
+    if (await exists(join(this.dir, this.claimDir, `${entry.id}.json`))) {
       await this.adoptRaw(entry.id, this.claimDir);
       await this.release(entry.id);
       return 'released';
@@ -223,14 +217,7 @@ export class Spool {
       ...(await this.claimFolders()).map(f => this.freshPath(id, f)),
     ];
     for (const path of candidates) {
-      if (
-        await access(path).then(
-          () => true,
-          () => false,
-        )
-      ) {
-        return path;
-      }
+      if (await exists(path)) return path;
     }
     return null;
   }
@@ -238,6 +225,20 @@ export class Spool {
   /** Removes a fresh message for good (delivered, or refused while its sender waited). */
   async removeFresh(id: string): Promise<void> {
     await unlinkIfPresent(this.freshPath(id));
+  }
+
+  /**
+   * Writes an entry's state to `target` atomically (tmp/, fsync, rename over). On failure the
+   * old state stays in place and no half-done copy is left in tmp/.
+   */
+  private async writeState(target: string, entry: QueueEntry): Promise<void> {
+    const tmp = this.tmpStatePath(entry.id);
+    try {
+      await writeFileAtomic(tmp, target, JSON.stringify(entry));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Claims a waiting entry (queue/ -> active/); null when someone else has it or it is gone. */
@@ -305,15 +306,8 @@ export class Spool {
     // Nothing but an operator's command takes from dead/: out of there, write the new state in
     // place first and drop the dead one after, so a failed write leaves the dead entry whole.
     const inPlace = from !== null && from !== 'dead';
-    const tmp = this.tmpStatePath(entry.id);
     const target = this.statePath(inPlace ? from : to, entry.id);
-    try {
-      await writeFileAtomic(tmp, target, JSON.stringify(entry));
-    } catch (err) {
-      // the old state stays in place; no half-done copy is left in tmp/
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
-    }
+    await this.writeState(target, entry);
     if (!from || from === to) return;
     if (inPlace) await rename(target, this.statePath(to, entry.id));
     else await unlinkIfPresent(this.statePath(from, entry.id));
