@@ -1,6 +1,6 @@
 // Real SMTP clients for tests: nodemailer for whole messages, a raw socket for exact dialogues.
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 
 export interface SendResult {
@@ -94,6 +94,32 @@ export async function smtpDialog(
   }
   socket.end();
   return replies;
+}
+
+/**
+ * Opens a session over a raw socket up to the 354 of DATA (from jane@example.net to
+ * support@example.com), for tests that send the body themselves, slowly or cut short.
+ * `waitFor(pattern)` waits for a reply matching it among those after the 354.
+ */
+export async function openDataSession(port: number): Promise<{
+  socket: Socket;
+  waitFor(pattern: RegExp): Promise<void>;
+}> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  let replies = '';
+  socket.on('data', (chunk: string) => (replies += chunk));
+  const waitFor = async (pattern: RegExp) => {
+    while (!pattern.test(replies)) await once(socket, 'data');
+  };
+  await waitFor(/^220 /m);
+  socket.write(
+    'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
+      'RCPT TO:<support@example.com>\r\nDATA\r\n',
+  );
+  await waitFor(/^354 /m);
+  replies = '';
+  return { socket, waitFor };
 }
 
 /** A minimal RFC 5322 message with CRLF line ends. */

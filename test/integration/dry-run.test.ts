@@ -3,10 +3,14 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { watch } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startBridge, type TestBridge } from '../helpers/bridge.js';
-import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
+import {
+  makeMessage,
+  openDataSession,
+  sendRaw,
+  smtpDialog,
+} from '../helpers/smtp-client.js';
 
 const ROUTES = [
   { match: 'support@example.com', mailbox_id: 'mb-support' },
@@ -155,22 +159,9 @@ describe('a client disconnecting during DATA', () => {
     await bridge.close();
   });
 
-  /** Opens a session up to the 354 of DATA; `replies` gathers what the server says. */
+  /** Opens a session up to the 354 of DATA. */
   async function openData() {
-    const socket = connect(bridge.smtpPort, '127.0.0.1');
-    socket.setEncoding('utf8');
-    let replies = '';
-    socket.on('data', (chunk: string) => (replies += chunk));
-    const waitFor = async (pattern: RegExp) => {
-      while (!pattern.test(replies)) await once(socket, 'data');
-    };
-    await waitFor(/^220 /m);
-    socket.write(
-      'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
-        'RCPT TO:<support@example.com>\r\nDATA\r\n',
-    );
-    await waitFor(/^354 /m);
-    return socket;
+    return (await openDataSession(bridge.smtpPort)).socket;
   }
 
   async function expectAbortLogged(): Promise<void> {

@@ -1,10 +1,12 @@
 // The health and metrics listener of the running daemon: /healthz, /readyz, /metrics.
 import { expect } from 'chai';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
-import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import {
+  makeMessage,
+  openDataSession,
+  sendRaw,
+} from '../helpers/smtp-client.js';
 
 describe('health and metrics HTTP', () => {
   let api: FakeApi;
@@ -76,20 +78,7 @@ describe('health and metrics HTTP', () => {
 
   it('accept latency runs from the end of DATA: a client slow to send its body is not counted', async () => {
     const PAUSE_MS = 600;
-    const socket = connect(bridge.smtpPort, '127.0.0.1');
-    socket.setEncoding('utf8');
-    let replies = '';
-    socket.on('data', (chunk: string) => (replies += chunk));
-    const waitFor = async (pattern: RegExp) => {
-      while (!pattern.test(replies)) await once(socket, 'data');
-    };
-    await waitFor(/^220 /m);
-    socket.write(
-      'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
-        'RCPT TO:<support@example.com>\r\nDATA\r\n',
-    );
-    await waitFor(/^354 /m);
-    replies = ''; // the replies to come are the message's
+    const { socket, waitFor } = await openDataSession(bridge.smtpPort);
     socket.write('Subject: slow\r\n\r\nfirst half\r\n');
     // the client dawdles mid-body: that is its time, not ours
     await new Promise(resolve => setTimeout(resolve, PAUSE_MS));
