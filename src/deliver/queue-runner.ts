@@ -146,7 +146,8 @@ export class QueueRunner {
 
   /** Removes a fresh message the caller held (hybrid mode: refused while the sender waited). */
   async discardFresh(id: string): Promise<void> {
-    await this.deps.spool.removeFresh(id);
+    const entry = this.fresh.get(id);
+    await this.deps.spool.removeFresh(id, entry && fileSize(entry));
     this.fresh.delete(id);
   }
 
@@ -176,7 +177,7 @@ export class QueueRunner {
     const spool = this.deps.spool;
     const fresh = this.fresh.has(entry.id);
     if (outcome === 'delivered') {
-      if (fresh) await spool.removeFresh(entry.id);
+      if (fresh) await spool.removeFresh(entry.id, fileSize(entry));
       else await spool.remove(entry.id, 'active');
       this.fresh.delete(entry.id);
       log.info('message delivered', { ...fields, outcome });
@@ -475,4 +476,9 @@ export class QueueRunner {
       this.deps.onPauseChange?.(null);
     }
   }
+}
+
+/** The size of a fresh message's file: its header line and the raw message. */
+function fileSize(entry: QueueEntry): number {
+  return (entry.rawOffset ?? 0) + entry.size;
 }

@@ -130,6 +130,8 @@ async function handleData(
   const path = deps.spool.tmpMessagePath(envelope.id);
   const mode = deps.config.delivery.mode;
   let renamed = false;
+  /** the file the message went to: `path`, or a free file of the spool written over */
+  let file = path;
   const outcome: Record<string, unknown> = {
     from: envelope.mailFrom,
     recipients: envelope.rcptTo.length,
@@ -142,6 +144,7 @@ async function handleData(
     const received = await receiveToFile(stream, path, {
       durable: mode !== 'sync',
       header: entry && spoolHeader(entry),
+      takeFree: () => deps.spool.takeFree(),
     }).catch((err: unknown) => {
       // a client gone mid-message is no fault of ours; anything else is the disk's
       if (
@@ -154,6 +157,7 @@ async function handleData(
         cause: err,
       });
     });
+    file = received.path;
     outcome.size = received.size;
     outcome.messageId = received.messageId;
     if (received.oversized) {
@@ -218,6 +222,6 @@ async function handleData(
       );
     }
     // a file the spool took was renamed away; any other (sync, oversize, failure) goes now
-    if (!renamed) await unlink(path).catch(() => undefined);
+    if (!renamed) await unlink(file).catch(() => undefined);
   }
 }

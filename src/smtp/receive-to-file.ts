@@ -7,8 +7,10 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { writeFully } from '../spool/durable-fs.js';
 import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
+import type { FreeFile } from '../spool/spool.js';
 
 export interface ReceivedFile {
+  /** the file written: `path`, or a free file the message was written over */
   path: string;
   /** bytes received, the excess included (the header line not counted) */
   size: number;
@@ -47,7 +49,15 @@ const DURABLE_FLAGS =
 export async function receiveToFile(
   stream: DataStream,
   path: string,
-  options: { durable?: boolean; header?: Buffer } = {},
+  options: {
+    durable?: boolean;
+    header?: Buffer;
+    /**
+     * A file to write a small message over instead of creating `path` (Spool.takeFree); it is
+     * asked for only once the message is known to be small and whole.
+     */
+    takeFree?: () => FreeFile | undefined;
+  } = {},
 ): Promise<ReceivedFile> {
   const offset = options.header?.length ?? 0;
   let size = 0;
@@ -87,6 +97,7 @@ export async function receiveToFile(
       }
     }
     let raw: Buffer | undefined;
+    let written = path;
     if (oversized) {
       await discard(file, path, () => created);
     } else if (file) {
@@ -94,10 +105,13 @@ export async function receiveToFile(
       await finished(file);
     } else {
       raw = small.length === 1 ? small[0]! : Buffer.concat(small, size);
-      await writeSmall(path, options.header, raw, options.durable ?? false);
+      const buffers = options.header ? [options.header, raw] : [raw];
+      const free = options.durable ? options.takeFree?.() : undefined;
+      if (free && (await writeOver(free, buffers))) written = free.path;
+      else await writeSmall(path, buffers, options.durable ?? false);
     }
     return {
-      path,
+      path: written,
       size,
       oversized,
       // a small message's bytes are gathered already: no second copy of its start
@@ -134,18 +148,45 @@ async function discard(
 /** One open, one write (durable with O_DSYNC), one close. */
 async function writeSmall(
   path: string,
-  header: Buffer | undefined,
-  raw: Buffer,
+  buffers: Buffer[],
   durable: boolean,
 ): Promise<void> {
   // an existing file fails the exclusive open and is left alone
   const handle = await open(path, durable ? DURABLE_FLAGS : 'wx');
   let written = false;
   try {
-    await writeFully(handle, header ? [header, raw] : [raw], 0);
+    await writeFully(handle, buffers, 0);
     written = true;
   } finally {
     await handle.close();
     if (!written) await unlink(path).catch(() => undefined);
   }
+}
+
+/**
+ * Writes a message over a free file, durably: false when the file is gone (the caller creates
+ * one instead). A longer file is cut to the new length first and the cut made durable too (an
+ * O_DSYNC write is only sure to carry the sizes it sets itself). On a disk error the file is
+ * deleted and the error rethrown.
+ */
+async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(free.path, constants.O_WRONLY | constants.O_DSYNC);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  let written = false;
+  try {
+    const length = buffers.reduce((sum, b) => sum + b.length, 0);
+    if (free.size > length) await handle.truncate(length);
+    await writeFully(handle, buffers, 0);
+    if (free.size > length) await handle.datasync();
+    written = true;
+  } finally {
+    await handle.close();
+    if (!written) await unlink(free.path).catch(() => undefined);
+  }
+  return true;
 }

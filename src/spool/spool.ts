@@ -20,6 +20,21 @@ import {
 import type { QueueEntry } from './queue-entry.js';
 import { readSpoolFile } from './spool-file.js';
 
+/** A file of the free pool: a delivered message's file, kept to be written over by a new one. */
+export interface FreeFile {
+  path: string;
+  /** its size in bytes, as it was left */
+  size: number;
+}
+
+/**
+ * How many delivered messages' files a process keeps for reuse. Creating and deleting a file
+ * per message costs the file system an inode allocation and a release each; on ext4 without a
+ * journal an allocation also scans past every inode freed in the last minutes, which at
+ * hundreds of messages a second cost more CPU than the rest of a delivery.
+ */
+export const FREE_POOL_LIMIT = 1024;
+
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
 export type EntryState = 'queue' | 'active' | 'dead';
 
@@ -41,7 +56,11 @@ export interface RecoveryReport {
 export class Spool {
   readonly tmpDir: string;
   readonly msgDir: string;
+  /** delivered messages' files to be written over (see FREE_POOL_LIMIT) */
+  readonly freeDir: string;
   private readonly dirSyncer = new DirSyncer();
+  /** this process's free files; another process never takes them (their names are ids) */
+  private readonly free: FreeFile[] = [];
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -53,11 +72,19 @@ export class Spool {
   ) {
     this.tmpDir = join(dir, 'tmp');
     this.msgDir = join(dir, 'msg');
+    this.freeDir = join(dir, 'free');
   }
 
   /** Creates the folders; safe to call on an existing spool. */
   async init(): Promise<this> {
-    for (const sub of ['tmp', 'msg', 'signal', ...STATES, this.claimDir]) {
+    for (const sub of [
+      'tmp',
+      'msg',
+      'signal',
+      'free',
+      ...STATES,
+      this.claimDir,
+    ]) {
       await mkdir(join(this.dir, sub), { recursive: true });
     }
     return this;
@@ -222,9 +249,39 @@ export class Spool {
     return null;
   }
 
-  /** Removes a fresh message for good (delivered, or refused while its sender waited). */
-  async removeFresh(id: string): Promise<void> {
-    await unlinkIfPresent(this.freshPath(id));
+  /**
+   * Removes a fresh message for good (delivered, or refused while its sender waited). Given its
+   * file's size, the file goes to the free pool (renamed into free/) while the pool has room,
+   * for a new message to be written over; otherwise it is deleted.
+   */
+  async removeFresh(id: string, size?: number): Promise<void> {
+    const path = this.freshPath(id);
+    if (size !== undefined && this.free.length < FREE_POOL_LIMIT) {
+      const target = join(this.freeDir, id);
+      try {
+        await rename(path, target);
+        this.free.push({ path: target, size });
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        // the free folder is not usable: delete as before
+      }
+    }
+    await unlinkIfPresent(path);
+  }
+
+  /**
+   * A file of the free pool for a new message to be written over (see receiveToFile), or
+   * undefined when the pool is empty. It is the caller's from here: written and committed with
+   * commitFresh, or deleted. What is left in free/ after a crash is junk; recover() deletes it.
+   */
+  takeFree(): FreeFile | undefined {
+    return this.free.pop();
+  }
+
+  /** Files in this process's free pool (for tests and metrics). */
+  get freeFiles(): number {
+    return this.free.length;
   }
 
   /**
@@ -431,6 +488,11 @@ export class Spool {
     for (const name of await readdir(this.tmpDir)) {
       await rm(join(this.tmpDir, name), { force: true });
       report.removedTmp++;
+    }
+    // the free pool of the last run: files kept for reuse, or being written over, never mail
+    this.free.length = 0;
+    for (const name of await readdir(this.freeDir)) {
+      await rm(join(this.freeDir, name), { force: true });
     }
     report.requeued = await this.requeueClaims(await this.claimFolders());
     const waiting = new Set(await this.ids('queue'));

@@ -10,6 +10,7 @@ import {
   receiveToFile,
   SMALL_MESSAGE_BYTES,
 } from '../../src/smtp/receive-to-file.js';
+import type { FreeFile } from '../../src/spool/spool.js';
 
 const HEADER = Buffer.from('X-Mailbridge-Queue: {"id":"T","routes":[]}\r\n');
 const START = Buffer.from(
@@ -259,4 +260,111 @@ describe('receiveToFile', () => {
       expect(await readdir(dir)).to.deep.equal([]);
     });
   }
+
+  describe('over a free file (takeFree)', () => {
+    /** A free file of `bytes` bytes of 'z', as a delivered message's file left it. */
+    async function freeFile(bytes: number): Promise<FreeFile> {
+      const free = join(dir, 'free-1');
+      await writeFile(free, Buffer.alloc(bytes, 'z'));
+      return { path: free, size: bytes };
+    }
+
+    const cases: { name: string; freeBytes: number; bytes: number }[] = [
+      {
+        name: 'a longer file is cut to the message',
+        freeBytes: 9000,
+        bytes: 2048,
+      },
+      {
+        name: 'a shorter file grows to the message',
+        freeBytes: 100,
+        bytes: 2048,
+      },
+      {
+        name: 'a file of the same length',
+        freeBytes: 2048 + HEADER.length,
+        bytes: 2048,
+      },
+      {
+        name: 'a file over SMALL_MESSAGE_BYTES is cut to a small message',
+        freeBytes: SMALL_MESSAGE_BYTES * 2,
+        bytes: 300,
+      },
+    ];
+    for (const { name, freeBytes, bytes } of cases) {
+      it(`${name}: the file is exactly header + message, and path is not created`, async () => {
+        const free = await freeFile(freeBytes);
+        const data = message(bytes);
+        const received = await receiveToFile(
+          new DataStream(chunks(data)),
+          path,
+          {
+            durable: true,
+            header: HEADER,
+            takeFree: () => free,
+          },
+        );
+        expect(received.path).to.equal(free.path);
+        expect(received.raw?.equals(data)).to.equal(true);
+        expect(
+          (await readFile(free.path)).equals(Buffer.concat([HEADER, data])),
+        ).to.equal(true);
+        expect(await readdir(dir)).to.deep.equal(['free-1']);
+      });
+    }
+
+    it('a free file gone meanwhile: the message is written to path instead', async () => {
+      const free = await freeFile(10);
+      await rm(free.path);
+      const data = message(500);
+      const received = await receiveToFile(new DataStream([data]), path, {
+        durable: true,
+        header: HEADER,
+        takeFree: () => free,
+      });
+      expect(received.path).to.equal(path);
+      expect(
+        (await readFile(path)).equals(Buffer.concat([HEADER, data])),
+      ).to.equal(true);
+    });
+
+    const untouched: { name: string; bytes: number; durable: boolean }[] = [
+      { name: 'not durable (sync mode)', bytes: 500, durable: false },
+      {
+        name: 'a large (streamed) message',
+        bytes: SMALL_MESSAGE_BYTES + 1,
+        durable: true,
+      },
+    ];
+    for (const { name, bytes, durable } of untouched) {
+      it(`${name}: no free file is asked for`, async () => {
+        let asked = 0;
+        const received = await receiveToFile(
+          new DataStream(chunks(message(bytes))),
+          path,
+          {
+            durable,
+            header: HEADER,
+            takeFree: () => {
+              asked++;
+              return undefined;
+            },
+          },
+        );
+        expect(asked).to.equal(0);
+        expect(received.path).to.equal(path);
+      });
+    }
+
+    it('an oversized message takes no free file', async () => {
+      let asked = 0;
+      const received = await receiveToFile(
+        new DataStream(chunks(message(64 * 1024)), { exceedAfter: 2 }),
+        path,
+        { durable: true, header: HEADER, takeFree: () => (asked++, undefined) },
+      );
+      expect(received.oversized).to.equal(true);
+      expect(asked).to.equal(0);
+    });
+  });
 });

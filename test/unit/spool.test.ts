@@ -21,7 +21,7 @@ import {
   type QueueEntry,
 } from '../../src/spool/queue-entry.js';
 import { spoolHeader } from '../../src/spool/spool-file.js';
-import { Spool } from '../../src/spool/spool.js';
+import { FREE_POOL_LIMIT, Spool } from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -314,6 +314,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
     const empty: Record<string, string[]> = {
       active: [],
       dead: [],
+      free: [],
       msg: [],
       queue: [],
       tmp: [],
@@ -397,8 +398,8 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         delete listing[claimDir]; // a plain file now: readdir fails, files() skips it
         expect(listing).to.deep.equal(
           claimDir === 'active'
-            ? { dead: [], msg: [], queue: [], tmp: [] }
-            : { active: [], dead: [], msg: [], queue: [], tmp: [] },
+            ? { dead: [], free: [], msg: [], queue: [], tmp: [] }
+            : { active: [], dead: [], free: [], msg: [], queue: [], tmp: [] },
         );
         expect(await readFile(join(dir, claimDir), 'utf8')).to.equal('');
       });
@@ -463,6 +464,41 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         expect(await spool.locateRaw('F8')).to.equal(
           join(dir, 'active-7', 'F8.eml'),
         );
+      });
+
+      it('removeFresh with the size moves the file to free/<id>, for takeFree to hand out once', async () => {
+        const { bytes } = await accept(spool, 'R1');
+        await spool.removeFresh('R1', bytes.length);
+        expect(await files()).to.deep.equal(only(claimDir, { free: ['R1'] }));
+        expect(spool.freeFiles).to.equal(1);
+        expect(spool.takeFree()).to.deep.equal({
+          path: join(dir, 'free', 'R1'),
+          size: bytes.length,
+        });
+        expect(spool.takeFree()).to.equal(undefined);
+        // a missing one is fine, and nothing is added for it
+        await spool.removeFresh('R1', bytes.length);
+        expect(spool.freeFiles).to.equal(0);
+      });
+
+      it(`removeFresh deletes once the free pool holds FREE_POOL_LIMIT (${FREE_POOL_LIMIT}) files`, async () => {
+        for (let i = 0; i <= FREE_POOL_LIMIT; i++) {
+          await writeFile(spool.freshPath(`L${i}`), 'x');
+          await spool.removeFresh(`L${i}`, 1);
+        }
+        expect(spool.freeFiles).to.equal(FREE_POOL_LIMIT);
+        const listing = await files();
+        expect(listing.free).to.have.length(FREE_POOL_LIMIT);
+        expect(listing[claimDir]).to.deep.equal([]);
+      });
+
+      it("recover() deletes what free/ holds (the last run's pool, or a file being written over)", async () => {
+        const { bytes } = await accept(spool, 'R2');
+        await spool.removeFresh('R2', bytes.length);
+        await writeFile(join(dir, 'free', 'HALF'), 'half written');
+        await spool.recover(NOW);
+        expect(await files()).to.deep.equal(only(claimDir, {}));
+        expect(spool.takeFree()).to.equal(undefined);
       });
 
       it('removeFresh deletes <claim>/<id>.eml; a missing one is fine', async () => {
@@ -646,6 +682,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       'active-2': [],
       'active-3': [],
       dead: [],
+      free: [],
       msg: ['C1.eml', 'C2.eml'],
       queue: ['C1.json', 'C2.json'],
       tmp: [],
@@ -718,6 +755,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       active: ['O1.eml'],
       'active-2': [],
       dead: [],
+      free: [],
       msg: ['O2.eml'],
       queue: ['O2.json'],
       tmp: [],
