@@ -50,6 +50,7 @@ export const configSchema = z.strictObject({
     maxClients: positiveInt,
     socketTimeoutMs: positiveInt,
     closeTimeoutMs: z.number().int().nonnegative(),
+    inFlowDelayMs: z.number().int().nonnegative(),
   }),
   api: z.strictObject({
     url: z.url({ protocol: /^https?$/ }),

@@ -35,6 +35,12 @@ const READY_LIMIT = 10_000;
 /** Raw bytes of small fresh messages kept for their first attempt, at most this much in all. */
 const READY_RAW_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Flow control starts when more fresh messages than this wait for their first attempt (or 4 per
+ * attempt allowed at once, if that is more): enough to keep every attempt slot busy.
+ */
+const FLOW_BACKLOG_MIN = 100;
+
 /** A fresh message waiting for its first attempt, with its bytes when they were kept. */
 interface Ready {
   entry: QueueEntry;
@@ -72,6 +78,9 @@ export class QueueRunner {
     string,
     { entry: QueueEntry; at: number }
   >();
+  /** flow control: transactions waiting for room (see waitForRoom), oldest first */
+  private readonly roomWaiters = new Set<() => void>();
+  private readonly flowBacklog: number;
   private readonly attemptDeps: AttemptDeps;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -82,6 +91,10 @@ export class QueueRunner {
 
   constructor(private readonly deps: QueueRunnerDeps) {
     this.now = deps.now ?? Date.now;
+    this.flowBacklog = Math.max(
+      FLOW_BACKLOG_MIN,
+      4 * deps.config.api.concurrency,
+    );
     this.attemptDeps = {
       config: deps.config,
       sink: deps.sink,
@@ -108,6 +121,41 @@ export class QueueRunner {
     }, interval);
     this.scanTimer.unref();
     this.pump();
+  }
+
+  /**
+   * Flow control, as Postfix's in_flow_delay: while more accepted messages wait for their first
+   * attempt than delivery can start at once, a new transaction waits (before its MAIL FROM is
+   * answered) until delivery has caught up, or `maxMs` at most, and then goes on. Mail is slowed
+   * to the pace it leaves at, never refused: a sender that keeps up with delivery is not kept
+   * waiting, and the work of a backlog held in memory is not spent. Undefined when there is
+   * room (or `maxMs` is 0); otherwise resolves once the transaction may go on.
+   */
+  waitForRoom(maxMs: number): Promise<void> | undefined {
+    if (maxMs <= 0 || this.closing || this.ready.length <= this.flowBacklog) {
+      return undefined;
+    }
+    return new Promise(resolve => {
+      const done = () => {
+        clearTimeout(timer);
+        this.roomWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.roomWaiters.add(done);
+    });
+  }
+
+  /** Fresh messages accepted and waiting for their first attempt. */
+  get waitingFirstAttempt(): number {
+    return this.ready.length;
+  }
+
+  /** Lets the waiting transactions go on once the backlog is down to the flow limit. */
+  private makeRoom(): void {
+    if (this.roomWaiters.size === 0) return;
+    if (this.ready.length > this.flowBacklog && !this.closing) return;
+    for (const done of this.roomWaiters) done();
   }
 
   /** Schedules an entry of queue/ at its due time (scans do this for entries they find). */
@@ -273,6 +321,7 @@ export class QueueRunner {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.closing = true;
+      this.makeRoom();
       clearTimeout(this.timer);
       clearInterval(this.scanTimer);
       const inFlight = Promise.all(this.running.values());
@@ -359,6 +408,7 @@ export class QueueRunner {
       if (this.ready.length > 0 && !this.pause && (this.freshTurn || !dueNow)) {
         this.freshTurn = false;
         this.startFresh(this.ready.shift()!);
+        this.makeRoom();
         continue;
       }
       this.freshTurn = true;
@@ -467,6 +517,7 @@ export class QueueRunner {
           if (raw) this.readyRawBytes -= raw.length;
           void this.parkFresh(entry, entry.nextAttemptAt);
         }
+        this.makeRoom();
         this.deps.onPauseChange?.(this.pause.reason);
       }
     } else if (this.pause) {

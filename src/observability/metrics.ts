@@ -23,6 +23,8 @@ export interface Metrics {
   acceptSeconds: Histogram;
   /** Bytes of accepted messages. */
   messageBytes: Histogram;
+  /** Seconds a transaction waited for delivery to catch up (flow control), when it waited. */
+  flowDelaySeconds: Histogram;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -77,6 +79,12 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_message_bytes',
       help: 'Size of received messages',
       buckets: [1024, 10240, 102400, 1048576, 10485760, 52428800],
+      registers: [registry],
+    }),
+    flowDelaySeconds: new Histogram({
+      name: 'mailbridge_flow_delay_seconds',
+      help: 'Time a transaction waited before MAIL FROM for delivery to catch up (flow control)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
   };

@@ -72,6 +72,22 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     logger: smtpLoggerAdapter(log) as never,
+    onMailFrom: (_address, session, callback) => {
+      // flow control: while delivery lags behind, a new transaction waits for it a little
+      const started = process.hrtime.bigint();
+      const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
+      if (!wait) return callback();
+      log.debug('transaction waits for delivery to catch up', {
+        sessionId: session.id,
+        waiting: deps.runner?.waitingFirstAttempt,
+      });
+      void wait.then(() => {
+        deps.metrics.flowDelaySeconds.observe(
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+        callback();
+      });
+    },
     onRcptTo: (address, session, callback) =>
       callback(checkRecipient(address, session, deps)),
     onData: (stream, session, callback) => {

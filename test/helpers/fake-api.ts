@@ -109,6 +109,13 @@ export class FakeApi extends EventEmitter {
     return this;
   }
 
+  /** Answers every request stalled so far with `reply` (delayed ones included). */
+  releaseStalled(reply: FakeReply = { status: 204 }): void {
+    for (const res of this.stalled.splice(0)) {
+      if (!res.headersSent && !res.destroyed) this.answer(res, reply);
+    }
+  }
+
   /** Resolves once `count` requests in all have been recorded. */
   async waitForRequests(count: number): Promise<RecordedRequest[]> {
     while (this.requests.length < count) await once(this, 'request');
@@ -136,6 +143,8 @@ export class FakeApi extends EventEmitter {
       this.timers.add(timer);
       return;
     }
+    // answered already (releaseStalled before a delay ran out)
+    if (res.headersSent) return;
     this.finishers.get(res)?.();
     const body = reply.body === undefined ? '' : JSON.stringify(reply.body);
     res.writeHead(reply.status, {
