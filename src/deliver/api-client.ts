@@ -28,12 +28,20 @@ export interface ApiError {
   will_be_deprecated?: boolean;
 }
 
+/**
+ * Connections are kept for the next POST. TCP keep-alive probes start after 60 s idle: the
+ * delay axios sets on every request's socket, so the agent, which sets its own each time it
+ * takes a socket back, agrees with it (with Node's default of 1 s the two reset the socket's
+ * keep-alive in turn: five setsockopt calls per POST).
+ */
+export const AGENT_OPTIONS = { keepAlive: true, keepAliveMsecs: 60_000 };
+
 /** Posts bodies to `api.url` with the bearer token. */
 export class ApiClient implements PayloadSink {
   readonly kind = 'api';
   private readonly http: AxiosInstance;
-  private readonly httpAgent = new http.Agent({ keepAlive: true });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true });
+  private readonly httpAgent = new http.Agent(AGENT_OPTIONS);
+  private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
   /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
   private active = 0;
   private readonly waiting: Array<() => void> = [];

@@ -220,4 +220,34 @@ describe('ApiClient: streamed bodies', () => {
       });
     }
   });
+
+  // Regression: axios set a 60 s keep-alive delay on every request's socket and the agent reset
+  // it to 1 s each time it took the socket back: five setsockopt calls per POST.
+  it("a kept connection's TCP keep-alive is set once, not again on every POST", async () => {
+    const agent = client['httpAgent'];
+    // a POST, and the agent taking its socket back (where it sets keep-alive)
+    const post = () =>
+      Promise.all([
+        client.send(payloadOfLength(100), CONTEXT),
+        once(agent, 'free'),
+      ]);
+    await post();
+    const free = Object.values(agent.freeSockets).flat();
+    expect(free).to.have.length(1);
+    const handle = (
+      free[0] as unknown as {
+        _handle: { setKeepAlive(enable: boolean, delay: number): number };
+      }
+    )._handle;
+    const calls: unknown[][] = [];
+    const original = handle.setKeepAlive.bind(handle);
+    handle.setKeepAlive = (enable, delay) => {
+      calls.push([enable, delay]);
+      return original(enable, delay);
+    };
+    for (let i = 0; i < 3; i++) await post();
+    expect(api.requests).to.have.length(4);
+    expect(Object.values(agent.freeSockets).flat()).to.deep.equal(free);
+    expect(calls).to.deep.equal([]);
+  });
 });
