@@ -55,7 +55,8 @@ export class ApiClient implements PayloadSink {
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.http = axios.create({
-      timeout: config.timeoutMs,
+      // no axios timeout: the deadline's abort bounds the whole POST (a per-request socket
+      // timer as well would cost two timer updates per POST for nothing)
       // follow-redirects would buffer the whole body; a redirect is a configuration error here
       maxRedirects: 0,
       maxBodyLength: Infinity,
