@@ -96,30 +96,50 @@ export async function smtpDialog(
   return replies;
 }
 
+/** A raw SMTP connection that gathers what the server says. */
+export interface RawSession {
+  socket: Socket;
+  /** what the server said since the last clear() */
+  replies(): string;
+  /** Waits for a reply matching `pattern` among those since the last clear(). */
+  waitFor(pattern: RegExp): Promise<void>;
+  /** Forgets the replies so far. */
+  clear(): void;
+}
+
+/** Connects over a raw socket and waits for the greeting (cleared, like everything before). */
+export async function openSession(port: number): Promise<RawSession> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  let text = '';
+  socket.on('data', (chunk: string) => (text += chunk));
+  const session: RawSession = {
+    socket,
+    replies: () => text,
+    async waitFor(pattern) {
+      while (!pattern.test(text)) await once(socket, 'data');
+    },
+    clear: () => (text = ''),
+  };
+  await session.waitFor(/^220 /m);
+  session.clear();
+  return session;
+}
+
 /**
  * Opens a session over a raw socket up to the 354 of DATA (from jane@example.net to
  * support@example.com), for tests that send the body themselves, slowly or cut short.
  * `waitFor(pattern)` waits for a reply matching it among those after the 354.
  */
-export async function openDataSession(port: number): Promise<{
-  socket: Socket;
-  waitFor(pattern: RegExp): Promise<void>;
-}> {
-  const socket = connect(port, '127.0.0.1');
-  socket.setEncoding('utf8');
-  let replies = '';
-  socket.on('data', (chunk: string) => (replies += chunk));
-  const waitFor = async (pattern: RegExp) => {
-    while (!pattern.test(replies)) await once(socket, 'data');
-  };
-  await waitFor(/^220 /m);
-  socket.write(
+export async function openDataSession(port: number): Promise<RawSession> {
+  const session = await openSession(port);
+  session.socket.write(
     'EHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
       'RCPT TO:<support@example.com>\r\nDATA\r\n',
   );
-  await waitFor(/^354 /m);
-  replies = '';
-  return { socket, waitFor };
+  await session.waitFor(/^354 /m);
+  session.clear();
+  return session;
 }
 
 /** A minimal RFC 5322 message with CRLF line ends. */

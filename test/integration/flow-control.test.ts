@@ -1,35 +1,26 @@
 // Flow control: while delivery lags behind accepting, a new transaction waits before its MAIL FROM
 // is answered (smtp.inFlowDelayMs at most), and goes on once delivery catches up. Never refused.
 import { expect } from 'chai';
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
-import { makeMessage } from '../helpers/smtp-client.js';
+import {
+  makeMessage,
+  openSession,
+  type RawSession,
+} from '../helpers/smtp-client.js';
 
 /** With api.concurrency 1 the flow limit is its minimum: 100 messages waiting. */
 const FLOW_BACKLOG = 100;
 
-/** A raw session that has sent MAIL FROM; `replies` holds what came after the EHLO reply. */
-async function sendMailFrom(port: number): Promise<{
-  socket: Socket;
-  replies: () => string;
-  waitFor(pattern: RegExp): Promise<void>;
-}> {
-  const socket = connect(port, '127.0.0.1');
-  socket.setEncoding('utf8');
-  let text = '';
-  socket.on('data', (chunk: string) => (text += chunk));
-  const waitFor = async (pattern: RegExp) => {
-    while (!pattern.test(text)) await once(socket, 'data');
-  };
-  await waitFor(/^220 /m);
-  socket.write('EHLO client.example.net\r\n');
-  await waitFor(/^250 /m);
-  text = '';
-  socket.write('MAIL FROM:<late@example.net>\r\n');
-  return { socket, replies: () => text, waitFor };
+/** A raw session that has sent MAIL FROM; its replies are those after the EHLO reply. */
+async function sendMailFrom(port: number): Promise<RawSession> {
+  const session = await openSession(port);
+  session.socket.write('EHLO client.example.net\r\n');
+  await session.waitFor(/^250 /m);
+  session.clear();
+  session.socket.write('MAIL FROM:<late@example.net>\r\n');
+  return session;
 }
 
 /** The count and sum of the flow-delay histogram. */
