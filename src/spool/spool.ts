@@ -34,6 +34,12 @@ export interface FreeFile {
  * hundreds of messages a second cost more CPU than the rest of a delivery.
  */
 export const FREE_POOL_LIMIT = 1024;
+/**
+ * The most bytes the free pool of a process holds on disk; a file over FREE_FILE_MAX_BYTES is
+ * never kept (the messages written over free files are small ones, up to 128 KiB).
+ */
+export const FREE_POOL_BYTES = 16 * 1024 * 1024;
+export const FREE_FILE_MAX_BYTES = 256 * 1024;
 
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
 export type EntryState = 'queue' | 'active' | 'dead';
@@ -61,6 +67,10 @@ export class Spool {
   private readonly dirSyncer = new DirSyncer();
   /** this process's free files; another process never takes them (their names are ids) */
   private readonly free: FreeFile[] = [];
+  /** bytes of the free pool, those being moved into it included */
+  private freeBytes = 0;
+  /** files being moved into the free pool */
+  private freeMoving = 0;
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -251,20 +261,32 @@ export class Spool {
 
   /**
    * Removes a fresh message for good (delivered, or refused while its sender waited). Given its
-   * file's size, the file goes to the free pool (renamed into free/) while the pool has room,
-   * for a new message to be written over; otherwise it is deleted.
+   * file's size, the file goes to the free pool (renamed into free/) while the pool has room
+   * (FREE_POOL_LIMIT files, FREE_POOL_BYTES), for a new message to be written over; otherwise it
+   * is deleted.
    */
   async removeFresh(id: string, size?: number): Promise<void> {
     const path = this.freshPath(id);
-    if (size !== undefined && this.free.length < FREE_POOL_LIMIT) {
+    if (
+      size !== undefined &&
+      size <= FREE_FILE_MAX_BYTES &&
+      this.free.length + this.freeMoving < FREE_POOL_LIMIT &&
+      this.freeBytes + size <= FREE_POOL_BYTES
+    ) {
       const target = join(this.freeDir, id);
+      // counted before the rename, so removals running at once cannot overfill the pool
+      this.freeMoving++;
+      this.freeBytes += size;
       try {
         await rename(path, target);
         this.free.push({ path: target, size });
         return;
       } catch (err) {
+        this.freeBytes -= size;
         if (isNotFound(err)) return;
         // the free folder is not usable: delete as before
+      } finally {
+        this.freeMoving--;
       }
     }
     await unlinkIfPresent(path);
@@ -276,7 +298,9 @@ export class Spool {
    * commitFresh, or deleted. What is left in free/ after a crash is junk; recover() deletes it.
    */
   takeFree(): FreeFile | undefined {
-    return this.free.pop();
+    const file = this.free.pop();
+    if (file) this.freeBytes -= file.size;
+    return file;
   }
 
   /** Files in this process's free pool (for tests and metrics). */
@@ -491,6 +515,7 @@ export class Spool {
     }
     // the free pool of the last run: files kept for reuse, or being written over, never mail
     this.free.length = 0;
+    this.freeBytes = 0;
     for (const name of await readdir(this.freeDir)) {
       await rm(join(this.freeDir, name), { force: true });
     }

@@ -21,7 +21,12 @@ import {
   type QueueEntry,
 } from '../../src/spool/queue-entry.js';
 import { spoolHeader } from '../../src/spool/spool-file.js';
-import { FREE_POOL_LIMIT, Spool } from '../../src/spool/spool.js';
+import {
+  FREE_FILE_MAX_BYTES,
+  FREE_POOL_BYTES,
+  FREE_POOL_LIMIT,
+  Spool,
+} from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -490,6 +495,32 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         const listing = await files();
         expect(listing.free).to.have.length(FREE_POOL_LIMIT);
         expect(listing[claimDir]).to.deep.equal([]);
+      });
+
+      it('a file over FREE_FILE_MAX_BYTES is deleted, not kept', async () => {
+        await writeFile(spool.freshPath('BIG'), 'x');
+        await spool.removeFresh('BIG', FREE_FILE_MAX_BYTES + 1);
+        expect(spool.freeFiles).to.equal(0);
+        expect(await files()).to.deep.equal(only(claimDir, {}));
+      });
+
+      it('the pool holds FREE_POOL_BYTES at most; a file taken makes room again', async () => {
+        const size = FREE_FILE_MAX_BYTES;
+        const fits = Math.floor(FREE_POOL_BYTES / size);
+        // removals running at once must not overfill it either
+        await Promise.all(
+          Array.from({ length: fits + 2 }, async (_, i) => {
+            await writeFile(spool.freshPath(`B${i}`), 'x');
+            await spool.removeFresh(`B${i}`, size);
+          }),
+        );
+        expect(spool.freeFiles).to.equal(fits);
+        expect((await files()).free).to.have.length(fits);
+        spool.takeFree();
+        await writeFile(spool.freshPath('AGAIN'), 'x');
+        await spool.removeFresh('AGAIN', size);
+        expect(spool.freeFiles).to.equal(fits);
+        expect((await files()).free).to.include('AGAIN');
       });
 
       it("recover() deletes what free/ holds (the last run's pool, or a file being written over)", async () => {
