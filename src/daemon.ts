@@ -109,6 +109,8 @@ export async function startDaemon(
       // a cluster worker takes back what the worker it replaces had claimed when it died
       const requeued = await spool.requeueClaims();
       if (requeued) log.warn('claims of a dead worker requeued', { requeued });
+      // and empties its free folder: files kept for reuse, or one being written over
+      await spool.clearFree();
     } else {
       await recoverSpool(spool, log, (options.now ?? Date.now)());
     }

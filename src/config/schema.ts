@@ -41,17 +41,23 @@ const routeSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  smtp: z.strictObject({
-    host: z.string().min(1),
-    port,
-    hostname: z.string().min(1).nullable(),
-    maxMessageSize: positiveInt,
-    maxRecipients: positiveInt,
-    maxClients: positiveInt,
-    socketTimeoutMs: positiveInt,
-    closeTimeoutMs: z.number().int().nonnegative(),
-    inFlowDelayMs: z.number().int().nonnegative(),
-  }),
+  smtp: z
+    .strictObject({
+      host: z.string().min(1),
+      port,
+      hostname: z.string().min(1).nullable(),
+      maxMessageSize: positiveInt,
+      maxRecipients: positiveInt,
+      maxClients: positiveInt,
+      socketTimeoutMs: positiveInt,
+      closeTimeoutMs: z.number().int().nonnegative(),
+      inFlowDelayMs: z.number().int().nonnegative(),
+    })
+    .refine(smtp => smtp.inFlowDelayMs < smtp.socketTimeoutMs, {
+      message:
+        'must be below smtp.socketTimeoutMs (a waiting client would time out)',
+      path: ['inFlowDelayMs'],
+    }),
   api: z.strictObject({
     url: z.url({ protocol: /^https?$/ }),
     token: z.string().min(1).nullable(),

@@ -62,7 +62,10 @@ export interface RecoveryReport {
 export class Spool {
   readonly tmpDir: string;
   readonly msgDir: string;
-  /** delivered messages' files to be written over (see FREE_POOL_LIMIT) */
+  /**
+   * delivered messages' files to be written over (see FREE_POOL_LIMIT): `free/<claim folder>/`,
+   * one per process like its claim folder, so the process that takes over a slot can empty it
+   */
   readonly freeDir: string;
   private readonly dirSyncer = new DirSyncer();
   /** this process's free files; another process never takes them (their names are ids) */
@@ -71,6 +74,8 @@ export class Spool {
   private freeBytes = 0;
   /** files being moved into the free pool */
   private freeMoving = 0;
+  /** files moved into free/, free once an fsync of the claim folder has made the move durable */
+  private settling: FreeFile[] = [];
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -82,7 +87,7 @@ export class Spool {
   ) {
     this.tmpDir = join(dir, 'tmp');
     this.msgDir = join(dir, 'msg');
-    this.freeDir = join(dir, 'free');
+    this.freeDir = join(dir, 'free', claimDir);
   }
 
   /** Creates the folders; safe to call on an existing spool. */
@@ -91,7 +96,7 @@ export class Spool {
       'tmp',
       'msg',
       'signal',
-      'free',
+      join('free', this.claimDir),
       ...STATES,
       this.claimDir,
     ]) {
@@ -192,10 +197,15 @@ export class Spool {
    */
   async commitFresh(id: string, tmpPath: string): Promise<void> {
     const path = this.freshPath(id);
+    // files moved from this folder into free/ before this fsync starts: it makes them free
+    const settled = this.settling;
+    this.settling = [];
     try {
       await rename(tmpPath, path);
       await this.dirSyncer.sync(join(this.dir, this.claimDir));
+      for (const file of settled) this.free.push(file);
     } catch (err) {
+      this.settling.push(...settled);
       await Promise.allSettled([
         rm(tmpPath, { force: true }),
         rm(path, { force: true }),
@@ -270,7 +280,8 @@ export class Spool {
     if (
       size !== undefined &&
       size <= FREE_FILE_MAX_BYTES &&
-      this.free.length + this.freeMoving < FREE_POOL_LIMIT &&
+      this.free.length + this.settling.length + this.freeMoving <
+        FREE_POOL_LIMIT &&
       this.freeBytes + size <= FREE_POOL_BYTES
     ) {
       const target = join(this.freeDir, id);
@@ -279,7 +290,10 @@ export class Spool {
       this.freeBytes += size;
       try {
         await rename(path, target);
-        this.free.push({ path: target, size });
+        // not written over before the move is durable (else a power loss could bring back
+        // <claim>/<id>.eml holding another message's bytes): the next fsync of the claim
+        // folder that starts after this, a commit's, makes it free
+        this.settling.push({ path: target, size });
         return;
       } catch (err) {
         this.freeBytes -= size;
@@ -293,6 +307,21 @@ export class Spool {
   }
 
   /**
+   * Empties this process's free folder (what its slot's last process left) and its pool: at
+   * start, by the process that owns the slot, before it accepts anything. Returns how many files.
+   */
+  async clearFree(): Promise<number> {
+    this.free.length = 0;
+    this.settling = [];
+    this.freeBytes = 0;
+    const names = await readdir(this.freeDir).catch((): string[] => []);
+    for (const name of names) {
+      await rm(join(this.freeDir, name), { force: true });
+    }
+    return names.length;
+  }
+
+  /**
    * A file of the free pool for a new message to be written over (see receiveToFile), or
    * undefined when the pool is empty. It is the caller's from here: written and committed with
    * commitFresh, or deleted. What is left in free/ after a crash is junk; recover() deletes it.
@@ -303,9 +332,9 @@ export class Spool {
     return file;
   }
 
-  /** Files in this process's free pool (for tests and metrics). */
+  /** Files this process keeps in its free folder: free, or still to be made durable there. */
   get freeFiles(): number {
-    return this.free.length;
+    return this.free.length + this.settling.length;
   }
 
   /**
@@ -460,7 +489,12 @@ export class Spool {
           continue;
         }
         const fresh = await readFresh(join(this.dir, folder, name));
-        if (fresh) {
+        if (fresh && fresh.id !== id) {
+          // another message's bytes under this name: a delivered file that was being written
+          // over for a new message when the power went, its move to free/ lost. That new
+          // message was never answered 250 (its commit fsyncs this folder, and the move with it).
+          await rm(join(this.dir, folder, name), { force: true });
+        } else if (fresh) {
           await this.park(fresh, 'queue', folder);
           waiting.add(id);
         } else {
@@ -513,12 +547,19 @@ export class Spool {
       await rm(join(this.tmpDir, name), { force: true });
       report.removedTmp++;
     }
-    // the free pool of the last run: files kept for reuse, or being written over, never mail
-    this.free.length = 0;
-    this.freeBytes = 0;
-    for (const name of await readdir(this.freeDir)) {
-      await rm(join(this.freeDir, name), { force: true });
+    // the free pools of the last run (every slot's): files kept for reuse, or being written
+    // over, never mail
+    for (const slot of await readdir(join(this.dir, 'free')).catch(
+      (): string[] => [],
+    )) {
+      if (slot !== this.claimDir) {
+        await rm(join(this.dir, 'free', slot), {
+          recursive: true,
+          force: true,
+        });
+      }
     }
+    await this.clearFree();
     report.requeued = await this.requeueClaims(await this.claimFolders());
     const waiting = new Set(await this.ids('queue'));
     const known = new Set([...waiting, ...(await this.ids('dead'))]);

@@ -87,7 +87,7 @@ describe('flow control (smtp.inFlowDelayMs)', () => {
   }
 
   it('a new transaction waits at MAIL FROM until delivery catches up, then goes on', async () => {
-    await fill(60_000);
+    await fill(30_000);
     const session = await sendMailFrom(bridge.smtpPort);
     await bridge.waitForLog(
       l => l.message === 'transaction waits for delivery to catch up',

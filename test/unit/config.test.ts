@@ -382,6 +382,12 @@ describe('config', () => {
       [{ api: { url: 'not a url' } }, 'api.url'],
       [{ api: { token: '' } }, 'api.token'],
       [{ api: { timeoutMs: -1 } }, 'api.timeoutMs'],
+      [{ smtp: { inFlowDelayMs: -1 } }, 'smtp.inFlowDelayMs'],
+      // a client waiting at MAIL FROM longer than the idle limit would be dropped
+      [
+        { smtp: { inFlowDelayMs: 60000, socketTimeoutMs: 60000 } },
+        'smtp.inFlowDelayMs',
+      ],
       [{ delivery: { dedupeMaxRecords: 0 } }, 'delivery.dedupeMaxRecords'],
       [{ http: { enabled: 'yes' } }, 'http.enabled'],
       [{ mapping: { content: 'rich' } }, 'mapping.content'],

@@ -305,7 +305,11 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
     const out: Record<string, string[]> = {};
     for (const folder of (await readdir(dir)).sort()) {
       if (folder === 'signal') continue;
-      const names = await readdir(join(dir, folder)).catch(() => null);
+      const names = await readdir(join(dir, folder), { recursive: true })
+        .then(all =>
+          folder === 'free' ? all.filter(n => n.includes('/')) : all,
+        )
+        .catch(() => null);
       if (names) out[folder] = names.sort();
     }
     return out;
@@ -471,16 +475,23 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         );
       });
 
-      it('removeFresh with the size moves the file to free/<id>, for takeFree to hand out once', async () => {
+      it('removeFresh with the size moves the file to free/<id>; free once a commit fsynced the claim folder; handed out once', async () => {
         const { bytes } = await accept(spool, 'R1');
         await spool.removeFresh('R1', bytes.length);
-        expect(await files()).to.deep.equal(only(claimDir, { free: ['R1'] }));
+        expect(await files()).to.deep.equal(
+          only(claimDir, { free: [`${claimDir}/R1`] }),
+        );
         expect(spool.freeFiles).to.equal(1);
+        // the move is not durable yet: the file is not handed out
+        expect(spool.takeFree()).to.equal(undefined);
+        // the next commit's fsync of the claim folder makes it so
+        await accept(spool, 'R2');
         expect(spool.takeFree()).to.deep.equal({
-          path: join(dir, 'free', 'R1'),
+          path: join(dir, 'free', claimDir, 'R1'),
           size: bytes.length,
         });
         expect(spool.takeFree()).to.equal(undefined);
+        expect(spool.freeFiles).to.equal(0);
         // a missing one is fine, and nothing is added for it
         await spool.removeFresh('R1', bytes.length);
         expect(spool.freeFiles).to.equal(0);
@@ -516,20 +527,34 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         );
         expect(spool.freeFiles).to.equal(fits);
         expect((await files()).free).to.have.length(fits);
-        spool.takeFree();
+        await accept(spool, 'SETTLE');
+        expect(spool.takeFree()).to.not.equal(undefined);
+        await spool.removeFresh('SETTLE');
         await writeFile(spool.freshPath('AGAIN'), 'x');
         await spool.removeFresh('AGAIN', size);
         expect(spool.freeFiles).to.equal(fits);
-        expect((await files()).free).to.include('AGAIN');
+        expect((await files()).free).to.include(`${claimDir}/AGAIN`);
       });
 
       it("recover() deletes what free/ holds (the last run's pool, or a file being written over)", async () => {
         const { bytes } = await accept(spool, 'R2');
         await spool.removeFresh('R2', bytes.length);
-        await writeFile(join(dir, 'free', 'HALF'), 'half written');
+        await writeFile(join(spool.freeDir, 'HALF'), 'half written');
         await spool.recover(NOW);
         expect(await files()).to.deep.equal(only(claimDir, {}));
         expect(spool.takeFree()).to.equal(undefined);
+      });
+
+      // Regression (review): a delivered file moved to free/ and being written over for a new
+      // message when the power went could come back under its old name with the new bytes.
+      it('requeueClaims removes a claim file whose header names another message', async () => {
+        const { bytes } = await accept(spool, 'OLD1');
+        const other = await accept(spool, 'NEW1');
+        await spool.removeFresh('NEW1');
+        await writeFile(spool.freshPath('OLD1'), other.bytes);
+        expect(bytes.equals(other.bytes)).to.equal(false);
+        expect(await spool.requeueClaims()).to.equal(1);
+        expect(await files()).to.deep.equal(only(claimDir, {}));
       });
 
       it('removeFresh deletes <claim>/<id>.eml; a missing one is fine', async () => {
