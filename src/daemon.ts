@@ -81,6 +81,8 @@ export async function startDaemon(
       : new ApiClient(config.api, log.child({ stage: 'api' }), options.now),
     metrics,
   );
+  // the post thread is up before the first message arrives
+  await sink.ready?.();
   const dedupe = new DedupeStore(
     join(spool.dir, 'dedupe'),
     config.delivery.dedupeWindowMs,
@@ -210,6 +212,7 @@ export async function recoverSpool(
 export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
   return {
     kind: sink.kind,
+    ready: sink.ready && (() => sink.ready!()),
     async send(payload, context) {
       try {
         await sink.send(payload, context);

@@ -63,6 +63,7 @@ export const configSchema = z.strictObject({
     token: z.string().min(1).nullable(),
     timeoutMs: positiveInt,
     concurrency: positiveInt,
+    workerThread: z.boolean(),
   }),
   http: z.strictObject({
     enabled: z.boolean(),

@@ -9,6 +9,7 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure } from './classify-failure.js';
 import type { PayloadSink, PostContext } from './payload-sink.js';
+import { PostThread } from './post-thread.js';
 import { serializePayload, type SerializedPayload } from './payload-stream.js';
 
 /** The largest error body we read from the API; more is cut off. */
@@ -47,6 +48,8 @@ export class ApiClient implements PayloadSink {
   private readonly waiting: Array<() => void> = [];
   /** the time limit of each POST, from its start until its answer is read or drained */
   private readonly deadlines: Deadlines;
+  /** posts Buffer bodies on a thread of its own (api.workerThread) */
+  private readonly thread?: PostThread;
 
   constructor(
     private readonly config: ApiConfig,
@@ -54,35 +57,18 @@ export class ApiClient implements PayloadSink {
     private readonly now: () => number = Date.now,
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
-    this.http = axios.create({
-      // no axios timeout: the deadline's abort bounds the whole POST (a per-request socket
-      // timer as well would cost two timer updates per POST for nothing)
-      // follow-redirects would buffer the whole body; a redirect is a configuration error here
-      maxRedirects: 0,
-      maxBodyLength: Infinity,
-      // the answer is a stream: a 2xx body is drained unread, an error body read up to a limit
-      responseType: 'stream',
-      transitional: { silentJSONParsing: true, forcedJSONParsing: false },
-      validateStatus: () => true,
-      httpAgent: this.httpAgent,
-      httpsAgent: this.httpsAgent,
-      // without a proxy in the environment, axios need not look for one on every request
-      ...(proxyConfigured(process.env) ? {} : { proxy: false as const }),
-      headers: {
-        Authorization: `Bearer ${config.token ?? ''}`,
-        'Content-Type': 'application/json',
-        Accept: 'application/json',
-        'User-Agent': 'mailbridge',
-      },
-    });
+    this.http = createHttp(config, this.httpAgent, this.httpsAgent);
+    if (config.workerThread) {
+      this.thread = new PostThread(config, err =>
+        this.log.error('post thread failed; it is started again', {
+          error: err.message,
+        }),
+      );
+    }
   }
 
   async send(payload: ApiPayload, context: PostContext): Promise<void> {
     const started = this.now();
-    let status: number | undefined;
-    let data: unknown;
-    let headers: Record<string, unknown> = {};
-    let code: string | undefined;
     const body = serializePayload(payload);
     await this.acquireSlot();
     // streamed (but for small bodies): attachments are read from their files while it is written
@@ -90,31 +76,28 @@ export class ApiClient implements PayloadSink {
     const stream = Buffer.isBuffer(request) ? undefined : request;
     let readError: Error | undefined;
     stream?.once('error', (err: Error) => (readError = err));
-    const deadline = this.deadlines.start();
-    let answer: Readable | undefined;
+    const headers = {
+      'Idempotency-Key': context.idempotencyKey,
+      'Content-Length': String(body.length),
+    };
+    let result: Exchange;
     try {
-      const response = await this.http.post(this.config.url, request, {
-        headers: {
-          'Idempotency-Key': context.idempotencyKey,
-          'Content-Length': String(body.length),
-        },
-        signal: deadline.controller.signal,
-      });
-      status = response.status;
-      headers = response.headers as Record<string, unknown>;
-      answer = response.data as Readable;
-      data = await readAnswer(answer, status);
-    } catch (err) {
-      code = (err as { code?: string }).code ?? 'UNKNOWN';
+      result =
+        this.thread && !stream
+          ? await this.thread.post(this.config.url, request as Buffer, headers)
+          : await exchange(
+              this.http,
+              this.deadlines,
+              this.config.url,
+              request,
+              headers,
+            );
     } finally {
       // an early answer (or an error) leaves the rest unread: close the attachment file
       stream?.destroy();
       this.releaseSlot();
-      // a success's answer drains on, unread: the time limit holds until it is done
-      if (answer && !answer.destroyed) {
-        answer.once('close', () => this.deadlines.end(deadline));
-      } else this.deadlines.end(deadline);
     }
+    const { status, data, code, retryAfter } = result;
     const durationMs = this.now() - started;
     // made only when a line is written: most posts succeed and log nothing above debug
     const log = () =>
@@ -138,7 +121,7 @@ export class ApiClient implements PayloadSink {
     const failure = classifyFailure({
       status,
       code,
-      retryAfter: headerString(headers['retry-after']),
+      retryAfter,
       now: this.now(),
     });
     const errors = parseErrors(data);
@@ -180,11 +163,97 @@ export class ApiClient implements PayloadSink {
     else this.active--;
   }
 
+  /** Resolves once the post thread (if any) has started. */
+  async ready(): Promise<void> {
+    await this.thread?.ready();
+  }
+
   async close(): Promise<void> {
     this.deadlines.close();
+    await this.thread?.close();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/** What one POST came to: the API's status and answer, or the error code of a failure. */
+export interface Exchange {
+  /** absent when no answer came */
+  status?: number;
+  retryAfter?: string;
+  /** an error answer's body (up to MAX_RESPONSE_BYTES), '' for a success */
+  data?: string;
+  /** Node's or axios's error code, when the POST failed (ECONNREFUSED, ERR_CANCELED, ...) */
+  code?: string;
+}
+
+/**
+ * One POST under the time limit of `deadlines`: on this thread, or on the post thread (which
+ * runs this same function).
+ */
+export async function exchange(
+  client: AxiosInstance,
+  deadlines: Deadlines,
+  url: string,
+  request: Buffer | Readable,
+  headers: Record<string, string>,
+): Promise<Exchange> {
+  const deadline = deadlines.start();
+  let answer: Readable | undefined;
+  let status: number | undefined;
+  let retryAfter: string | undefined;
+  try {
+    const response = await client.post(url, request, {
+      headers,
+      signal: deadline.controller.signal,
+    });
+    status = response.status;
+    retryAfter = headerString(
+      (response.headers as Record<string, unknown>)['retry-after'],
+    );
+    answer = response.data as Readable;
+    return { status, retryAfter, data: await readAnswer(answer, status) };
+  } catch (err) {
+    return {
+      status,
+      retryAfter,
+      code: (err as { code?: string }).code ?? 'UNKNOWN',
+    };
+  } finally {
+    // a success's answer drains on, unread: the time limit holds until it is done
+    if (answer && !answer.destroyed) {
+      answer.once('close', () => deadlines.end(deadline));
+    } else deadlines.end(deadline);
+  }
+}
+
+/** The axios instance of a client: keep-alive agents, no redirects, the answer as a stream. */
+export function createHttp(
+  config: ApiConfig,
+  httpAgent: http.Agent,
+  httpsAgent: https.Agent,
+): AxiosInstance {
+  return axios.create({
+    // no axios timeout: the deadline's abort bounds the whole POST (a per-request socket
+    // timer as well would cost two timer updates per POST for nothing)
+    // follow-redirects would buffer the whole body; a redirect is a configuration error here
+    maxRedirects: 0,
+    maxBodyLength: Infinity,
+    // the answer is a stream: a 2xx body is drained unread, an error body read up to a limit
+    responseType: 'stream',
+    transitional: { silentJSONParsing: true, forcedJSONParsing: false },
+    validateStatus: () => true,
+    httpAgent,
+    httpsAgent,
+    // without a proxy in the environment, axios need not look for one on every request
+    ...(proxyConfigured(process.env) ? {} : { proxy: false as const }),
+    headers: {
+      Authorization: `Bearer ${config.token ?? ''}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+      'User-Agent': 'mailbridge',
+    },
+  });
 }
 
 /** What is posted: small bodies without attachment files as one Buffer, others as a stream. */
@@ -206,7 +275,7 @@ interface Deadline {
  * started: the timer only ever waits for the oldest. It is armed when a POST starts and none is
  * pending, re-armed while POSTs remain, and unref'd: it never keeps the process alive.
  */
-class Deadlines {
+export class Deadlines {
   /** oldest first */
   private readonly pending: Deadline[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -275,7 +344,10 @@ function headerString(value: unknown): string | undefined {
  * The body of an answer: a success's is drained unread (whatever its size: it is not an error,
  * and the socket stays reusable); an error's is read up to MAX_RESPONSE_BYTES, the rest dropped.
  */
-async function readAnswer(body: Readable, status: number): Promise<string> {
+export async function readAnswer(
+  body: Readable,
+  status: number,
+): Promise<string> {
   if (status >= 200 && status < 300) {
     body.resume();
     return '';

@@ -14,5 +14,7 @@ export interface PostContext {
 export interface PayloadSink {
   readonly kind: 'api' | 'dry-run';
   send(payload: ApiPayload, context: PostContext): Promise<void>;
+  /** Resolves once the sink can take bodies without a start-up delay (the post thread). */
+  ready?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -142,50 +142,59 @@ describe('ApiClient: streamed bodies', () => {
     });
   });
 
-  it('a 2xx answer that never ends is drained only until api.timeoutMs', async () => {
-    // answers 200 at once, then a byte every 20 ms: the socket is never idle
-    const server = createServer((req, res) => {
-      req.resume();
-      req.once('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        const timer = setInterval(() => res.write(' '), 20);
-        res.once('close', () => clearInterval(timer));
+  for (const workerThread of [false, true]) {
+    it(`a 2xx answer that never ends is drained only until api.timeoutMs (api.workerThread ${workerThread})`, async () => {
+      // answers 200 at once, then a byte every 20 ms: the socket is never idle
+      const server = createServer((req, res) => {
+        req.resume();
+        req.once('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          const timer = setInterval(() => res.write(' '), 20);
+          res.once('close', () => clearInterval(timer));
+        });
       });
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    const config = loadConfig({
-      env: { NODE_ENV: 'test' },
-      overrides: {
-        api: { url: `http://127.0.0.1:${port}/m`, token: 't', timeoutMs: 300 },
-      },
-    });
-    const trickled = new ApiClient(
-      config.api,
-      createLogger({
-        level: 'error',
-        stream: new Writable({ write: (_c, _e, done) => done() }),
-      }),
-    );
-    try {
-      const closed = new Promise<void>(resolve =>
-        server.once('request', (_req, res) => res.once('close', resolve)),
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      const config = loadConfig({
+        env: { NODE_ENV: 'test' },
+        overrides: {
+          api: {
+            url: `http://127.0.0.1:${port}/m`,
+            token: 't',
+            timeoutMs: 300,
+            workerThread,
+          },
+        },
+      });
+      const trickled = new ApiClient(
+        config.api,
+        createLogger({
+          level: 'error',
+          stream: new Writable({ write: (_c, _e, done) => done() }),
+        }),
       );
-      const started = performance.now();
-      // accepted at once: the slot is not held while the answer drains
-      await trickled.send(payloadOfLength(100), CONTEXT);
-      expect(performance.now() - started).to.be.below(300);
-      await closed;
-      const elapsed = performance.now() - started;
-      expect(elapsed).to.be.at.least(290);
-      expect(elapsed).to.be.below(3000);
-    } finally {
-      await trickled.close();
-      server.closeAllConnections();
-      server.close();
-    }
-  });
+      // the post thread started: its start-up is not part of what is timed
+      await trickled.ready();
+      try {
+        const closed = new Promise<void>(resolve =>
+          server.once('request', (_req, res) => res.once('close', resolve)),
+        );
+        const started = performance.now();
+        // accepted at once: the slot is not held while the answer drains
+        await trickled.send(payloadOfLength(100), CONTEXT);
+        expect(performance.now() - started).to.be.below(300);
+        await closed;
+        const elapsed = performance.now() - started;
+        expect(elapsed).to.be.at.least(290);
+        expect(elapsed).to.be.below(3000);
+      } finally {
+        await trickled.close();
+        server.closeAllConnections();
+        server.close();
+      }
+    });
+  }
 
   describe('an attachment file that cannot be read is a local, temporary error', () => {
     const rows = [
@@ -224,6 +233,12 @@ describe('ApiClient: streamed bodies', () => {
   // Regression: axios set a 60 s keep-alive delay on every request's socket and the agent reset
   // it to 1 s each time it took the socket back: five setsockopt calls per POST.
   it("a kept connection's TCP keep-alive is set once, not again on every POST", async () => {
+    // the main thread's agent (the post thread's has the same options)
+    await client.close();
+    client = new ApiClient(
+      { ...client['config'], workerThread: false },
+      createLogger({ level: 'error' }),
+    );
     const agent = client['httpAgent'];
     // a POST, and the agent taking its socket back (where it sets keep-alive)
     const post = () =>

@@ -1,0 +1,81 @@
+// The post thread (api.workerThread): bodies posted from a worker thread; what happens when it
+// dies mid-POST, when the client closes with a POST in flight, and that it is off when asked.
+import { expect } from 'chai';
+import type { Worker } from 'node:worker_threads';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ApiClient } from '../../src/deliver/api-client.js';
+import { TemporaryError } from '../../src/errors/bridge-error.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+
+const CONTEXT = { idempotencyKey: 'k1', queueId: 'Q1', routeIndex: 0 };
+const PAYLOAD = { ext_msg_id: '<t@example.com>', content: 'Hello.' };
+
+describe('ApiClient: the post thread (api.workerThread)', () => {
+  let api: FakeApi;
+  let client: ApiClient;
+
+  function newClient(workerThread: boolean): ApiClient {
+    const config = loadConfig({
+      env: { NODE_ENV: 'test' },
+      overrides: {
+        api: { url: api.url, token: 't', timeoutMs: 5000, workerThread },
+      },
+    });
+    return new ApiClient(config.api, createLogger({ level: 'error' }));
+  }
+
+  /** The client's worker thread, once started (undefined when there is none). */
+  function workerOf(c: ApiClient): Worker | undefined {
+    return (c['thread'] as unknown as { worker?: Worker } | undefined)?.worker;
+  }
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+  });
+  afterEach(async () => {
+    await client.close();
+    await api.close();
+  });
+
+  for (const workerThread of [true, false]) {
+    it(`posts the body with its headers (workerThread ${workerThread}); a thread only when asked`, async () => {
+      client = newClient(workerThread);
+      await client.ready();
+      expect(workerOf(client) !== undefined).to.equal(workerThread);
+      await client.send(PAYLOAD, CONTEXT);
+      const [request] = await api.waitForRequests(1);
+      expect(request!.body).to.deep.equal(PAYLOAD);
+      expect(request!.headers['idempotency-key']).to.equal('k1');
+      expect(request!.headers.authorization).to.equal('Bearer t');
+    });
+  }
+
+  it('the thread dies mid-POST: that POST fails as temporary, the next starts a new thread', async () => {
+    client = newClient(true);
+    await client.ready();
+    const first = workerOf(client)!;
+    api.reply({ status: 204, stall: true });
+    const sent = client.send(PAYLOAD, CONTEXT).catch((err: unknown) => err);
+    await api.waitForRequests(1);
+    await first.terminate();
+    const error = await sent;
+    expect(error).to.be.instanceOf(TemporaryError);
+    expect((error as TemporaryError).message).to.match(/EPOSTTHREAD/);
+    await client.send(PAYLOAD, CONTEXT);
+    expect(api.requests).to.have.length(2);
+    expect(workerOf(client)).to.not.equal(undefined);
+    expect(workerOf(client)).to.not.equal(first);
+  });
+
+  it('close() with a POST in flight: it fails as temporary, not left hanging', async () => {
+    client = newClient(true);
+    api.reply({ status: 204, stall: true });
+    const sent = client.send(PAYLOAD, CONTEXT).catch((err: unknown) => err);
+    await api.waitForRequests(1);
+    await client.close();
+    const error = await sent;
+    expect(error).to.be.instanceOf(TemporaryError);
+    expect(workerOf(client)).to.equal(undefined);
+  });
+});
