@@ -143,6 +143,7 @@ export async function startDaemon(
   } catch (err) {
     // nothing was claimed yet: the runner starts only once the port is ours
     clearInterval(pruner);
+    await sink.close();
     await unlock();
     throw err;
   }

@@ -60,9 +60,7 @@ export class ApiClient implements PayloadSink {
     this.http = createHttp(config, this.httpAgent, this.httpsAgent);
     if (config.workerThread) {
       this.thread = new PostThread(config, err =>
-        this.log.error('post thread failed; it is started again', {
-          error: err.message,
-        }),
+        this.log.error('post thread failed', { error: err.message }),
       );
     }
   }
@@ -83,7 +81,7 @@ export class ApiClient implements PayloadSink {
     let result: Exchange;
     try {
       result =
-        this.thread && !stream
+        this.thread?.usable && !stream
           ? await this.thread.post(this.config.url, request as Buffer, headers)
           : await exchange(
               this.http,

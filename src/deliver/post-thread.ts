@@ -2,6 +2,9 @@
 // own, so that axios and the HTTP exchange run on a second core while the main thread accepts
 // mail, parses and maps. The main thread keeps everything else: the concurrency limit, failure
 // classification, logs and metrics.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ApiConfig } from '../config/schema.js';
 import type { Exchange } from './api-client.js';
@@ -18,15 +21,17 @@ export interface PostRequest {
 export type PostAnswer = Exchange & { id: number };
 
 /**
- * The main thread's side. The worker starts with the first POST. If it dies, the POSTs it had
- * fail as temporary failures (code EPOSTTHREAD: retried like a network error), and the next
- * POST starts a new one.
+ * The main thread's side. The worker starts with ready() or the first POST. If it dies, the
+ * POSTs it had fail as temporary failures (code EPOSTTHREAD: retried like a network error), and
+ * the next POST starts a new one. A worker that dies before it is ready makes the thread
+ * unusable: `usable` turns false and the caller posts from the main thread instead.
  */
 export class PostThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, (answer: Exchange) => void>();
   private nextId = 0;
   private closed = false;
+  private broken = false;
   /** resolves once the current worker has said it is ready (or has died trying) */
   private started: Promise<void> | undefined;
 
@@ -35,25 +40,35 @@ export class PostThread {
     private readonly onFailure: (err: Error) => void,
   ) {}
 
+  /** False once a worker could not start (the caller then posts from the main thread). */
+  get usable(): boolean {
+    return !this.broken && !this.closed;
+  }
+
   post(
     url: string,
     body: Buffer,
     headers: Record<string, string>,
   ): Promise<Exchange> {
-    if (this.closed) return Promise.resolve({ code: 'ECONNABORTED' });
+    if (this.closed) return Promise.resolve({ code: 'EPOSTCLOSED' });
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     // the worker keeps the process alive only while a POST waits for it
     if (this.pending.size === 0) worker.ref();
+    // the body's own bytes, handed over (a small Buffer is a slice of a shared 8 KiB pool,
+    // all of which a plain postMessage would copy)
+    const bytes = new Uint8Array(body.length);
+    bytes.set(body);
     return new Promise(resolve => {
       this.pending.set(id, resolve);
-      const request: PostRequest = { id, url, body, headers };
-      worker.postMessage(request);
+      const request: PostRequest = { id, url, body: bytes, headers };
+      worker.postMessage(request, [bytes.buffer]);
     });
   }
 
   /** Starts the worker if it is not running; resolves once it is ready (or failed to start). */
   ready(): Promise<void> {
+    if (!this.usable) return Promise.resolve();
     if (!this.worker) this.start();
     return this.started ?? Promise.resolve();
   }
@@ -63,20 +78,23 @@ export class PostThread {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
-    this.settleAll('ECONNABORTED');
+    this.settleAll('EPOSTCLOSED');
     await worker?.terminate();
   }
 
   private start(): Worker {
     const options = { workerData: { config: this.config } };
     // run from the sources (tests, under tsx), the worker is the .ts file, loaded through tsx
+    // (tsx resolved here, from this module: the worker's eval code would look from the cwd)
     const worker = import.meta.url.endsWith('.ts')
       ? new Worker(
-          `import('tsx/esm/api').then(tsx => { tsx.register(); ` +
+          `import(${JSON.stringify(tsxApi())})` +
+            `.then(tsx => { tsx.register(); ` +
             `return import(${JSON.stringify(new URL('./post-worker.ts', import.meta.url).href)}); })`,
           { ...options, eval: true },
         )
       : new Worker(new URL('./post-worker.js', import.meta.url), options);
+    let ready = false;
     let isReady!: () => void;
     this.started = new Promise(resolve => (isReady = resolve));
     worker.on('message', (answer: PostAnswer | 'ready') => {
@@ -84,6 +102,7 @@ export class PostThread {
         // kept alive while it starts (someone may be waiting for it); from now on only while
         // a POST waits for it
         if (this.pending.size === 0) worker.unref();
+        ready = true;
         return isReady();
       }
       const settle = this.pending.get(answer.id);
@@ -92,10 +111,20 @@ export class PostThread {
       settle?.(answer);
     });
     worker.on('error', err => this.onFailure(err));
-    worker.on('exit', () => {
+    worker.on('exit', code => {
       isReady();
       if (this.worker !== worker) return;
       this.worker = undefined;
+      if (!ready) {
+        this.broken = true;
+        this.onFailure(
+          new Error(
+            `post thread could not start (exit code ${code}); posting from the main thread`,
+          ),
+        );
+      } else {
+        this.onFailure(new Error(`post thread exited (code ${code})`));
+      }
       this.settleAll('EPOSTTHREAD');
     });
     this.worker = worker;
@@ -107,4 +136,14 @@ export class PostThread {
     this.pending.clear();
     for (const settle of waiting) settle({ code });
   }
+}
+
+/**
+ * The URL of tsx's ESM API (`tsx/esm/api`, its import entry), resolved from this module: a
+ * worker's eval code would resolve a bare name from the working directory instead.
+ */
+function tsxApi(): string {
+  const pkg = createRequire(import.meta.url).resolve('tsx/package.json');
+  return pathToFileURL(join(dirname(pkg), 'dist', 'esm', 'api', 'index.mjs'))
+    .href;
 }

@@ -1,6 +1,7 @@
 // The post thread (api.workerThread): bodies posted from a worker thread; what happens when it
 // dies mid-POST, when the client closes with a POST in flight, and that it is off when asked.
 import { expect } from 'chai';
+import { Writable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
@@ -22,7 +23,13 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
         api: { url: api.url, token: 't', timeoutMs: 5000, workerThread },
       },
     });
-    return new ApiClient(config.api, createLogger({ level: 'error' }));
+    return new ApiClient(
+      config.api,
+      createLogger({
+        level: 'error',
+        stream: new Writable({ write: (_c, _e, done) => done() }),
+      }),
+    );
   }
 
   /** The client's worker thread, once started (undefined when there is none). */
