@@ -38,6 +38,12 @@ export class PostThread {
   constructor(
     private readonly config: ApiConfig,
     private readonly onFailure: (err: Error) => void,
+    private readonly options: {
+      /** a worker not ready within this long is given up: POSTs go from the main thread */
+      startTimeoutMs?: number;
+      /** makes the worker (test seam); by default post-worker.ts or .js */
+      spawn?: (workerData: unknown) => Worker;
+    } = {},
   ) {}
 
   /** False once a worker could not start (the caller then posts from the main thread). */
@@ -83,26 +89,34 @@ export class PostThread {
   }
 
   private start(): Worker {
-    const options = { workerData: { config: this.config } };
-    // run from the sources (tests, under tsx), the worker is the .ts file, loaded through tsx
-    // (tsx resolved here, from this module: the worker's eval code would look from the cwd)
-    const worker = import.meta.url.endsWith('.ts')
-      ? new Worker(
-          `import(${JSON.stringify(tsxApi())})` +
-            `.then(tsx => { tsx.register(); ` +
-            `return import(${JSON.stringify(new URL('./post-worker.ts', import.meta.url).href)}); })`,
-          { ...options, eval: true },
-        )
-      : new Worker(new URL('./post-worker.js', import.meta.url), options);
+    const workerData = { config: this.config };
+    const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
     let ready = false;
     let isReady!: () => void;
     this.started = new Promise(resolve => (isReady = resolve));
+    // a worker that never says it is ready (wedged while it loads) is given up
+    const limitMs = this.options.startTimeoutMs ?? START_TIMEOUT_MS;
+    const startLimit = setTimeout(() => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.broken = true;
+      this.onFailure(
+        new Error(
+          `post thread not ready within ${limitMs} ms; posting from the main thread`,
+        ),
+      );
+      this.settleAll('EPOSTTHREAD');
+      isReady();
+      void worker.terminate();
+    }, limitMs);
+
     worker.on('message', (answer: PostAnswer | 'ready') => {
       if (answer === 'ready') {
         // kept alive while it starts (someone may be waiting for it); from now on only while
         // a POST waits for it
         if (this.pending.size === 0) worker.unref();
         ready = true;
+        clearTimeout(startLimit);
         return isReady();
       }
       const settle = this.pending.get(answer.id);
@@ -112,6 +126,7 @@ export class PostThread {
     });
     worker.on('error', err => this.onFailure(err));
     worker.on('exit', code => {
+      clearTimeout(startLimit);
       isReady();
       if (this.worker !== worker) return;
       this.worker = undefined;
@@ -136,6 +151,27 @@ export class PostThread {
     this.pending.clear();
     for (const settle of waiting) settle({ code });
   }
+}
+
+/** How long a worker may take to start before POSTs go from the main thread instead. */
+const START_TIMEOUT_MS = 10_000;
+
+/**
+ * The post worker: run from the sources (tests, under tsx), the .ts file loaded through tsx
+ * (resolved here, from this module: the worker's eval code would look from the cwd).
+ */
+function spawnWorker(workerData: unknown): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./post-worker.js', import.meta.url), {
+      workerData,
+    });
+  }
+  const entry = new URL('./post-worker.ts', import.meta.url).href;
+  return new Worker(
+    `import(${JSON.stringify(tsxApi())})` +
+      `.then(tsx => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
+    { workerData, eval: true },
+  );
 }
 
 /**

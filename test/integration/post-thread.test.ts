@@ -2,9 +2,10 @@
 // dies mid-POST, when the client closes with a POST in flight, and that it is off when asked.
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import type { Worker } from 'node:worker_threads';
+import { Worker as WorkerThread, type Worker } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
+import { PostThread } from '../../src/deliver/post-thread.js';
 import { TemporaryError } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -83,6 +84,46 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
     await client.close();
     const error = await sent;
     expect(error).to.be.instanceOf(TemporaryError);
+    expect(workerOf(client)).to.equal(undefined);
+  });
+
+  it('a thread that never gets ready is given up after its start limit: POSTs go from the main thread', async () => {
+    const failures: string[] = [];
+    const config = loadConfig({
+      env: { NODE_ENV: 'test' },
+      overrides: { api: { url: api.url, token: 't', workerThread: true } },
+    });
+    // a worker wedged while it loads: it never says 'ready'
+    const thread = new PostThread(
+      config.api,
+      err => failures.push(err.message),
+      {
+        startTimeoutMs: 100,
+        spawn: workerData =>
+          new WorkerThread('setInterval(() => {}, 1000);', {
+            eval: true,
+            workerData,
+          }),
+      },
+    );
+    try {
+      expect(thread.usable).to.equal(true);
+      await thread.ready();
+      expect(thread.usable).to.equal(false);
+      expect(failures).to.deep.equal([
+        'post thread not ready within 100 ms; posting from the main thread',
+      ]);
+      // no second try: ready() answers at once from now on
+      await thread.ready();
+      expect(failures).to.have.length(1);
+    } finally {
+      await thread.close();
+    }
+    client = newClient(true);
+    // (ApiClient posts from the main thread when its thread is not usable)
+    client['thread']!['broken'] = true;
+    await client.send(PAYLOAD, CONTEXT);
+    expect(api.requests).to.have.length(1);
     expect(workerOf(client)).to.equal(undefined);
   });
 });
