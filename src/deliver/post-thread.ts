@@ -28,7 +28,13 @@ export type PostAnswer = Exchange & { id: number };
  */
 export class PostThread {
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, (answer: Exchange) => void>();
+  /** POSTs waiting for the worker's answer, by id, with the time they were handed over */
+  private readonly pending = new Map<
+    number,
+    { settle: (answer: Exchange) => void; at: number }
+  >();
+  /** the main thread's own bound on each POST (see watch) */
+  private watchdog: NodeJS.Timeout | undefined;
   private nextId = 0;
   private closed = false;
   private broken = false;
@@ -66,7 +72,11 @@ export class PostThread {
     const bytes = new Uint8Array(body.length);
     bytes.set(body);
     return new Promise(resolve => {
-      this.pending.set(id, resolve);
+      this.pending.set(id, { settle: resolve, at: performance.now() });
+      this.watchdog ??= setInterval(
+        () => this.watch(),
+        WATCH_INTERVAL_MS,
+      ).unref();
       const request: PostRequest = { id, url, body: bytes, headers };
       worker.postMessage(request, [bytes.buffer]);
     });
@@ -119,10 +129,10 @@ export class PostThread {
         clearTimeout(startLimit);
         return isReady();
       }
-      const settle = this.pending.get(answer.id);
+      const waiting = this.pending.get(answer.id);
       this.pending.delete(answer.id);
       if (this.pending.size === 0) worker.unref();
-      settle?.(answer);
+      waiting?.settle(answer);
     });
     worker.on('error', err => this.onFailure(err));
     worker.on('exit', code => {
@@ -146,12 +156,37 @@ export class PostThread {
     return worker;
   }
 
+  /**
+   * The worker bounds each POST by api.timeoutMs; should it stop answering, a POST still
+   * waiting a while past that fails here as a timeout (its answer, if it comes, is dropped).
+   */
+  private watch(): void {
+    const limit = this.config.timeoutMs + WATCH_GRACE_MS;
+    const now = performance.now();
+    for (const [id, waiting] of this.pending) {
+      if (now - waiting.at < limit) continue;
+      this.pending.delete(id);
+      waiting.settle({ code: 'ETIMEDOUT' });
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+      this.worker?.unref();
+    }
+  }
+
   private settleAll(code: string): void {
-    const waiting = [...this.pending.values()];
+    const waiting = [...this.pending.values()].map(p => p.settle);
     this.pending.clear();
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
     for (const settle of waiting) settle({ code });
   }
 }
+
+/** How often POSTs waiting for the worker are checked, and how long past api.timeoutMs. */
+const WATCH_INTERVAL_MS = 1000;
+const WATCH_GRACE_MS = 1000;
 
 /** How long a worker may take to start before POSTs go from the main thread instead. */
 const START_TIMEOUT_MS = 10_000;

@@ -126,4 +126,31 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
     expect(api.requests).to.have.length(1);
     expect(workerOf(client)).to.equal(undefined);
   });
+
+  it('a worker that stops answering: the POST fails as a timeout soon after api.timeoutMs', async () => {
+    const config = loadConfig({
+      env: { NODE_ENV: 'test' },
+      overrides: {
+        api: { url: api.url, token: 't', timeoutMs: 100, workerThread: true },
+      },
+    });
+    // ready, then silent: it takes POSTs and never answers
+    const thread = new PostThread(config.api, () => undefined, {
+      spawn: workerData =>
+        new WorkerThread(
+          "const { parentPort } = require('node:worker_threads');" +
+            "parentPort.on('message', () => {}); parentPort.postMessage('ready');",
+          { eval: true, workerData },
+        ),
+    });
+    try {
+      await thread.ready();
+      expect(thread.usable).to.equal(true);
+      const answer = await thread.post(api.url, Buffer.from('{}'), {});
+      expect(answer).to.deep.equal({ code: 'ETIMEDOUT' });
+    } finally {
+      await thread.close();
+    }
+    client = newClient(true);
+  });
 });
