@@ -57,6 +57,7 @@ export class PostThread {
     return !this.broken && !this.closed;
   }
 
+  /** Posts `body` from the worker; the body is handed over: the caller must not use it after. */
   post(
     url: string,
     body: Buffer,
@@ -67,10 +68,11 @@ export class PostThread {
     const id = this.nextId++;
     // the worker keeps the process alive only while a POST waits for it
     if (this.pending.size === 0) worker.ref();
-    // the body's own bytes, handed over (a small Buffer is a slice of a shared 8 KiB pool,
-    // all of which a plain postMessage would copy)
-    const bytes = new Uint8Array(body.length);
-    bytes.set(body);
+    // handed over, not copied, when the Buffer has its memory to itself (the caller no longer
+    // uses it); a small one is a slice of a shared 8 KiB pool: its own bytes are copied out
+    const owned =
+      body.byteOffset === 0 && body.buffer.byteLength === body.length;
+    const bytes: Uint8Array = owned ? body : new Uint8Array(body);
     return new Promise(resolve => {
       this.pending.set(id, { settle: resolve, at: performance.now() });
       this.watchdog ??= setInterval(
@@ -78,7 +80,7 @@ export class PostThread {
         WATCH_INTERVAL_MS,
       ).unref();
       const request: PostRequest = { id, url, body: bytes, headers };
-      worker.postMessage(request, [bytes.buffer]);
+      worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
     });
   }
 

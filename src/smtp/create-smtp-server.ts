@@ -74,9 +74,9 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     logger: smtpLoggerAdapter(log) as never,
     onMailFrom: (_address, session, callback) => {
       // flow control: while delivery lags behind, a new transaction waits for it a little
-      const started = process.hrtime.bigint();
       const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
       if (!wait) return callback();
+      const started = process.hrtime.bigint();
       log.debug('transaction waits for delivery to catch up', {
         sessionId: session.id,
         waiting: deps.runner?.waitingFirstAttempt,

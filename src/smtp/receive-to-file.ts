@@ -166,8 +166,8 @@ async function writeSmall(
 /**
  * Writes a message over a free file, durably: false when the file is gone (the caller creates
  * one instead). A longer file is cut to the new length first and the cut made durable too (an
- * O_DSYNC write is only sure to carry the sizes it sets itself). On a disk error the file is
- * deleted and the error rethrown.
+ * O_DSYNC write is only sure to carry the sizes it sets itself). On any other error the file
+ * is deleted and the error rethrown.
  */
 async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
   let handle;
@@ -175,6 +175,8 @@ async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
     handle = await open(free.path, constants.O_WRONLY | constants.O_DSYNC);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    // out of the pool already: not left behind as junk
+    await unlink(free.path).catch(() => undefined);
     throw err;
   }
   let written = false;

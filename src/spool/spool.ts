@@ -308,9 +308,9 @@ export class Spool {
 
   /**
    * Empties this process's free folder (what its slot's last process left) and its pool: at
-   * start, by the process that owns the slot, before it accepts anything. Returns how many files.
+   * start, by the process that owns the slot, before it accepts anything.
    */
-  async clearFree(): Promise<number> {
+  async clearFree(): Promise<void> {
     this.free.length = 0;
     this.settling = [];
     this.freeBytes = 0;
@@ -318,13 +318,13 @@ export class Spool {
     for (const name of names) {
       await rm(join(this.freeDir, name), { force: true });
     }
-    return names.length;
   }
 
   /**
    * A file of the free pool for a new message to be written over (see receiveToFile), or
    * undefined when the pool is empty. It is the caller's from here: written and committed with
-   * commitFresh, or deleted. What is left in free/ after a crash is junk; recover() deletes it.
+   * commitFresh, or deleted. What is left in free/ after a crash is junk; the next process of
+   * the slot deletes it (recover() or clearFree()).
    */
   takeFree(): FreeFile | undefined {
     const file = this.free.pop();

@@ -59,6 +59,17 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
     });
   }
 
+  it('a large body (its own memory, handed over without a copy) arrives whole', async () => {
+    client = newClient(true);
+    const payload = {
+      ext_msg_id: '<big@example.com>',
+      content: 'x'.repeat(300_000),
+    };
+    await client.send(payload, CONTEXT);
+    const [request] = await api.waitForRequests(1);
+    expect(request!.body).to.deep.equal(payload);
+  });
+
   it('the thread dies mid-POST: that POST fails as temporary, the next starts a new thread', async () => {
     client = newClient(true);
     await client.ready();

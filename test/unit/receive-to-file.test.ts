@@ -2,7 +2,14 @@
 // large ones streamed, the size limit, stream errors, and an exclusive create.
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -326,6 +333,21 @@ describe('receiveToFile', () => {
       expect(
         (await readFile(path)).equals(Buffer.concat([HEADER, data])),
       ).to.equal(true);
+    });
+
+    it('the disk fills while a message is written over a free file: the error, and the free file gone', async () => {
+      // a free file on a full disk: a link to /dev/full (its writes fail with ENOSPC)
+      const free = join(dir, 'free-1');
+      await symlink('/dev/full', free);
+      let failure: NodeJS.ErrnoException | undefined;
+      await receiveToFile(new DataStream([message(500)]), path, {
+        durable: true,
+        header: HEADER,
+        takeFree: () => ({ path: free, size: 0 }),
+      }).catch(err => (failure = err as NodeJS.ErrnoException));
+      expect(failure?.code).to.equal('ENOSPC');
+      // nothing is left: neither the free file nor a new one at path
+      expect(await readdir(dir)).to.deep.equal([]);
     });
 
     const untouched: { name: string; bytes: number; durable: boolean }[] = [
