@@ -1,11 +1,15 @@
 // The post thread (api.workerThread): bodies posted from a worker thread; what happens when it
-// dies mid-POST, when the client closes with a POST in flight, and that it is off when asked.
+// dies mid-POST, never gets ready or stops answering, when the client closes with a POST in
+// flight; that it is off when asked, starts from any working directory, and gets only the body.
 import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Worker as WorkerThread, type Worker } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
-import { PostThread } from '../../src/deliver/post-thread.js';
+import { PostThread, type PostRequest } from '../../src/deliver/post-thread.js';
 import { TemporaryError } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -163,5 +167,50 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
       await thread.close();
     }
     client = newClient(true);
+  });
+
+  // Regression (review): the worker imported tsx by bare name, resolved from the working
+  // directory: run from the sources anywhere but the project folder, every thread died at start
+  // and every Buffer body failed as EPOSTTHREAD until dead-lettered.
+  it('posts from the thread whatever the working directory', async () => {
+    const cwd = process.cwd();
+    const elsewhere = await mkdtemp(join(tmpdir(), 'mailbridge-cwd-'));
+    process.chdir(elsewhere);
+    try {
+      client = newClient(true);
+      await client.ready();
+      // the thread itself (a thread that cannot start is replaced by posting from here)
+      expect(workerOf(client)).to.not.equal(undefined);
+      await client.send(
+        { ext_msg_id: '<cwd@example.com>', content: 'Hello.' },
+        CONTEXT,
+      );
+      expect(api.requests).to.have.length(1);
+    } finally {
+      process.chdir(cwd);
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  // Regression (review): a body under 4 KiB is a slice of Node's 8 KiB pool, all of which
+  // postMessage copied (other messages' bytes included).
+  it('sends the thread only the bytes of the body', async () => {
+    client = newClient(true);
+    await client.ready();
+    const worker = workerOf(client)!;
+    const sent: PostRequest[] = [];
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (message: unknown, ...rest: never[]) => {
+      sent.push(message as PostRequest);
+      post(message, ...rest);
+    };
+    await client.send(
+      { ext_msg_id: '<copy@example.com>', content: 'x'.repeat(2000) },
+      CONTEXT,
+    );
+    expect(api.requests).to.have.length(1);
+    const body = sent[0]!.body;
+    // what crosses the thread is the ArrayBuffer, not the view
+    expect(body.buffer.byteLength).to.equal(body.byteLength);
   });
 });
