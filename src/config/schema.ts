@@ -1,9 +1,15 @@
 // The configuration schema: one zod schema validates every key at start and in check-config.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { networkError } from '../smtp/client-access.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 const priorityValue = z.number().int().nullable();
+const network = z.string().superRefine((entry, ctx) => {
+  const problem = networkError(entry);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /** Body fields a route may not set: the mapper owns them. */
 export const RESERVED_FIELDS = [
@@ -52,6 +58,17 @@ export const configSchema = z.strictObject({
       socketTimeoutMs: positiveInt,
       closeTimeoutMs: z.number().int().nonnegative(),
       inFlowDelayMs: z.number().int().nonnegative(),
+      allowedNetworks: z.array(network),
+      maxConnectionsPerClient: positiveInt,
+      connectionRatePerClient: z.number().int().nonnegative(),
+      proxyProtocol: z.union([
+        z.boolean(),
+        z.array(
+          z
+            .string()
+            .refine(value => isIP(value) !== 0, 'must be an IP address'),
+        ),
+      ]),
     })
     .refine(smtp => smtp.inFlowDelayMs < smtp.socketTimeoutMs, {
       message:

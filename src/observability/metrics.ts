@@ -25,6 +25,8 @@ export interface Metrics {
   messageBytes: Histogram;
   /** Seconds a transaction waited for delivery to catch up (flow control), when it waited. */
   flowDelaySeconds: Histogram;
+  /** Sessions refused when they started, by reason: network, connections, rate. */
+  refusedSessions: Counter<'reason'>;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -85,6 +87,12 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_flow_delay_seconds',
       help: 'Time a transaction waited before MAIL FROM for delivery to catch up (flow control)',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    refusedSessions: new Counter({
+      name: 'mailbridge_sessions_refused_total',
+      help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -26,6 +26,12 @@ import {
   newSpoolEntry,
   type AcceptDeps,
 } from './accept-message.js';
+import {
+  allowedNetworks,
+  ClientLimiter,
+  networkRefusal,
+  type Refusal,
+} from './client-access.js';
 import { receiveToFile } from './receive-to-file.js';
 
 export interface SmtpDeps extends AcceptDeps {
@@ -55,6 +61,16 @@ export function newQueueId(now = Date.now()): string {
 /** Builds the SMTP server; the caller listens and closes it. */
 export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const { config, log } = deps;
+  const allowed = allowedNetworks(config.smtp.allowedNetworks);
+  const limiter = new ClientLimiter(
+    {
+      maxConnections: config.smtp.maxConnectionsPerClient,
+      perMinute: config.smtp.connectionRatePerClient,
+    },
+    deps.now,
+  );
+  /** the sessions the limiter counted, with their client address: given back when they close */
+  const counted = new Map<string, string>();
   const server = new SMTPServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
@@ -71,7 +87,29 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     authOptional: true,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
+    useProxy: config.smtp.proxyProtocol,
     logger: smtpLoggerAdapter(log) as never,
+    // after the PROXY header, if any: remoteAddress is then the client's
+    onConnect: (session, callback) => {
+      const refusal = allowed(session.remoteAddress)
+        ? limiter.open(session.remoteAddress)
+        : networkRefusal(session.remoteAddress);
+      if (!refusal) {
+        counted.set(session.id, session.remoteAddress);
+        return callback();
+      }
+      callback(refuseSession(refusal, session, deps));
+    },
+    onClose: session => {
+      const address = counted.get(session.id);
+      if (address === undefined) return;
+      counted.delete(session.id);
+      limiter.close(address);
+      log.debug('session closed', {
+        sessionId: session.id,
+        remoteAddress: session.remoteAddress,
+      });
+    },
     onMailFrom: (_address, session, callback) => {
       // flow control: while delivery lags behind, a new transaction waits for it a little
       const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
@@ -99,6 +137,25 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   });
   server.on('error', err => log.error('smtp server error', errorFields(err)));
   return server;
+}
+
+/** Logs and counts a session refused at its start; the error smtp-server replies with. */
+function refuseSession(
+  refusal: Refusal,
+  session: SMTPServerSession,
+  deps: SmtpDeps,
+): Error {
+  deps.metrics.refusedSessions.inc({ reason: refusal.reason });
+  deps.log.info('session refused', {
+    sessionId: session.id,
+    remoteAddress: session.remoteAddress,
+    reason: refusal.reason,
+    code: refusal.responseCode,
+  });
+  // smtp-server sends a refused session's reply as it is, without an enhanced code of its own
+  return Object.assign(new Error(refusal.message), {
+    responseCode: refusal.responseCode,
+  });
 }
 
 function checkRecipient(

@@ -388,6 +388,25 @@ describe('config', () => {
         { smtp: { inFlowDelayMs: 60000, socketTimeoutMs: 60000 } },
         'smtp.inFlowDelayMs',
       ],
+      [{ smtp: { allowedNetworks: '10.0.0.0/8' } }, 'smtp.allowedNetworks'],
+      [
+        { smtp: { allowedNetworks: ['10.0.0.0/33'] } },
+        'smtp.allowedNetworks.0',
+      ],
+      [
+        { smtp: { allowedNetworks: ['::1', 'mail.example'] } },
+        'smtp.allowedNetworks.1',
+      ],
+      [
+        { smtp: { maxConnectionsPerClient: 0 } },
+        'smtp.maxConnectionsPerClient',
+      ],
+      [
+        { smtp: { connectionRatePerClient: -1 } },
+        'smtp.connectionRatePerClient',
+      ],
+      [{ smtp: { proxyProtocol: 'yes' } }, 'smtp.proxyProtocol'],
+      [{ smtp: { proxyProtocol: ['haproxy.local'] } }, 'smtp.proxyProtocol.0'],
       [{ delivery: { dedupeMaxRecords: 0 } }, 'delivery.dedupeMaxRecords'],
       [{ http: { enabled: 'yes' } }, 'http.enabled'],
       [{ mapping: { content: 'rich' } }, 'mapping.content'],

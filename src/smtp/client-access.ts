@@ -1,0 +1,164 @@
+// Who may open a session, and how many: the allowed client networks (`554 5.7.1`) and the limits
+// per client address (`421 4.7.0`). Checked when a session starts, on the client's address (the
+// one a PROXY header gives, when smtp.proxyProtocol trusts the peer).
+import { BlockList, isIP } from 'node:net';
+
+/** Why a session is refused, and the reply it gets. */
+export interface Refusal {
+  reason: 'network' | 'connections' | 'rate';
+  responseCode: 421 | 554;
+  /** the reply text, enhanced status code first (smtp-server adds none to a refused session) */
+  message: string;
+}
+
+/**
+ * One form per address: an IPv4 client of a dual-stack listener (`::ffff:192.0.2.1`) is
+ * `192.0.2.1`, and IPv6 is lower case.
+ */
+export function clientAddress(raw: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(raw);
+  return mapped ? mapped[1]! : raw.toLowerCase();
+}
+
+/**
+ * What is wrong with an allowed-networks entry (an address, or a network as address/prefix),
+ * or undefined when it is sound.
+ */
+export function networkError(entry: string): string | undefined {
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) {
+    return `"${entry}" is not an IP address or network (address/prefix)`;
+  }
+  if (prefix === undefined) return undefined;
+  const bits = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) {
+    return `"${entry}": the prefix length must be 0 to ${bits}`;
+  }
+  return undefined;
+}
+
+/**
+ * The allowed networks as a test of a client address; every address passes when the list is
+ * empty. Entries must be sound (see networkError).
+ */
+export function allowedNetworks(
+  entries: string[],
+): (address: string) => boolean {
+  if (entries.length === 0) return () => true;
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', prefix] = entry.split('/');
+    const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
+  }
+  return address => {
+    const client = clientAddress(address);
+    const family = isIP(client);
+    return family !== 0 && list.check(client, family === 4 ? 'ipv4' : 'ipv6');
+  };
+}
+
+export interface ClientLimits {
+  /** sessions open at once per client address */
+  maxConnections: number;
+  /** sessions started per client address in any 60 s; 0 for no limit */
+  perMinute: number;
+}
+
+const MINUTE_MS = 60_000;
+
+/** What is known of one client address: its open sessions and when its recent ones started. */
+interface Client {
+  open: number;
+  /** start times within the last minute, oldest first (only kept with a rate limit) */
+  starts: number[];
+}
+
+/**
+ * Counts the sessions of each client address. `open()` counts a session that starts, or says
+ * why it may not; `close()` gives back a session `open()` counted. Memory stays bounded by the
+ * clients of the last minute.
+ */
+export class ClientLimiter {
+  private readonly clients = new Map<string, Client>();
+  private sweptAt: number;
+
+  constructor(
+    private readonly limits: ClientLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweptAt = now();
+  }
+
+  /** Clients known (for tests: forgotten ones do not stay). */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  open(address: string): Refusal | undefined {
+    const now = this.now();
+    if (now - this.sweptAt >= MINUTE_MS) this.sweep(now);
+    const key = clientAddress(address);
+    const client = this.clients.get(key) ?? { open: 0, starts: [] };
+    if (client.open >= this.limits.maxConnections) {
+      return {
+        reason: 'connections',
+        responseCode: 421,
+        message: `4.7.0 Too many connections from ${key}, try again later`,
+      };
+    }
+    if (this.limits.perMinute > 0) {
+      dropBefore(client.starts, now - MINUTE_MS);
+      if (client.starts.length >= this.limits.perMinute) {
+        return {
+          reason: 'rate',
+          responseCode: 421,
+          message: `4.7.0 Too many connections from ${key} in the last minute, try again later`,
+        };
+      }
+      client.starts.push(now);
+    }
+    client.open++;
+    this.clients.set(key, client);
+    return undefined;
+  }
+
+  close(address: string): void {
+    const key = clientAddress(address);
+    const client = this.clients.get(key);
+    if (!client) return;
+    client.open = Math.max(0, client.open - 1);
+    if (client.open === 0 && client.starts.length === 0) {
+      this.clients.delete(key);
+    }
+  }
+
+  /** Forgets the clients with no open session and no start within the last minute. */
+  private sweep(now: number): void {
+    this.sweptAt = now;
+    for (const [key, client] of this.clients) {
+      dropBefore(client.starts, now - MINUTE_MS);
+      if (client.open === 0 && client.starts.length === 0) {
+        this.clients.delete(key);
+      }
+    }
+  }
+}
+
+/** Removes the times before `limit` from the front of an ascending list. */
+function dropBefore(times: number[], limit: number): void {
+  let stale = 0;
+  while (stale < times.length && times[stale]! <= limit) stale++;
+  if (stale > 0) times.splice(0, stale);
+}
+
+/** The refusal of a client outside the allowed networks. */
+export function networkRefusal(address: string): Refusal {
+  return {
+    reason: 'network',
+    responseCode: 554,
+    message: `5.7.1 Access denied: ${clientAddress(address)} is not in the allowed networks`,
+  };
+}
