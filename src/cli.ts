@@ -3,12 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from './config/load-config.js';
+import type { Config } from './config/schema.js';
 import { ConfigError } from './errors/bridge-error.js';
 import { runCheckConfig } from './commands/check-config.js';
 import { runInject } from './commands/inject.js';
 import { runPreview } from './commands/preview.js';
 import { runQueue } from './commands/queue.js';
 import { runServe } from './commands/serve.js';
+import { loadServerTls } from './smtp/server-tls.js';
 
 const USAGE = `Usage: mailbridge <command> [options]
 
@@ -70,11 +72,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         if (rest.length) return usageError('serve takes no arguments');
         // A served daemon may leave keep-alive handles behind: exit once it has closed.
-        process.exit(await runServe(loadConfig({ file })));
+        process.exit(await runServe(loadChecked(file)));
         break;
       case 'check-config':
         if (rest.length) return usageError('check-config takes no arguments');
-        return runCheckConfig(loadConfig({ file }));
+        return runCheckConfig(loadChecked(file));
       case 'preview': {
         if (rest.length !== 1 || !rest[0]) {
           return usageError('preview needs one FILE.eml');
@@ -124,6 +126,13 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 1;
   }
+}
+
+/** The configuration, with the files it names (TLS) read once to check them. */
+function loadChecked(file: string | undefined): Config {
+  const config = loadConfig({ file });
+  loadServerTls(config.smtp.tls);
+  return config;
 }
 
 function usageError(message: string): number {

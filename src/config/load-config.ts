@@ -21,6 +21,8 @@ const ENV_KEYS: ReadonlyArray<[string, string, 'string' | 'number']> = [
   ['MAILBRIDGE_API_TOKEN', 'api.token', 'string'],
   ['MAILBRIDGE_SMTP_HOST', 'smtp.host', 'string'],
   ['MAILBRIDGE_SMTP_PORT', 'smtp.port', 'number'],
+  ['MAILBRIDGE_SMTP_TLS_KEY', 'smtp.tls.key', 'string'],
+  ['MAILBRIDGE_SMTP_TLS_CERT', 'smtp.tls.cert', 'string'],
   ['MAILBRIDGE_HTTP_HOST', 'http.host', 'string'],
   ['MAILBRIDGE_HTTP_PORT', 'http.port', 'number'],
   ['MAILBRIDGE_SPOOL_DIR', 'spool.dir', 'string'],

@@ -61,6 +61,22 @@ export const configSchema = z.strictObject({
       allowedNetworks: z.array(network),
       maxConnectionsPerClient: positiveInt,
       connectionRatePerClient: z.number().int().nonnegative(),
+      tls: z
+        .strictObject({
+          key: z.string().min(1).nullable(),
+          cert: z.string().min(1).nullable(),
+          implicit: z.boolean(),
+          required: z.boolean(),
+          minVersion: z.enum(['TLSv1.2', 'TLSv1.3']),
+        })
+        .refine(tls => (tls.key === null) === (tls.cert === null), {
+          message: 'key and cert go together: give both or neither',
+          path: ['cert'],
+        })
+        .refine(tls => tls.key !== null || (!tls.implicit && !tls.required), {
+          message: 'implicit and required TLS need a key and cert',
+          path: ['key'],
+        }),
       proxyProtocol: z.union([
         z.boolean(),
         z.array(

@@ -33,6 +33,7 @@ import {
   type Refusal,
 } from './client-access.js';
 import { receiveToFile } from './receive-to-file.js';
+import { loadServerTls } from './server-tls.js';
 
 export interface SmtpDeps extends AcceptDeps {
   metrics: Metrics;
@@ -69,6 +70,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     },
     deps.now,
   );
+  const tls = loadServerTls(config.smtp.tls);
   /** the sessions the limiter counted, with their client address: given back when they close */
   const counted = new Map<string, string>();
   const server = new SMTPServer({
@@ -81,9 +83,11 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,
     closeTimeout: config.smtp.closeTimeoutMs,
-    // AUTH and STARTTLS come with their configuration; without a certificate smtp-server would
-    // offer STARTTLS with its built-in test key, whose private half is public.
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    // STARTTLS only with a certificate of the operator's: without one smtp-server would offer
+    // it with its built-in test key, whose private half is public. AUTH comes with its
+    // configuration.
+    ...(tls ?? {}),
+    disabledCommands: tls && !tls.secure ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     authOptional: true,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
@@ -111,6 +115,14 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       });
     },
     onMailFrom: (_address, session, callback) => {
+      if (config.smtp.tls.required && !session.secure) {
+        // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
+        return callback(
+          Object.assign(new Error('Must issue a STARTTLS command first'), {
+            responseCode: 530,
+          }),
+        );
+      }
       // flow control: while delivery lags behind, a new transaction waits for it a little
       const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
       if (!wait) return callback();

@@ -234,6 +234,21 @@ describe('cli', () => {
       ['smtp.port: 70000', {}, 'smtp:\n  port: 70000\n', 'smtp.port'],
       ['an unknown key', {}, 'smtp:\n  prot: 25\n', 'smtp.prot'],
       ['an unknown top-level key', {}, 'queue:\n  dir: /tmp\n', 'queue'],
+      [
+        'a TLS key file that cannot be read',
+        {
+          MAILBRIDGE_SMTP_TLS_KEY: '/nonexistent/tls.key',
+          MAILBRIDGE_SMTP_TLS_CERT: '/nonexistent/tls.crt',
+        },
+        '',
+        'smtp.tls.key: cannot read /nonexistent/tls.key (ENOENT)',
+      ],
+      [
+        'a TLS key without its certificate',
+        { MAILBRIDGE_SMTP_TLS_KEY: '/nonexistent/tls.key' },
+        '',
+        'smtp.tls.cert',
+      ],
     ];
     for (const [name, env, text, key] of invalid) {
       it(`${name}: exit 2 with one stderr line naming ${key}`, async () => {
