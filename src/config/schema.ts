@@ -77,6 +77,7 @@ export const configSchema = z.strictObject({
           message: 'implicit and required TLS need a key and cert',
           path: ['key'],
         }),
+      lmtp: z.boolean(),
       proxyProtocol: z.union([
         z.boolean(),
         z.array(

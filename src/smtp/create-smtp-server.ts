@@ -92,6 +92,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     useProxy: config.smtp.proxyProtocol,
+    // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
+    lmtp: config.smtp.lmtp,
     logger: smtpLoggerAdapter(log) as never,
     // after the PROXY header, if any: remoteAddress is then the client's
     onConnect: (session, callback) => {

@@ -1,0 +1,127 @@
+// LMTP on the running daemon (smtp.lmtp): LHLO instead of EHLO, and one reply per recipient
+// after the message, in queue and sync mode.
+import { expect } from 'chai';
+import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import {
+  makeMessage,
+  openSession,
+  smtpDialog,
+  type RawSession,
+} from '../helpers/smtp-client.js';
+
+const ROUTES = [
+  { match: 'support@example.com', mailbox_id: 'mb-support' },
+  { match: 'billing@example.com', mailbox_id: 'mb-billing' },
+];
+
+/** The reply lines (final lines only) the session got since its last clear(). */
+function replyLines(session: RawSession): string[] {
+  return session.replies().match(/^\d{3} .*$/gm) ?? [];
+}
+
+/** Sends one message to both routes over LMTP; resolves with the replies after the dot. */
+async function sendToBoth(
+  session: RawSession,
+  subject: string,
+): Promise<string[]> {
+  session.socket.write(
+    'MAIL FROM:<jane@example.net>\r\n' +
+      'RCPT TO:<support@example.com>\r\nRCPT TO:<billing@example.com>\r\nDATA\r\n',
+  );
+  await session.waitFor(/^354 /m);
+  session.clear();
+  session.socket.write(
+    `${makeMessage({ From: 'jane@example.net', Subject: subject })}.\r\n`,
+  );
+  while (replyLines(session).length < 2) await session.waitFor(/\r\n$/);
+  const replies = replyLines(session);
+  session.clear();
+  return replies;
+}
+
+describe('LMTP', () => {
+  let api: FakeApi;
+  let bridge: TestBridge | undefined;
+  const sessions: RawSession[] = [];
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+  });
+  afterEach(async () => {
+    for (const session of sessions.splice(0)) session.socket.destroy();
+    await bridge?.close();
+    bridge = undefined;
+    await api.close();
+  });
+
+  async function start(mode: 'queue' | 'sync'): Promise<number> {
+    bridge = await startBridge({
+      delivery: { mode },
+      api: apiAt(api.url),
+      routes: ROUTES,
+      smtp: { lmtp: true },
+    });
+    return bridge.smtpPort;
+  }
+
+  async function lhlo(port: number): Promise<RawSession> {
+    const session = await openSession(port);
+    sessions.push(session);
+    session.socket.write('LHLO client.example.net\r\n');
+    await session.waitFor(/^250 /m);
+    session.clear();
+    return session;
+  }
+
+  it('greets as LMTP, answers LHLO and refuses EHLO', async () => {
+    const port = await start('queue');
+    const [greeting, ehlo, lhloReply] = await smtpDialog(port, [
+      'EHLO client.example.net',
+      'LHLO client.example.net',
+      'QUIT',
+    ]);
+    expect(greeting).to.match(/^220 \S+ LMTP mailbridge$/);
+    expect(ehlo).to.match(/^500 /);
+    expect(lhloReply).to.match(/^250[ -]/);
+  });
+
+  it('queue mode: one reply per recipient, the message stored once and posted per route', async () => {
+    const port = await start('queue');
+    const session = await lhlo(port);
+    const replies = await sendToBoth(session, 'two routes');
+    expect(replies).to.have.length(2);
+    expect(replies[0]).to.match(/^250 2\.6\.0 OK: queued as [0-9A-Z]+$/);
+    // the same message for both: the same queue id
+    expect(replies[1]).to.equal(replies[0]);
+    await bridge!.waitForLog(
+      l => l.message === 'message delivered' && l.outcome === 'delivered',
+    );
+    expect(api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
+      'mb-billing',
+      'mb-support',
+    ]);
+  });
+
+  it('sync mode: a temporary API failure answers 451 4.3.0 for every recipient, then 250s', async () => {
+    const port = await start('sync');
+    const session = await lhlo(port);
+    api.reply({ status: 503 }, { status: 503 });
+    const deferred = await sendToBoth(session, 'retry me');
+    expect(deferred).to.have.length(2);
+    for (const reply of deferred) expect(reply).to.match(/^451 4\.3\.0 /);
+    // the client sends it again: both routes go through
+    const accepted = await sendToBoth(session, 'retry me');
+    expect(accepted).to.have.length(2);
+    for (const reply of accepted) {
+      expect(reply).to.match(/^250 2\.6\.0 OK: delivered as [0-9A-Z]+$/);
+    }
+    // each route: refused once, then posted
+    expect(api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
+      'mb-billing',
+      'mb-billing',
+      'mb-support',
+      'mb-support',
+    ]);
+  });
+});
