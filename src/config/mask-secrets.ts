@@ -7,6 +7,16 @@ const MASK = '********';
 export function maskSecrets(config: Config): Config {
   return {
     ...config,
+    smtp: {
+      ...config.smtp,
+      auth: {
+        ...config.smtp.auth,
+        users: config.smtp.auth.users.map(user => ({
+          ...user,
+          password: MASK,
+        })),
+      },
+    },
     api: {
       ...config.api,
       url: maskUrl(config.api.url),

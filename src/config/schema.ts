@@ -77,6 +77,21 @@ export const configSchema = z.strictObject({
           message: 'implicit and required TLS need a key and cert',
           path: ['key'],
         }),
+      auth: z
+        .strictObject({
+          users: z.array(
+            z.strictObject({
+              username: z.string().min(1),
+              password: z.string().min(8, 'must be at least 8 characters'),
+            }),
+          ),
+          required: z.boolean(),
+          allowInsecure: z.boolean(),
+        })
+        .refine(auth => !auth.required || auth.users.length > 0, {
+          message: 'required needs at least one user in smtp.auth.users',
+          path: ['required'],
+        }),
       lmtp: z.boolean(),
       proxyProtocol: z.union([
         z.boolean(),
@@ -87,6 +102,17 @@ export const configSchema = z.strictObject({
         ),
       ]),
     })
+    .refine(
+      smtp =>
+        smtp.auth.users.length === 0 ||
+        smtp.tls.key !== null ||
+        smtp.auth.allowInsecure,
+      {
+        message:
+          'AUTH is offered over TLS only: set smtp.tls.key and cert (or smtp.auth.allowInsecure)',
+        path: ['auth', 'users'],
+      },
+    )
     .refine(smtp => smtp.inFlowDelayMs < smtp.socketTimeoutMs, {
       message:
         'must be below smtp.socketTimeoutMs (a waiting client would time out)',

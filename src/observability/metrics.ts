@@ -27,6 +27,8 @@ export interface Metrics {
   flowDelaySeconds: Histogram;
   /** Sessions refused when they started, by reason: network, connections, rate. */
   refusedSessions: Counter<'reason'>;
+  /** SMTP AUTH attempts by result: success, failure. */
+  authentications: Counter<'result'>;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -93,6 +95,12 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_sessions_refused_total',
       help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    authentications: new Counter({
+      name: 'mailbridge_smtp_auth_total',
+      help: 'SMTP AUTH attempts by result',
+      labelNames: ['result'],
       registers: [registry],
     }),
   };

@@ -34,6 +34,7 @@ import {
 } from './client-access.js';
 import { receiveToFile } from './receive-to-file.js';
 import { loadServerTls } from './server-tls.js';
+import { AUTH_METHODS, checkCredentials } from './smtp-auth.js';
 
 export interface SmtpDeps extends AcceptDeps {
   metrics: Metrics;
@@ -71,6 +72,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     deps.now,
   );
   const tls = loadServerTls(config.smtp.tls);
+  const auth = config.smtp.auth;
   /** the sessions the limiter counted, with their client address: given back when they close */
   const counted = new Map<string, string>();
   const server = new SMTPServer({
@@ -84,11 +86,37 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     socketTimeout: config.smtp.socketTimeoutMs,
     closeTimeout: config.smtp.closeTimeoutMs,
     // STARTTLS only with a certificate of the operator's: without one smtp-server would offer
-    // it with its built-in test key, whose private half is public. AUTH comes with its
-    // configuration.
+    // it with its built-in test key, whose private half is public. AUTH only with accounts.
     ...(tls ?? {}),
-    disabledCommands: tls && !tls.secure ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    disabledCommands: [
+      ...(tls && !tls.secure ? [] : ['STARTTLS']),
+      ...(auth.users.length > 0 ? [] : ['AUTH']),
+    ],
+    authMethods: AUTH_METHODS,
+    // offered after STARTTLS (or on implicit TLS) only, unless allowInsecure
+    allowInsecureAuth: auth.allowInsecure,
+    // smtp.auth.required is checked at MAIL FROM, for the reply text of our choice
     authOptional: true,
+    onAuth: (login, session, callback) => {
+      const username = login.username ?? '';
+      if (checkCredentials(auth.users, username, login.password ?? '')) {
+        deps.metrics.authentications.inc({ result: 'success' });
+        log.debug('client authenticated', { sessionId: session.id, username });
+        return callback(null, { user: username });
+      }
+      deps.metrics.authentications.inc({ result: 'failure' });
+      log.info('authentication failed', {
+        sessionId: session.id,
+        remoteAddress: session.remoteAddress,
+        username,
+        code: 535,
+      });
+      callback(
+        Object.assign(new Error('Authentication credentials invalid'), {
+          responseCode: 535,
+        }),
+      );
+    },
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     useProxy: config.smtp.proxyProtocol,
@@ -121,6 +149,13 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
         // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
         return callback(
           Object.assign(new Error('Must issue a STARTTLS command first'), {
+            responseCode: 530,
+          }),
+        );
+      }
+      if (auth.required && !session.user) {
+        return callback(
+          Object.assign(new Error('Authentication required'), {
             responseCode: 530,
           }),
         );

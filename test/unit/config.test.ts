@@ -410,6 +410,24 @@ describe('config', () => {
       [{ smtp: { tls: { implicit: true } } }, 'smtp.tls.key'],
       [{ smtp: { tls: { required: true } } }, 'smtp.tls.key'],
       [{ smtp: { tls: { minVersion: 'TLSv1' } } }, 'smtp.tls.minVersion'],
+      [
+        { smtp: { auth: { users: [{ username: 'u', password: 'short' }] } } },
+        'smtp.auth.users.0.password',
+      ],
+      // AUTH needs TLS, unless told otherwise
+      [
+        {
+          smtp: {
+            auth: { users: [{ username: 'u', password: 'long-enough' }] },
+          },
+        },
+        'smtp.auth.users',
+      ],
+      [{ smtp: { auth: { required: true } } }, 'smtp.auth.required'],
+      [
+        { smtp: { auth: { users: [{ username: '' }] } } },
+        'smtp.auth.users.0.username',
+      ],
       [{ smtp: { proxyProtocol: 'yes' } }, 'smtp.proxyProtocol'],
       [{ smtp: { proxyProtocol: ['haproxy.local'] } }, 'smtp.proxyProtocol.0'],
       [{ delivery: { dedupeMaxRecords: 0 } }, 'delivery.dedupeMaxRecords'],
@@ -639,6 +657,22 @@ describe('config', () => {
       expect(maskSecrets(config).api.url).to.equal(
         'https://api.example/v1/message?api_key=********&x=1',
       );
+    });
+
+    it('masks the SMTP AUTH passwords, and keeps the user names', () => {
+      write('local.yaml', {
+        smtp: {
+          tls: { key: '/etc/k.pem', cert: '/etc/c.pem' },
+          auth: { users: [{ username: 'fwd', password: 'long-s3cret-pw' }] },
+        },
+      });
+      const config = load();
+      const masked = maskSecrets(config);
+      expect(masked.smtp.auth.users).to.deep.equal([
+        { username: 'fwd', password: '********' },
+      ]);
+      expect(JSON.stringify(masked)).to.not.include('long-s3cret-pw');
+      expect(config.smtp.auth.users[0]?.password).to.equal('long-s3cret-pw');
     });
 
     it('leaves a missing token null', () => {
