@@ -29,6 +29,8 @@ export interface Metrics {
   refusedSessions: Counter<'reason'>;
   /** SMTP AUTH attempts by result: success, failure. */
   authentications: Counter<'result'>;
+  /** Sessions ended by the client's fault: gone mid-session, a TLS handshake failed or missing. */
+  clientErrors: Counter;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -101,6 +103,11 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_smtp_auth_total',
       help: 'SMTP AUTH attempts by result',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    clientErrors: new Counter({
+      name: 'mailbridge_smtp_client_errors_total',
+      help: 'SMTP sessions ended by a client error (gone, or a TLS handshake that failed or never came)',
       registers: [registry],
     }),
   };

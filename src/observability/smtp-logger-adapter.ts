@@ -14,12 +14,38 @@ const LEVELS: Record<string, string> = {
   fatal: 'error',
 };
 
-/** Socket errors that only mean the client went away: not our error, logged at debug. */
-const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+/** Socket errors that only mean the client went away. */
+const CLIENT_GONE = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/**
+ * Whether an error of smtp-server is the client's doing, not ours: it went away, or its TLS
+ * handshake failed or never came (a health check or a port scan on an implicit-TLS port, a
+ * client that speaks plain text after STARTTLS). Such errors are logged at debug, not error.
+ */
+export function isClientError(err: unknown): boolean {
+  const { code, meta } = (err ?? {}) as { code?: unknown; meta?: unknown };
+  if (typeof code === 'string') {
+    if (
+      CLIENT_GONE.has(code) ||
+      code === 'SocketError' ||
+      code === 'TLSError'
+    ) {
+      return true;
+    }
+    if (code.startsWith('ERR_SSL_')) return true;
+  }
+  // smtp-server marks the errors of a TLS handshake so
+  return (meta as { stage?: unknown } | undefined)?.stage === 'connect';
+}
 
 function clientGone(meta: unknown): boolean {
-  const err = (meta as { err?: { code?: unknown } } | null)?.err;
-  return typeof err?.code === 'string' && CLIENT_GONE.has(err.code);
+  return isClientError((meta as { err?: unknown } | null)?.err);
 }
 
 /** Wraps a winston logger in the bunyan-like shape smtp-server expects. */

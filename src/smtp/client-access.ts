@@ -5,7 +5,7 @@ import { BlockList, isIP } from 'node:net';
 
 /** Why a session is refused, and the reply it gets. */
 export interface Refusal {
-  reason: 'network' | 'connections' | 'rate';
+  reason: 'network' | 'connections' | 'rate' | 'logins';
   responseCode: 421 | 554;
   /** the reply text, enhanced status code first (smtp-server adds none to a refused session) */
   message: string;
@@ -69,17 +69,27 @@ export interface ClientLimits {
 
 const MINUTE_MS = 60_000;
 
+/**
+ * Failed logins (SMTP AUTH) from one client address within this long, at most: past them its
+ * new sessions are refused until the oldest failure is this old.
+ */
+export const LOGIN_FAILURES_PER_CLIENT = 10;
+export const LOGIN_FAILURE_WINDOW_MS = 10 * MINUTE_MS;
+
 /** What is known of one client address: its open sessions and when its recent ones started. */
 interface Client {
   open: number;
   /** start times within the last minute, oldest first (only kept with a rate limit) */
   starts: number[];
+  /** times of failed logins within the failure window, oldest first */
+  failures: number[];
 }
 
 /**
- * Counts the sessions of each client address. `open()` counts a session that starts, or says
- * why it may not; `close()` gives back a session `open()` counted. Memory stays bounded by the
- * clients of the last minute.
+ * Counts the sessions and failed logins of each client address. `open()` counts a session that
+ * starts, or says why it may not; `close()` gives back a session `open()` counted;
+ * `loginFailed()` counts a failed login. Memory stays bounded by the clients of the last
+ * minute, and those with failed logins in the last ten.
  */
 export class ClientLimiter {
   private readonly clients = new Map<string, Client>();
@@ -101,7 +111,18 @@ export class ClientLimiter {
     const now = this.now();
     if (now - this.sweptAt >= MINUTE_MS) this.sweep(now);
     const key = clientAddress(address);
-    const client = this.clients.get(key) ?? { open: 0, starts: [] };
+    const client = this.clients.get(key) ?? {
+      open: 0,
+      starts: [],
+      failures: [],
+    };
+    if (this.tooManyFailures(client, now)) {
+      return {
+        reason: 'logins',
+        responseCode: 421,
+        message: `4.7.0 Too many failed logins from ${key}, try again later`,
+      };
+    }
     if (client.open >= this.limits.maxConnections) {
       return {
         reason: 'connections',
@@ -130,9 +151,32 @@ export class ClientLimiter {
     const client = this.clients.get(key);
     if (!client) return;
     client.open = Math.max(0, client.open - 1);
-    if (client.open === 0 && client.starts.length === 0) {
-      this.clients.delete(key);
+    if (idle(client)) this.clients.delete(key);
+  }
+
+  /**
+   * Counts a failed login of `address`; true when the client has now failed too often (its
+   * session should be closed, and its new ones are refused for a while).
+   */
+  loginFailed(address: string): boolean {
+    const now = this.now();
+    const key = clientAddress(address);
+    const client = this.clients.get(key) ?? {
+      open: 0,
+      starts: [],
+      failures: [],
+    };
+    client.failures.push(now);
+    if (client.failures.length > LOGIN_FAILURES_PER_CLIENT) {
+      client.failures.shift();
     }
+    this.clients.set(key, client);
+    return this.tooManyFailures(client, now);
+  }
+
+  private tooManyFailures(client: Client, now: number): boolean {
+    dropBefore(client.failures, now - LOGIN_FAILURE_WINDOW_MS);
+    return client.failures.length >= LOGIN_FAILURES_PER_CLIENT;
   }
 
   /** Forgets the clients with no open session and no start within the last minute. */
@@ -140,11 +184,19 @@ export class ClientLimiter {
     this.sweptAt = now;
     for (const [key, client] of this.clients) {
       dropBefore(client.starts, now - MINUTE_MS);
-      if (client.open === 0 && client.starts.length === 0) {
-        this.clients.delete(key);
-      }
+      dropBefore(client.failures, now - LOGIN_FAILURE_WINDOW_MS);
+      if (idle(client)) this.clients.delete(key);
     }
   }
+}
+
+/** Nothing to remember of a client: no open session, no recent start or failed login. */
+function idle(client: Client): boolean {
+  return (
+    client.open === 0 &&
+    client.starts.length === 0 &&
+    client.failures.length === 0
+  );
 }
 
 /** Removes the times before `limit` from the front of an ascending list. */

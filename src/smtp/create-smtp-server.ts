@@ -17,7 +17,10 @@ import {
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { smtpLoggerAdapter } from '../observability/smtp-logger-adapter.js';
+import {
+  isClientError,
+  smtpLoggerAdapter,
+} from '../observability/smtp-logger-adapter.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 import { spoolHeader } from '../spool/spool-file.js';
 import {
@@ -41,6 +44,9 @@ export interface SmtpDeps extends AcceptDeps {
   /** the clock of queue entries (received, first due) */
   now: () => number;
 }
+
+/** Failed logins (SMTP AUTH) a session may make; the last one closes it. */
+const LOGIN_FAILURES_PER_SESSION = 3;
 
 /** Random bytes drawn 4 KiB at a time: one call into the crypto library per 819 ids. */
 const randomPool = { bytes: Buffer.alloc(0), used: 0 };
@@ -73,6 +79,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   );
   const tls = loadServerTls(config.smtp.tls);
   const auth = config.smtp.auth;
+  /** failed logins of each session still open, by session id */
+  const loginFailures = new Map<string, number>();
   /** the sessions the limiter counted, with their client address: given back when they close */
   const counted = new Map<string, string>();
   const server = new SMTPServer({
@@ -105,16 +113,26 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
         return callback(null, { user: username });
       }
       deps.metrics.authentications.inc({ result: 'failure' });
+      const failures = (loginFailures.get(session.id) ?? 0) + 1;
+      loginFailures.set(session.id, failures);
+      const clientBlocked = limiter.loginFailed(session.remoteAddress);
+      // no guessing on and on: a few failures close the session (smtp-server closes after 421)
+      const closing = failures >= LOGIN_FAILURES_PER_SESSION || clientBlocked;
       log.info('authentication failed', {
         sessionId: session.id,
         remoteAddress: session.remoteAddress,
         username,
-        code: 535,
+        code: closing ? 421 : 535,
       });
       callback(
-        Object.assign(new Error('Authentication credentials invalid'), {
-          responseCode: 535,
-        }),
+        closing
+          ? Object.assign(
+              new Error('Too many failed logins, closing connection'),
+              { responseCode: 421 },
+            )
+          : Object.assign(new Error('Authentication credentials invalid'), {
+              responseCode: 535,
+            }),
       );
     },
     hideENHANCEDSTATUSCODES: false,
@@ -135,6 +153,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       callback(refuseSession(refusal, session, deps));
     },
     onClose: session => {
+      loginFailures.delete(session.id);
       const address = counted.get(session.id);
       if (address === undefined) return;
       counted.delete(session.id);
@@ -184,7 +203,14 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       );
     },
   });
-  server.on('error', err => log.error('smtp server error', errorFields(err)));
+  server.on('error', err => {
+    // a client gone, or a TLS handshake that failed or never came: the client's doing
+    if (!isClientError(err)) {
+      return log.error('smtp server error', errorFields(err));
+    }
+    deps.metrics.clientErrors.inc();
+    log.debug('smtp client error', errorFields(err));
+  });
   return server;
 }
 

@@ -155,6 +155,39 @@ describe('client access', () => {
       expect(limiter.size).to.equal(2);
     });
 
+    it('ten failed logins within ten minutes refuse the client until the oldest is ten minutes old', () => {
+      const limiter = new ClientLimiter(
+        { maxConnections: 50, perMinute: 0 },
+        clock,
+      );
+      const start = now;
+      for (let i = 1; i <= 9; i++) {
+        expect(limiter.loginFailed('192.0.2.1'), `failure ${i}`).to.equal(
+          false,
+        );
+        now += 1000;
+      }
+      expect(limiter.open('192.0.2.1')).to.equal(undefined);
+      limiter.close('192.0.2.1');
+      expect(limiter.loginFailed('192.0.2.1'), 'failure 10').to.equal(true);
+      const refusal = limiter.open('::ffff:192.0.2.1');
+      expect(refusal).to.deep.include({ reason: 'logins', responseCode: 421 });
+      expect(refusal?.message).to.equal(
+        '4.7.0 Too many failed logins from 192.0.2.1, try again later',
+      );
+      // another address is not concerned
+      expect(limiter.open('192.0.2.2')).to.equal(undefined);
+      // the first failure ten minutes old: nine remain, the client may come back
+      now = start + 10 * 60_000;
+      expect(limiter.open('192.0.2.1')).to.equal(undefined);
+      // and the failures are forgotten with time
+      limiter.close('192.0.2.1');
+      limiter.close('192.0.2.2');
+      now += 10 * 60_000;
+      limiter.open('198.51.100.1');
+      expect(limiter.size).to.equal(1);
+    });
+
     it('without a rate limit, a client with no open session is forgotten at once', () => {
       const limiter = new ClientLimiter(
         { maxConnections: 5, perMinute: 0 },
