@@ -57,6 +57,19 @@ export interface DeliveryResult {
   duplicates: number;
 }
 
+/** What became of each route group: its failure, or none (posted, or delivered before). */
+export interface RoutesResult extends DeliveryResult {
+  outcomes: Array<{ group: RouteGroup; failure?: unknown }>;
+}
+
+/** The failure the sender hears of: the first temporary one (it retries), else the first. */
+export function decisiveFailure(failures: unknown[]): unknown {
+  return (
+    failures.find(e => !(e instanceof BridgeError) || e.temporary) ??
+    failures[0]
+  );
+}
+
 /**
  * Posts a parsed message once per route. Every route is tried; if any failed, the first
  * temporary failure is thrown (the sender retries), else the first permanent one. The routes
@@ -74,15 +87,36 @@ export async function deliverMessage(
   sink: PayloadSink,
   dedupe?: DedupeStore,
 ): Promise<DeliveryResult> {
+  const { outcomes, posted, duplicates } = await deliverRoutes(
+    message,
+    envelope,
+    config,
+    sink,
+    dedupe,
+  );
+  const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
+  if (failures.length > 0) throw decisiveFailure(failures);
+  return { posted, duplicates };
+}
+
+/** As deliverMessage, but tells what became of each route instead of throwing a failure. */
+export async function deliverRoutes(
+  message: ParsedMessage,
+  envelope: Envelope,
+  config: Pick<Config, 'routes' | 'mapping'>,
+  sink: PayloadSink,
+  dedupe?: DedupeStore,
+): Promise<RoutesResult> {
   const bodies = buildPayloads(message, envelope, config);
   // keyed as the queue workers key theirs: the normalised Message-ID and the mailbox
   const messageId = dedupe ? messageIds(message).messageId : '';
-  const failures: unknown[] = [];
+  const outcomes: RoutesResult['outcomes'] = [];
   let duplicates = 0;
   for (const [routeIndex, body] of bodies.entries()) {
     const key = dedupe && DedupeStore.key(messageId, mailboxKey(body.group));
     if (dedupe && key && (await dedupe.has(key))) {
       duplicates++;
+      outcomes.push({ group: body.group });
       continue;
     }
     try {
@@ -92,18 +126,13 @@ export async function deliverMessage(
         routeIndex,
       });
     } catch (err) {
-      failures.push(err);
+      outcomes.push({ group: body.group, failure: err });
       continue;
     }
+    outcomes.push({ group: body.group });
     // a record that cannot be written costs at most one duplicate post on a retry; failing the
     // message here would make the sender resend it, and post this route again for sure
     if (dedupe && key) await dedupe.add(key).catch(() => undefined);
   }
-  if (failures.length > 0) {
-    throw (
-      failures.find(e => !(e instanceof BridgeError) || e.temporary) ??
-      failures[0]
-    );
-  }
-  return { posted: bodies.length - duplicates, duplicates };
+  return { outcomes, posted: bodies.length - duplicates, duplicates };
 }

@@ -1,11 +1,12 @@
 // What happens to a received message in each delivery mode, up to the text of the 250 reply.
 import type { Config } from '../config/schema.js';
-import { deliverMessage } from '../deliver/deliver-message.js';
+import { decisiveFailure, deliverRoutes } from '../deliver/deliver-message.js';
 import type { PayloadSink } from '../deliver/payload-sink.js';
 import type { AttemptResult } from '../deliver/attempt-delivery.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
 import type { Envelope } from '../envelope.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
 import { messageIds } from '../map/to-api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
@@ -37,11 +38,23 @@ export interface AcceptDeps {
 /** The 250 text and what the outcome line of the log says. */
 export interface Accepted {
   reply: string;
-  outcome: 'delivered' | 'dry-run' | 'queued';
+  outcome: 'delivered' | 'dry-run' | 'queued' | 'partial';
   messageId: string | null;
+  /**
+   * LMTP in sync mode, when some routes took the message and some did not: one reply per
+   * recipient, in RCPT order (the reply text, or the refusal), and the failures.
+   */
+  perRecipient?: {
+    replies: Array<string | SmtpReplyError>;
+    failures: unknown[];
+  };
 }
 
-/** Sync mode: parse, map and post now; any failure is thrown for the SMTP edge to answer. */
+/**
+ * Sync mode: parse, map and post now. A failure is thrown for the SMTP edge to answer, for the
+ * whole message; but with LMTP, when some routes took it and some did not, each recipient is
+ * answered for its own route (the client then retries only the recipients that failed).
+ */
 export async function acceptSync(
   received: ReceivedFile,
   envelope: Envelope,
@@ -51,21 +64,49 @@ export async function acceptSync(
   const message = await parseMessage(received.raw ?? received.path, {
     attachmentDir: deps.spool.tmpDir,
   });
+  let outcomes;
   try {
-    await deliverMessage(
+    ({ outcomes } = await deliverRoutes(
       message,
       envelope,
       deps.config,
       deps.sink,
       deps.dedupe,
-    );
+    ));
   } finally {
     await message.dispose();
   }
+  const reply = `OK: delivered as ${envelope.id}`;
+  const messageId = messageIds(message).messageId;
+  const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
+  if (
+    failures.length === outcomes.length ||
+    (failures.length > 0 && !deps.config.smtp.lmtp)
+  ) {
+    throw decisiveFailure(failures);
+  }
+  if (failures.length === 0) {
+    return {
+      reply,
+      outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
+      messageId,
+    };
+  }
+  const byRecipient = new Map<string, unknown>();
+  for (const { group, failure } of outcomes) {
+    for (const recipient of group.recipients) {
+      byRecipient.set(recipient, failure);
+    }
+  }
+  const replies = envelope.rcptTo.map(recipient => {
+    const failure = byRecipient.get(recipient);
+    return failure === undefined ? reply : toSmtpReply(failure);
+  });
   return {
-    reply: `OK: delivered as ${envelope.id}`,
-    outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
-    messageId: messageIds(message).messageId,
+    reply,
+    outcome: 'partial',
+    messageId,
+    perRecipient: { replies, failures },
   };
 }
 

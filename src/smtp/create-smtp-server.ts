@@ -269,7 +269,7 @@ async function handleData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
   deps: SmtpDeps,
-): Promise<string> {
+): Promise<string | Array<string | Error>> {
   const envelope = copyEnvelope(session, newQueueId());
   // the accept latency runs from the end of DATA (the client's final dot) to the reply
   let dataEnded: bigint | undefined;
@@ -318,6 +318,21 @@ async function handleData(
       ? await acceptToSpool(received, entry, deps)
       : await acceptSync(received, envelope, deps);
     renamed = mode !== 'sync';
+    if (accepted.perRecipient) {
+      // LMTP, sync mode: some routes took it and some did not; each recipient hears its own
+      const { replies, failures } = accepted.perRecipient;
+      deps.metrics.messages.inc({ outcome: 'partial' });
+      log.warn('message partly delivered', {
+        ...outcome,
+        messageId: accepted.messageId,
+        outcome: 'partial',
+        mode,
+        code: 250,
+        refusedRecipients: replies.filter(r => typeof r !== 'string').length,
+        error: (failures[0] as Error | undefined)?.message,
+      });
+      return replies;
+    }
     deps.metrics.messages.inc({ outcome: 'accepted' });
     log.info(`message ${accepted.outcome}`, {
       ...outcome,

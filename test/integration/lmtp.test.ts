@@ -103,6 +103,57 @@ describe('LMTP', () => {
     ]);
   });
 
+  it('sync mode: each recipient hears its own route; the client retries only the failed one', async () => {
+    const port = await start('sync');
+    const session = await lhlo(port);
+    // the first route's post fails for now, the second goes through
+    api.reply({ status: 503 }, { status: 204 });
+    const replies = await sendToBoth(session, 'half through');
+    expect(replies).to.have.length(2);
+    expect(replies[0]).to.equal(
+      '451 4.3.0 Temporary failure, please try again later',
+    );
+    expect(replies[1]).to.match(/^250 2\.6\.0 OK: delivered as [0-9A-Z]+$/);
+    const partial = await bridge!.waitForLog(
+      l => l.message === 'message partly delivered',
+    );
+    expect(partial).to.include({
+      outcome: 'partial',
+      refusedRecipients: 1,
+      level: 'warn',
+    });
+    // the client sends it again to the recipient that failed only
+    session.socket.write(
+      'MAIL FROM:<jane@example.net>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n',
+    );
+    await session.waitFor(/^354 /m);
+    session.clear();
+    session.socket.write(
+      `${makeMessage({ From: 'jane@example.net', Subject: 'half through' })}.\r\n`,
+    );
+    await session.waitFor(/^250 2\.6\.0 OK: delivered as /m);
+    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+      'mb-support',
+      'mb-billing',
+      'mb-support',
+    ]);
+    const { values } = await bridge!.daemon.metrics.messages.get();
+    expect(
+      Object.fromEntries(values.map(v => [v.labels.outcome, v.value])),
+    ).to.deep.equal({ partial: 1, accepted: 1 });
+  });
+
+  it('sync mode: a route the API refuses answers 554 to its recipients, 250 to the others', async () => {
+    const port = await start('sync');
+    const session = await lhlo(port);
+    api.reply({ status: 204 }, { status: 422, body: { errors: [] } });
+    const replies = await sendToBoth(session, 'one refused');
+    expect(replies[0]).to.match(/^250 2\.6\.0 OK: delivered as /);
+    expect(replies[1]).to.equal(
+      '554 5.6.0 Message rejected by the destination',
+    );
+  });
+
   it('sync mode: a temporary API failure answers 451 4.3.0 for every recipient, then 250s', async () => {
     const port = await start('sync');
     const session = await lhlo(port);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 import {
+  decisiveFailure,
   deliverMessage,
   mailboxKey,
 } from '../../src/deliver/deliver-message.js';
@@ -14,7 +15,10 @@ import type {
   PostContext,
 } from '../../src/deliver/payload-sink.js';
 import type { Envelope } from '../../src/envelope.js';
-import { TemporaryError } from '../../src/errors/bridge-error.js';
+import {
+  PermanentError,
+  TemporaryError,
+} from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { parseMessage } from '../../src/parse/parse-message.js';
 import type { ParsedMessage } from '../../src/parse/parsed-message.js';
@@ -177,6 +181,33 @@ describe('deliverMessage', () => {
     for (let i = 0; i < 2; i++) {
       const { result } = await deliver(AB, undefined, off);
       expect(result).to.deep.equal({ posted: 2, duplicates: 0 });
+    }
+  });
+
+  describe('decisiveFailure: what the sender hears of several failed routes', () => {
+    const temporary = new TemporaryError('later');
+    const permanent = new PermanentError('never');
+    const bug = new Error('a bug');
+    const cases: Array<[name: string, failures: unknown[], expected: unknown]> =
+      [
+        ['one permanent', [permanent], permanent],
+        [
+          'permanent then temporary: the temporary (the sender retries)',
+          [permanent, temporary],
+          temporary,
+        ],
+        ['temporary then permanent', [temporary, permanent], temporary],
+        ['a bug counts as temporary', [permanent, bug], bug],
+        [
+          'two permanent: the first',
+          [permanent, new PermanentError('other')],
+          permanent,
+        ],
+      ];
+    for (const [name, failures, expected] of cases) {
+      it(name, () => {
+        expect(decisiveFailure(failures)).to.equal(expected);
+      });
     }
   });
 });

@@ -25,7 +25,7 @@ const LABEL_VALUES: Record<string, Record<string, string[]>> = {
     result: ['delivered', 'dry_run', 'temporary', 'permanent'],
   },
   mailbridge_messages_total: {
-    outcome: ['accepted', 'rejected', 'deferred', 'aborted'],
+    outcome: ['accepted', 'rejected', 'deferred', 'aborted', 'partial'],
   },
   mailbridge_smtp_auth_total: { result: ['success', 'failure'] },
 };
