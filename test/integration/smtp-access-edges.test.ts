@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,20 @@ const TLS = {
 };
 const CA = readFileSync(TLS.cert);
 const USERS = [{ username: 'forwarder', password: 'correct horse battery' }];
+
+/** Whether this machine can listen on IPv6's loopback. */
+async function ipv6Loopback(): Promise<boolean> {
+  const server = createServer();
+  try {
+    server.listen(0, '::1');
+    await once(server, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    server.close();
+  }
+}
 
 /** A raw connection that gathers what the server says. */
 function rawClient(port: number, host = '127.0.0.1') {
@@ -212,7 +226,9 @@ describe('SMTP access edges', () => {
   });
 
   describe('every counted session is given back', () => {
-    it('a dual-stack listener counts an IPv4 client by its IPv4 address', async () => {
+    it('a dual-stack listener counts an IPv4 client by its IPv4 address', async function () {
+      // a machine without IPv6 cannot run this one: reported as pending, not passed
+      if (!(await ipv6Loopback())) this.skip();
       const port = await start({
         host: '::',
         allowedNetworks: ['127.0.0.0/8'],
