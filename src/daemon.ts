@@ -85,7 +85,9 @@ export async function startDaemon(
   await sink.ready?.();
   const dedupe = new DedupeStore(
     join(spool.dir, 'dedupe'),
-    config.delivery.dedupeWindowMs,
+    // dry-run delivers nothing: it neither records nor skips, so that once a token is set a
+    // message first seen in dry-run is still posted when it comes again
+    sink.kind === 'dry-run' ? 0 : config.delivery.dedupeWindowMs,
     options.now,
     // each process appends to its own log; a cluster's workers also read each other's
     {

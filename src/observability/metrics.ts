@@ -9,7 +9,10 @@ import {
 
 export interface Metrics {
   registry: Registry;
-  /** SMTP transactions by outcome: accepted, rejected, deferred, aborted (client gone). */
+  /**
+   * SMTP transactions by outcome: accepted, rejected, deferred, aborted (client gone), partial
+   * (LMTP in sync mode: recipients answered differently).
+   */
   messages: Counter<'outcome'>;
   /** POSTs to the API by result: delivered, dry_run, temporary, permanent. */
   posts: Counter<'result'>;
@@ -25,7 +28,7 @@ export interface Metrics {
   messageBytes: Histogram;
   /** Seconds a transaction waited for delivery to catch up (flow control), when it waited. */
   flowDelaySeconds: Histogram;
-  /** Sessions refused when they started, by reason: network, connections, rate. */
+  /** Sessions refused when they started, by reason: network, connections, rate, logins. */
   refusedSessions: Counter<'reason'>;
   /** SMTP AUTH attempts by result: success, failure. */
   authentications: Counter<'result'>;

@@ -5,7 +5,11 @@ import type { PayloadSink } from '../deliver/payload-sink.js';
 import type { AttemptResult } from '../deliver/attempt-delivery.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
 import type { Envelope } from '../envelope.js';
-import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import {
+  BridgeError,
+  PermanentError,
+  TemporaryError,
+} from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
 import { messageIds } from '../map/to-api-payload.js';
 import type { Logger } from '../observability/logger.js';
@@ -47,6 +51,8 @@ export interface Accepted {
   perRecipient?: {
     replies: Array<string | SmtpReplyError>;
     failures: unknown[];
+    /** routes that took the message (or had it already) */
+    delivered: number;
   };
 }
 
@@ -79,9 +85,14 @@ export async function acceptSync(
   const reply = `OK: delivered as ${envelope.id}`;
   const messageId = messageIds(message).messageId;
   const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
+  // one reply for all: SMTP, or LMTP when every route failed alike (all for now, or all for good)
+  const temporary = failures.map(
+    e => !(e instanceof BridgeError) || e.temporary,
+  );
+  const alike = temporary.every(t => t) || temporary.every(t => !t);
   if (
-    failures.length === outcomes.length ||
-    (failures.length > 0 && !deps.config.smtp.lmtp)
+    failures.length > 0 &&
+    (!deps.config.smtp.lmtp || (failures.length === outcomes.length && alike))
   ) {
     throw decisiveFailure(failures);
   }
@@ -106,7 +117,11 @@ export async function acceptSync(
     reply,
     outcome: 'partial',
     messageId,
-    perRecipient: { replies, failures },
+    perRecipient: {
+      replies,
+      failures,
+      delivered: outcomes.length - failures.length,
+    },
   };
 }
 

@@ -78,6 +78,28 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     deps.now,
   );
   const tls = loadServerTls(config.smtp.tls);
+  const lmtp = config.smtp.lmtp;
+  /**
+   * LMTP: the recipients of each session's transaction as its RCPT commands gave them, once per
+   * accepted command. smtp-server merges a recipient given twice into one envelope entry, but
+   * the client awaits one reply per accepted RCPT (RFC 2033 4.2).
+   */
+  const rcptCommands = new WeakMap<SMTPServerSession, string[]>();
+  /** One reply per accepted RCPT, each its recipient's (`result` for all, or per recipient). */
+  const lmtpReplies = (
+    result: string | Error | Array<string | Error>,
+    session: SMTPServerSession,
+  ): Array<string | Error> => {
+    const commands =
+      rcptCommands.get(session) ?? session.envelope.rcptTo.map(r => r.address);
+    if (!Array.isArray(result)) return commands.map(() => result);
+    // per envelope recipient, in envelope order: found again by address, whatever its case
+    const byAddress = new Map<string, string | Error>();
+    session.envelope.rcptTo.forEach((r, i) =>
+      byAddress.set(r.address.toLowerCase(), result[i]!),
+    );
+    return commands.map(address => byAddress.get(address.toLowerCase())!);
+  };
   const auth = config.smtp.auth;
   /** failed logins of each session still open, by session id */
   const loginFailures = new Map<string, number>();
@@ -101,7 +123,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       ...(auth.users.length > 0 ? [] : ['AUTH']),
     ],
     authMethods: AUTH_METHODS,
-    // offered after STARTTLS (or on implicit TLS) only, unless allowInsecure
+    // refused before STARTTLS (538 5.7.0) unless allowInsecure; smtp-server still lists it
     allowInsecureAuth: auth.allowInsecure,
     // smtp.auth.required is checked at MAIL FROM, for the reply text of our choice
     authOptional: true,
@@ -164,6 +186,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       });
     },
     onMailFrom: (_address, session, callback) => {
+      // a new transaction: its RCPT commands are counted from here (LMTP's replies)
+      if (lmtp) rcptCommands.set(session, []);
       if (config.smtp.tls.required && !session.secure) {
         // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
         return callback(
@@ -194,12 +218,19 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
         callback();
       });
     },
-    onRcptTo: (address, session, callback) =>
-      callback(checkRecipient(address, session, deps)),
+    onRcptTo: (address, session, callback) => {
+      const refusal = checkRecipient(address, session, deps);
+      if (!refusal && lmtp) rcptCommands.get(session)?.push(address.address);
+      callback(refusal);
+    },
     onData: (stream, session, callback) => {
       handleData(stream, session, deps).then(
-        message => callback(null, message),
-        (err: unknown) => callback(toSmtpReply(err)),
+        message =>
+          callback(null, lmtp ? lmtpReplies(message, session) : message),
+        (err: unknown) =>
+          lmtp
+            ? callback(null, lmtpReplies(toSmtpReply(err), session))
+            : callback(toSmtpReply(err)),
       );
     },
   });
@@ -320,9 +351,12 @@ async function handleData(
     renamed = mode !== 'sync';
     if (accepted.perRecipient) {
       // LMTP, sync mode: some routes took it and some did not; each recipient hears its own
-      const { replies, failures } = accepted.perRecipient;
+      const { replies, failures, delivered } = accepted.perRecipient;
       deps.metrics.messages.inc({ outcome: 'partial' });
-      log.warn('message partly delivered', {
+      // some routes took it; or none did, some failing for now and some for good
+      const text =
+        delivered > 0 ? 'partly delivered' : 'answered per recipient';
+      log.warn(`message ${text}`, {
         ...outcome,
         messageId: accepted.messageId,
         outcome: 'partial',
