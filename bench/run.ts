@@ -302,7 +302,37 @@ function clientQuantiles(times: number[]): { p50: number; p99: number } {
   return { p50: at(0.5), p99: at(0.99) };
 }
 
-async function runScenario(s: Scenario): Promise<string> {
+/** What one run of a scenario measured. */
+interface Measured {
+  accepted: number;
+  posted: number;
+  p50: number;
+  p99: number;
+  peakRss: number;
+  cpu: number;
+  others: number;
+}
+
+/** The median of each measure over several runs (this VM varies by ±15 % from run to run). */
+function medians(runs: Measured[]): Measured {
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2
+      ? sorted[mid]!
+      : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const keys = Object.keys(runs[0]!) as Array<keyof Measured>;
+  return Object.fromEntries(
+    keys.map(k => [k, median(runs.map(r => r[k]))]),
+  ) as unknown as Measured;
+}
+
+function row(s: Scenario, m: Measured): string {
+  return `| ${s.name} | ${s.messages} | ${Math.round(m.accepted)} | ${Math.round(m.posted)} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${Math.round(m.peakRss)} | ${m.cpu.toFixed(2)} | ${m.others.toFixed(2)} |`;
+}
+
+async function runScenario(s: Scenario): Promise<Measured> {
   const api = await startStandIn();
   const daemon = await startDaemon(api.port);
   const cpuBefore = cpuMs(daemon.child.pid!);
@@ -328,8 +358,16 @@ async function runScenario(s: Scenario): Promise<string> {
     s.messages;
   await stopDaemon(daemon);
   api.child.kill();
-  const rate = (ms: number) => Math.round((s.messages * 1000) / ms);
-  return `| ${s.name} | ${s.messages} | ${rate(acceptedMs)} | ${rate(postedMs)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} | ${Math.round(hwm)} | ${cpuPerMessage.toFixed(2)} | ${others.toFixed(2)} |`;
+  const rate = (ms: number) => (s.messages * 1000) / ms;
+  return {
+    accepted: rate(acceptedMs),
+    posted: rate(postedMs),
+    p50,
+    p99,
+    peakRss: hwm,
+    cpu: cpuPerMessage,
+    others,
+  };
 }
 
 async function largeAttachment(): Promise<string> {
@@ -375,10 +413,23 @@ async function main(): Promise<void> {
   );
   // BENCH_SCENARIO=1 (or 1,3): only those rows of the throughput table
   const picked = process.env.BENCH_SCENARIO?.split(',').map(Number);
+  // BENCH_REPEAT=3: each row run three times, the median of each column shown
+  const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
+  const spread: string[] = [];
   for (const [i, s] of SCENARIOS.entries()) {
     if (only && only !== 'throughput') break;
     if (picked && !picked.includes(i + 1)) continue;
-    console.log(await runScenario(s));
+    const runs: Measured[] = [];
+    for (let r = 0; r < repeat; r++) runs.push(await runScenario(s));
+    console.log(row(s, medians(runs)));
+    if (repeat > 1) {
+      const posted = runs.map(m => Math.round(m.posted)).join(', ');
+      spread.push(`- row ${i + 1}: posted msg/s of each run ${posted}`);
+    }
+  }
+  if (spread.length > 0) {
+    console.log(`\nmedians of ${repeat} runs;`);
+    console.log(spread.join('\n'));
   }
   if (!only || only === 'memory') {
     console.log('\n| memory | measured | |');
