@@ -143,7 +143,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     // as npm start runs it
     [
       ...profile,
-      '--max-semi-space-size=2',
+      // BENCH_SEMI_SPACE=2: another young generation size than npm start's
+      `--max-semi-space-size=${process.env.BENCH_SEMI_SPACE ?? 1}`,
       'dist/cli.js',
       'serve',
       '--config',
