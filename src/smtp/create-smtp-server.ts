@@ -36,6 +36,7 @@ import {
   type Refusal,
 } from './client-access.js';
 import { receiveToFile } from './receive-to-file.js';
+import { lmtpReplies } from './lmtp-replies.js';
 import { loadServerTls } from './server-tls.js';
 import { AUTH_METHODS, checkCredentials } from './smtp-auth.js';
 
@@ -85,20 +86,13 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
    * the client awaits one reply per accepted RCPT (RFC 2033 4.2).
    */
   const rcptCommands = new WeakMap<SMTPServerSession, string[]>();
-  /** One reply per accepted RCPT, each its recipient's (`result` for all, or per recipient). */
-  const lmtpReplies = (
+  /** One reply per accepted RCPT of the session's transaction (see lmtpReplies). */
+  const repliesFor = (
     result: string | Error | Array<string | Error>,
     session: SMTPServerSession,
-  ): Array<string | Error> => {
-    const commands =
-      rcptCommands.get(session) ?? session.envelope.rcptTo.map(r => r.address);
-    if (!Array.isArray(result)) return commands.map(() => result);
-    // per envelope recipient, in envelope order: found again by address, whatever its case
-    const byAddress = new Map<string, string | Error>();
-    session.envelope.rcptTo.forEach((r, i) =>
-      byAddress.set(r.address.toLowerCase(), result[i]!),
-    );
-    return commands.map(address => byAddress.get(address.toLowerCase())!);
+  ) => {
+    const envelope = session.envelope.rcptTo.map(r => r.address);
+    return lmtpReplies(result, rcptCommands.get(session) ?? envelope, envelope);
   };
   const auth = config.smtp.auth;
   /** failed logins of each session still open, by session id */
@@ -226,10 +220,10 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     onData: (stream, session, callback) => {
       handleData(stream, session, deps).then(
         message =>
-          callback(null, lmtp ? lmtpReplies(message, session) : message),
+          callback(null, lmtp ? repliesFor(message, session) : message),
         (err: unknown) =>
           lmtp
-            ? callback(null, lmtpReplies(toSmtpReply(err), session))
+            ? callback(null, repliesFor(toSmtpReply(err), session))
             : callback(toSmtpReply(err)),
       );
     },
