@@ -70,6 +70,12 @@ export async function runPrimary(
       }
     });
   };
+  // SIGHUP: every worker reads its TLS certificate again
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      worker?.process.kill('SIGHUP');
+    }
+  });
   // a worker that dies before it ever listened (port taken, bad spool) would only die again
   let failStart: (reason: string) => void = () => undefined;
   const startFailed = new Promise<string>(done => (failStart = done));
@@ -188,6 +194,7 @@ export async function runWorker(
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([daemon.metrics.registry]);
   send({ type: 'ready', smtpPort: daemon.smtpPort });
+  process.on('SIGHUP', () => daemon.reloadTls());
   const told = new Promise<string>(done => {
     process.on('message', (message: { type?: string }) => {
       if (message?.type === 'shutdown') done('shutdown');

@@ -17,6 +17,7 @@ import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSmtpServer } from './smtp/create-smtp-server.js';
+import { loadServerTls } from './smtp/server-tls.js';
 
 export interface Daemon {
   smtpPort: number;
@@ -27,6 +28,12 @@ export interface Daemon {
   spool: Spool;
   /** the delivery workers; absent in sync mode */
   runner?: QueueRunner;
+  /**
+   * Reads smtp.tls's key and certificate again (a renewed certificate) for the sessions that
+   * start from now on; SIGHUP calls it. False when there is no TLS, or the files cannot be
+   * used: the certificate in use then stays, and the reason is logged.
+   */
+  reloadTls(): boolean;
   /** Stops accepting, lets open sessions finish within smtp.closeTimeoutMs; safe to call twice. */
   close(): Promise<void>;
 }
@@ -196,7 +203,36 @@ export async function startDaemon(
     })();
     return closed;
   };
-  return { smtpPort, httpPort, dryRun, metrics, spool, runner, close };
+  const reloadTls = (): boolean => {
+    let tls;
+    try {
+      tls = loadServerTls(config.smtp.tls);
+    } catch (err) {
+      log.error(
+        'TLS certificate not reloaded; the one in use stays',
+        errorFields(err),
+      );
+      return false;
+    }
+    if (!tls) return false;
+    smtp.updateSecureContext({ key: tls.key, cert: tls.cert });
+    // with its pid: in a cluster every worker says it for itself
+    log.info('TLS certificate reloaded', {
+      cert: config.smtp.tls.cert,
+      pid: process.pid,
+    });
+    return true;
+  };
+  return {
+    smtpPort,
+    httpPort,
+    dryRun,
+    metrics,
+    spool,
+    runner,
+    reloadTls,
+    close,
+  };
 }
 
 /** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */

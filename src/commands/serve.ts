@@ -25,6 +25,8 @@ export async function runServe(config: Config): Promise<number> {
     process.once('SIGTERM', () => done('SIGTERM'));
     process.once('SIGINT', () => done('SIGINT'));
   });
+  // SIGHUP reloads the TLS certificate (below, and in cluster.ts); never Node's default, an exit
+  process.on('SIGHUP', () => log.debug('SIGHUP received'));
   try {
     if (workerCount(config) > 1) {
       return cluster.isPrimary
@@ -32,6 +34,8 @@ export async function runServe(config: Config): Promise<number> {
         : await runWorker(config, log, signalled);
     }
     const daemon = await startDaemon(config, log);
+    // SIGHUP: a renewed TLS certificate, read again without a restart
+    process.on('SIGHUP', () => daemon.reloadTls());
     const signal = await signalled;
     log.info('signal received', { signal });
     await daemon.close();

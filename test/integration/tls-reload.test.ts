@@ -1,0 +1,173 @@
+// A renewed TLS certificate without a restart: Daemon.reloadTls(), and SIGHUP on a real
+// `serve` process. The files are swapped in place, as a certificate tool renews them.
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { X509Certificate } from 'node:crypto';
+import {
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import {
+  freePort,
+  startCli,
+  type CliProcess,
+} from '../helpers/spawn-daemon.js';
+import { waitForLogCount } from '../helpers/wait-for.js';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
+const CA = [
+  readFileSync(join(FIXTURES, 'localhost.crt')),
+  readFileSync(join(FIXTURES, 'renewed.crt')),
+];
+
+/** The SHA-256 fingerprint of the certificate a new implicit-TLS session is shown. */
+async function servedFingerprint(port: number): Promise<string> {
+  const socket = tlsConnect({
+    port,
+    host: '127.0.0.1',
+    ca: CA,
+    servername: 'localhost',
+  });
+  await once(socket, 'secureConnect');
+  const fingerprint = socket.getPeerCertificate().fingerprint256;
+  socket.destroy();
+  return fingerprint;
+}
+
+/** The fingerprint of a fixture certificate, in the form a TLS session shows it. */
+function fingerprintOf(name: string): string {
+  return new X509Certificate(readFileSync(join(FIXTURES, name))).fingerprint256;
+}
+
+describe('TLS certificate reload', () => {
+  let dir: string;
+  let key: string;
+  let cert: string;
+
+  /** Puts a fixture pair where the daemon reads its key and certificate. */
+  function install(name: 'localhost' | 'renewed'): void {
+    copyFileSync(join(FIXTURES, `${name}.key`), key);
+    copyFileSync(join(FIXTURES, `${name}.crt`), cert);
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mailbridge-tls-reload-'));
+    key = join(dir, 'tls.key');
+    cert = join(dir, 'tls.crt');
+    install('localhost');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('Daemon.reloadTls', () => {
+    let api: FakeApi;
+    let bridge: TestBridge;
+
+    beforeEach(async () => {
+      api = await startFakeApi();
+      bridge = await startBridge({
+        api: apiAt(api.url),
+        smtp: { tls: { key, cert, implicit: true } },
+      });
+    });
+    afterEach(async () => {
+      await bridge.close();
+      await api.close();
+    });
+
+    it('serves the renewed certificate to the sessions that start after it', async () => {
+      const first = fingerprintOf('localhost.crt');
+      const renewed = fingerprintOf('renewed.crt');
+      expect(first).to.not.equal(renewed);
+      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
+      install('renewed');
+      // not before it is told
+      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
+      expect(bridge.daemon.reloadTls()).to.equal(true);
+      expect(await servedFingerprint(bridge.smtpPort)).to.equal(renewed);
+      const logged = await bridge.waitForLog(
+        l => l.message === 'TLS certificate reloaded',
+      );
+      expect(logged).to.include({ level: 'info', cert });
+    });
+
+    it('keeps the certificate in use when the new files cannot be used', async () => {
+      const first = fingerprintOf('localhost.crt');
+      // a renewal caught half way: the new key next to the old certificate
+      copyFileSync(join(FIXTURES, 'renewed.key'), key);
+      expect(bridge.daemon.reloadTls()).to.equal(false);
+      writeFileSync(cert, 'not a certificate\n');
+      expect(bridge.daemon.reloadTls()).to.equal(false);
+      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
+      const failed = bridge.logs.filter(
+        l => l.message === 'TLS certificate not reloaded; the one in use stays',
+      );
+      expect(failed.map(l => l.level)).to.deep.equal(['error', 'error']);
+      expect(String(failed[0]?.error)).to.match(
+        /^smtp\.tls: the key and certificate cannot be used/,
+      );
+    });
+  });
+
+  describe('SIGHUP on a real process', () => {
+    let daemon: CliProcess | undefined;
+    afterEach(async () => {
+      await daemon?.kill();
+      daemon = undefined;
+    });
+
+    it('reloads the certificate and keeps running (Node would exit on SIGHUP by default)', async () => {
+      const smtpPort = await freePort();
+      daemon = startCli(['serve'], {
+        MAILBRIDGE_SMTP_PORT: String(smtpPort),
+        MAILBRIDGE_HTTP_PORT: String(await freePort()),
+        MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
+        MAILBRIDGE_SMTP_TLS_KEY: key,
+        MAILBRIDGE_SMTP_TLS_CERT: cert,
+        MAILBRIDGE_LOG_LEVEL: 'info',
+      });
+      await daemon.waitForLog('mailbridge started');
+      install('renewed');
+      daemon.child.kill('SIGHUP');
+      await daemon.waitForLog('TLS certificate reloaded');
+      // still running, and it exits cleanly when asked
+      expect(daemon.child.exitCode).to.equal(null);
+      daemon.child.kill('SIGTERM');
+      expect(await daemon.exited).to.deep.equal({ code: 0, signal: null });
+    });
+
+    it('a cluster primary passes SIGHUP to every worker', async function () {
+      this.timeout(30_000);
+      daemon = startCli(['serve'], {
+        MAILBRIDGE_CLUSTER_WORKERS: '2',
+        MAILBRIDGE_SMTP_PORT: String(await freePort()),
+        MAILBRIDGE_HTTP_PORT: String(await freePort()),
+        MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
+        MAILBRIDGE_SMTP_TLS_KEY: key,
+        MAILBRIDGE_SMTP_TLS_CERT: cert,
+        MAILBRIDGE_LOG_LEVEL: 'info',
+      });
+      await daemon.waitForLog('mailbridge started');
+      install('renewed');
+      daemon.child.kill('SIGHUP');
+      await waitForLogCount(daemon, 'TLS certificate reloaded', 2, 15_000);
+      const workers = daemon.logs.filter(l => l.message === 'worker started');
+      const reloaded = daemon.logs.filter(
+        l => l.message === 'TLS certificate reloaded',
+      );
+      expect(new Set(reloaded.map(l => l.pid))).to.deep.equal(
+        new Set(workers.map(l => l.pid)),
+      );
+      daemon.child.kill('SIGTERM');
+      expect(await daemon.exited).to.deep.equal({ code: 0, signal: null });
+    });
+  });
+});
