@@ -21,6 +21,47 @@ export function clientAddress(raw: string): string {
 }
 
 /**
+ * The key a client's sessions and failed logins are counted under: its IPv4 address, or the
+ * /64 network of an IPv6 one (one subscriber's: a host there has 2^64 addresses to pick from,
+ * so counting each address alone would limit nothing).
+ */
+export function clientKey(raw: string): string {
+  const address = clientAddress(raw);
+  if (isIP(address) !== 6) return address;
+  const groups = ipv6Groups(address);
+  if (!groups) return address;
+  const prefix = groups.slice(0, 4).map(g => g.toString(16));
+  // in the usual compressed form: trailing zero groups of the prefix become '::'
+  while (prefix.length > 0 && prefix.at(-1) === '0') prefix.pop();
+  return `${prefix.join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.split('%')[0]!;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const part = (s: string) => (s ? s.split(':').map(h => parseInt(h, 16)) : []);
+  const front = part(head);
+  const back = tail === undefined ? [] : part(tail);
+  const missing = 8 - front.length - back.length;
+  if (missing < 0 || (tail === undefined && missing !== 0)) return undefined;
+  const groups = [...front, ...Array<number>(missing).fill(0), ...back];
+  return groups.every(g => Number.isInteger(g) && g >= 0 && g <= 0xffff)
+    ? groups
+    : undefined;
+}
+
+/**
  * What is wrong with an allowed-networks entry (an address, or a network as address/prefix),
  * or undefined when it is sound.
  */
@@ -110,7 +151,7 @@ export class ClientLimiter {
   open(address: string): Refusal | undefined {
     const now = this.now();
     if (now - this.sweptAt >= MINUTE_MS) this.sweep(now);
-    const key = clientAddress(address);
+    const key = clientKey(address);
     const client = this.clients.get(key) ?? {
       open: 0,
       starts: [],
@@ -147,7 +188,7 @@ export class ClientLimiter {
   }
 
   close(address: string): void {
-    const key = clientAddress(address);
+    const key = clientKey(address);
     const client = this.clients.get(key);
     if (!client) return;
     client.open = Math.max(0, client.open - 1);
@@ -160,7 +201,7 @@ export class ClientLimiter {
    */
   loginFailed(address: string): boolean {
     const now = this.now();
-    const key = clientAddress(address);
+    const key = clientKey(address);
     const client = this.clients.get(key) ?? {
       open: 0,
       starts: [],

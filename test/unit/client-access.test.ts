@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import {
   allowedNetworks,
   clientAddress,
+  clientKey,
   ClientLimiter,
   networkError,
 } from '../../src/smtp/client-access.js';
@@ -22,6 +23,40 @@ describe('client access', () => {
         expect(clientAddress(raw)).to.equal(expected);
       });
     }
+  });
+
+  describe('clientKey: what the per-client limits count under', () => {
+    const cases: Array<[raw: string, expected: string]> = [
+      ['192.0.2.1', '192.0.2.1'],
+      ['::ffff:192.0.2.1', '192.0.2.1'],
+      ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+      ['2001:DB8:1:2::99', '2001:db8:1:2::/64'],
+      ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:db8:1:2::/64'],
+      ['2001:db8::1', '2001:db8::/64'],
+      ['2001:db8:0:0:1::1', '2001:db8::/64'],
+      ['2001:0db8:0001:0000::1', '2001:db8:1::/64'],
+      ['::1', '::/64'],
+      ['64:ff9b::192.0.2.33', '64:ff9b::/64'],
+      ['fe80::1%eth0', 'fe80::/64'],
+    ];
+    for (const [raw, expected] of cases) {
+      it(`${raw} -> ${expected}`, () => {
+        expect(clientKey(raw)).to.equal(expected);
+      });
+    }
+
+    it('one IPv6 /64 is one client: its addresses share the limits', () => {
+      const limiter = new ClientLimiter({ maxConnections: 2, perMinute: 0 });
+      expect(limiter.open('2001:db8:1:2::a')).to.equal(undefined);
+      expect(limiter.open('2001:db8:1:2::b')).to.equal(undefined);
+      expect(limiter.open('2001:db8:1:2:ffff::c')?.message).to.equal(
+        '4.7.0 Too many connections from 2001:db8:1:2::/64, try again later',
+      );
+      // the next /64 is another client
+      expect(limiter.open('2001:db8:1:3::a')).to.equal(undefined);
+      limiter.close('2001:db8:1:2::b');
+      expect(limiter.open('2001:db8:1:2::d')).to.equal(undefined);
+    });
   });
 
   describe('networkError', () => {
