@@ -11,6 +11,7 @@ import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
+import { onReload } from './commands/reload-signal.js';
 
 /** Messages a worker sends its primary. */
 type WorkerMessage =
@@ -40,7 +41,10 @@ export async function runPrimary(
   const unlock = await lockSpool(spool.dir);
   await recoverSpool(spool, log, Date.now());
   const count = workerCount(config);
-  const workers = new Map<number, { ready: boolean; paused: string | null }>();
+  const workers = new Map<
+    number,
+    { ready: boolean; paused: string | null; reload?: boolean }
+  >();
   let closing = false;
   let smtpPort = 0;
   let allReady: () => void = () => undefined;
@@ -61,6 +65,10 @@ export async function runPrimary(
       if (!state) return;
       if (message.type === 'ready') {
         state.ready = true;
+        if (state.reload) {
+          state.reload = false;
+          worker.process.kill('SIGHUP');
+        }
         smtpPort = message.smtpPort;
         if ([...workers.values()].filter(w => w.ready).length >= count) {
           allReady();
@@ -70,10 +78,14 @@ export async function runPrimary(
       }
     });
   };
-  // SIGHUP: every worker reads its TLS certificate again
-  process.on('SIGHUP', () => {
+  // SIGHUP: every worker reads its TLS certificate again; one still starting is told once it
+  // is ready (before, the signal could end it, and a worker that dies starting stops the cluster)
+  onReload(() => {
     for (const worker of Object.values(cluster.workers ?? {})) {
-      worker?.process.kill('SIGHUP');
+      if (!worker) continue;
+      const state = workers.get(worker.id);
+      if (state?.ready) worker.process.kill('SIGHUP');
+      else if (state) state.reload = true;
     }
   });
   // a worker that dies before it ever listened (port taken, bad spool) would only die again
@@ -194,7 +206,7 @@ export async function runWorker(
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([daemon.metrics.registry]);
   send({ type: 'ready', smtpPort: daemon.smtpPort });
-  process.on('SIGHUP', () => daemon.reloadTls());
+  onReload(() => daemon.reloadTls());
   const told = new Promise<string>(done => {
     process.on('message', (message: { type?: string }) => {
       if (message?.type === 'shutdown') done('shutdown');

@@ -4,6 +4,7 @@ import { runPrimary, runWorker, workerCount } from '../cluster.js';
 import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
+import { listenForReload, onReload } from './reload-signal.js';
 
 /** Runs until a signal; resolves to the exit status. */
 export async function runServe(config: Config): Promise<number> {
@@ -26,7 +27,7 @@ export async function runServe(config: Config): Promise<number> {
     process.once('SIGINT', () => done('SIGINT'));
   });
   // SIGHUP reloads the TLS certificate (below, and in cluster.ts); never Node's default, an exit
-  process.on('SIGHUP', () => log.debug('SIGHUP received'));
+  listenForReload();
   try {
     if (workerCount(config) > 1) {
       return cluster.isPrimary
@@ -35,7 +36,7 @@ export async function runServe(config: Config): Promise<number> {
     }
     const daemon = await startDaemon(config, log);
     // SIGHUP: a renewed TLS certificate, read again without a restart
-    process.on('SIGHUP', () => daemon.reloadTls());
+    onReload(() => daemon.reloadTls());
     const signal = await signalled;
     log.info('signal received', { signal });
     await daemon.close();

@@ -30,6 +30,11 @@ export function clientKey(raw: string): string {
   if (isIP(address) !== 6) return address;
   const groups = ipv6Groups(address);
   if (!groups) return address;
+  // IPv4-mapped, written in hex (::ffff:c000:201): the IPv4 client it is
+  if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
+    const [high = 0, low = 0] = groups.slice(6);
+    return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+  }
   const prefix = groups.slice(0, 4).map(g => g.toString(16));
   // in the usual compressed form: trailing zero groups of the prefix become '::'
   while (prefix.length > 0 && prefix.at(-1) === '0') prefix.pop();

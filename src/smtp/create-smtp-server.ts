@@ -103,8 +103,10 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
     size: config.smtp.maxMessageSize,
-    // smtp-server then answers 552 5.3.4 itself once DATA went over the limit
-    rejectOversized: true,
+    // smtp-server then answers 552 5.3.4 itself once DATA went over the limit. Not with LMTP:
+    // it would answer once per envelope entry, not once per accepted RCPT; our own 552 (5.2.2
+    // there, smtp-server's code for 552) goes through the LMTP replies instead
+    rejectOversized: !config.smtp.lmtp,
     maxRecipients: config.smtp.maxRecipients,
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,
