@@ -30,8 +30,14 @@ export function clientKey(raw: string): string {
   if (isIP(address) !== 6) return address;
   const groups = ipv6Groups(address);
   if (!groups) return address;
-  // IPv4-mapped, written in hex (::ffff:c000:201): the IPv4 client it is
-  if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
+  // IPv4-mapped, written in hex (::ffff:c000:201), or an IPv4 client translated by NAT64's
+  // well-known prefix 64:ff9b::/96 (RFC 6052): the IPv4 client it is
+  const mapped = groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff;
+  const nat64 =
+    groups[0] === 0x64 &&
+    groups[1] === 0xff9b &&
+    groups.slice(2, 6).every(g => g === 0);
+  if (mapped || nat64) {
     const [high = 0, low = 0] = groups.slice(6);
     return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
   }

@@ -36,7 +36,11 @@ describe('client access', () => {
       ['2001:db8:0:0:1::1', '2001:db8::/64'],
       ['2001:0db8:0001:0000::1', '2001:db8:1::/64'],
       ['::1', '::/64'],
-      ['64:ff9b::192.0.2.33', '64:ff9b::/64'],
+      // NAT64's well-known prefix: the IPv4 client behind it, each its own
+      ['64:ff9b::192.0.2.33', '192.0.2.33'],
+      ['64:ff9b::c000:222', '192.0.2.34'],
+      // another network inside 64:ff9b::/64 but outside the /96 is IPv6 as usual
+      ['64:ff9b::1:0:c000:221', '64:ff9b::/64'],
       ['fe80::1%eth0', 'fe80::/64'],
     ];
     for (const [raw, expected] of cases) {
