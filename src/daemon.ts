@@ -9,7 +9,7 @@ import { ApiClient } from './deliver/api-client.js';
 import { QueueRunner } from './deliver/queue-runner.js';
 import { DryRunSink } from './deliver/dry-run-sink.js';
 import type { PayloadSink } from './deliver/payload-sink.js';
-import { BridgeError } from './errors/bridge-error.js';
+import { isTemporary } from './errors/bridge-error.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { DedupeStore } from './spool/dedupe-store.js';
@@ -256,7 +256,7 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
       try {
         await sink.send(payload, context);
       } catch (err) {
-        const permanent = err instanceof BridgeError && !err.temporary;
+        const permanent = !isTemporary(err);
         metrics.posts.inc({ result: permanent ? 'permanent' : 'temporary' });
         throw err;
       }

@@ -1,7 +1,11 @@
 // One delivery attempt of a spooled message: parse once, then map and post each pending route.
 import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { BridgeError, TemporaryError } from '../errors/bridge-error.js';
+import {
+  BridgeError,
+  isTemporary,
+  TemporaryError,
+} from '../errors/bridge-error.js';
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
@@ -81,7 +85,7 @@ export async function attemptDelivery(
     // error might
     // (checked on the raw file itself: an ENOENT from the attachment folder is a disk matter)
     const missing = !(await exists(rawPath));
-    const permanent = missing || (err instanceof BridgeError && !err.temporary);
+    const permanent = missing || !isTemporary(err);
     for (const route of routes.filter(r => r.status === 'pending')) {
       route.lastError = missing
         ? 'raw message missing from the spool'
@@ -137,7 +141,7 @@ async function attemptRoutes(
     const err = outcome.failure;
     route.api = err instanceof BridgeError ? err.api : undefined;
     if (err instanceof BridgeError) lastApi = err.api ?? lastApi;
-    if (err instanceof BridgeError && !err.temporary) route.status = 'failed';
+    if (!isTemporary(err)) route.status = 'failed';
     if (err instanceof TemporaryError) {
       configError ||= err.configError;
       if (err.retryAt !== undefined) {

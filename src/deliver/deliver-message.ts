@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
-import { BridgeError, PermanentError } from '../errors/bridge-error.js';
+import { isTemporary, PermanentError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
@@ -64,10 +64,7 @@ export interface RoutesResult extends DeliveryResult {
 
 /** The failure the sender hears of: the first temporary one (it retries), else the first. */
 export function decisiveFailure(failures: unknown[]): unknown {
-  return (
-    failures.find(e => !(e instanceof BridgeError) || e.temporary) ??
-    failures[0]
-  );
+  return failures.find(isTemporary) ?? failures[0];
 }
 
 /**

@@ -20,6 +20,14 @@ export abstract class BridgeError extends Error {
   }
 }
 
+/**
+ * Whether retrying may help: a TemporaryError, or anything that is not a BridgeError (a bug, a
+ * local fault: the sender or the queue tries again rather than lose the message).
+ */
+export function isTemporary(err: unknown): boolean {
+  return !(err instanceof BridgeError) || err.temporary;
+}
+
 /** What the API said when it refused a body. */
 export interface ApiFailureDetails {
   status?: number;

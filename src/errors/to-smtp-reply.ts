@@ -6,7 +6,8 @@ export interface SmtpReplyError extends Error {
   responseCode: number;
 }
 
-function reply(code: number, text: string): SmtpReplyError {
+/** The reply `code text` as smtp-server takes it from a handler's callback. */
+export function smtpReply(code: number, text: string): SmtpReplyError {
   return Object.assign(new Error(text), { responseCode: code });
 }
 
@@ -17,12 +18,12 @@ function reply(code: number, text: string): SmtpReplyError {
 export function toSmtpReply(err: unknown): SmtpReplyError {
   if (err instanceof BridgeError) {
     if (err.responseCode === 451) {
-      return reply(451, 'Temporary failure, please try again later');
+      return smtpReply(451, 'Temporary failure, please try again later');
     }
     if (err.responseCode === 554) {
-      return reply(554, 'Message rejected by the destination');
+      return smtpReply(554, 'Message rejected by the destination');
     }
-    return reply(err.responseCode, err.message);
+    return smtpReply(err.responseCode, err.message);
   }
-  return reply(451, 'Local error in processing, please try again later');
+  return smtpReply(451, 'Local error in processing, please try again later');
 }

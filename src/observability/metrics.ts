@@ -98,7 +98,7 @@ export function createMetrics(): Metrics {
     }),
     refusedSessions: new Counter({
       name: 'mailbridge_sessions_refused_total',
-      help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate)',
+      help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate, failed logins)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -6,7 +6,7 @@ import type { AttemptResult } from '../deliver/attempt-delivery.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
 import type { Envelope } from '../envelope.js';
 import {
-  BridgeError,
+  isTemporary,
   PermanentError,
   TemporaryError,
 } from '../errors/bridge-error.js';
@@ -86,9 +86,7 @@ export async function acceptSync(
   const messageId = messageIds(message).messageId;
   const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
   // one reply for all: SMTP, or LMTP when every route failed alike (all for now, or all for good)
-  const temporary = failures.map(
-    e => !(e instanceof BridgeError) || e.temporary,
-  );
+  const temporary = failures.map(isTemporary);
   const alike = temporary.every(t => t) || temporary.every(t => !t);
   if (
     failures.length > 0 &&

@@ -11,10 +11,11 @@ import {
 import type { Envelope } from '../envelope.js';
 import {
   BridgeError,
+  isTemporary,
   PermanentError,
   TemporaryError,
 } from '../errors/bridge-error.js';
-import { toSmtpReply } from '../errors/to-smtp-reply.js';
+import { smtpReply, toSmtpReply } from '../errors/to-smtp-reply.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
@@ -144,13 +145,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       });
       callback(
         closing
-          ? Object.assign(
-              new Error('Too many failed logins, closing connection'),
-              { responseCode: 421 },
-            )
-          : Object.assign(new Error('Authentication credentials invalid'), {
-              responseCode: 535,
-            }),
+          ? smtpReply(421, 'Too many failed logins, closing connection')
+          : smtpReply(535, 'Authentication credentials invalid'),
       );
     },
     hideENHANCEDSTATUSCODES: false,
@@ -186,18 +182,10 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       if (lmtp) rcptCommands.set(session, []);
       if (config.smtp.tls.required && !session.secure) {
         // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
-        return callback(
-          Object.assign(new Error('Must issue a STARTTLS command first'), {
-            responseCode: 530,
-          }),
-        );
+        return callback(smtpReply(530, 'Must issue a STARTTLS command first'));
       }
       if (auth.required && !session.user) {
-        return callback(
-          Object.assign(new Error('Authentication required'), {
-            responseCode: 530,
-          }),
-        );
+        return callback(smtpReply(530, 'Authentication required'));
       }
       // flow control: while delivery lags behind, a new transaction waits for it a little
       const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
@@ -255,9 +243,7 @@ function refuseSession(
     code: refusal.responseCode,
   });
   // smtp-server sends a refused session's reply as it is, without an enhanced code of its own
-  return Object.assign(new Error(refusal.message), {
-    responseCode: refusal.responseCode,
-  });
+  return smtpReply(refusal.responseCode, refusal.message);
 }
 
 function checkRecipient(
@@ -386,7 +372,7 @@ async function handleData(
       throw err;
     }
     const reply = toSmtpReply(err);
-    const temporary = !(err instanceof BridgeError) || err.temporary;
+    const temporary = isTemporary(err);
     deps.metrics.messages.inc({ outcome: temporary ? 'deferred' : 'rejected' });
     const fields = {
       ...outcome,
