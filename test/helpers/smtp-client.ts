@@ -2,6 +2,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 
 export interface SendResult {
   /** the final reply line, e.g. "250 2.6.0 OK: delivered as ..." */
@@ -10,12 +11,16 @@ export interface SendResult {
   code: number;
 }
 
-/** Sends a raw message with nodemailer's SMTP transport; refusals resolve, not reject. */
+/**
+ * Sends a raw message with nodemailer's SMTP transport; refusals resolve, not reject. In clear
+ * text by default; `transport` adds or overrides options (TLS, AUTH).
+ */
 export async function sendRaw(options: {
   port: number;
   from?: string;
   to: string[];
   raw: string | Buffer;
+  transport?: SMTPTransport.Options;
 }): Promise<SendResult> {
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',
@@ -23,6 +28,7 @@ export async function sendRaw(options: {
     secure: false,
     ignoreTLS: true,
     connectionTimeout: 5000,
+    ...options.transport,
   });
   try {
     const info = await transport.sendMail({

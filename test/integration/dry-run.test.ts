@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { watch } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startBridge, type TestBridge } from '../helpers/bridge.js';
+import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import {
   makeMessage,
   openDataSession,
@@ -202,5 +203,56 @@ describe('a client disconnecting during DATA', () => {
       () => [],
     );
     expect(bodies).to.deep.equal([]);
+  });
+});
+
+describe('dry-run, then a token', () => {
+  let api: FakeApi;
+  let bridge: TestBridge | undefined;
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+  });
+  afterEach(async () => {
+    await bridge?.close();
+    bridge = undefined;
+    await api.close();
+  });
+
+  it('a message written to dry-run is posted when resent once a token is set (regression)', async () => {
+    // first run: no token, dry-run
+    bridge = await startBridge(
+      { delivery: { mode: 'sync' }, routes: ROUTES },
+      { keepSpool: true },
+    );
+    const spoolDir = bridge.spoolDir;
+    expect(bridge.daemon.dryRun).to.equal(true);
+    const raw = makeMessage({
+      From: 'jane@example.net',
+      Subject: 'tried in dry-run',
+      'Message-ID': '<dry-run-then-real@example.net>',
+    });
+    const first = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw,
+    });
+    expect(first.code).to.equal(250);
+    await bridge.close();
+    // second run on the same spool, now with the API: the sender resends the message
+    bridge = await startBridge(
+      { delivery: { mode: 'sync' }, api: apiAt(api.url), routes: ROUTES },
+      { spoolDir },
+    );
+    const second = await sendRaw({
+      port: bridge.smtpPort,
+      to: ['support@example.com'],
+      raw,
+    });
+    expect(second.code).to.equal(250);
+    // dry-run delivered nothing and recorded nothing: the resend is posted
+    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+      'mb-support',
+    ]);
   });
 });

@@ -1,5 +1,6 @@
-// LMTP on the running daemon (smtp.lmtp): LHLO instead of EHLO, and one reply per recipient
-// after the message, in queue and sync mode.
+// LMTP on the running daemon (smtp.lmtp): LHLO instead of EHLO, and one reply per accepted RCPT
+// after the message, in queue, sync and hybrid mode: a recipient given twice (RFC 2033 4.2),
+// routes failing differently, hybrid's partial refusal, a message over the size limit.
 import { expect } from 'chai';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -40,6 +41,36 @@ async function sendToBoth(
   return replies;
 }
 
+/**
+ * One LMTP transaction to `rcpts`, then a NOOP pipelined behind the message: resolves with the
+ * replies that came after the final dot and before the NOOP's own `250 2.0.0 OK`.
+ */
+async function lmtpSend(
+  session: RawSession,
+  rcpts: string[],
+  subject: string,
+): Promise<string[]> {
+  session.socket.write(
+    'MAIL FROM:<jane@example.net>\r\n' +
+      rcpts.map(r => `RCPT TO:<${r}>\r\n`).join('') +
+      'DATA\r\n',
+  );
+  await session.waitFor(/^354 /m);
+  const beforeData = replyLines(session);
+  // every RCPT was accepted: the client is owed one reply per RCPT after the dot
+  expect(beforeData.filter(l => l.startsWith('250 '))).to.have.length(
+    1 + rcpts.length,
+  );
+  session.clear();
+  session.socket.write(
+    `${makeMessage({ From: 'jane@example.net', Subject: subject })}.\r\nNOOP\r\n`,
+  );
+  await session.waitFor(/^250 2\.0\.0 OK\r\n/m);
+  const lines = replyLines(session);
+  session.clear();
+  return lines.slice(0, lines.lastIndexOf('250 2.0.0 OK'));
+}
+
 describe('LMTP', () => {
   let api: FakeApi;
   let bridge: TestBridge | undefined;
@@ -55,12 +86,15 @@ describe('LMTP', () => {
     await api.close();
   });
 
-  async function start(mode: 'queue' | 'sync'): Promise<number> {
+  async function start(
+    mode: 'queue' | 'sync' | 'hybrid',
+    smtp: { maxMessageSize?: number } = {},
+  ): Promise<number> {
     bridge = await startBridge({
       delivery: { mode },
       api: apiAt(api.url),
       routes: ROUTES,
-      smtp: { lmtp: true },
+      smtp: { lmtp: true, ...smtp },
     });
     return bridge.smtpPort;
   }
@@ -174,5 +208,111 @@ describe('LMTP', () => {
       'mb-support',
       'mb-support',
     ]);
+  });
+
+  for (const mode of ['sync', 'queue'] as const) {
+    it(`${mode} mode: a recipient given twice (other case) gets one reply per accepted RCPT (RFC 2033 4.2)`, async () => {
+      const port = await start(mode);
+      const session = await lhlo(port);
+      const replies = await lmtpSend(
+        session,
+        ['support@example.com', 'Support@Example.com'],
+        `twice ${mode}`,
+      );
+      // two RCPTs answered 250, so two replies are owed after the dot; the client otherwise
+      // waits for the second until it times out, or takes the next command's reply for it
+      expect(replies).to.have.length(2);
+    });
+  }
+
+  it('sync mode: a recipient given twice among others: replies line up with the RCPTs', async () => {
+    const port = await start('sync');
+    const session = await lhlo(port);
+    // support's route fails for now, billing's goes through
+    api.respondWith(r =>
+      r.body.mailbox_id === 'mb-support' ? { status: 503 } : { status: 204 },
+    );
+    const replies = await lmtpSend(
+      session,
+      ['support@example.com', 'billing@example.com', 'SUPPORT@example.com'],
+      'misaligned',
+    );
+    expect(replies).to.have.length(3);
+    expect(replies[0]).to.match(/^451 /);
+    expect(replies[1]).to.match(/^250 /);
+    expect(replies[2]).to.match(/^451 /);
+  });
+
+  it('sync mode, every route failed, one for now and one for good: each recipient hears its own', async () => {
+    const port = await start('sync');
+    const session = await lhlo(port);
+    api.respondWith(r =>
+      r.body.mailbox_id === 'mb-support'
+        ? { status: 503 }
+        : { status: 422, body: { errors: [] } },
+    );
+    const replies = await lmtpSend(
+      session,
+      ['support@example.com', 'billing@example.com'],
+      'both failed',
+    );
+    expect(replies[0]).to.equal(
+      '451 4.3.0 Temporary failure, please try again later',
+    );
+    // README: "every recipient gets the same refusal" (451): billing, refused for good, is
+    // then retried by the client for days; with LMTP it could hear 554 now
+    expect(replies[1]).to.equal(
+      '554 5.6.0 Message rejected by the destination',
+    );
+  });
+
+  it('hybrid mode: a route refused for good next to one delivered: 250 for all, the refusal in dead/ (README)', async () => {
+    // hybrid answers for the stored message: the sender hears 554 only when no route took it
+    const port = await start('hybrid');
+    const session = await lhlo(port);
+    api.respondWith(r =>
+      r.body.mailbox_id === 'mb-billing'
+        ? { status: 422, body: { errors: [] } }
+        : { status: 204 },
+    );
+    const replies = await lmtpSend(
+      session,
+      ['support@example.com', 'billing@example.com'],
+      'hybrid partial refusal',
+    );
+    expect(replies).to.have.length(2);
+    for (const reply of replies) {
+      expect(reply).to.match(/^250 2\.6\.0 OK: queued as /);
+    }
+    const dead = await bridge!.waitForLog(l => l.message === 'message dead');
+    expect(String(dead.reason)).to.match(/^refused: /);
+  });
+
+  it('gets one 552 per accepted RCPT command, not one per envelope entry', async () => {
+    const port = await start('queue', { maxMessageSize: 1000 });
+    const session = await openSession(port);
+    sessions.push(session);
+    session.socket.write(
+      'LHLO client.example.net\r\nMAIL FROM:<jane@example.net>\r\n' +
+        'RCPT TO:<support@example.com>\r\nRCPT TO:<SUPPORT@example.com>\r\nDATA\r\n',
+    );
+    await session.waitFor(/^354 /m);
+    // MAIL and two RCPTs answered 250
+    expect(
+      session.replies().match(/^250 \d\.\d\.\d Accepted\r?$/gm),
+    ).to.have.length(3);
+    session.clear();
+    const big = makeMessage(
+      { From: 'jane@example.net', Subject: 'too big' },
+      ('y'.repeat(70) + '\r\n').repeat(40),
+    );
+    session.socket.write(`${big}.\r\nNOOP\r\n`);
+    await session.waitFor(/^250 2\.0\.0 OK\r\n/m);
+    const lines: string[] = session.replies().match(/^\d{3} .*$/gm) ?? [];
+    // two replies owed after the dot, before the NOOP's; with one, an LMTP client takes the
+    // NOOP's 250 for the second recipient's (or waits for it until it times out)
+    const owed = lines.slice(0, lines.lastIndexOf('250 2.0.0 OK'));
+    expect(owed, owed.join(' | ')).to.have.length(2);
+    expect(owed.every(l => l.startsWith('552 '))).to.equal(true);
   });
 });

@@ -3,10 +3,9 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import nodemailer from 'nodemailer';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
-import { makeMessage, smtpDialog } from '../helpers/smtp-client.js';
+import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 const TLS = {
@@ -46,30 +45,21 @@ describe('SMTP AUTH', () => {
     port: number,
     user?: { user: string; pass: string },
   ): Promise<number> {
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
+    const { code } = await sendRaw({
       port,
-      requireTLS: true,
-      tls: { ca: [CA], servername: 'localhost' },
-      connectionTimeout: 5000,
-      ...(user ? { auth: user } : {}),
+      to: ['support@example.com'],
+      raw: makeMessage({
+        From: 'jane@example.net',
+        Subject: `auth ${user?.user ?? 'none'}`,
+      }),
+      transport: {
+        ignoreTLS: false,
+        requireTLS: true,
+        tls: { ca: [CA], servername: 'localhost' },
+        ...(user ? { auth: user } : {}),
+      },
     });
-    try {
-      const info = await transport.sendMail({
-        envelope: { from: 'jane@example.net', to: ['support@example.com'] },
-        raw: makeMessage({
-          From: 'jane@example.net',
-          Subject: `auth ${user?.user ?? 'none'}`,
-        }),
-      });
-      return Number(info.response.slice(0, 3));
-    } catch (err) {
-      const { responseCode } = err as { responseCode?: number };
-      if (responseCode === undefined) throw err;
-      return responseCode;
-    } finally {
-      transport.close();
-    }
+    return code;
   }
 
   it('offers no AUTH without accounts', async () => {

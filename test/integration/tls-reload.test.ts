@@ -1,5 +1,7 @@
 // A renewed TLS certificate without a restart: Daemon.reloadTls(), and SIGHUP on a real
-// `serve` process. The files are swapped in place, as a certificate tool renews them.
+// `serve` process and cluster, while it starts too (a SIGHUP then used to end the workers that
+// had no handler yet, and the cluster stopped). The files are swapped in place, as a
+// certificate tool renews them.
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
@@ -46,6 +48,48 @@ async function servedFingerprint(port: number): Promise<string> {
 /** The fingerprint of a fixture certificate, in the form a TLS session shows it. */
 function fingerprintOf(name: string): string {
   return new X509Certificate(readFileSync(join(FIXTURES, name))).fingerprint256;
+}
+
+/** The pids of `pid`'s children that run mailbridge (not tsx's esbuild service). */
+function workerPids(pid: number): number[] {
+  let list: string;
+  try {
+    list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    return [];
+  }
+  return list
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter(child => {
+      try {
+        return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(
+          'cli.ts',
+        );
+      } catch {
+        return false;
+      }
+    });
+}
+
+/**
+ * Resolves with the pid of a new worker the moment the primary has forked it. A fork has no
+ * event the test can hear, so /proc is looked at every 2 ms, for at most `timeoutMs`.
+ */
+async function forkedWorker(
+  primary: number,
+  known: Set<number>,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = workerPids(primary).find(p => !known.has(p));
+    if (pid !== undefined) return pid;
+    if (Date.now() > deadline) throw new Error('no worker was forked');
+    await new Promise(done => setTimeout(done, 2));
+  }
 }
 
 describe('TLS certificate reload', () => {
@@ -124,16 +168,21 @@ describe('TLS certificate reload', () => {
       daemon = undefined;
     });
 
-    it('reloads the certificate and keeps running (Node would exit on SIGHUP by default)', async () => {
-      const smtpPort = await freePort();
-      daemon = startCli(['serve'], {
-        MAILBRIDGE_SMTP_PORT: String(smtpPort),
+    /** `serve` with the key and certificate above, as one process or a cluster of `workers`. */
+    async function serve(workers: number): Promise<CliProcess> {
+      return startCli(['serve'], {
+        MAILBRIDGE_CLUSTER_WORKERS: String(workers),
+        MAILBRIDGE_SMTP_PORT: String(await freePort()),
         MAILBRIDGE_HTTP_PORT: String(await freePort()),
         MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
         MAILBRIDGE_SMTP_TLS_KEY: key,
         MAILBRIDGE_SMTP_TLS_CERT: cert,
         MAILBRIDGE_LOG_LEVEL: 'info',
       });
+    }
+
+    it('reloads the certificate and keeps running (Node would exit on SIGHUP by default)', async () => {
+      daemon = await serve(1);
       await daemon.waitForLog('mailbridge started');
       install('renewed');
       daemon.child.kill('SIGHUP');
@@ -146,15 +195,7 @@ describe('TLS certificate reload', () => {
 
     it('a cluster primary passes SIGHUP to every worker', async function () {
       this.timeout(30_000);
-      daemon = startCli(['serve'], {
-        MAILBRIDGE_CLUSTER_WORKERS: '2',
-        MAILBRIDGE_SMTP_PORT: String(await freePort()),
-        MAILBRIDGE_HTTP_PORT: String(await freePort()),
-        MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
-        MAILBRIDGE_SMTP_TLS_KEY: key,
-        MAILBRIDGE_SMTP_TLS_CERT: cert,
-        MAILBRIDGE_LOG_LEVEL: 'info',
-      });
+      daemon = await serve(2);
       await daemon.waitForLog('mailbridge started');
       install('renewed');
       daemon.child.kill('SIGHUP');
@@ -168,6 +209,35 @@ describe('TLS certificate reload', () => {
       );
       daemon.child.kill('SIGTERM');
       expect(await daemon.exited).to.deep.equal({ code: 0, signal: null });
+    });
+
+    it('a SIGHUP (systemctl reload) during the start does not stop the cluster', async function () {
+      this.timeout(30_000);
+      const cli = (daemon = await serve(2));
+      // the primary forwards it to a worker that has not yet installed a SIGHUP handler
+      await forkedWorker(cli.child.pid!, new Set(), 15_000);
+      cli.child.kill('SIGHUP');
+      await cli.waitForLog('mailbridge started');
+      cli.child.kill('SIGTERM');
+      expect(await cli.exited).to.deep.equal({ code: 0, signal: null });
+    });
+
+    it('a SIGHUP while a replacement worker starts does not bring the cluster down', async function () {
+      this.timeout(30_000);
+      const cli = (daemon = await serve(2));
+      await cli.waitForLog('mailbridge started');
+      await waitForLogCount(cli, 'worker started', 2, 15_000);
+      const pids = cli.logs
+        .filter(l => l.message === 'worker started')
+        .map(l => Number(l.pid));
+      process.kill(pids[0]!, 'SIGKILL');
+      await cli.waitForLog('worker died; starting another');
+      await forkedWorker(cli.child.pid!, new Set(pids), 15_000);
+      // a certificate renewed at this moment: the reload reaches the replacement mid-start
+      cli.child.kill('SIGHUP');
+      await waitForLogCount(cli, 'worker started', 3, 15_000);
+      cli.child.kill('SIGTERM');
+      expect(await cli.exited).to.deep.equal({ code: 0, signal: null });
     });
   });
 });

@@ -8,13 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import nodemailer from 'nodemailer';
 import type { Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors/bridge-error.js';
 import { loadServerTls } from '../../src/smtp/server-tls.js';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
-import { makeMessage, smtpDialog } from '../helpers/smtp-client.js';
+import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 
 // a self-signed certificate for localhost and 127.0.0.1, for these tests only
 const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
@@ -46,32 +45,23 @@ describe('TLS', () => {
     return bridge.smtpPort;
   }
 
-  /** Sends one message with nodemailer; resolves with the reply code. */
+  /** Sends one message, trusting the test certificate; resolves with the reply code. */
   async function send(
     port: number,
     options: { secure?: boolean; requireTLS?: boolean; ignoreTLS?: boolean },
     subject: string,
   ): Promise<number> {
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
+    const { code } = await sendRaw({
       port,
-      connectionTimeout: 5000,
-      tls: { ca: [CA], servername: 'localhost' },
-      ...options,
+      to: ['support@example.com'],
+      raw: makeMessage({ From: 'jane@example.net', Subject: subject }),
+      transport: {
+        tls: { ca: [CA], servername: 'localhost' },
+        ignoreTLS: false,
+        ...options,
+      },
     });
-    try {
-      const info = await transport.sendMail({
-        envelope: { from: 'jane@example.net', to: ['support@example.com'] },
-        raw: makeMessage({ From: 'jane@example.net', Subject: subject }),
-      });
-      return Number(info.response.slice(0, 3));
-    } catch (err) {
-      const { responseCode } = err as { responseCode?: number };
-      if (responseCode === undefined) throw err;
-      return responseCode;
-    } finally {
-      transport.close();
-    }
+    return code;
   }
 
   it('offers no STARTTLS without a key and certificate', async () => {
