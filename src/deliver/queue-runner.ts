@@ -214,14 +214,17 @@ export class QueueRunner {
   /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
   async file(result: AttemptResult): Promise<void> {
     const { entry, outcome } = result;
-    const log = this.deps.log.child({ queueId: entry.id });
+    // no child logger: one per message costs more than the line it writes
+    const log = this.deps.log;
     const fields = {
+      queueId: entry.id,
       messageId: result.messageId ?? entry.messageId,
       attempts: entry.attempts,
       routes: entry.routes.length,
     };
     this.deps.metrics.deliveries.inc({ outcome });
-    this.notePause(result);
+    // a pause starting parks the fresh messages waiting: done before this one's outcome line
+    await this.notePause(result);
     const spool = this.deps.spool;
     const fresh = this.fresh.has(entry.id);
     if (outcome === 'delivered') {
@@ -492,7 +495,8 @@ export class QueueRunner {
     }
   }
 
-  private notePause(result: AttemptResult): void {
+  /** Starts or ends a pause; resolves once the fresh messages a new pause parks are parked. */
+  private async notePause(result: AttemptResult): Promise<void> {
     const retry = this.deps.config.delivery.retry;
     if (result.configError) {
       const delay = this.pause
@@ -513,12 +517,14 @@ export class QueueRunner {
       this.deps.metrics.paused.set(1);
       if (starting) {
         // they would wait out the pause in the claim folder: park them where all can see them
-        for (const { entry, raw } of this.ready.splice(0)) {
+        const parking = this.ready.splice(0).map(({ entry, raw }) => {
           if (raw) this.readyRawBytes -= raw.length;
-          void this.parkFresh(entry, entry.nextAttemptAt);
-        }
+          return this.parkFresh(entry, entry.nextAttemptAt);
+        });
         this.makeRoom();
         this.deps.onPauseChange?.(this.pause.reason);
+        // parkFresh never rejects: a parking that fails is retried at every scan
+        await Promise.all(parking);
       }
     } else if (this.pause) {
       this.pause = null;

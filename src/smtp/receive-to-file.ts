@@ -1,11 +1,20 @@
 // Streams the DATA of one message to a file, counting bytes; never holds more than a small
 // message in memory.
-import { constants, createWriteStream, type WriteStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  fdatasync,
+  ftruncateSync,
+  openSync,
+  type WriteStream,
+} from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { writeFully } from '../spool/durable-fs.js';
+import { fdWriter, writeFully } from '../spool/durable-fs.js';
 import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
 import type { FreeFile } from '../spool/spool.js';
 
@@ -145,23 +154,28 @@ async function discard(
   if (created()) await unlink(path).catch(() => undefined);
 }
 
-/** One open, one write (durable with O_DSYNC), one close. */
+/**
+ * One open, one write (durable with O_DSYNC), one close. The open and close are synchronous
+ * calls (see durable-fs.ts): only the write waits for the disk.
+ */
 async function writeSmall(
   path: string,
   buffers: Buffer[],
   durable: boolean,
 ): Promise<void> {
   // an existing file fails the exclusive open and is left alone
-  const handle = await open(path, durable ? DURABLE_FLAGS : 'wx');
+  const fd = openSync(path, durable ? DURABLE_FLAGS : 'wx');
   let written = false;
   try {
-    await writeFully(handle, buffers, 0);
+    await writeFully(fdWriter(fd), buffers, 0);
     written = true;
   } finally {
-    await handle.close();
+    closeSync(fd);
     if (!written) await unlink(path).catch(() => undefined);
   }
 }
+
+const datasync = promisify(fdatasync);
 
 /**
  * Writes a message over a free file, durably: false when the file is gone (the caller creates
@@ -170,9 +184,9 @@ async function writeSmall(
  * is deleted and the error rethrown.
  */
 async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
-  let handle;
+  let fd: number;
   try {
-    handle = await open(free.path, constants.O_WRONLY | constants.O_DSYNC);
+    fd = openSync(free.path, constants.O_WRONLY | constants.O_DSYNC);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     // out of the pool already: not left behind as junk
@@ -182,12 +196,12 @@ async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
   let written = false;
   try {
     const length = buffers.reduce((sum, b) => sum + b.length, 0);
-    if (free.size > length) await handle.truncate(length);
-    await writeFully(handle, buffers, 0);
-    if (free.size > length) await handle.datasync();
+    if (free.size > length) ftruncateSync(fd, length);
+    await writeFully(fdWriter(fd), buffers, 0);
+    if (free.size > length) await datasync(fd);
     written = true;
   } finally {
-    await handle.close();
+    closeSync(fd);
     if (!written) await unlink(free.path).catch(() => undefined);
   }
   return true;

@@ -12,7 +12,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFully } from './durable-fs.js';
+import { writeFullySync } from './durable-fs.js';
 
 export interface DedupeOptions {
   /**
@@ -326,7 +326,8 @@ export class DedupeStore {
         if (batch.lines.length > 0) {
           await this.reopenIfRemoved();
           this.log ??= await open(this.logPath(), 'a');
-          await writeFully(this.log, [Buffer.from(batch.lines.join(''))]);
+          // an append to the page cache, not fsynced: synchronous (see durable-fs.ts)
+          writeFullySync(this.log.fd, Buffer.from(batch.lines.join('')));
           this.lastWriteAt = this.now();
         } else {
           await this.rewrite();

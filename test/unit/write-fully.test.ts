@@ -1,9 +1,23 @@
 // writeFully: every byte written, also when a write takes only part of them.
 import { expect } from 'chai';
-import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import {
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  rm,
+  type FileHandle,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exists, writeFully } from '../../src/spool/durable-fs.js';
+import {
+  DirSyncer,
+  exists,
+  fdWriter,
+  writeFully,
+  writeFullySync,
+} from '../../src/spool/durable-fs.js';
 
 describe('writeFully and exists', () => {
   let dir: string;
@@ -82,5 +96,54 @@ describe('writeFully and exists', () => {
     expect(await exists(join(dir, 'there'))).to.equal(true);
     expect(await exists(join(dir, 'gone'))).to.equal(false);
     expect(await exists(join(dir, 'no', 'such'))).to.equal(false);
+  });
+
+  it('fdWriter: writes through a plain descriptor, at a position or where the file stands', async () => {
+    const path = join(dir, 'fd');
+    const fd = openSync(path, 'w');
+    try {
+      await writeFully(fdWriter(fd), [Buffer.from('abc'), Buffer.from('def')]);
+      await writeFully(fdWriter(fd), [Buffer.from('XY')], 1);
+    } finally {
+      closeSync(fd);
+    }
+    expect(await readFile(path, 'utf8')).to.equal('aXYdef');
+  });
+
+  it('writeFullySync: appends every byte; a full disk throws ENOSPC', async () => {
+    const path = join(dir, 'log');
+    const fd = openSync(path, 'a');
+    try {
+      writeFullySync(fd, Buffer.from('one\n'));
+      writeFullySync(fd, Buffer.from('two\n'));
+    } finally {
+      closeSync(fd);
+    }
+    expect(await readFile(path, 'utf8')).to.equal('one\ntwo\n');
+    const full = openSync('/dev/full', 'w');
+    try {
+      expect(() => writeFullySync(full, Buffer.from('x'))).to.throw(/ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it('DirSyncer: a round that fails rejects, and the next round opens the folder again', async () => {
+    const syncer = new DirSyncer();
+    const folder = join(dir, 'claims');
+    await mkdir(folder);
+    await syncer.sync(folder);
+    await rm(folder, { recursive: true });
+    const failure = await syncer.sync(folder).catch((err: unknown) => err);
+    expect((failure as NodeJS.ErrnoException).code).to.equal('ENOENT');
+    await mkdir(folder);
+    const descriptors = () => readdirSync('/proc/self/fd').length;
+    const before = descriptors();
+    // callers arriving together share one round, which a new descriptor serves
+    expect(
+      await Promise.all([syncer.sync(folder), syncer.sync(folder)]),
+    ).to.deep.equal([undefined, undefined]);
+    // and it is closed once no round follows
+    expect(descriptors()).to.equal(before);
   });
 });
