@@ -145,6 +145,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
       ...profile,
       // BENCH_SEMI_SPACE=2: another young generation size than npm start's
       `--max-semi-space-size=${process.env.BENCH_SEMI_SPACE ?? 1}`,
+      // BENCH_PARALLEL_GC=1: V8's parallel collector, instead of npm start's single-threaded one
+      ...(process.env.BENCH_PARALLEL_GC ? [] : ['--single-threaded-gc']),
       'dist/cli.js',
       'serve',
       '--config',
