@@ -8,6 +8,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
+import { installHaraka, startHaraka } from './reference.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -128,10 +129,15 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     [
       'smtp: { maxClients: 200, maxMessageSize: 52428800 }',
       'routes: [{ match: "*", mailbox_id: bench }]',
-      // api.concurrency as configured by default (4) unless BENCH_CONCURRENCY says otherwise
-      ...(process.env.BENCH_CONCURRENCY
-        ? [`api: { concurrency: ${process.env.BENCH_CONCURRENCY} }`]
-        : []),
+      // api.concurrency as configured by default (4) unless BENCH_CONCURRENCY says otherwise;
+      // BENCH_POST_THREAD=0 posts from the main thread (api.workerThread: false)
+      `api: { ${[
+        process.env.BENCH_CONCURRENCY &&
+          `concurrency: ${process.env.BENCH_CONCURRENCY}`,
+        process.env.BENCH_POST_THREAD === '0' && 'workerThread: false',
+      ]
+        .filter(Boolean)
+        .join(', ')} }`,
     ].join('\n'),
   );
   // BENCH_PROF=<dir>: write V8 CPU profiles of the daemon there (one per process)
@@ -331,13 +337,34 @@ function medians(runs: Measured[]): Measured {
   ) as unknown as Measured;
 }
 
-function row(s: Scenario, m: Measured): string {
-  return `| ${s.name} | ${s.messages} | ${Math.round(m.accepted)} | ${Math.round(m.posted)} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${Math.round(m.peakRss)} | ${m.cpu.toFixed(2)} | ${m.others.toFixed(2)} |`;
+function row(name: string, s: Scenario, m: Measured): string {
+  const ms = (v: number) => (Number.isNaN(v) ? '-' : v.toFixed(1));
+  return `| ${name} | ${s.messages} | ${Math.round(m.accepted)} | ${Math.round(m.posted)} | ${ms(m.p50)} | ${ms(m.p99)} | ${Math.round(m.peakRss)} | ${m.cpu.toFixed(2)} | ${m.others.toFixed(2)} |`;
 }
 
-async function runScenario(s: Scenario): Promise<Measured> {
+/** The server under test: mailbridge, or the Haraka reference (bench/reference.ts). */
+type Target = 'mailbridge' | 'haraka';
+
+interface Running {
+  child: ChildProcess;
+  smtpPort: number;
+  /** the daemon's metrics port; none for the reference */
+  httpPort?: number;
+  stop(): Promise<void>;
+}
+
+async function startTarget(target: Target, apiPort: number): Promise<Running> {
+  if (target === 'haraka') return startHaraka(apiPort, await freePort());
+  const daemon = await startDaemon(apiPort);
+  return { ...daemon, stop: () => stopDaemon(daemon) };
+}
+
+async function runScenario(
+  s: Scenario,
+  target: Target = 'mailbridge',
+): Promise<Measured> {
   const api = await startStandIn();
-  const daemon = await startDaemon(api.port);
+  const daemon = await startTarget(target, api.port);
   const cpuBefore = cpuMs(daemon.child.pid!);
   const apiCpuBefore = cpuMs(api.child.pid!);
   const sourceCpuBefore = waitedChildrenCpuMs();
@@ -350,7 +377,9 @@ async function runScenario(s: Scenario): Promise<Measured> {
   const postedMs = Date.now() - started;
   const { p50, p99 } = clientTimes
     ? clientQuantiles(clientTimes)
-    : await acceptQuantiles(daemon.httpPort);
+    : daemon.httpPort
+      ? await acceptQuantiles(daemon.httpPort)
+      : { p50: NaN, p99: NaN };
   const { hwm } = memory(daemon.child.pid!);
   const cpuPerMessage = (cpuMs(daemon.child.pid!) - cpuBefore) / s.messages;
   const others =
@@ -359,7 +388,7 @@ async function runScenario(s: Scenario): Promise<Measured> {
       waitedChildrenCpuMs() -
       sourceCpuBefore) /
     s.messages;
-  await stopDaemon(daemon);
+  await daemon.stop();
   api.child.kill();
   const rate = (ms: number) => (s.messages * 1000) / ms;
   return {
@@ -418,20 +447,35 @@ async function main(): Promise<void> {
   const picked = process.env.BENCH_SCENARIO?.split(',').map(Number);
   // BENCH_REPEAT=3: each row run three times, the median of each column shown
   const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 1));
+  // BENCH_REFERENCE=1: each smtp-source row also run against Haraka, in turn with mailbridge
+  const reference = Boolean(process.env.BENCH_REFERENCE);
+  if (reference) installHaraka();
   const spread: string[] = [];
   for (const [i, s] of SCENARIOS.entries()) {
     if (only && only !== 'throughput') break;
     if (picked && !picked.includes(i + 1)) continue;
     const runs: Measured[] = [];
-    for (let r = 0; r < repeat; r++) runs.push(await runScenario(s));
-    console.log(row(s, medians(runs)));
-    if (repeat > 1) {
+    const refs: Measured[] = [];
+    // with the reference, the two take turns, so that both see the VM of the same minutes
+    const withReference = reference && !s.steadyPauseMs;
+    for (let r = 0; r < repeat; r++) {
+      runs.push(await runScenario(s));
+      if (withReference) refs.push(await runScenario(s, 'haraka'));
+    }
+    console.log(row(s.name, s, medians(runs)));
+    if (withReference) {
+      console.log(row(`${s.name}: Haraka reference`, s, medians(refs)));
+      const share = (100 * medians(runs).posted) / medians(refs).posted;
+      spread.push(
+        `- row ${i + 1}: mailbridge ${runs.map(m => Math.round(m.posted)).join(', ')}; Haraka ${refs.map(m => Math.round(m.posted)).join(', ')} posted msg/s (mailbridge at ${Math.round(share)} % of Haraka)`,
+      );
+    } else if (repeat > 1) {
       const posted = runs.map(m => Math.round(m.posted)).join(', ');
       spread.push(`- row ${i + 1}: posted msg/s of each run ${posted}`);
     }
   }
   if (spread.length > 0) {
-    console.log(`\nmedians of ${repeat} runs;`);
+    console.log(`\nmedians of ${repeat} run(s); posted msg/s of each run:`);
     console.log(spread.join('\n'));
   }
   if (!only || only === 'memory') {
