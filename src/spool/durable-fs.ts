@@ -36,16 +36,6 @@ export function fdWriter(fd: number): Writer {
   } as Writer;
 }
 
-/** fsyncs a directory, so a rename or unlink within it survives a power loss. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fd = openSync(dir, 'r');
-  try {
-    await fsyncFd(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 interface Round {
   promise: Promise<void>;
   resolve: () => void;
@@ -91,23 +81,22 @@ export class DirSyncer {
     folder: { running: boolean; next: Round | null },
   ): Promise<void> {
     folder.running = true;
-    // one descriptor for the rounds that follow each other under load
-    let fd: number | undefined;
     while (folder.next) {
       const round = folder.next;
       folder.next = null;
       try {
-        fd ??= openSync(dir, 'r');
-        await fsyncFd(fd);
+        // opened for each round: a folder replaced since the last one is the one synced
+        const fd = openSync(dir, 'r');
+        try {
+          await fsyncFd(fd);
+        } finally {
+          closeSync(fd);
+        }
         round.resolve();
       } catch (err) {
         round.reject(err);
-        // opened again for the next round: a failed fsync says nothing of the next one's
-        if (fd !== undefined) closeQuietly(fd);
-        fd = undefined;
       }
     }
-    if (fd !== undefined) closeQuietly(fd);
     folder.running = false;
   }
 }
@@ -180,13 +169,5 @@ export function writeFullySync(fd: number, data: Buffer): void {
     const written = writeSync(fd, data, done, data.length - done);
     if (written === 0) throw new Error('write made no progress');
     done += written;
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // a close error of a read-only descriptor loses nothing
   }
 }

@@ -10,7 +10,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { renameSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   DirSyncer,
@@ -299,7 +299,8 @@ export class Spool {
         return;
       } catch (err) {
         this.freeBytes -= size;
-        if (isNotFound(err)) return;
+        // gone already; but ENOENT also says the free folder is missing: then deleted below
+        if (isNotFound(err) && !existsSync(path)) return;
         // the free folder is not usable: delete as before
       } finally {
         this.freeMoving--;

@@ -508,6 +508,16 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         expect(listing[claimDir]).to.deep.equal([]);
       });
 
+      it('removeFresh with the free folder gone deletes the file instead of leaving it claimed', async () => {
+        const { bytes } = await accept(spool, 'NF');
+        await rm(join(dir, 'free', claimDir), { recursive: true });
+        await spool.removeFresh('NF', bytes.length);
+        // a delivered message left in the claim folder would be parked and posted again at
+        // the next start
+        expect(await files()).to.deep.equal(only(claimDir, {}));
+        expect(spool.freeFiles).to.equal(0);
+      });
+
       it('a file over FREE_FILE_MAX_BYTES is deleted, not kept', async () => {
         await writeFile(spool.freshPath('BIG'), 'x');
         await spool.removeFresh('BIG', FREE_FILE_MAX_BYTES + 1);
