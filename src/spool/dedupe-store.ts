@@ -13,6 +13,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFullySync } from './durable-fs.js';
+import { RecordTable } from './record-table.js';
 
 export interface DedupeOptions {
   /**
@@ -56,7 +57,7 @@ function newBatch(): Batch {
 const LINE = /^(\d+) ([A-Za-z0-9_-]{16})$/;
 
 /**
- * The records live in memory (a 16-character key and a time each, about 80 bytes) and in
+ * The records live in memory (RecordTable: 96 bits of key and a time each, 21 bytes a slot) and in
  * append-only logs: one per process, `<time> <key>` per line, lines that arrive together
  * written at once. Every log is read at start, so records survive restarts. Writes are not
  * fsynced: losing the last ones in a power cut costs at most one duplicate post, which the
@@ -64,7 +65,7 @@ const LINE = /^(\d+) ([A-Za-z0-9_-]{16})$/;
  */
 export class DedupeStore {
   /** key -> ms of its last delivery, as known to this process */
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new RecordTable();
   /** bytes of each log file already read */
   private readonly offsets = new Map<string, number>();
   private readonly name: string;
@@ -139,9 +140,7 @@ export class DedupeStore {
     if (this.windowMs <= 0) return 0;
     await this.load();
     const before = this.seen.size;
-    for (const [key, time] of this.seen) {
-      if (!this.within(time)) this.seen.delete(key);
-    }
+    this.seen.deleteWhere(time => !this.within(time));
     await this.compact();
     // another process's log whose every record expired: a worker slot that no longer runs,
     // or one idle for a whole window (its writer then opens the log anew, see run())
@@ -171,16 +170,14 @@ export class DedupeStore {
   }
 
   /**
-   * Records `key` at `time` as the newest entry (the map keeps insertion order, so the first
-   * entries are the oldest) and forgets the oldest past `maxRecords`.
+   * Records `key` at `time` and, past `maxRecords`, forgets the oldest: a sixteenth more than
+   * the excess, so that the table is not scanned for every record added at the cap.
    */
   private remember(key: string, time: number): void {
-    this.seen.delete(key);
     this.seen.set(key, time);
-    if (this.seen.size <= this.maxRecords) return;
-    for (const oldest of this.seen.keys()) {
-      this.seen.delete(oldest);
-      if (this.seen.size <= this.maxRecords) break;
+    const excess = this.seen.size - this.maxRecords;
+    if (excess > 0) {
+      this.seen.evictOldest(excess + Math.floor(this.maxRecords / 16));
     }
   }
 
