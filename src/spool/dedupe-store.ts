@@ -55,6 +55,8 @@ function newBatch(): Batch {
 
 /** A record line: `<ms since the epoch> <key>\n`. */
 const LINE = /^(\d+) ([A-Za-z0-9_-]{16})$/;
+/** how far ahead of this process's clock a record read back may be (see plausible()) */
+const YEAR_MS = 365 * 24 * 3600 * 1000;
 
 /**
  * The records live in memory (RecordTable: 96 bits of key and a time each, 21 bytes a slot) and in
@@ -152,7 +154,7 @@ export class DedupeStore {
         .split('\n')
         .some(line => {
           const match = LINE.exec(line);
-          return match !== null && this.within(Number(match[1]));
+          return match !== null && this.live(Number(match[1]));
         });
       if (!live) {
         await rm(join(this.dir, file), { force: true });
@@ -170,19 +172,37 @@ export class DedupeStore {
   }
 
   /**
-   * Records `key` at `time` and, past `maxRecords`, forgets the oldest: a sixteenth more than
-   * the excess, so that the table is not scanned for every record added at the cap.
+   * Records `key` at `time`. Past `maxRecords` the oldest are forgotten first, before it is
+   * set, so that it is never among them (a time tied with others, or older after the clock
+   * stepped back): a sixteenth of the cap more than the excess, so that the table is not
+   * scanned for every record added at the cap.
    */
   private remember(key: string, time: number): void {
-    this.seen.set(key, time);
-    const excess = this.seen.size - this.maxRecords;
+    const adding = this.seen.get(key) === undefined ? 1 : 0;
+    const excess = this.seen.size + adding - this.maxRecords;
     if (excess > 0) {
       this.seen.evictOldest(excess + Math.floor(this.maxRecords / 16));
     }
+    this.seen.set(key, time);
   }
 
   private within(time: number): boolean {
     return this.now() - time < this.windowMs;
+  }
+
+  /** A record time read back that still counts: plausible, and within the window. */
+  private live(time: number): boolean {
+    return this.plausible(time) && this.within(time);
+  }
+
+  /**
+   * A time read back from a log or an imported record is taken only when it could be real. A
+   * line torn by a power cut and completed by the next append reads as a time at least ten
+   * times today's (centuries ahead), which would never expire nor be the oldest; a clock
+   * stepped back by up to a year still reads its records.
+   */
+  private plausible(time: number): boolean {
+    return Number.isSafeInteger(time) && time <= this.now() + YEAR_MS;
   }
 
   private fresh(key: string): boolean {
@@ -230,6 +250,7 @@ export class DedupeStore {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
         const info = await stat(join(folder, name)).catch(() => null);
         if (!info || !this.within(info.mtimeMs)) continue;
+        if (!this.plausible(Math.round(info.mtimeMs))) continue;
         const key = Buffer.from(name, 'hex')
           .subarray(0, 12)
           .toString('base64url');
@@ -283,7 +304,11 @@ export class DedupeStore {
         if (!match) continue;
         const time = Number(match[1]);
         const key = match[2]!;
-        if (time > (this.seen.get(key) ?? -Infinity) && this.within(time)) {
+        if (
+          this.plausible(time) &&
+          time > (this.seen.get(key) ?? -Infinity) &&
+          this.within(time)
+        ) {
           this.remember(key, time);
         }
       }
@@ -363,7 +388,7 @@ export class DedupeStore {
       const bytes = await readFrom(join(this.dir, file), 0);
       for (const line of bytes.toString('latin1').split('\n')) {
         const match = LINE.exec(line);
-        if (match && this.within(Number(match[1]))) lines.push(`${line}\n`);
+        if (match && this.live(Number(match[1]))) lines.push(`${line}\n`);
       }
     }
     const next = this.logPath(this.generation + 1);

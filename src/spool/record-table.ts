@@ -4,6 +4,8 @@
 // machine); these arrays take 21 bytes a slot (84 MiB for two million records), are never
 // traced (a full collection: 5 ms), and need no allocation per record.
 
+import { randomBytes } from 'node:crypto';
+
 const EMPTY = 0;
 const LIVE = 1;
 /** a deleted record's slot: probing goes on past it */
@@ -15,7 +17,9 @@ const MAX_LOAD = 0.75;
 const BUCKETS = 4096;
 
 /** A record key: 16 base64url characters, 96 bits (DedupeStore.key). */
-export const KEY_CHARS = 16;
+const KEY = /^[A-Za-z0-9_-]{16}$/;
+/** an odd multiplier: the slot is the top bits of key word times it (Fibonacci hashing) */
+const MULTIPLIER = 0x9e3779b1;
 
 export class RecordTable {
   private state: Uint8Array;
@@ -23,6 +27,13 @@ export class RecordTable {
   private words: Uint32Array;
   private times: Float64Array;
   private mask: number;
+  /** 32 minus the bits of a slot number: a slot is the top bits of a 32-bit product */
+  private shift: number;
+  /**
+   * Mixed into the key's first word: keys are SHA-256 bits, but of Message-IDs a sender
+   * chooses, who could search for ones that crowd a run of slots without this process's seed
+   */
+  private readonly seed = randomBytes(4).readUInt32LE(0);
   private live = 0;
   /** slots live or gone: what probing has to walk past */
   private used = 0;
@@ -35,6 +46,7 @@ export class RecordTable {
     this.words = new Uint32Array(slots * 3);
     this.times = new Float64Array(slots);
     this.mask = slots - 1;
+    this.shift = 32 - Math.log2(slots);
   }
 
   /** Records held. */
@@ -59,7 +71,7 @@ export class RecordTable {
     const a = this.probe[0]!;
     const b = this.probe[1]!;
     const c = this.probe[2]!;
-    let slot = a & this.mask;
+    let slot = this.home(a);
     while (this.state[slot] === LIVE) slot = (slot + 1) & this.mask;
     if (this.state[slot] === EMPTY) this.used++;
     this.state[slot] = LIVE;
@@ -102,13 +114,20 @@ export class RecordTable {
     for (let slot = 0; slot <= this.mask; slot++) {
       if (this.state[slot] !== LIVE) continue;
       const time = this.times[slot]!;
+      if (!Number.isFinite(time)) continue;
       if (time < min) min = time;
       if (time > max) max = time;
     }
-    // a histogram of the times finds the bucket the oldest `count` end in, in two passes
+    if (min > max) min = max = 0;
+    // a histogram of the times finds the bucket the oldest `count` end in, in two passes;
+    // a time that is not finite counts as the oldest (NaN, -Infinity) or the newest
     const width = (max - min) / BUCKETS || 1;
     const bucketOf = (time: number) =>
-      Math.min(BUCKETS - 1, Math.floor((time - min) / width));
+      !(time > min)
+        ? 0
+        : time >= max
+          ? BUCKETS - 1
+          : Math.min(BUCKETS - 1, Math.floor((time - min) / width));
     const counts = new Uint32Array(BUCKETS);
     for (let slot = 0; slot <= this.mask; slot++) {
       if (this.state[slot] === LIVE) counts[bucketOf(this.times[slot]!)]!++;
@@ -124,8 +143,13 @@ export class RecordTable {
       if (bucket < edge) this.remove(slot);
       else if (bucket === edge) inEdge.push(slot);
     }
-    inEdge.sort((x, y) => this.times[x]! - this.times[y]!);
+    inEdge.sort((x, y) => this.times[x]! - this.times[y]! || 0);
     for (const slot of inEdge.slice(0, count - below)) this.remove(slot);
+  }
+
+  /** Where probing for a key whose first word is `a` starts. */
+  private home(a: number): number {
+    return Math.imul(a ^ this.seed, MULTIPLIER) >>> this.shift;
   }
 
   private remove(slot: number): void {
@@ -139,7 +163,7 @@ export class RecordTable {
     const a = this.probe[0]!;
     const b = this.probe[1]!;
     const c = this.probe[2]!;
-    for (let slot = a & this.mask; ; slot = (slot + 1) & this.mask) {
+    for (let slot = this.home(a); ; slot = (slot + 1) & this.mask) {
       const state = this.state[slot];
       if (state === EMPTY) return -1;
       if (
@@ -164,10 +188,11 @@ export class RecordTable {
     this.words = new Uint32Array(slots * 3);
     this.times = new Float64Array(slots);
     this.mask = slots - 1;
+    this.shift = 32 - Math.log2(slots);
     this.used = this.live;
     for (let old = 0; old < state.length; old++) {
       if (state[old] !== LIVE) continue;
-      let slot = words[old * 3]! & this.mask;
+      let slot = this.home(words[old * 3]!);
       while (this.state[slot] !== EMPTY) slot = (slot + 1) & this.mask;
       this.state[slot] = LIVE;
       this.words.set(words.subarray(old * 3, old * 3 + 3), slot * 3);
@@ -180,9 +205,9 @@ const decoded = Buffer.alloc(12);
 
 /** The 96 bits of a base64url key as three words (the key is a hash: any word spreads well). */
 function keyWords(key: string, into: Uint32Array): void {
-  // 16 base64url characters are exactly 96 bits; a character outside the alphabet is skipped
-  // by the decoder, which then writes fewer bytes
-  if (key.length !== KEY_CHARS || decoded.write(key, 'base64url') !== 12) {
+  // 16 base64url characters are exactly 96 bits. Checked first: Node's decoder also takes
+  // base64's '+' and '/', and the low byte of any character, so other strings would alias keys
+  if (!KEY.test(key) || decoded.write(key, 'base64url') !== 12) {
     throw new RangeError(`not a dedupe record key: ${key}`);
   }
   into[0] = decoded.readUInt32LE(0);

@@ -149,6 +149,30 @@ describe('DedupeStore', () => {
     expect(s.size).to.equal(1);
   });
 
+  it('a line torn by a power cut and completed by the next append is not taken as a record from the future', async () => {
+    await mkdir(store, { recursive: true });
+    const torn = DedupeStore.key('<torn@example.net>', 'mb');
+    const next = DedupeStore.key('<next@example.net>', 'mb');
+    // "<time> <key>" cut after its first digits, then the next whole line appended to it
+    const cut = String(T0).slice(0, 5);
+    await writeFile(
+      join(store, 'active.0.log'),
+      `${T0} ${torn}\n${cut}${T0} ${next}\n${'9'.repeat(400)} ${next}\n`,
+    );
+    const s = open({ now: T0 });
+    expect(await s.has(torn)).to.equal(true);
+    // read back as a time thousands of years ahead, it would never expire: it is skipped
+    expect(await s.has(next)).to.equal(false);
+    expect(s.size).to.equal(1);
+    // and a compaction of this process's log does not carry it on
+    await s.prune();
+    const log = (await readdir(store)).filter(f => f.endsWith('.log'));
+    const kept = await Promise.all(
+      log.map(f => readFile(join(store, f), 'latin1')),
+    );
+    expect(kept.join('')).to.not.include(next);
+  });
+
   it('maxRecords: past it the oldest are forgotten first, in memory and when read back', async () => {
     const clock = { now: T0 };
     const keys = Array.from({ length: 5 }, (_, i) =>
