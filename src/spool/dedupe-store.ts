@@ -178,9 +178,9 @@ export class DedupeStore {
    * scanned for every record added at the cap.
    */
   private remember(key: string, time: number): void {
-    const adding = this.seen.get(key) === undefined ? 1 : 0;
-    const excess = this.seen.size + adding - this.maxRecords;
-    if (excess > 0) {
+    // below the cap (the common case) no lookup is needed to know that
+    if (this.seen.size >= this.maxRecords && this.seen.get(key) === undefined) {
+      const excess = this.seen.size + 1 - this.maxRecords;
       this.seen.evictOldest(excess + Math.floor(this.maxRecords / 16));
     }
     this.seen.set(key, time);
@@ -249,12 +249,12 @@ export class DedupeStore {
       for (const name of await readdir(folder).catch((): string[] => [])) {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
         const info = await stat(join(folder, name)).catch(() => null);
-        if (!info || !this.within(info.mtimeMs)) continue;
-        if (!this.plausible(Math.round(info.mtimeMs))) continue;
+        if (!info) continue;
+        const time = Math.round(info.mtimeMs);
+        if (!this.live(time)) continue;
         const key = Buffer.from(name, 'hex')
           .subarray(0, 12)
           .toString('base64url');
-        const time = Math.round(info.mtimeMs);
         this.remember(key, Math.max(time, this.seen.get(key) ?? -Infinity));
         lines.push(`${time} ${key}\n`);
       }
@@ -304,11 +304,7 @@ export class DedupeStore {
         if (!match) continue;
         const time = Number(match[1]);
         const key = match[2]!;
-        if (
-          this.plausible(time) &&
-          time > (this.seen.get(key) ?? -Infinity) &&
-          this.within(time)
-        ) {
+        if (this.live(time) && time > (this.seen.get(key) ?? -Infinity)) {
           this.remember(key, time);
         }
       }

@@ -198,6 +198,36 @@ describe('DedupeStore', () => {
     expect(again.size).to.equal(3);
   });
 
+  const capKey = (n: number) => DedupeStore.key(`<r${n}@example.net>`, 'mb');
+
+  it('a delivery recorded in the same millisecond as the others is still known right after its add', async () => {
+    // several deliveries within one tick of the clock; the cap forgets a few at once
+    const clock = { now: T0 };
+    const s = open(clock, { shared: false, maxRecords: 16 });
+    const forgotten: number[] = [];
+    for (let n = 0; n < 64; n++) {
+      await s.add(capKey(n));
+      if (!(await s.has(capKey(n)))) forgotten.push(n);
+    }
+    expect(
+      forgotten,
+      'records evicted by the add that made them',
+    ).to.deep.equal([]);
+  });
+
+  it('a delivery recorded after the clock stepped back is still known right after its add', async () => {
+    const clock = { now: T0 };
+    const s = open(clock, { shared: false, maxRecords: 16 });
+    for (let n = 0; n < 16; n++) {
+      await s.add(capKey(n));
+      clock.now += 100;
+    }
+    // NTP steps the clock back a second
+    clock.now -= 1000 + 100 * 16;
+    await s.add(capKey(100));
+    expect(await s.has(capKey(100))).to.equal(true);
+  });
+
   it('window 0: nothing recorded, nothing found, no folder made', async () => {
     const s = new DedupeStore(store, 0);
     await s.add(key);
