@@ -85,7 +85,12 @@ export async function startDaemon(
   const sink = countPosts(
     dryRun
       ? new DryRunSink(spool.dir, log.child({ stage: 'dry-run' }))
-      : new ApiClient(config.api, log.child({ stage: 'api' }), options.now),
+      : new ApiClient(
+          config.api,
+          log.child({ stage: 'api' }),
+          options.now,
+          config.mapping,
+        ),
     metrics,
   );
   // the post thread is up before the first message arrives
@@ -264,6 +269,23 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
         result: sink.kind === 'dry-run' ? 'dry_run' : 'delivered',
       });
     },
+    deliverJob:
+      sink.deliverJob &&
+      ((job, queueId) => {
+        const running = sink.deliverJob!(job, queueId);
+        return running?.then(result => {
+          if (result.kind !== 'posted') return result;
+          for (const { failure } of result.routes) {
+            const outcome = !failure
+              ? 'delivered'
+              : isTemporary(failure)
+                ? 'temporary'
+                : 'permanent';
+            metrics.posts.inc({ result: outcome });
+          }
+          return result;
+        });
+      }),
     close: () => sink.close(),
   };
 }

@@ -3,12 +3,13 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance } from 'axios';
-import type { ApiConfig } from '../config/schema.js';
+import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure } from './classify-failure.js';
-import type { PayloadSink, PostContext } from './payload-sink.js';
+import type { DeliveryJob, JobAnswer, Posted } from './delivery-job.js';
+import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
 import { PostThread } from './post-thread.js';
 import { serializePayload, type SerializedPayload } from './payload-stream.js';
 
@@ -55,12 +56,16 @@ export class ApiClient implements PayloadSink {
     private readonly config: ApiConfig,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** how messages are mapped: with it, whole attempts run on the post thread (deliverJob) */
+    private readonly mapping?: MappingConfig,
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.http = createHttp(config, this.httpAgent, this.httpsAgent);
     if (config.workerThread) {
-      this.thread = new PostThread(config, err =>
-        this.log.error('post thread failed', { error: err.message }),
+      this.thread = new PostThread(
+        config,
+        err => this.log.error('post thread failed', { error: err.message }),
+        { mapping },
       );
     }
   }
@@ -69,33 +74,77 @@ export class ApiClient implements PayloadSink {
     const started = this.now();
     const body = serializePayload(payload);
     await this.acquireSlot();
-    // streamed (but for small bodies): attachments are read from their files while it is written
-    const request = requestBody(body);
-    const stream = Buffer.isBuffer(request) ? undefined : request;
-    let readError: Error | undefined;
-    stream?.once('error', (err: Error) => (readError = err));
-    const headers = {
-      'Idempotency-Key': context.idempotencyKey,
-      'Content-Length': String(body.length),
-    };
-    let result: Exchange;
+    let posted: Posted;
     try {
-      result =
-        this.thread?.usable && !stream
-          ? await this.thread.post(this.config.url, request as Buffer, headers)
-          : await exchange(
-              this.http,
-              this.deadlines,
-              this.config.url,
-              request,
-              headers,
-            );
+      posted = await postBody(
+        body,
+        context.idempotencyKey,
+        (request, headers) =>
+          // streamed bodies (attachments read from their files) go from here
+          this.thread?.usable && Buffer.isBuffer(request)
+            ? this.thread.post(this.config.url, request, headers)
+            : exchange(
+                this.http,
+                this.deadlines,
+                this.config.url,
+                request,
+                headers,
+              ),
+      );
     } finally {
-      // an early answer (or an error) leaves the rest unread: close the attachment file
-      stream?.destroy();
       this.releaseSlot();
     }
-    const { status, data, code, retryAfter } = result;
+    this.judge(posted, context, started);
+  }
+
+  /**
+   * Runs a delivery job on the post thread (see delivery-job.ts) under one concurrency slot,
+   * and judges each route's exchange as send() would. Undefined when there is no usable thread:
+   * the job is not taken (its bytes are still the caller's).
+   */
+  deliverJob(
+    job: DeliveryJob,
+    queueId: string,
+  ): Promise<JobResult> | undefined {
+    const thread = this.thread;
+    if (!thread?.usable || !this.mapping) return undefined;
+    return (async () => {
+      const started = this.now();
+      await this.acquireSlot();
+      let answer: JobAnswer;
+      try {
+        answer = await thread.deliver(job);
+      } finally {
+        this.releaseSlot();
+      }
+      if (answer.kind === 'other-id') {
+        return { kind: 'other-id', messageId: answer.messageId };
+      }
+      if (answer.kind === 'unparsed') {
+        const error = answer.temporary
+          ? new TemporaryError(answer.error)
+          : new PermanentError(answer.error);
+        return { kind: 'unparsed', error };
+      }
+      const routes = answer.routes.map(({ index, posted }) => {
+        try {
+          this.judge(posted, { queueId, routeIndex: index }, started);
+          return { index };
+        } catch (err) {
+          return { index, failure: err as Error };
+        }
+      });
+      return { kind: 'posted', routes };
+    })();
+  }
+
+  /** Returns when the API took the body; else throws TemporaryError or PermanentError. */
+  private judge(
+    posted: Posted,
+    context: Pick<PostContext, 'queueId' | 'routeIndex'>,
+    started: number,
+  ): void {
+    const { status, data, code, retryAfter, readError } = posted;
     const durationMs = this.now() - started;
     // made only when a line is written: most posts succeed and log nothing above debug
     const log = () =>
@@ -103,12 +152,10 @@ export class ApiClient implements PayloadSink {
         queueId: context.queueId,
         routeIndex: context.routeIndex,
       });
-    if (readError && status === undefined) {
+    if (readError !== undefined && status === undefined) {
       // our side failed (an attachment file gone or changed), not the API: try again later
-      log().warn('attachment could not be read', { error: readError.message });
-      throw new TemporaryError(`local error: ${readError.message}`, {
-        cause: readError,
-      });
+      log().warn('attachment could not be read', { error: readError });
+      throw new TemporaryError(`local error: ${readError}`);
     }
     if (status !== undefined && status >= 200 && status < 300) {
       if (this.log.isDebugEnabled()) {
@@ -252,6 +299,36 @@ export function createHttp(
       'User-Agent': 'mailbridge',
     },
   });
+}
+
+/**
+ * Posts `body` with `post` (Content-Length and Idempotency-Key set): as one Buffer when small
+ * and without attachment files, else streamed, the attachments read from their files as it is
+ * written. Never throws: an attachment file that could not be read is in `readError`.
+ */
+export async function postBody(
+  body: SerializedPayload,
+  idempotencyKey: string,
+  post: (
+    request: Buffer | Readable,
+    headers: Record<string, string>,
+  ) => Promise<Exchange>,
+): Promise<Posted> {
+  const request = requestBody(body);
+  const stream = Buffer.isBuffer(request) ? undefined : request;
+  let readError: Error | undefined;
+  stream?.once('error', (err: Error) => (readError = err));
+  const headers = {
+    'Idempotency-Key': idempotencyKey,
+    'Content-Length': String(body.length),
+  };
+  try {
+    const result = await post(request, headers);
+    return readError ? { ...result, readError: readError.message } : result;
+  } finally {
+    // an early answer (or an error) leaves the rest unread: close the attachment file
+    stream?.destroy();
+  }
 }
 
 /** What is posted: small bodies without attachment files as one Buffer, others as a stream. */

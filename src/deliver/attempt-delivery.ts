@@ -9,6 +9,7 @@ import {
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
+import type { RouteGroup } from '../routing/resolve-route.js';
 import { DedupeStore } from '../spool/dedupe-store.js';
 import { exists } from '../spool/durable-fs.js';
 import {
@@ -62,8 +63,9 @@ interface RouteOutcome {
 
 /**
  * Attempts every pending route of `entry`, whose raw message is at `rawPath` (from byte
- * `entry.rawOffset` on), or in `raw` when the caller still has its bytes. Never throws for a
- * delivery failure: the result says whether to remove, retry or bury the message.
+ * `entry.rawOffset` on), or in `raw` when the caller still has its bytes (they may be handed
+ * over to the post thread: the caller must not use them after). Never throws for a delivery
+ * failure: the result says whether to remove, retry or bury the message.
  */
 export async function attemptDelivery(
   entry: QueueEntry,
@@ -72,89 +74,194 @@ export async function attemptDelivery(
   raw?: Buffer,
 ): Promise<AttemptResult> {
   const startedAt = deps.now();
+  // a message in memory (a small one, fresh) is attempted on the post thread if the sink has
+  // one; one read from its file (a large one, or a retry) here, where streaming a large
+  // attachment is measured to stay within its bounds
+  if (raw && entry.messageId && deps.sink.deliverJob) {
+    const done = await attemptElsewhere(
+      entry,
+      entry.messageId,
+      rawPath,
+      deps,
+      raw,
+      startedAt,
+    );
+    if (done !== 'declined' && done !== 'other-id') return done;
+    // another Message-ID than the one found at accept time: attempted here, by the parsed one
+    // (nothing was posted); its bytes, handed over, are read from the file
+    if (done === 'other-id') raw = undefined;
+  }
   const routes = entry.routes.map(r => ({ ...r }));
-  const results: Record<string, string> = {};
   let message;
   try {
     message = await parseMessage(raw ?? rawPath, {
-      attachmentDir: deps.attachmentDir ?? spoolTmpDir(rawPath),
+      attachmentDir: attachmentDirOf(rawPath, deps),
       start: raw ? undefined : entry.rawOffset,
     });
   } catch (err) {
-    // unparseable bytes will not parse better later, nor will a raw file that is gone; a disk
-    // error might
-    // (checked on the raw file itself: an ENOENT from the attachment folder is a disk matter)
-    const missing = !(await exists(rawPath));
-    const permanent = missing || !isTemporary(err);
-    for (const route of routes.filter(r => r.status === 'pending')) {
-      route.lastError = missing
-        ? 'raw message missing from the spool'
-        : permanent
-          ? 'message could not be parsed'
-          : `local error: ${(err as Error).message}`;
-      if (permanent) route.status = 'failed';
-      results[route.index] = route.lastError;
-    }
-    return conclude(entry, routes, results, deps, startedAt, {});
+    return unparsed(entry, routes, rawPath, err, deps, startedAt);
   }
   try {
-    return await attemptRoutes(
-      entry,
-      routes,
-      results,
-      message,
-      deps,
-      startedAt,
-    );
+    const messageId = messageIds(message).messageId;
+    const tally = new Tally();
+    for (const route of routes.filter(r => r.status === 'pending')) {
+      const key = DedupeStore.key(messageId, mailboxKey(route));
+      const outcome = (await deps.dedupe.has(key))
+        ? { text: 'duplicate' }
+        : await postRoute(entry, route, message, deps, key);
+      tally.settle(route, outcome);
+    }
+    return tally.conclude(entry, routes, messageId, deps, startedAt);
   } finally {
     // the attachment files live for one attempt: the next one parses the raw message again
     await message.dispose();
   }
 }
 
-/** Posts every pending route of a parsed message (the routes' states are updated in place). */
-async function attemptRoutes(
+/**
+ * The attempt as a delivery job on the post thread (delivery-job.ts): the routes already
+ * delivered under the Message-ID found at accept time are left out, the others parsed, mapped
+ * and posted there, and the answers judged here. 'declined' when the sink takes no job (nothing
+ * happened), 'other-id' when the parsed message has another Message-ID (nothing was posted).
+ */
+async function attemptElsewhere(
+  entry: QueueEntry,
+  messageId: string,
+  rawPath: string,
+  deps: AttemptDeps,
+  raw: Buffer,
+  startedAt: number,
+): Promise<AttemptResult | 'declined' | 'other-id'> {
+  const routes = entry.routes.map(r => ({ ...r }));
+  const tally = new Tally();
+  const toPost: RouteState[] = [];
+  for (const route of routes.filter(r => r.status === 'pending')) {
+    const key = DedupeStore.key(messageId, mailboxKey(route));
+    if (await deps.dedupe.has(key)) tally.settle(route, { text: 'duplicate' });
+    else toPost.push(route);
+  }
+  if (toPost.length > 0) {
+    const running = deps.sink.deliverJob!(
+      {
+        raw,
+        attachmentDir: attachmentDirOf(rawPath, deps),
+        envelope: entry.envelope,
+        groups: toPost.map(groupOf),
+        messageId,
+      },
+      entry.id,
+    );
+    if (!running) return 'declined';
+    const answer = await running;
+    if (answer.kind === 'other-id') return 'other-id';
+    if (answer.kind === 'unparsed') {
+      const fresh = entry.routes.map(r => ({ ...r }));
+      return unparsed(entry, fresh, rawPath, answer.error, deps, startedAt);
+    }
+    const byIndex = new Map(toPost.map(r => [r.index, r]));
+    for (const { index, failure } of answer.routes) {
+      const route = byIndex.get(index)!;
+      if (!failure) {
+        // recorded before the spool is updated (see postRoute)
+        const key = DedupeStore.key(messageId, mailboxKey(route));
+        await deps.dedupe.add(key).catch(() => undefined);
+      }
+      tally.settle(
+        route,
+        failure ? { text: failure.message, failure } : { text: 'delivered' },
+      );
+    }
+  }
+  return tally.conclude(entry, routes, messageId, deps, startedAt);
+}
+
+/**
+ * The attempt when the raw message could not be parsed: unparseable bytes will not parse better
+ * later, nor will a raw file that is gone; a disk error might (checked on the raw file itself:
+ * an ENOENT from the attachment folder is a disk matter).
+ */
+async function unparsed(
   entry: QueueEntry,
   routes: RouteState[],
-  results: Record<string, string>,
-  message: ParsedMessage,
+  rawPath: string,
+  err: unknown,
   deps: AttemptDeps,
   startedAt: number,
 ): Promise<AttemptResult> {
-  const messageId = messageIds(message).messageId;
-  let configError = false;
-  let retryAt: number | undefined;
-  let lastApi: BridgeError['api'];
+  const results: Record<string, string> = {};
+  const missing = !(await exists(rawPath));
+  const permanent = missing || !isTemporary(err);
   for (const route of routes.filter(r => r.status === 'pending')) {
-    const key = DedupeStore.key(messageId, mailboxKey(route));
-    const outcome = (await deps.dedupe.has(key))
-      ? { text: 'duplicate' }
-      : await postRoute(entry, route, message, deps, key);
-    results[route.index] = outcome.text;
+    route.lastError = missing
+      ? 'raw message missing from the spool'
+      : permanent
+        ? 'message could not be parsed'
+        : `local error: ${(err as Error).message}`;
+    if (permanent) route.status = 'failed';
+    results[route.index] = route.lastError;
+  }
+  return conclude(entry, routes, results, deps, startedAt, {});
+}
+
+function attachmentDirOf(
+  rawPath: string,
+  deps: AttemptDeps,
+): string | undefined {
+  return deps.attachmentDir ?? spoolTmpDir(rawPath);
+}
+
+function groupOf(route: RouteState): RouteGroup {
+  return {
+    route: route.route,
+    index: route.index,
+    recipients: route.recipients,
+    threadId: route.threadId,
+  };
+}
+
+/** The routes' outcomes of one attempt, as they come: their texts and what the failures say. */
+class Tally {
+  readonly results: Record<string, string> = {};
+  private configError = false;
+  private retryAt: number | undefined;
+  private lastApi: BridgeError['api'];
+
+  /** Updates `route` (in place) with what its post came to. */
+  settle(route: RouteState, outcome: RouteOutcome): void {
+    this.results[route.index] = outcome.text;
     if (!outcome.failure) {
       route.status = 'delivered';
       route.lastError = undefined;
       route.api = undefined;
-      continue;
+      return;
     }
     route.lastError = outcome.text;
     const err = outcome.failure;
     route.api = err instanceof BridgeError ? err.api : undefined;
-    if (err instanceof BridgeError) lastApi = err.api ?? lastApi;
+    if (err instanceof BridgeError) this.lastApi = err.api ?? this.lastApi;
     if (!isTemporary(err)) route.status = 'failed';
     if (err instanceof TemporaryError) {
-      configError ||= err.configError;
+      this.configError ||= err.configError;
       if (err.retryAt !== undefined) {
-        retryAt = Math.max(retryAt ?? 0, err.retryAt);
+        this.retryAt = Math.max(this.retryAt ?? 0, err.retryAt);
       }
     }
   }
-  const result = conclude(entry, routes, results, deps, startedAt, {
-    retryAt,
-    api: lastApi,
-    configError,
-  });
-  return { ...result, messageId, configError };
+
+  conclude(
+    entry: QueueEntry,
+    routes: RouteState[],
+    messageId: string,
+    deps: AttemptDeps,
+    startedAt: number,
+  ): AttemptResult {
+    const result = conclude(entry, routes, this.results, deps, startedAt, {
+      retryAt: this.retryAt,
+      api: this.lastApi,
+      configError: this.configError,
+    });
+    return { ...result, messageId, configError: this.configError };
+  }
 }
 
 async function postRoute(
@@ -164,12 +271,7 @@ async function postRoute(
   deps: AttemptDeps,
   dedupeKey: string,
 ): Promise<RouteOutcome> {
-  const group = {
-    route: route.route,
-    index: route.index,
-    recipients: route.recipients,
-    threadId: route.threadId,
-  };
+  const group = groupOf(route);
   const payload = toApiPayload({
     message,
     envelope: entry.envelope,

@@ -1,5 +1,6 @@
 // Where mapped bodies go: the API, or the dry-run folder when no token is configured.
 import type { ApiPayload } from '../map/api-payload.js';
+import type { DeliveryJob } from './delivery-job.js';
 
 export interface PostContext {
   /** stable for the same message and route, so the API can drop a repeated POST */
@@ -10,10 +11,25 @@ export interface PostContext {
   routeIndex: number;
 }
 
+/** A delivery job's outcome, judged: each route's failure (none: the API took it), or why nothing was posted. */
+export type JobResult =
+  | { kind: 'posted'; routes: Array<{ index: number; failure?: Error }> }
+  | { kind: 'other-id'; messageId: string }
+  /** the raw message could not be parsed (PermanentError) or read (TemporaryError) */
+  | { kind: 'unparsed'; error: Error };
+
 /** Takes one body; throws TemporaryError or PermanentError when it was not taken. */
 export interface PayloadSink {
   readonly kind: 'api' | 'dry-run';
   send(payload: ApiPayload, context: PostContext): Promise<void>;
+  /**
+   * Parses, maps and posts a message on another thread (delivery-job.ts). Undefined when the
+   * sink cannot: the job is not taken, and the caller attempts the message itself.
+   */
+  deliverJob?(
+    job: DeliveryJob,
+    queueId: string,
+  ): Promise<JobResult> | undefined;
   /** Resolves once the sink can take bodies without a start-up delay (the post thread). */
   ready?(): Promise<void>;
   close(): Promise<void>;

@@ -1,13 +1,15 @@
-// The post thread (api.workerThread): Buffer bodies are posted from a worker thread of their
-// own, so that axios and the HTTP exchange run on a second core while the main thread accepts
-// mail, parses and maps. The main thread keeps everything else: the concurrency limit, failure
-// classification, logs and metrics.
+// The post thread (api.workerThread): a worker thread of its own runs, on a second core, what
+// the main thread hands it: whole delivery jobs (parse, map and post a small message held in
+// memory, see delivery-job.ts) and Buffer bodies to post. The main thread accepts mail and
+// keeps everything else: dedupe, the concurrency limit, failure classification, the spool,
+// logs and metrics.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ApiConfig } from '../config/schema.js';
+import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import type { Exchange } from './api-client.js';
+import type { DeliveryJob, JobAnswer } from './delivery-job.js';
 
 /** A POST for the post thread. */
 export interface PostRequest {
@@ -20,6 +22,30 @@ export interface PostRequest {
 /** Its answer: the exchange, by id. */
 export type PostAnswer = Exchange & { id: number };
 
+/** A whole attempt for the post thread (delivery-job.ts). */
+export interface JobRequest {
+  id: number;
+  job: DeliveryJob;
+}
+
+/** What the worker is given at start. */
+export interface PostWorkerData {
+  config: ApiConfig;
+  /** present when the thread runs delivery jobs */
+  mapping?: MappingConfig;
+}
+
+/** A request waiting for the worker's answer. */
+interface Waiting {
+  /** takes the worker's answer (an Exchange for a POST, a JobAnswer for a job) */
+  settle: (answer: unknown) => void;
+  /** the answer when the worker cannot give one (died, closed, silent): `code` for each POST */
+  fail: (code: string) => void;
+  /** when it was handed over, and how long past that it may take before it is given up */
+  at: number;
+  limitMs: number;
+}
+
 /**
  * The main thread's side. The worker starts with ready() or the first POST. If it dies, the
  * POSTs it had fail as temporary failures (code EPOSTTHREAD: retried like a network error), and
@@ -28,12 +54,9 @@ export type PostAnswer = Exchange & { id: number };
  */
 export class PostThread {
   private worker: Worker | undefined;
-  /** POSTs waiting for the worker's answer, by id, with the time they were handed over */
-  private readonly pending = new Map<
-    number,
-    { settle: (answer: Exchange) => void; at: number }
-  >();
-  /** the main thread's own bound on each POST (see watch) */
+  /** requests (POSTs and jobs) waiting for the worker's answer, by id */
+  private readonly pending = new Map<number, Waiting>();
+  /** the main thread's own bound on each request (see watch) */
   private watchdog: NodeJS.Timeout | undefined;
   private nextId = 0;
   private closed = false;
@@ -49,6 +72,8 @@ export class PostThread {
       startTimeoutMs?: number;
       /** makes the worker (test seam); by default post-worker.ts or .js */
       spawn?: (workerData: unknown) => Worker;
+      /** how messages are mapped: without it, the thread takes no delivery jobs */
+      mapping?: MappingConfig;
     } = {},
   ) {}
 
@@ -64,24 +89,65 @@ export class PostThread {
     headers: Record<string, string>,
   ): Promise<Exchange> {
     if (this.closed) return Promise.resolve({ code: 'EPOSTCLOSED' });
+    const bytes = handedOver(body);
+    return new Promise(resolve => {
+      this.request(
+        id => ({ id, url, body: bytes, headers }) satisfies PostRequest,
+        [bytes.buffer as ArrayBuffer],
+        {
+          settle: answer => resolve(answer as Exchange),
+          fail: code => resolve({ code }),
+          limitMs: this.config.timeoutMs + WATCH_GRACE_MS,
+        },
+      );
+    });
+  }
+
+  /**
+   * Runs a delivery job on the worker (the thread must have been made with `mapping`). Its raw
+   * bytes are handed over: the caller must not use them after. Should the worker fail, every
+   * route of the job fails with its code, as a POST would.
+   */
+  deliver(job: DeliveryJob): Promise<JobAnswer> {
+    const failed = (code: string): JobAnswer => ({
+      kind: 'posted',
+      routes: job.groups.map(g => ({ index: g.index, posted: { code } })),
+    });
+    if (this.closed) return Promise.resolve(failed('EPOSTCLOSED'));
+    const raw = handedOver(job.raw);
+    return new Promise(resolve => {
+      this.request(
+        id => ({ id, job: { ...job, raw } }) satisfies JobRequest,
+        [raw.buffer as ArrayBuffer],
+        {
+          settle: answer => resolve(answer as JobAnswer),
+          fail: code => resolve(failed(code)),
+          // parsing included; the posts go one after the other
+          limitMs:
+            JOB_PARSE_ALLOWANCE_MS +
+            job.groups.length * this.config.timeoutMs +
+            WATCH_GRACE_MS,
+        },
+      );
+    });
+  }
+
+  /** Hands a request to the worker (started if need be); its answer goes to `waiting.settle`. */
+  private request(
+    make: (id: number) => PostRequest | JobRequest,
+    transfer: ArrayBuffer[],
+    waiting: Omit<Waiting, 'at'>,
+  ): void {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
-    // the worker keeps the process alive only while a POST waits for it
+    // the worker keeps the process alive only while a request waits for it
     if (this.pending.size === 0) worker.ref();
-    // handed over, not copied, when the Buffer has its memory to itself (the caller no longer
-    // uses it); a small one is a slice of a shared 8 KiB pool: its own bytes are copied out
-    const owned =
-      body.byteOffset === 0 && body.buffer.byteLength === body.length;
-    const bytes: Uint8Array = owned ? body : new Uint8Array(body);
-    return new Promise(resolve => {
-      this.pending.set(id, { settle: resolve, at: performance.now() });
-      this.watchdog ??= setInterval(
-        () => this.watch(),
-        WATCH_INTERVAL_MS,
-      ).unref();
-      const request: PostRequest = { id, url, body: bytes, headers };
-      worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
-    });
+    this.pending.set(id, { ...waiting, at: performance.now() });
+    this.watchdog ??= setInterval(
+      () => this.watch(),
+      WATCH_INTERVAL_MS,
+    ).unref();
+    worker.postMessage(make(id), transfer);
   }
 
   /** Starts the worker if it is not running; resolves once it is ready (or failed to start). */
@@ -101,7 +167,10 @@ export class PostThread {
   }
 
   private start(): Worker {
-    const workerData = { config: this.config };
+    const workerData: PostWorkerData = {
+      config: this.config,
+      mapping: this.options.mapping,
+    };
     const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
     let ready = false;
     let isReady!: () => void;
@@ -122,7 +191,7 @@ export class PostThread {
       void worker.terminate();
     }, limitMs);
 
-    worker.on('message', (answer: PostAnswer | 'ready') => {
+    worker.on('message', (answer: { id: number } | 'ready') => {
       if (answer === 'ready') {
         // kept alive while it starts (someone may be waiting for it); from now on only while
         // a POST waits for it
@@ -159,16 +228,17 @@ export class PostThread {
   }
 
   /**
-   * The worker bounds each POST by api.timeoutMs; should it stop answering, a POST still
-   * waiting a while past that fails here as a timeout (its answer, if it comes, is dropped).
+   * The worker bounds each POST by api.timeoutMs; should it stop answering, a request still
+   * waiting a while past its limit (a job's: its parse, then each of its POSTs) fails here as a
+   * timeout, every route of a job with it (its answer, if it comes, is dropped; a route the API
+   * took after all is posted again later, once at most: the idempotency key names it).
    */
   private watch(): void {
-    const limit = this.config.timeoutMs + WATCH_GRACE_MS;
     const now = performance.now();
     for (const [id, waiting] of this.pending) {
-      if (now - waiting.at < limit) continue;
+      if (now - waiting.at < waiting.limitMs) continue;
       this.pending.delete(id);
-      waiting.settle({ code: 'ETIMEDOUT' });
+      waiting.fail('ETIMEDOUT');
     }
     if (this.pending.size === 0) {
       clearInterval(this.watchdog);
@@ -178,17 +248,31 @@ export class PostThread {
   }
 
   private settleAll(code: string): void {
-    const waiting = [...this.pending.values()].map(p => p.settle);
+    const waiting = [...this.pending.values()];
     this.pending.clear();
     clearInterval(this.watchdog);
     this.watchdog = undefined;
-    for (const settle of waiting) settle({ code });
+    for (const request of waiting) request.fail(code);
   }
 }
 
-/** How often POSTs waiting for the worker are checked, and how long past api.timeoutMs. */
+/** How often requests waiting for the worker are checked, and how long past their limit. */
 const WATCH_INTERVAL_MS = 1000;
 const WATCH_GRACE_MS = 1000;
+
+/** A delivery job's time to parse its message, on top of api.timeoutMs per POST. */
+const JOB_PARSE_ALLOWANCE_MS = 60_000;
+
+/**
+ * The bytes to hand over to the worker: `bytes` itself when it has its memory to itself (the
+ * caller no longer uses it); a small Buffer is a slice of a shared 8 KiB pool, whose own bytes
+ * are copied out (postMessage would copy the whole pool, other messages' bytes included).
+ */
+function handedOver(bytes: Uint8Array): Uint8Array {
+  const owned =
+    bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength;
+  return owned ? bytes : new Uint8Array(bytes);
+}
 
 /** How long a worker may take to start before POSTs go from the main thread instead. */
 const START_TIMEOUT_MS = 10_000;

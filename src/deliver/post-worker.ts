@@ -1,18 +1,26 @@
 // The post thread's worker (see post-thread.ts): posts each body it is handed with its own
-// axios instance, keep-alive agents and time limits, and answers with the exchange.
+// axios instance, keep-alive agents and time limits, and answers with the exchange; given the
+// mapping, it also runs whole delivery jobs (delivery-job.ts): parse, map, post.
 import http from 'node:http';
 import https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ApiConfig } from '../config/schema.js';
 import {
   AGENT_OPTIONS,
   createHttp,
   Deadlines,
   exchange,
+  postBody,
 } from './api-client.js';
-import type { PostAnswer, PostRequest } from './post-thread.js';
+import { runJob } from './delivery-job.js';
+import { serializePayload } from './payload-stream.js';
+import type {
+  JobRequest,
+  PostAnswer,
+  PostRequest,
+  PostWorkerData,
+} from './post-thread.js';
 
-const { config } = workerData as { config: ApiConfig };
+const { config, mapping } = workerData as PostWorkerData;
 const client = createHttp(
   config,
   new http.Agent(AGENT_OPTIONS),
@@ -21,7 +29,16 @@ const client = createHttp(
 const deadlines = new Deadlines(config.timeoutMs);
 const port = parentPort!;
 
-port.on('message', (request: PostRequest) => {
+port.on('message', (request: PostRequest | JobRequest) => {
+  if ('job' in request) {
+    // (the main thread sends jobs only to a thread made with the mapping)
+    void runJob(request.job, mapping!, (payload, key) =>
+      postBody(serializePayload(payload), key, (bytes, headers) =>
+        exchange(client, deadlines, config.url, bytes, headers),
+      ),
+    ).then(answer => port.postMessage({ id: request.id, ...answer }));
+    return;
+  }
   const { body } = request;
   void exchange(
     client,

@@ -1,0 +1,234 @@
+// Delivery jobs: whole attempts (parse, map, post) run on the post thread. The real worker
+// against a stand-in API: each route's answer judged as a POST from the main thread would be,
+// a thread that dies mid-job, no job without the mapping; and, end to end, a message whose
+// Message-ID the accept-time sniff reads otherwise than the parser.
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ApiClient } from '../../src/deliver/api-client.js';
+import type { DeliveryJob } from '../../src/deliver/delivery-job.js';
+import {
+  PermanentError,
+  TemporaryError,
+} from '../../src/errors/bridge-error.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { groupByRoute } from '../../src/routing/resolve-route.js';
+import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { queueIdOf } from '../helpers/queue-tools.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+
+const ROUTES = [
+  { match: 'a@example.com', mailbox_id: 'mb-a' },
+  { match: 'b@example.com', mailbox_id: 'mb-b' },
+];
+const CONFIG = loadConfig({
+  env: { NODE_ENV: 'test' },
+  overrides: { routes: ROUTES },
+});
+const AB = ['a@example.com', 'b@example.com'];
+
+const RAW = makeMessage({
+  From: 'jane@example.net',
+  To: 'a@example.com, b@example.com',
+  Subject: 'job',
+  'Message-ID': '<job-1@example.net>',
+});
+
+describe('delivery jobs on the post thread', () => {
+  let api: FakeApi;
+  let client: ApiClient | undefined;
+
+  function newClient(mapping = true): ApiClient {
+    return new ApiClient(
+      { ...CONFIG.api, ...apiAt(api.url), workerThread: true },
+      createLogger({
+        level: 'error',
+        stream: new Writable({ write: (_c, _e, done) => done() }),
+      }),
+      Date.now,
+      mapping ? CONFIG.mapping : undefined,
+    );
+  }
+
+  /** A job for both routes, its raw bytes a small Buffer (a slice of Node's shared pool). */
+  function job(raw: string = RAW): DeliveryJob {
+    return {
+      raw: Buffer.from(raw),
+      envelope: {
+        id: 'JOB1',
+        mailFrom: 'jane@example.net',
+        rcptTo: AB,
+        receivedAt: new Date().toISOString(),
+      },
+      groups: groupByRoute(AB, CONFIG.routes),
+      messageId: '<job-1@example.net>',
+    };
+  }
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+  });
+  afterEach(async () => {
+    await client?.close();
+    client = undefined;
+    await api.close();
+  });
+
+  it('parses, maps and posts each route there; each answer judged here (400 permanent, 204 taken)', async () => {
+    client = newClient();
+    api.respondWith(r =>
+      r.body.mailbox_id === 'mb-a'
+        ? { status: 400, body: { errors: [{ code: 'bad', message: 'no' }] } }
+        : { status: 204 },
+    );
+    const result = await client.deliverJob(job(), 'JOB1');
+    expect(result?.kind).to.equal('posted');
+    const routes = result?.kind === 'posted' ? result.routes : [];
+    expect(routes.map(r => r.index)).to.deep.equal([0, 1]);
+    expect(routes[0]?.failure).to.be.instanceOf(PermanentError);
+    expect((routes[0]?.failure as PermanentError).api).to.deep.equal({
+      status: 400,
+      errors: [
+        {
+          code: 'bad',
+          message: 'no',
+          deprecated: false,
+          will_be_deprecated: false,
+        },
+      ],
+    });
+    expect(routes[1]?.failure).to.equal(undefined);
+    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+      'mb-a',
+      'mb-b',
+    ]);
+    expect(api.requests[1]?.body).to.include({
+      ext_msg_id: '<job-1@example.net>',
+      subject: 'job',
+    });
+    const keys = api.requests.map(r => r.headers['idempotency-key']);
+    expect(keys[0]).to.match(/^[0-9a-f]{64}$/);
+    expect(keys[0]).to.not.equal(keys[1]);
+    expect(api.requests[0]?.headers.authorization).to.equal(
+      'Bearer test-token-123',
+    );
+  });
+
+  it('another Message-ID than the job was checked against: nothing posted', async () => {
+    client = newClient();
+    const result = await client.deliverJob(
+      { ...job(), messageId: '<other@example.net>' },
+      'JOB1',
+    );
+    expect(result).to.deep.equal({
+      kind: 'other-id',
+      messageId: '<job-1@example.net>',
+    });
+    expect(api.requests).to.deep.equal([]);
+  });
+
+  it('an attachment file that cannot be written: unparsed, a temporary error; nothing posted', async () => {
+    client = newClient();
+    const withAttachment = [
+      'From: jane@example.net',
+      'Message-ID: <job-1@example.net>',
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: application/octet-stream; name="a.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('attachment bytes').toString('base64'),
+      '--b--',
+      '',
+    ].join('\r\n');
+    const result = await client.deliverJob(
+      { ...job(withAttachment), attachmentDir: '/nonexistent/mailbridge' },
+      'JOB1',
+    );
+    expect(result?.kind).to.equal('unparsed');
+    if (result?.kind === 'unparsed') {
+      expect(result.error).to.be.instanceOf(TemporaryError);
+      expect(result.error.message).to.match(/ENOENT/);
+    }
+    expect(api.requests).to.deep.equal([]);
+  });
+
+  it('the thread dies mid-job: every route of the job fails as temporary', async () => {
+    client = newClient();
+    await client.ready();
+    const worker = (
+      client['thread'] as unknown as {
+        worker: { terminate(): Promise<number> };
+      }
+    ).worker;
+    // the stand-in holds the first POST: the job is then surely under way
+    api.setDefault({ status: 204, stall: true });
+    const running = client.deliverJob(job(), 'JOB1')!;
+    await api.waitForRequests(1);
+    await worker.terminate();
+    const result = await running;
+    expect(result.kind).to.equal('posted');
+    const routes = result.kind === 'posted' ? result.routes : [];
+    expect(routes.map(r => r.index)).to.deep.equal([0, 1]);
+    for (const { failure } of routes) {
+      expect(failure).to.be.instanceOf(TemporaryError);
+      expect(failure?.message).to.match(/EPOSTTHREAD/);
+    }
+  });
+
+  it('no job without the mapping, nor without a usable thread: the caller attempts itself', async () => {
+    client = newClient(false);
+    expect(client.deliverJob(job(), 'JOB1')).to.equal(undefined);
+    await client.close();
+    client = newClient();
+    client['thread']!['broken'] = true;
+    expect(client.deliverJob(job(), 'JOB1')).to.equal(undefined);
+    expect(api.requests).to.deep.equal([]);
+  });
+
+  describe('end to end', () => {
+    let bridge: TestBridge | undefined;
+    afterEach(async () => {
+      await bridge?.close();
+      bridge = undefined;
+    });
+
+    // The accept-time sniff keeps an RFC 2047 encoded Message-ID as written; the parser decodes
+    // it. The job finds the other id and posts nothing; the attempt is made on the main thread,
+    // under the parsed id, which is also the one recorded against a second copy.
+    it('an encoded Message-ID: posted once under the decoded id; a second copy is a duplicate', async () => {
+      bridge = await startBridge({
+        api: apiAt(api.url),
+        routes: ROUTES,
+      });
+      const raw = makeMessage({
+        From: 'jane@example.net',
+        To: 'a@example.com',
+        Subject: 'encoded id',
+        'Message-ID': '=?utf-8?Q?=3Cencoded-1@example.net=3E?=',
+      });
+      const delivered = (id: string) =>
+        bridge!.waitForLog(
+          l =>
+            l.stage === 'deliver' &&
+            l.queueId === id &&
+            l.message === 'message delivered',
+        );
+      for (const copy of [1, 2]) {
+        const sent = await sendRaw({
+          port: bridge.smtpPort,
+          to: ['a@example.com'],
+          raw,
+        });
+        expect(sent.code, `copy ${copy}`).to.equal(250);
+        await delivered(queueIdOf(sent.response));
+      }
+      expect(api.requests).to.have.length(1);
+      expect(api.requests[0]?.body.ext_msg_id).to.equal(
+        '<encoded-1@example.net>',
+      );
+    });
+  });
+});
