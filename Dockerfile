@@ -30,5 +30,5 @@ HEALTHCHECK --interval=30s --timeout=5s CMD wget -q -O /dev/null http://127.0.0.
 # a small young generation: a large message's stream chunks are collected early, so one 27 MiB
 # message grows the peak RSS by 13 to 19 MiB, not about 40 (no measurable cost in throughput);
 # the collector on the main thread alone: its helper threads cost more CPU than they save
-ENTRYPOINT ["dumb-init", "--", "node", "--max-semi-space-size=1", "--single-threaded-gc", "dist/cli.js"]
+ENTRYPOINT ["dumb-init", "--", "node", "--max-semi-space-size=1", "--no-parallel-scavenge", "dist/cli.js"]
 CMD ["serve"]
