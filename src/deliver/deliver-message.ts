@@ -1,5 +1,5 @@
 // parse -> map -> post for one message: the same steps in sync mode and, later, in a queue worker.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import { isTemporary, PermanentError } from '../errors/bridge-error.js';
@@ -35,11 +35,11 @@ export function buildPayloads(
 
 /** Same message id and route -> same key, so a retried POST can be recognised by the API. */
 export function idempotencyKey(payload: ApiPayload, group: RouteGroup): string {
-  return createHash('sha256')
-    .update(
-      `${payload.ext_msg_id}\n${group.route.match}\n${group.route.mailbox_id ?? ''}`,
-    )
-    .digest('hex');
+  return hash(
+    'sha256',
+    `${payload.ext_msg_id}\n${group.route.match}\n${group.route.mailbox_id ?? ''}`,
+    'hex',
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash as hashOf, randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,7 +115,9 @@ export async function parseMessage(
         ? source.subarray(start)
         : source;
   const files = new AttachmentFiles(options.attachmentDir);
-  const hash = createHash('sha256');
+  // bytes in memory are hashed in one call; a stream, piece by piece as it is read
+  const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
+  let digest: string | undefined;
   const parser = new MailParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
@@ -126,14 +128,14 @@ export async function parseMessage(
   parser.on('error', (err: Error) => writing?.destroy(err));
   let size: number;
   if (Buffer.isBuffer(input)) {
-    hash.update(input);
+    digest = hashOf('sha256', input, 'hex');
     size = input.length;
     parser.end(input);
   } else {
     size = 0;
     feed(input, parser, {
       chunk: chunk => {
-        hash.update(chunk);
+        hash!.update(chunk);
         size += chunk.length;
       },
       error: err => (localError ??= err),
@@ -168,7 +170,7 @@ export async function parseMessage(
     throw new PermanentError('Message could not be parsed', { cause: err });
   }
   return toParsedMessage(headers, text, attachments, {
-    digest: hash.digest('hex'),
+    digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
   });

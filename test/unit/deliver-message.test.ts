@@ -8,6 +8,7 @@ import type { RouteConfig } from '../../src/config/schema.js';
 import {
   decisiveFailure,
   deliverMessage,
+  idempotencyKey,
   mailboxKey,
 } from '../../src/deliver/deliver-message.js';
 import type {
@@ -209,5 +210,19 @@ describe('deliverMessage', () => {
         expect(decisiveFailure(failures)).to.equal(expected);
       });
     }
+  });
+});
+
+describe('idempotencyKey', () => {
+  // a retry after an upgrade must carry the key its first POST had, or the API cannot tell
+  it('is SHA-256("<ext_msg_id>\\n<route match>\\n<mailbox_id>") in hex, unchanged across releases', () => {
+    const group = {
+      route: route('support@example.com', 'mb-1'),
+      index: 0,
+      recipients: ['support@example.com'],
+    };
+    expect(idempotencyKey({ ext_msg_id: '<a@example.net>' }, group)).to.equal(
+      'e72bac49b593824d9835b64a51a3daa6aee9d7b3d4526a67bd641028c82daaac',
+    );
   });
 });
