@@ -160,7 +160,9 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     ],
     {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      // its log lines (level warn) to our stderr: the table alone goes to stdout, and a pipe
+      // nobody read would fill and block the daemon
+      stdio: ['ignore', process.stderr, 'inherit'],
       env: {
         PATH: process.env.PATH,
         NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '',
@@ -178,7 +180,15 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
       },
     },
   );
+  // a daemon that exits before it is ready (a port taken between freePort and its listen) is
+  // reported, not waited for
+  let exited: number | null | undefined;
+  child.once('exit', code => (exited = code));
   for (;;) {
+    if (exited !== undefined) {
+      rmSync(spool, { recursive: true, force: true });
+      throw new DaemonStartError(`daemon exited (code ${exited}) before ready`);
+    }
     try {
       const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
       if (res.ok) break;
@@ -188,6 +198,20 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     await new Promise(r => setTimeout(r, 50));
   }
   return { child, smtpPort, httpPort, spool };
+}
+
+class DaemonStartError extends Error {}
+
+/** Starts the daemon; once more (new ports) if it exits before it is ready. */
+async function startDaemonRetrying(apiPort: number): Promise<Daemon> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDaemon(apiPort);
+    } catch (err) {
+      if (!(err instanceof DaemonStartError) || attempt >= 3) throw err;
+      console.error(`${err.message}; starting it again`);
+    }
+  }
 }
 
 async function stopDaemon(daemon: Daemon): Promise<void> {
@@ -364,7 +388,7 @@ interface Running {
 
 async function startTarget(target: Target, apiPort: number): Promise<Running> {
   if (target === 'haraka') return startHaraka(apiPort, await freePort());
-  const daemon = await startDaemon(apiPort);
+  const daemon = await startDaemonRetrying(apiPort);
   return { ...daemon, stop: () => stopDaemon(daemon) };
 }
 
@@ -413,7 +437,7 @@ async function runScenario(
 
 async function largeAttachment(): Promise<string> {
   const api = await startStandIn();
-  const daemon = await startDaemon(api.port);
+  const daemon = await startDaemonRetrying(api.port);
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',
     port: daemon.smtpPort,
