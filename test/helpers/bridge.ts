@@ -1,4 +1,5 @@
-// Starts the real daemon on port 0 with a throw-away spool, and captures its JSON log lines.
+// Starts the real daemon on port 0 with a throw-away spool, and captures its JSON log lines;
+// useBridge() gives a describe a stand-in API and closes what each test started.
 import { EventEmitter, once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import {
   type DaemonOptions,
 } from '../../src/daemon.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { startFakeApi, type FakeApi } from './fake-api.js';
 
 export interface TestBridge {
   daemon: Daemon;
@@ -75,6 +77,7 @@ export async function startBridge(
   });
   const log = createLogger({ level: config.log.level, stream });
   const daemon = await startDaemon(config, log, options.daemon);
+  let closed: Promise<void> | undefined;
   return {
     daemon,
     config,
@@ -88,11 +91,69 @@ export async function startBridge(
         await once(logged, 'line');
       }
     },
-    async close() {
-      await daemon.close();
-      if (!options.keepSpool) {
-        await rm(spoolDir, { recursive: true, force: true });
-      }
+    close() {
+      // a second close() (a test's own, then useBridge's) must not remove the folder again:
+      // another bridge may have started on it since
+      closed ??= (async () => {
+        await daemon.close();
+        if (!options.keepSpool) {
+          await rm(spoolDir, { recursive: true, force: true });
+        }
+      })();
+      return closed;
+    },
+  };
+}
+
+/** What useBridge() gives a describe: the stand-in API and the bridges of the running test. */
+export interface BridgeFixture {
+  /** the stand-in API, a fresh one for each test */
+  readonly api: FakeApi;
+  /** the bridge this test started last; throws when it has started none */
+  readonly bridge: TestBridge;
+  /** every bridge this test started, in order */
+  readonly bridges: readonly TestBridge[];
+  /** Starts a bridge as startBridge() does; it is closed after the test, before the API. */
+  start(overrides?: Overrides, options?: BridgeOptions): Promise<TestBridge>;
+}
+
+/**
+ * Call inside a describe: before each test it starts a stand-in API; after it, it closes the
+ * test's bridges in the order they were started, then the API.
+ */
+export function useBridge(
+  hooks: {
+    /** runs first after each test, e.g. to drop client connections that would hold up close() */
+    beforeClose?: () => void | Promise<void>;
+  } = {},
+): BridgeFixture {
+  let api: FakeApi | undefined;
+  const bridges: TestBridge[] = [];
+  beforeEach(async () => {
+    api = await startFakeApi();
+  });
+  afterEach(async () => {
+    await hooks.beforeClose?.();
+    for (const bridge of bridges.splice(0)) await bridge.close();
+    await api?.close();
+  });
+  return {
+    get api() {
+      if (!api) throw new Error('the stand-in API starts in beforeEach');
+      return api;
+    },
+    get bridge() {
+      const last = bridges.at(-1);
+      if (!last) throw new Error('no bridge started in this test');
+      return last;
+    },
+    get bridges() {
+      return bridges;
+    },
+    async start(overrides, options) {
+      const bridge = await startBridge(overrides, options);
+      bridges.push(bridge);
+      return bridge;
     },
   };
 }

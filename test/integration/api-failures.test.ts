@@ -3,12 +3,8 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import {
-  startFakeApi,
-  type FakeApi,
-  type FakeReply,
-} from '../helpers/fake-api.js';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
+import { startFakeApi, type FakeReply } from '../helpers/fake-api.js';
 import {
   makeMessage,
   sendRaw,
@@ -29,61 +25,48 @@ const MESSAGE = makeMessage(
 );
 
 describe('API answers and failures (sync mode)', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
-  });
+  const t = useBridge();
 
   async function start(
     apiOverrides: Record<string, unknown> = {},
     extra: Record<string, unknown> = {},
   ): Promise<TestBridge> {
-    bridge = await startBridge({
+    return t.start({
       // the SMTP reply reflects the API's answer only in sync mode
       delivery: { mode: 'sync' },
-      api: apiAt(api.url, { token: TOKEN, ...apiOverrides }),
+      api: apiAt(t.api.url, { token: TOKEN, ...apiOverrides }),
       ...extra,
     });
-    return bridge;
   }
 
   function send(raw: string = MESSAGE, to = ['support@example.com']) {
-    if (!bridge) throw new Error('no bridge started');
-    return sendRaw({ port: bridge.smtpPort, to, raw });
+    return sendRaw({ port: t.bridge.smtpPort, to, raw });
   }
 
   /** Log lines at info, warn or error. */
   function loudLogs(): Array<Record<string, unknown>> {
-    return (bridge?.logs ?? []).filter(l => l.level !== 'debug');
+    return t.bridge.logs.filter(l => l.level !== 'debug');
   }
 
   /** The first line above debug that matches, waiting for it if it is not written yet. */
   function loudLine(
     match: (line: Record<string, unknown>) => boolean,
   ): Promise<Record<string, unknown>> {
-    if (!bridge) throw new Error('no bridge started');
-    return bridge.waitForLog(l => l.level !== 'debug' && match(l));
+    return t.bridge.waitForLog(l => l.level !== 'debug' && match(l));
   }
 
   /** The SMTP reply must not leak the API's address, token or answer. */
   function expectNoLeak(result: SendResult): void {
-    expect(result.response).not.to.include(api.url);
-    expect(result.response).not.to.include(new URL(api.url).host);
+    expect(result.response).not.to.include(t.api.url);
+    expect(result.response).not.to.include(new URL(t.api.url).host);
     expect(result.response).not.to.include(TOKEN);
   }
 
   async function replyFor(reply: FakeReply): Promise<SendResult> {
     await start();
-    api.reply(reply);
+    t.api.reply(reply);
     const result = await send();
-    expect(api.requests).to.have.length(1);
+    expect(t.api.requests).to.have.length(1);
     expectNoLeak(result);
     return result;
   }
@@ -166,7 +149,7 @@ describe('API answers and failures (sync mode)', () => {
   it('a redirect is not followed: 451 4.3.0 and a configuration error', async () => {
     const result = await replyFor({
       status: 302,
-      headers: { location: api.url },
+      headers: { location: t.api.url },
     });
     expect(result.response).to.match(/^451 4\.3\.0 /);
     const line = await loudLine(l => l.level === 'error');
@@ -176,11 +159,11 @@ describe('API answers and failures (sync mode)', () => {
 
   it('a stalled API past api.timeoutMs -> 451 4.3.0', async () => {
     await start({ timeoutMs: 300 });
-    api.reply({ stall: true, status: 0 });
+    t.api.reply({ stall: true, status: 0 });
     const result = await send();
     expect(result.response).to.match(/^451 4\.3\.0 /);
     expectNoLeak(result);
-    expect(api.requests).to.have.length(1);
+    expect(t.api.requests).to.have.length(1);
     const line = await loudLine(l => l.message === 'api post failed');
     expect(line.reason).to.equal('timeout');
   });
@@ -200,7 +183,7 @@ describe('API answers and failures (sync mode)', () => {
     await once(trickle, 'listening');
     const { port } = trickle.address() as AddressInfo;
     try {
-      bridge = await startBridge({
+      await t.start({
         delivery: { mode: 'sync' },
         api: apiAt(`http://127.0.0.1:${port}/m`, {
           token: TOKEN,
@@ -227,7 +210,7 @@ describe('API answers and failures (sync mode)', () => {
     const closed = await startFakeApi();
     const url = closed.url;
     await closed.close();
-    bridge = await startBridge({
+    await t.start({
       delivery: { mode: 'sync' },
       api: apiAt(url, { token: TOKEN }),
     });
@@ -257,11 +240,11 @@ describe('API answers and failures (sync mode)', () => {
       (await send(MESSAGE, ['support@example.com', 'billing@example.com']))
         .code,
     ).to.equal(250);
-    const requests = api.requests;
+    const requests = t.api.requests;
     expect(requests).to.have.length(4);
     for (const request of requests) {
       expect(request.method).to.equal('POST');
-      expect(request.url).to.equal(new URL(api.url).pathname);
+      expect(request.url).to.equal(new URL(t.api.url).pathname);
       expect(request.headers.authorization).to.equal(`Bearer ${TOKEN}`);
       expect(request.headers['content-type']).to.match(/^application\/json\b/);
       expect(request.headers['idempotency-key']).to.match(/^\S+$/);
@@ -300,7 +283,7 @@ describe('API answers and failures (sync mode)', () => {
   it('logs above debug never carry the token or the message body', async () => {
     // no dedupe records: the same message is sent four times and posted each time
     await start({}, { delivery: { mode: 'sync', dedupeWindowMs: 0 } });
-    api.reply(
+    t.api.reply(
       { status: 204 },
       { status: 400, body: { errors: [{ code: 'bad', message: 'no' }] } },
       { status: 401 },
@@ -310,7 +293,7 @@ describe('API answers and failures (sync mode)', () => {
     for (let i = 0; i < 4; i++) codes.push((await send()).code);
     expect(codes).to.deep.equal([250, 554, 451, 451]);
     // the body did reach the API, so the marker was in the daemon's hands
-    expect(String(api.requests[0]?.body.content)).to.include(MARKER);
+    expect(String(t.api.requests[0]?.body.content)).to.include(MARKER);
     // every transaction has logged its outcome before the lines are searched
     await loudLine(
       () => loudLogs().filter(l => l.stage === 'smtp' && l.code).length >= 4,
@@ -326,14 +309,14 @@ describe('API answers and failures (sync mode)', () => {
   it('keeps at most api.concurrency POSTs in flight', async () => {
     await start({ concurrency: 1 });
     // the first answer is slow; an unlimited client would send the second POST meanwhile
-    api.reply({ status: 204, delayMs: 300 });
+    t.api.reply({ status: 204, delayMs: 300 });
     const results = await Promise.all([
       // two messages (two Message-IDs): neither is a duplicate of the other
       send(MESSAGE.replace('api-failures@', 'first@')),
       send(MESSAGE.replace('api-failures@', 'second@')),
     ]);
     expect(results.map(r => r.code)).to.deep.equal([250, 250]);
-    expect(api.requests).to.have.length(2);
-    expect(api.maxInFlight).to.equal(1);
+    expect(t.api.requests).to.have.length(2);
+    expect(t.api.maxInFlight).to.equal(1);
   });
 });

@@ -4,12 +4,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import {
-  startFakeApi,
-  type FakeApi,
-  type FakeReply,
-} from '../helpers/fake-api.js';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
+import type { FakeReply } from '../helpers/fake-api.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 type Line = Record<string, unknown>;
@@ -82,26 +78,20 @@ const FIVE_MIB = 5 * 1024 * 1024;
 const ROUTES = [{ match: 'support@example.com', mailbox_id: 'mb-support' }];
 
 describe('attachments through spool tmp/ files', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
+  const t = useBridge();
   /** what spool tmp/ held while each request was being answered */
   let tmpAtRequest: string[][];
   /** the answer to every request (204 when unset) */
   let answer: FakeReply | undefined;
 
-  beforeEach(async () => {
-    api = await startFakeApi();
+  beforeEach(() => {
     tmpAtRequest = [];
     answer = undefined;
-    api.respondWith(() => {
+    t.api.respondWith(() => {
+      const bridge = t.bridges.at(-1);
       if (bridge) tmpAtRequest.push(readdirSync(tmpOf(bridge)));
       return answer;
     });
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
   });
 
   function tmpOf(b: TestBridge): string {
@@ -109,8 +99,8 @@ describe('attachments through spool tmp/ files', () => {
   }
 
   async function start(mode: 'queue' | 'sync'): Promise<TestBridge> {
-    bridge = await startBridge({
-      api: apiAt(api.url, { timeoutMs: 10_000 }),
+    return t.start({
+      api: apiAt(t.api.url, { timeoutMs: 10_000 }),
       routes: ROUTES,
       // one attempt per test: a deferred message is not retried within it
       delivery: {
@@ -118,12 +108,11 @@ describe('attachments through spool tmp/ files', () => {
         retry: { initialDelayMs: 600_000, maxDelayMs: 600_000 },
       },
     });
-    return bridge;
   }
 
   /** The attachment of the first request, decoded, and the request's Content-Length. */
   function received(): { bytes: Buffer; contentLength: number; json: number } {
-    const request = api.requests[0]!;
+    const request = t.api.requests[0]!;
     const attachments = request.body.attachments as Array<{
       name: string;
       file: string;
@@ -146,7 +135,7 @@ describe('attachments through spool tmp/ files', () => {
         raw: withAttachment(bytes, `big-${mode}`),
       });
       expect(result.code, result.response).to.equal(250);
-      await api.waitForRequests(1);
+      await t.api.waitForRequests(1);
       if (mode === 'queue') {
         await b.waitForLog(l => l.message === 'message delivered');
       }
@@ -154,7 +143,7 @@ describe('attachments through spool tmp/ files', () => {
       expect(got.bytes.length).to.equal(FIVE_MIB);
       expect(sha256(got.bytes)).to.equal(sha256(bytes));
       expect(got.contentLength).to.equal(got.json);
-      expect(api.requests[0]!.headers).to.not.have.property(
+      expect(t.api.requests[0]!.headers).to.not.have.property(
         'transfer-encoding',
       );
       // the attachment was a file in spool tmp/ while it was posted, and is gone now
@@ -216,7 +205,7 @@ describe('attachments through spool tmp/ files', () => {
         expect(result.code, result.response).to.equal(250);
         const line: Line = await b.waitForLog(l => l.message === row.log);
         expect(line.level).to.be.oneOf(['info', 'warn']);
-        expect(api.requests).to.have.length(row.requests);
+        expect(t.api.requests).to.have.length(row.requests);
         if (row.requests) {
           expect(
             tmpAtRequest[0]?.filter(n => n.endsWith('.bin')),
@@ -273,7 +262,7 @@ describe('attachments through spool tmp/ files', () => {
           raw: row.raw,
         });
         expect(result.code, result.response).to.equal(row.code);
-        expect(api.requests).to.have.length(row.requests);
+        expect(t.api.requests).to.have.length(row.requests);
         expect(await readdir(tmpOf(b))).to.deep.equal([]);
       });
     }

@@ -1,7 +1,6 @@
 // The "body posted" table of the contract, row by row: real SMTP in, the JSON the API received out.
 import { expect } from 'chai';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 type Body = Record<string, unknown>;
@@ -26,27 +25,16 @@ function mimeBase64(bytes: Buffer): string {
 }
 
 describe('body posted: one test per row of the contract table', () => {
-  let api: FakeApi;
-  const bridges: TestBridge[] = [];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await Promise.all(bridges.splice(0).map(b => b.close()));
-    await api.close();
-  });
+  const t = useBridge();
 
   /** A fresh daemon posting to the stand-in API, closed after the test. */
   async function bridgeWith(overrides: Body = {}): Promise<TestBridge> {
     // sync mode: the body is posted before the 250, so each test reads it right away
-    const bridge = await startBridge({
-      api: apiAt(api.url),
+    return t.start({
+      api: apiAt(t.api.url),
       delivery: { mode: 'sync' },
       ...overrides,
     });
-    bridges.push(bridge);
-    return bridge;
   }
 
   /** Sends one message, expects 250 and returns the one body it posted. */
@@ -55,7 +43,7 @@ describe('body posted: one test per row of the contract table', () => {
     raw: string,
     options: { to?: string[]; from?: string } = {},
   ): Promise<Body> {
-    const before = api.requests.length;
+    const before = t.api.requests.length;
     const result = await sendRaw({
       port: bridge.smtpPort,
       to: options.to ?? ['support@example.com'],
@@ -63,7 +51,7 @@ describe('body posted: one test per row of the contract table', () => {
       raw,
     });
     expect(result.code, result.response).to.equal(250);
-    const requests = await api.waitForRequests(before + 1);
+    const requests = await t.api.waitForRequests(before + 1);
     expect(requests).to.have.length(before + 1);
     return requests[before]!.body;
   }

@@ -3,8 +3,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import {
   makeMessage,
   openSession,
@@ -40,32 +39,27 @@ async function refusedCounts(
 }
 
 describe('client access', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
   const sessions: RawSession[] = [];
   const sockets: Socket[] = [];
   let now = 0;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-    now = Date.now();
+  const t = useBridge({
+    beforeClose: () => {
+      for (const session of sessions.splice(0)) session.socket.destroy();
+      for (const socket of sockets.splice(0)) socket.destroy();
+    },
   });
-  afterEach(async () => {
-    for (const session of sessions.splice(0)) session.socket.destroy();
-    for (const socket of sockets.splice(0)) socket.destroy();
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
+
+  beforeEach(() => {
+    now = Date.now();
   });
 
   async function start(
     smtp: Record<string, number | boolean | string[]>,
   ): Promise<TestBridge> {
-    bridge = await startBridge(
-      { delivery: { mode: 'sync' }, api: apiAt(api.url), smtp },
+    return t.start(
+      { delivery: { mode: 'sync' }, api: apiAt(t.api.url), smtp },
       { daemon: { now: () => now } },
     );
-    return bridge;
   }
 
   it('refuses a client outside smtp.allowedNetworks with 554 5.7.1 at once', async () => {
@@ -83,9 +77,9 @@ describe('client access', () => {
       raw: makeMessage({ From: 'jane@example.net', Subject: 'refused' }),
     });
     expect(sent.code).to.equal(554);
-    expect(api.requests).to.have.length(0);
-    expect(await refusedCounts(bridge!)).to.deep.equal({ network: 2 });
-    const logged = await bridge!.waitForLog(
+    expect(t.api.requests).to.have.length(0);
+    expect(await refusedCounts(t.bridge)).to.deep.equal({ network: 2 });
+    const logged = await t.bridge.waitForLog(
       l => l.message === 'session refused',
     );
     expect(logged).to.include({
@@ -103,7 +97,7 @@ describe('client access', () => {
       raw: makeMessage({ From: 'jane@example.net', Subject: 'allowed' }),
     });
     expect(sent.code).to.equal(250);
-    expect(api.requests[0]?.body.subject).to.equal('allowed');
+    expect(t.api.requests[0]?.body.subject).to.equal('allowed');
   });
 
   it('refuses a session past smtp.maxConnectionsPerClient with 421 4.7.0, until one closes', async () => {
@@ -113,13 +107,13 @@ describe('client access', () => {
     expect(refused).to.equal(
       '421 4.7.0 Too many connections from 127.0.0.1, try again later',
     );
-    expect(await refusedCounts(bridge!)).to.deep.equal({ connections: 1 });
+    expect(await refusedCounts(t.bridge)).to.deep.equal({ connections: 1 });
     // the refused session gave nothing back: still two open, still full
     const [again] = await smtpDialog(smtpPort, []);
     expect(again).to.match(/^421 4\.7\.0 /);
     // one leaves: its place is free once the server has seen it go
     sessions.shift()!.socket.end('QUIT\r\n');
-    await bridge!.waitForLog(l => l.message === 'session closed');
+    await t.bridge.waitForLog(l => l.message === 'session closed');
     const [served] = await smtpDialog(smtpPort, ['QUIT']);
     expect(served).to.match(/^220 /);
   });
@@ -134,7 +128,7 @@ describe('client access', () => {
     expect(refused).to.equal(
       '421 4.7.0 Too many connections from 127.0.0.1 in the last minute, try again later',
     );
-    expect(await refusedCounts(bridge!)).to.deep.equal({ rate: 1 });
+    expect(await refusedCounts(t.bridge)).to.deep.equal({ rate: 1 });
     // a minute after the first, one more may start
     now += 60_000;
     const [greeting] = await smtpDialog(smtpPort, ['QUIT']);
@@ -167,8 +161,8 @@ describe('client access', () => {
     while (!/^250 .*(queued|delivered)/m.test(text)) {
       text += ((await once(allowed.socket, 'data')) as [string])[0];
     }
-    expect(api.requests[0]?.body.subject).to.equal('proxied');
-    const accepted = await bridge!.waitForLog(
+    expect(t.api.requests[0]?.body.subject).to.equal('proxied');
+    const accepted = await t.bridge.waitForLog(
       l =>
         typeof l.message === 'string' &&
         l.message.startsWith('message ') &&

@@ -5,8 +5,7 @@ import { expect } from 'chai';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 /** Every file in the spool (relative paths), but the dedupe store's. */
@@ -24,16 +23,7 @@ async function spoolFiles(dir: string, under = ''): Promise<string[]> {
 
 describe('cluster: the free pool of a worker slot', function () {
   this.timeout(20_000);
-  let api: FakeApi;
-  const bridges: TestBridge[] = [];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    for (const bridge of bridges.splice(0)) await bridge.close();
-    await api.close();
-  });
+  const t = useBridge();
 
   async function send(port: number, n: number) {
     const result = await sendRaw({
@@ -66,10 +56,8 @@ describe('cluster: the free pool of a worker slot', function () {
       keepSpool: true,
     });
     try {
-      const first = await startBridge({ api: apiAt(api.url) }, slot(1));
-      bridges.push(first); // closed below; a second close() is a no-op
-      const other = await startBridge({ api: apiAt(api.url) }, slot(2));
-      bridges.push(other);
+      const first = await t.start({ api: apiAt(t.api.url) }, slot(1));
+      const other = await t.start({ api: apiAt(t.api.url) }, slot(2));
       await send(other.smtpPort, 1);
       await delivered(other, 1);
       // worker 2's pool: one file, which must stay usable whatever happens to worker 1
@@ -82,8 +70,7 @@ describe('cluster: the free pool of a worker slot', function () {
       // worker 1 goes away (a kill -9 leaves the same files); the primary starts another in
       // slot 1, which requeues the claims of active-1 and empties free/active-1/
       await first.close();
-      const second = await startBridge({ api: apiAt(api.url) }, slot(1));
-      bridges.push(second);
+      const second = await t.start({ api: apiAt(t.api.url) }, slot(1));
       await send(second.smtpPort, 3);
       await delivered(second, 3);
       expect(await spoolFiles(spoolDir)).to.include(othersFiles[0]);
@@ -94,7 +81,8 @@ describe('cluster: the free pool of a worker slot', function () {
         'files in the spool that no live process will use or remove',
       ).to.have.length(live);
     } finally {
-      for (const bridge of bridges.splice(0)) await bridge.close();
+      // before their shared spool goes; closing them again after the test does nothing
+      for (const bridge of t.bridges) await bridge.close();
       await rm(spoolDir, { recursive: true, force: true });
     }
   });

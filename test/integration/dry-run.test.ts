@@ -4,8 +4,12 @@ import { once } from 'node:events';
 import { watch } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import {
+  apiAt,
+  startBridge,
+  useBridge,
+  type TestBridge,
+} from '../helpers/bridge.js';
 import {
   makeMessage,
   openDataSession,
@@ -207,51 +211,41 @@ describe('a client disconnecting during DATA', () => {
 });
 
 describe('dry-run, then a token', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
-  });
+  const t = useBridge();
 
   it('a message written to dry-run is posted when resent once a token is set (regression)', async () => {
     // first run: no token, dry-run
-    bridge = await startBridge(
+    await t.start(
       { delivery: { mode: 'sync' }, routes: ROUTES },
       { keepSpool: true },
     );
-    const spoolDir = bridge.spoolDir;
-    expect(bridge.daemon.dryRun).to.equal(true);
+    const spoolDir = t.bridge.spoolDir;
+    expect(t.bridge.daemon.dryRun).to.equal(true);
     const raw = makeMessage({
       From: 'jane@example.net',
       Subject: 'tried in dry-run',
       'Message-ID': '<dry-run-then-real@example.net>',
     });
     const first = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw,
     });
     expect(first.code).to.equal(250);
-    await bridge.close();
+    await t.bridge.close();
     // second run on the same spool, now with the API: the sender resends the message
-    bridge = await startBridge(
-      { delivery: { mode: 'sync' }, api: apiAt(api.url), routes: ROUTES },
+    await t.start(
+      { delivery: { mode: 'sync' }, api: apiAt(t.api.url), routes: ROUTES },
       { spoolDir },
     );
     const second = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw,
     });
     expect(second.code).to.equal(250);
     // dry-run delivered nothing and recorded nothing: the resend is posted
-    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-support',
     ]);
   });

@@ -1,7 +1,6 @@
 // The health and metrics listener of the running daemon: /healthz, /readyz, /metrics.
 import { expect } from 'chai';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import {
   makeMessage,
   openDataSession,
@@ -9,24 +8,18 @@ import {
 } from '../helpers/smtp-client.js';
 
 describe('health and metrics HTTP', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
   let base: string;
 
   beforeEach(async () => {
-    api = await startFakeApi();
-    bridge = await startBridge({
+    const bridge = await t.start({
       // sync: a message is posted (or deferred) before its SMTP reply
       delivery: { mode: 'sync' },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
     });
     const port = bridge.daemon.httpPort;
     expect(port).to.be.a('number').and.not.equal(0);
     base = `http://127.0.0.1:${port}`;
-  });
-  afterEach(async () => {
-    await bridge.close();
-    await api.close();
   });
 
   it('GET /healthz answers 200', async () => {
@@ -43,14 +36,14 @@ describe('health and metrics HTTP', () => {
 
   it('GET /metrics counts messages and posts', async () => {
     const result = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw: makeMessage({ From: 'jane@example.net', Subject: 'count me' }),
     });
     expect(result.code).to.equal(250);
-    api.reply({ status: 503 });
+    t.api.reply({ status: 503 });
     const deferred = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw: makeMessage({ From: 'jane@example.net', Subject: 'defer me' }),
     });
@@ -78,7 +71,7 @@ describe('health and metrics HTTP', () => {
 
   it('accept latency runs from the end of DATA: a client slow to send its body is not counted', async () => {
     const PAUSE_MS = 600;
-    const { socket, waitFor } = await openDataSession(bridge.smtpPort);
+    const { socket, waitFor } = await openDataSession(t.bridge.smtpPort);
     socket.write('Subject: slow\r\n\r\nfirst half\r\n');
     // the client dawdles mid-body: that is its time, not ours
     await new Promise(resolve => setTimeout(resolve, PAUSE_MS));

@@ -2,8 +2,7 @@
 import { expect } from 'chai';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { listSpool, queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
@@ -15,13 +14,12 @@ const MESSAGE = makeMessage({
 });
 
 describe('hybrid mode', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
 
   /** A hybrid bridge: a POST gives up after 600 ms, the sender waits at most 300 ms. */
   function start(overrides: Record<string, unknown> = {}) {
-    return startBridge({
-      api: apiAt(api.url, { timeoutMs: 600 }),
+    return t.start({
+      api: apiAt(t.api.url, { timeoutMs: 600 }),
       delivery: {
         mode: 'hybrid',
         syncTimeoutMs: 300,
@@ -33,25 +31,20 @@ describe('hybrid mode', () => {
   }
 
   beforeEach(async () => {
-    api = await startFakeApi();
-    bridge = await start();
-  });
-  afterEach(async () => {
-    await bridge.close();
-    await api.close();
+    await start();
   });
 
   const send = (to = ['support@example.com']) =>
-    sendRaw({ port: bridge.smtpPort, to, raw: MESSAGE });
+    sendRaw({ port: t.bridge.smtpPort, to, raw: MESSAGE });
 
   function workerLine(id: string, message: string) {
-    return bridge.waitForLog(
+    return t.bridge.waitForLog(
       l => l.stage === 'deliver' && l.queueId === id && l.message === message,
     );
   }
 
   async function expectSpoolEmpty(): Promise<void> {
-    expect(await listSpool(bridge.spoolDir)).to.deep.equal({
+    expect(await listSpool(t.bridge.spoolDir)).to.deep.equal({
       tmp: [],
       msg: [],
       queue: [],
@@ -61,43 +54,43 @@ describe('hybrid mode', () => {
   }
 
   it('API 204: "250 ... delivered as ID", nothing left in the spool', async () => {
-    expect(bridge.config.delivery.mode).to.equal('hybrid');
+    expect(t.bridge.config.delivery.mode).to.equal('hybrid');
     const result = await send();
     expect(result.code).to.equal(250);
     expect(result.response).to.match(/^250 .*delivered as [0-9A-Z]+$/);
     const id = queueIdOf(result.response);
-    expect(api.requests).to.have.length(1);
-    expect(api.requests[0]?.body.ext_msg_id).to.equal('<hybrid@example.net>');
+    expect(t.api.requests).to.have.length(1);
+    expect(t.api.requests[0]?.body.ext_msg_id).to.equal('<hybrid@example.net>');
     await workerLine(id, 'message delivered');
     await expectSpoolEmpty();
   });
 
   it('API 400: the sender hears 554 5.6.0 and nothing stays in the spool', async () => {
-    api.reply({
+    t.api.reply({
       status: 400,
       body: { errors: [{ code: 'invalid', message: 'bad body' }] },
     });
     const result = await send();
     expect(result.code).to.equal(554);
     expect(result.response).to.match(/^554 5\.6\.0 /);
-    expect(api.requests).to.have.length(1);
+    expect(t.api.requests).to.have.length(1);
     await expectSpoolEmpty();
   });
 
   it('API stalls past syncTimeoutMs: "250 ... queued as ID", delivered by a retry', async () => {
-    api.reply({ status: 204, stall: true });
+    t.api.reply({ status: 204, stall: true });
     const result = await send();
     expect(result.code).to.equal(250);
     expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
     const id = queueIdOf(result.response);
-    expect(api.requests).to.have.length(1);
+    expect(t.api.requests).to.have.length(1);
 
     // the stalled POST times out, the message is retried from the spool
     const deferred = await workerLine(id, 'delivery deferred');
     expect(deferred.error).to.equal('API timeout');
     await workerLine(id, 'message delivered');
-    expect(api.requests).to.have.length(2);
-    expect(api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
+    expect(t.api.requests).to.have.length(2);
+    expect(t.api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
       '<hybrid@example.net>',
       '<hybrid@example.net>',
     ]);
@@ -105,7 +98,7 @@ describe('hybrid mode', () => {
   });
 
   it('API 503: "250 ... queued as ID", then retried and delivered', async () => {
-    api.reply({ status: 503 });
+    t.api.reply({ status: 503 });
     const result = await send();
     expect(result.code).to.equal(250);
     expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
@@ -115,23 +108,23 @@ describe('hybrid mode', () => {
     expect(deferred.error).to.equal('API HTTP 503');
     const done = await workerLine(id, 'message delivered');
     expect(done.attempts).to.equal(2);
-    expect(api.requests).to.have.length(2);
+    expect(t.api.requests).to.have.length(2);
     await expectSpoolEmpty();
   });
 
   it('the attempt cannot be filed: still "250 ... queued as ID", the queue finishes it', async () => {
-    await bridge.close();
-    bridge = await start({
+    await t.bridge.close();
+    await start({
       routes: [
         { match: 'a@example.com', mailbox_id: 'mb-a' },
         { match: 'b@example.com', mailbox_id: 'mb-b' },
       ],
     });
     // A is delivered, B refused: the message must be filed in dead/, which is broken
-    api.respondWith(r =>
+    t.api.respondWith(r =>
       r.body.mailbox_id === 'mb-b' ? { status: 400 } : undefined,
     );
-    const dead = join(bridge.spoolDir, 'dead');
+    const dead = join(t.bridge.spoolDir, 'dead');
     await rm(dead, { recursive: true });
     await writeFile(dead, 'not a folder');
 
@@ -140,7 +133,7 @@ describe('hybrid mode', () => {
     expect(result.code).to.equal(250);
     expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
     const id = queueIdOf(result.response);
-    const failed = await bridge.waitForLog(
+    const failed = await t.bridge.waitForLog(
       l => l.message === 'hybrid attempt failed' && l.queueId === id,
     );
     expect(failed.code).to.equal('ENOTDIR');
@@ -149,14 +142,14 @@ describe('hybrid mode', () => {
     await mkdir(dead);
     const line = await workerLine(id, 'message dead');
     expect(line.reason).to.equal('refused: API HTTP 400');
-    const spool = await listSpool(bridge.spoolDir);
+    const spool = await listSpool(t.bridge.spoolDir);
     expect(spool.dead).to.deep.equal([`${id}.json`]);
     expect(spool.active).to.deep.equal([]);
     expect(spool.queue).to.deep.equal([]);
     expect(spool.tmp).to.deep.equal([]);
     // A was recorded as delivered: the retry did not post it again
     expect(
-      api.requests.filter(r => r.body.mailbox_id === 'mb-a'),
+      t.api.requests.filter(r => r.body.mailbox_id === 'mb-a'),
     ).to.have.length(1);
   });
 });

@@ -2,8 +2,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, smtpDialog } from '../helpers/smtp-client.js';
 
 const MAX_SIZE = 2000;
@@ -24,30 +23,24 @@ async function openSession(port: number): Promise<{
 }
 
 describe('limits', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
   const sockets: Socket[] = [];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    for (const socket of sockets.splice(0)) socket.destroy();
-    await bridge?.close();
-    await api.close();
+  const t = useBridge({
+    beforeClose: () => {
+      for (const socket of sockets.splice(0)) socket.destroy();
+    },
   });
 
   async function start(smtp: Record<string, number>): Promise<void> {
-    bridge = await startBridge({
+    await t.start({
       delivery: { mode: 'sync' },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
       smtp,
     });
   }
 
   it('advertises SIZE with smtp.maxMessageSize in the EHLO reply', async () => {
     await start({ maxMessageSize: MAX_SIZE });
-    const [greeting, ehlo] = await smtpDialog(bridge.smtpPort, [
+    const [greeting, ehlo] = await smtpDialog(t.bridge.smtpPort, [
       'EHLO client.example.net',
       'QUIT',
     ]);
@@ -58,7 +51,7 @@ describe('limits', () => {
 
   it('refuses MAIL FROM with a SIZE= over the limit with 552 5.3.4', async () => {
     await start({ maxMessageSize: MAX_SIZE });
-    const replies = await smtpDialog(bridge.smtpPort, [
+    const replies = await smtpDialog(t.bridge.smtpPort, [
       'EHLO client.example.net',
       `MAIL FROM:<jane@example.net> SIZE=${MAX_SIZE + 1}`,
       `MAIL FROM:<jane@example.net> SIZE=${MAX_SIZE}`,
@@ -75,7 +68,7 @@ describe('limits', () => {
       `${'x'.repeat(70)}\r\n`.repeat(60),
     );
     expect(raw.length).to.be.greaterThan(MAX_SIZE);
-    const replies = await smtpDialog(bridge.smtpPort, [
+    const replies = await smtpDialog(t.bridge.smtpPort, [
       'EHLO client.example.net',
       'MAIL FROM:<jane@example.net>',
       'RCPT TO:<support@example.com>',
@@ -91,13 +84,13 @@ describe('limits', () => {
     expect(replies[4]).to.match(/^354 /);
     expect(replies[5]).to.match(/^552 5\.3\.4 /);
     expect(replies[9]).to.match(/^250 /);
-    expect(api.requests).to.have.length(1);
-    expect(api.requests[0]?.body.subject).to.equal('small');
+    expect(t.api.requests).to.have.length(1);
+    expect(t.api.requests[0]?.body.subject).to.equal('small');
   });
 
   it('answers 452 4.5.3 to the recipient past smtp.maxRecipients', async () => {
     await start({ maxRecipients: 2 });
-    const replies = await smtpDialog(bridge.smtpPort, [
+    const replies = await smtpDialog(t.bridge.smtpPort, [
       'EHLO client.example.net',
       'MAIL FROM:<jane@example.net>',
       'RCPT TO:<a@example.com>',
@@ -111,24 +104,24 @@ describe('limits', () => {
     expect(replies[4]).to.match(/^250 /);
     expect(replies[5]).to.match(/^452 4\.5\.3 /);
     expect(replies[7]).to.match(/^250 /);
-    expect(api.requests).to.have.length(1);
-    expect(api.requests[0]?.body.bcc).to.equal('b@example.com');
+    expect(t.api.requests).to.have.length(1);
+    expect(t.api.requests[0]?.body.bcc).to.equal('b@example.com');
   });
 
   it('answers 421 to a client past smtp.maxClients', async () => {
     await start({ maxClients: 1 });
-    const held = await openSession(bridge.smtpPort);
+    const held = await openSession(t.bridge.smtpPort);
     sockets.push(held.socket);
     expect(held.greeting).to.match(/^220 /);
-    const [refused] = await smtpDialog(bridge.smtpPort, []);
+    const [refused] = await smtpDialog(t.bridge.smtpPort, []);
     expect(refused).to.match(/^421 /);
     // once the first client leaves, a new one is served again
     held.socket.end();
     // the server forgets a connection when it logs its "close" event: wait for both
     const closed = (l: Record<string, unknown>) =>
       /received "close" event/.test(String(l.message));
-    await bridge.waitForLog(() => bridge.logs.filter(closed).length >= 2);
-    const [greeting] = await smtpDialog(bridge.smtpPort, ['QUIT']);
+    await t.bridge.waitForLog(() => t.bridge.logs.filter(closed).length >= 2);
+    const [greeting] = await smtpDialog(t.bridge.smtpPort, ['QUIT']);
     expect(greeting).to.match(/^220 /);
   });
 });

@@ -2,8 +2,7 @@
 // after the message, in queue, sync and hybrid mode: a recipient given twice (RFC 2033 4.2),
 // routes failing differently, hybrid's partial refusal, a message over the size limit.
 import { expect } from 'chai';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import {
   makeMessage,
   openSession,
@@ -72,27 +71,20 @@ async function lmtpSend(
 }
 
 describe('LMTP', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
   const sessions: RawSession[] = [];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    for (const session of sessions.splice(0)) session.socket.destroy();
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
+  const t = useBridge({
+    beforeClose: () => {
+      for (const session of sessions.splice(0)) session.socket.destroy();
+    },
   });
 
   async function start(
     mode: 'queue' | 'sync' | 'hybrid',
     smtp: { maxMessageSize?: number } = {},
   ): Promise<number> {
-    bridge = await startBridge({
+    const bridge = await t.start({
       delivery: { mode },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
       routes: ROUTES,
       smtp: { lmtp: true, ...smtp },
     });
@@ -128,10 +120,10 @@ describe('LMTP', () => {
     expect(replies[0]).to.match(/^250 2\.6\.0 OK: queued as [0-9A-Z]+$/);
     // the same message for both: the same queue id
     expect(replies[1]).to.equal(replies[0]);
-    await bridge!.waitForLog(
+    await t.bridge.waitForLog(
       l => l.message === 'message delivered' && l.outcome === 'delivered',
     );
-    expect(api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
       'mb-billing',
       'mb-support',
     ]);
@@ -141,14 +133,14 @@ describe('LMTP', () => {
     const port = await start('sync');
     const session = await lhlo(port);
     // the first route's post fails for now, the second goes through
-    api.reply({ status: 503 }, { status: 204 });
+    t.api.reply({ status: 503 }, { status: 204 });
     const replies = await sendToBoth(session, 'half through');
     expect(replies).to.have.length(2);
     expect(replies[0]).to.equal(
       '451 4.3.0 Temporary failure, please try again later',
     );
     expect(replies[1]).to.match(/^250 2\.6\.0 OK: delivered as [0-9A-Z]+$/);
-    const partial = await bridge!.waitForLog(
+    const partial = await t.bridge.waitForLog(
       l => l.message === 'message partly delivered',
     );
     expect(partial).to.include({
@@ -166,12 +158,12 @@ describe('LMTP', () => {
       `${makeMessage({ From: 'jane@example.net', Subject: 'half through' })}.\r\n`,
     );
     await session.waitFor(/^250 2\.6\.0 OK: delivered as /m);
-    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-support',
       'mb-billing',
       'mb-support',
     ]);
-    const { values } = await bridge!.daemon.metrics.messages.get();
+    const { values } = await t.bridge.daemon.metrics.messages.get();
     expect(
       Object.fromEntries(values.map(v => [v.labels.outcome, v.value])),
     ).to.deep.equal({ partial: 1, accepted: 1 });
@@ -180,7 +172,7 @@ describe('LMTP', () => {
   it('sync mode: a route the API refuses answers 554 to its recipients, 250 to the others', async () => {
     const port = await start('sync');
     const session = await lhlo(port);
-    api.reply({ status: 204 }, { status: 422, body: { errors: [] } });
+    t.api.reply({ status: 204 }, { status: 422, body: { errors: [] } });
     const replies = await sendToBoth(session, 'one refused');
     expect(replies[0]).to.match(/^250 2\.6\.0 OK: delivered as /);
     expect(replies[1]).to.equal(
@@ -191,7 +183,7 @@ describe('LMTP', () => {
   it('sync mode: a temporary API failure answers 451 4.3.0 for every recipient, then 250s', async () => {
     const port = await start('sync');
     const session = await lhlo(port);
-    api.reply({ status: 503 }, { status: 503 });
+    t.api.reply({ status: 503 }, { status: 503 });
     const deferred = await sendToBoth(session, 'retry me');
     expect(deferred).to.have.length(2);
     for (const reply of deferred) expect(reply).to.match(/^451 4\.3\.0 /);
@@ -202,7 +194,7 @@ describe('LMTP', () => {
       expect(reply).to.match(/^250 2\.6\.0 OK: delivered as [0-9A-Z]+$/);
     }
     // each route: refused once, then posted
-    expect(api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal([
       'mb-billing',
       'mb-billing',
       'mb-support',
@@ -229,7 +221,7 @@ describe('LMTP', () => {
     const port = await start('sync');
     const session = await lhlo(port);
     // support's route fails for now, billing's goes through
-    api.respondWith(r =>
+    t.api.respondWith(r =>
       r.body.mailbox_id === 'mb-support' ? { status: 503 } : { status: 204 },
     );
     const replies = await lmtpSend(
@@ -246,7 +238,7 @@ describe('LMTP', () => {
   it('sync mode, every route failed, one for now and one for good: each recipient hears its own', async () => {
     const port = await start('sync');
     const session = await lhlo(port);
-    api.respondWith(r =>
+    t.api.respondWith(r =>
       r.body.mailbox_id === 'mb-support'
         ? { status: 503 }
         : { status: 422, body: { errors: [] } },
@@ -270,7 +262,7 @@ describe('LMTP', () => {
     // hybrid answers for the stored message: the sender hears 554 only when no route took it
     const port = await start('hybrid');
     const session = await lhlo(port);
-    api.respondWith(r =>
+    t.api.respondWith(r =>
       r.body.mailbox_id === 'mb-billing'
         ? { status: 422, body: { errors: [] } }
         : { status: 204 },
@@ -284,7 +276,7 @@ describe('LMTP', () => {
     for (const reply of replies) {
       expect(reply).to.match(/^250 2\.6\.0 OK: queued as /);
     }
-    const dead = await bridge!.waitForLog(l => l.message === 'message dead');
+    const dead = await t.bridge.waitForLog(l => l.message === 'message dead');
     expect(String(dead.reason)).to.match(/^refused: /);
   });
 

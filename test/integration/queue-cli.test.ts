@@ -16,8 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { QueueEntry } from '../../src/spool/queue-entry.js';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import { spoolFiles } from '../helpers/wait-for.js';
@@ -707,33 +706,27 @@ describe('queue and inject commands', function () {
   });
 
   describe('on the spool of a running daemon', () => {
-    let api: FakeApi;
-    let bridge: TestBridge;
+    const t = useBridge();
 
     beforeEach(async () => {
-      api = await startFakeApi();
-      bridge = await startBridge({
-        api: apiAt(api.url),
+      await t.start({
+        api: apiAt(t.api.url),
         delivery: { scanIntervalMs: 50 },
       });
-    });
-    afterEach(async () => {
-      await bridge.close();
-      await api.close();
     });
 
     /** The command line on the running daemon's spool and configuration. */
     function onBridge(...args: string[]): Promise<CliResult> {
-      return runCli(args, { MAILBRIDGE_SPOOL_DIR: bridge.spoolDir });
+      return runCli(args, { MAILBRIDGE_SPOOL_DIR: t.bridge.spoolDir });
     }
 
     it('a message the API refused with 400 is listed dead; replay delivers it', async () => {
-      api.setDefault({
+      t.api.setDefault({
         status: 400,
         body: { errors: [{ code: 'bad_field', message: 'no' }] },
       });
       const sent = await sendRaw({
-        port: bridge.smtpPort,
+        port: t.bridge.smtpPort,
         to: ['support@example.com'],
         raw: makeMessage({
           From: 'jane@example.net',
@@ -744,7 +737,7 @@ describe('queue and inject commands', function () {
       });
       expect(sent.code).to.equal(250);
       const id = /queued as (\S+)/.exec(sent.response)?.[1];
-      await bridge.waitForLog(l => l.message === 'message dead');
+      await t.bridge.waitForLog(l => l.message === 'message dead');
 
       const dead = await onBridge('queue', 'dead', '--json');
       expect(dead.code, dead.stderr).to.equal(0);
@@ -759,18 +752,18 @@ describe('queue and inject commands', function () {
       });
       expect(rows[0]?.lastError).to.include('400');
 
-      api.setDefault({ status: 204 });
+      t.api.setDefault({ status: 204 });
       const replay = await onBridge('queue', 'replay', id!);
       expect(replay.code, replay.stderr).to.equal(0);
       // the daemon sees it at its next scan
-      const [, again] = await api.waitForRequests(2);
+      const [, again] = await t.api.waitForRequests(2);
       expect(again?.body.ext_msg_id).to.equal('<refused-1@example.net>');
-      await bridge.waitForLog(
+      await t.bridge.waitForLog(
         l => l.message === 'message delivered' && l.queueId === id,
       );
-      expect(await spoolFiles(bridge.spoolDir, 'dead')).to.deep.equal([]);
-      expect(await spoolFiles(bridge.spoolDir, 'queue')).to.deep.equal([]);
-      expect(await spoolFiles(bridge.spoolDir, 'msg')).to.deep.equal([]);
+      expect(await spoolFiles(t.bridge.spoolDir, 'dead')).to.deep.equal([]);
+      expect(await spoolFiles(t.bridge.spoolDir, 'queue')).to.deep.equal([]);
+      expect(await spoolFiles(t.bridge.spoolDir, 'msg')).to.deep.equal([]);
     });
 
     it('an injected message is delivered by the running daemon', async () => {
@@ -784,17 +777,17 @@ describe('queue and inject commands', function () {
       );
       expect(result.code, result.stderr).to.equal(0);
       const id = /^queued as (\S+)\n$/.exec(result.stdout)?.[1];
-      const [request] = await api.waitForRequests(1);
+      const [request] = await t.api.waitForRequests(1);
       expect(request?.body).to.include({
         from: 'jane@example.net',
         subject: 'Printer on fire',
         ext_msg_id: '<plain-1@example.net>',
       });
-      await bridge.waitForLog(
+      await t.bridge.waitForLog(
         l => l.message === 'message delivered' && l.queueId === id,
       );
-      expect(await spoolFiles(bridge.spoolDir, 'queue')).to.deep.equal([]);
-      expect(await spoolFiles(bridge.spoolDir, 'msg')).to.deep.equal([]);
+      expect(await spoolFiles(t.bridge.spoolDir, 'queue')).to.deep.equal([]);
+      expect(await spoolFiles(t.bridge.spoolDir, 'msg')).to.deep.equal([]);
     });
   });
 });

@@ -8,15 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   apiAt,
-  startBridge,
+  useBridge,
   type BridgeOptions,
   type TestBridge,
 } from '../helpers/bridge.js';
-import {
-  startFakeApi,
-  type FakeApi,
-  type RecordedRequest,
-} from '../helpers/fake-api.js';
+import type { RecordedRequest } from '../helpers/fake-api.js';
 import {
   listSpool,
   ManualClock,
@@ -49,17 +45,7 @@ function message(id: string, subject = 'queued'): string {
 }
 
 describe('queue mode: delivery from the spool', () => {
-  let api: FakeApi;
-  let bridges: TestBridge[];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-    bridges = [];
-  });
-  afterEach(async () => {
-    for (const bridge of bridges) await bridge.close();
-    await api.close();
-  });
+  const t = useBridge();
 
   /** A bridge on the stand-in with fast retries plus `overrides` (delivery keys merged). */
   async function start(
@@ -67,16 +53,14 @@ describe('queue mode: delivery from the spool', () => {
     options: BridgeOptions = {},
   ): Promise<TestBridge> {
     const { delivery, ...rest } = overrides as { delivery?: object };
-    const bridge = await startBridge(
+    return t.start(
       {
-        api: apiAt(api.url),
+        api: apiAt(t.api.url),
         delivery: { ...FAST_DELIVERY, ...delivery },
         ...rest,
       },
       options,
     );
-    bridges.push(bridge);
-    return bridge;
   }
 
   /** Sends `raw` and returns the queue id of its "250 ... queued as ID". */
@@ -118,7 +102,7 @@ describe('queue mode: delivery from the spool', () => {
   }
 
   function posts(match: (r: RecordedRequest) => boolean): RecordedRequest[] {
-    return api.requests.filter(match);
+    return t.api.requests.filter(match);
   }
 
   function postsOf(id: string): RecordedRequest[] {
@@ -144,7 +128,7 @@ describe('queue mode: delivery from the spool', () => {
     it('API down (503 three times), then up: delivered exactly once, spool empty', async () => {
       const bridge = await start();
       const scans = watchScans(bridge.daemon.spool);
-      api.reply({ status: 503 }, { status: 503 }, { status: 503 });
+      t.api.reply({ status: 503 }, { status: 503 }, { status: 503 });
       const id = await queue(bridge, message('down-then-up'));
 
       const done = await workerLine(bridge, id, 'message delivered');
@@ -157,15 +141,15 @@ describe('queue mode: delivery from the spool', () => {
       // two more rescans of the spool post nothing more
       await scans.next(2);
       expect(postsOf('down-then-up')).to.have.length(4);
-      expect(api.requests).to.have.length(4);
+      expect(t.api.requests).to.have.length(4);
       await expectSpoolEmpty(bridge);
     });
 
     it('429 with Retry-After: 1 (seconds): the next attempt waits for it', async () => {
       const bridge = await start();
       const arrivals: number[] = [];
-      api.on('request', () => arrivals.push(Date.now()));
-      api.reply({ status: 429, headers: { 'retry-after': '1' } });
+      t.api.on('request', () => arrivals.push(Date.now()));
+      t.api.reply({ status: 429, headers: { 'retry-after': '1' } });
       const id = await queue(bridge, message('retry-after-seconds'));
 
       const line = await deferred(bridge, id, 1);
@@ -184,7 +168,7 @@ describe('queue mode: delivery from the spool', () => {
       const bridge = await start();
       // whole seconds, 3 to 4 s ahead: later than any backoff of this configuration
       const date = new Date(Math.floor(Date.now() / 1000) * 1000 + 4000);
-      api.reply({
+      t.api.reply({
         status: 429,
         headers: { 'retry-after': date.toUTCString() },
       });
@@ -195,7 +179,7 @@ describe('queue mode: delivery from the spool', () => {
       const waiting = await readEntry(bridge.spoolDir, 'queue', id);
       expect(waiting?.nextAttemptAt).to.equal(date.getTime());
       expect(waiting?.attempts).to.equal(1);
-      expect(api.requests).to.have.length(1);
+      expect(t.api.requests).to.have.length(1);
     });
 
     it("Retry-After is counted on the daemon's clock (the injected one)", async () => {
@@ -204,7 +188,7 @@ describe('queue mode: delivery from the spool', () => {
         {},
         { daemon: { now: clock.now, random: () => 0.5 } },
       );
-      api.reply({ status: 429, headers: { 'retry-after': '30' } });
+      t.api.reply({ status: 429, headers: { 'retry-after': '30' } });
       const id = await queue(bridge, message('retry-after-clock'));
       const line = await deferred(bridge, id, 1);
       expect(line.nextAttemptAt).to.equal(
@@ -224,7 +208,7 @@ describe('queue mode: delivery from the spool', () => {
         },
         { daemon: { now: clock.now, random } },
       );
-      api.setDefault({ status: 500 });
+      t.api.setDefault({ status: 500 });
       const id = await queue(bridge, message('growing'));
 
       // ceiling min(200, 40 * 2^(n-1)) times the random value, rounded down
@@ -240,13 +224,13 @@ describe('queue mode: delivery from the spool', () => {
         expect(waiting?.nextAttemptAt).to.equal(expected);
         expect(waiting?.attempts).to.equal(attempt);
         // the clock has not moved: no attempt beyond this one yet
-        expect(api.requests).to.have.length(attempt);
-        if (attempt === delays.length) api.setDefault({ status: 204 });
+        expect(t.api.requests).to.have.length(attempt);
+        if (attempt === delays.length) t.api.setDefault({ status: 204 });
         clock.set(expected);
       }
       const done = await workerLine(bridge, id, 'message delivered');
       expect(done.attempts).to.equal(6);
-      expect(api.requests).to.have.length(6);
+      expect(t.api.requests).to.have.length(6);
       await expectSpoolEmpty(bridge);
     });
 
@@ -256,7 +240,7 @@ describe('queue mode: delivery from the spool', () => {
         { delivery: { retry: { maxAgeMs: 2 * HOUR } } },
         { daemon: { now: clock.now, random: () => 0 } },
       );
-      api.setDefault({ status: 503 });
+      t.api.setDefault({ status: 503 });
       const id = await queue(bridge, message('too-old'));
       await deferred(bridge, id, 1);
 
@@ -271,7 +255,7 @@ describe('queue mode: delivery from the spool', () => {
       const spool = await listSpool(bridge.spoolDir);
       expect(spool.queue).to.deep.equal([]);
       expect(spool.msg).to.deep.equal([`${id}.eml`]);
-      expect(api.requests).to.have.length(2);
+      expect(t.api.requests).to.have.length(2);
     });
   });
 
@@ -286,11 +270,11 @@ describe('queue mode: delivery from the spool', () => {
           will_be_deprecated: false,
         },
       ];
-      api.reply({ status: 400, body: { errors } });
+      t.api.reply({ status: 400, body: { errors } });
       const id = await queue(bridge, message('refused'));
       const line = await workerLine(bridge, id, 'message dead');
       expect(line.reason).to.equal('refused: API HTTP 400');
-      expect(api.requests).to.have.length(1);
+      expect(t.api.requests).to.have.length(1);
 
       const listed = await runCli(
         ['queue', 'dead', '--json'],
@@ -344,7 +328,7 @@ describe('queue mode: delivery from the spool', () => {
           text,
         )?.[1];
       };
-      api.reply({ status: 400 });
+      t.api.reply({ status: 400 });
       const id = await queue(bridge, message('gauge'));
       await workerLine(bridge, id, 'message dead');
       expect(await deadGauge()).to.equal('1');
@@ -361,7 +345,7 @@ describe('queue mode: delivery from the spool', () => {
 
     it('queue retry ID makes a message waiting an hour due now', async () => {
       const bridge = await start();
-      api.reply({ status: 503, headers: { 'retry-after': '3600' } });
+      t.api.reply({ status: 503, headers: { 'retry-after': '3600' } });
       const id = await queue(bridge, message('far-retry'));
       const line = await deferred(bridge, id, 1);
       expect(Date.parse(line.nextAttemptAt as string)).to.be.greaterThan(
@@ -379,7 +363,7 @@ describe('queue mode: delivery from the spool', () => {
     it('queue purge ID removes a waiting message for good', async () => {
       const bridge = await start();
       const scans = watchScans(bridge.daemon.spool);
-      api.reply({ status: 503, headers: { 'retry-after': '3600' } });
+      t.api.reply({ status: 503, headers: { 'retry-after': '3600' } });
       const id = await queue(bridge, message('purged'));
       await deferred(bridge, id, 1);
 
@@ -388,7 +372,7 @@ describe('queue mode: delivery from the spool', () => {
       expect(purge.stdout).to.equal(`${id} purged\n`);
       await expectSpoolEmpty(bridge);
       await scans.next(2);
-      expect(api.requests).to.have.length(1);
+      expect(t.api.requests).to.have.length(1);
       const show = await runCli(['queue', 'show', id], spoolEnv(bridge));
       expect(show.code).to.equal(1);
     });
@@ -411,7 +395,7 @@ describe('queue mode: delivery from the spool', () => {
           subject: 'backfill',
           to: 'support@example.com',
         });
-        expect(api.requests).to.have.length(1);
+        expect(t.api.requests).to.have.length(1);
         await expectSpoolEmpty(bridge);
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -432,7 +416,7 @@ describe('queue mode: delivery from the spool', () => {
       );
       const base = `http://127.0.0.1:${bridge.daemon.httpPort}`;
       const scans = watchScans(bridge.daemon.spool);
-      api.setDefault({ status: 401 });
+      t.api.setDefault({ status: 401 });
       const paused = () =>
         bridge.logs.filter(l =>
           String(l.message).startsWith('delivery paused'),
@@ -445,7 +429,7 @@ describe('queue mode: delivery from the spool', () => {
 
       const second = await queue(bridge, message('pause-2'));
       await scans.next(2);
-      expect(api.requests).to.have.length(1);
+      expect(t.api.requests).to.have.length(1);
       expect(postsOf('pause-2')).to.have.length(0);
       // accepted during the pause: parked in queue/ at once, not held in the claim folder
       const waiting = await listSpool(bridge.spoolDir);
@@ -465,7 +449,7 @@ describe('queue mode: delivery from the spool', () => {
       // the probe after the pause: still 401, so still paused, and no second alert
       const before = bridge.logs.length;
       clock.advance(1000);
-      await api.waitForRequests(2);
+      await t.api.waitForRequests(2);
       await bridge.waitForLog(
         l =>
           l.message === 'delivery deferred' && bridge.logs.indexOf(l) >= before,
@@ -474,7 +458,7 @@ describe('queue mode: delivery from the spool', () => {
       expect((await fetch(`${base}/readyz`)).status).to.equal(503);
 
       // the API takes our token again: the next probe resumes delivery for both
-      api.setDefault({ status: 204 });
+      t.api.setDefault({ status: 204 });
       clock.advance(HOUR);
       await workerLine(bridge, first, 'message delivered');
       await workerLine(bridge, second, 'message delivered');
@@ -482,7 +466,7 @@ describe('queue mode: delivery from the spool', () => {
         bridge.logs.filter(l => l.message === 'delivery resumed'),
       ).to.have.length(1);
       expect(paused()).to.have.length(1);
-      const delivered = api.requests.slice(2).map(r => r.body.ext_msg_id);
+      const delivered = t.api.requests.slice(2).map(r => r.body.ext_msg_id);
       expect(delivered).to.have.members([
         '<pause-1@example.net>',
         '<pause-2@example.net>',
@@ -516,11 +500,11 @@ describe('queue mode: delivery from the spool', () => {
 
     it('those waiting for their first attempt when a pause starts are parked in queue/', async () => {
       const bridge = await start({
-        api: { ...apiAt(api.url), concurrency: 1 },
+        api: { ...apiAt(t.api.url), concurrency: 1 },
       });
       // a slow 401: the first post holds the only slot while the others are accepted
-      api.reply({ status: 401, delayMs: 500 });
-      api.setDefault({ status: 204 });
+      t.api.reply({ status: 401, delayMs: 500 });
+      t.api.setDefault({ status: 204 });
       const ids: string[] = [];
       for (const n of [1, 2, 3]) {
         ids.push(await queue(bridge, message(`park-${n}`)));
@@ -535,7 +519,7 @@ describe('queue mode: delivery from the spool', () => {
       );
       expect(spool.msg.sort()).to.deep.equal(ids.map(id => `${id}.eml`).sort());
       expect(spool.active).to.deep.equal([]);
-      expect(api.requests).to.have.length(1);
+      expect(t.api.requests).to.have.length(1);
     });
   });
 
@@ -554,7 +538,7 @@ describe('queue mode: delivery from the spool', () => {
         { daemon: { now: clock.now, random: () => 0.5 } },
       );
       let failB = true;
-      api.respondWith(r =>
+      t.api.respondWith(r =>
         r.body.mailbox_id === 'mb-b' && failB ? { status: 503 } : undefined,
       );
       const id = await queue(bridge, message('two-routes'), [
@@ -596,7 +580,6 @@ describe('queue mode: delivery from the spool', () => {
       await workerLine(first, a2, 'message delivered');
       expect(byMailbox('mb-a')).to.have.length(1);
       await first.close();
-      bridges.splice(bridges.indexOf(first), 1);
 
       // a second daemon on the same spool remembers the delivery
       const second = await start({ routes: ROUTES }, { spoolDir });
@@ -611,7 +594,7 @@ describe('queue mode: delivery from the spool', () => {
       expect(byMailbox('mb-b')[0]?.body.ext_msg_id).to.equal(
         '<dedupe@example.net>',
       );
-      expect(api.requests).to.have.length(2);
+      expect(t.api.requests).to.have.length(2);
     });
   });
 
@@ -654,7 +637,7 @@ describe('queue mode: delivery from the spool', () => {
         await mkdir(path);
         const id = await queue(bridge, message('disk-repaired'));
         await workerLine(bridge, id, 'message delivered');
-        expect(api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
+        expect(t.api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
           '<disk-repaired@example.net>',
         ]);
         await expectSpoolEmpty(bridge);
@@ -666,7 +649,7 @@ describe('queue mode: delivery from the spool', () => {
       const dead = join(bridge.spoolDir, 'dead');
       await rm(dead, { recursive: true });
       await writeFile(dead, 'not a folder');
-      api.setDefault({ status: 400 });
+      t.api.setDefault({ status: 400 });
       const id = await queue(bridge, message('unfiled'));
       const failed = await workerLine(bridge, id, 'delivery attempt failed');
       expect(failed.code).to.equal('ENOTDIR');
@@ -718,7 +701,7 @@ describe('queue mode: delivery from the spool', () => {
       expect(spool.msg).to.deep.equal([]);
       expect(spool.queue).to.deep.equal([]);
       expect(spool.active).to.deep.equal([]);
-      expect(api.requests).to.have.length(0);
+      expect(t.api.requests).to.have.length(0);
     });
 
     it('recovery at start: active/ delivered, tmp/ and an orphan msg/ file removed', async () => {
@@ -746,10 +729,10 @@ describe('queue mode: delivery from the spool', () => {
         missingRaw: 0,
       });
       await workerLine(bridge, 'RECOVERME01', 'message delivered');
-      expect(api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
+      expect(t.api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
         '<recovered@example.net>',
       ]);
-      expect(api.requests[0]?.body.subject).to.equal('left in active');
+      expect(t.api.requests[0]?.body.subject).to.equal('left in active');
       await expectSpoolEmpty(bridge);
     });
 

@@ -1,36 +1,29 @@
 // The rescan reads only new and signalled entries; a stale due time never attempts early.
 import { expect } from 'chai';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { readEntry, watchScans } from '../helpers/queue-tools.js';
 import { runCli } from '../helpers/run-cli.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 describe('queue mode: rescans and stale due times', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
 
   beforeEach(async () => {
-    api = await startFakeApi();
-    api.setDefault({ status: 503 });
+    t.api.setDefault({ status: 503 });
     // one attempt, then the message waits an hour: only a signal or a stale time can move it
-    bridge = await startBridge({
-      api: apiAt(api.url),
+    await t.start({
+      api: apiAt(t.api.url),
       delivery: {
         scanIntervalMs: 50,
         retry: { initialDelayMs: 3_600_000, maxDelayMs: 3_600_000 },
       },
     });
   });
-  afterEach(async () => {
-    await bridge.close();
-    await api.close();
-  });
 
   /** Sends one message, waits for its first (failed) attempt; returns its queue id. */
   async function waitingMessage(): Promise<string> {
     const sent = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw: makeMessage({
         From: 'jane@example.net',
@@ -40,7 +33,7 @@ describe('queue mode: rescans and stale due times', () => {
       }),
     });
     expect(sent.code).to.equal(250);
-    const deferred = await bridge.waitForLog(
+    const deferred = await t.bridge.waitForLog(
       l => l.message === 'delivery deferred',
     );
     return deferred.queueId as string;
@@ -48,7 +41,7 @@ describe('queue mode: rescans and stale due times', () => {
 
   it('reads a known waiting entry again only when `queue retry` signals it', async () => {
     const id = await waitingMessage();
-    const spool = bridge.daemon.spool;
+    const spool = t.bridge.daemon.spool;
     const reads: string[] = [];
     const read = spool.read.bind(spool);
     spool.read = async (state, entryId) => {
@@ -60,25 +53,25 @@ describe('queue mode: rescans and stale due times', () => {
     expect(reads, 'a known entry is not re-read by a rescan').to.deep.equal([]);
 
     const retried = await runCli(['queue', 'retry', id], {
-      MAILBRIDGE_SPOOL_DIR: bridge.spoolDir,
+      MAILBRIDGE_SPOOL_DIR: t.bridge.spoolDir,
     });
     expect(retried.code, retried.stderr).to.equal(0);
-    await api.waitForRequests(2);
+    await t.api.waitForRequests(2);
     expect(reads).to.include(`queue/${id}`);
   });
 
   it('puts back an entry claimed on a stale due time, without posting it', async () => {
     const id = await waitingMessage();
-    const before = await readEntry(bridge.spoolDir, 'queue', id);
+    const before = await readEntry(t.bridge.spoolDir, 'queue', id);
     expect(before?.attempts).to.equal(1);
     // as if another worker had rescheduled it after this one learnt an earlier time
-    bridge.daemon.runner!.enqueue({ id, nextAttemptAt: Date.now() });
-    await bridge.waitForLog(
+    t.bridge.daemon.runner!.enqueue({ id, nextAttemptAt: Date.now() });
+    await t.bridge.waitForLog(
       l =>
         l.message === 'not due yet: rescheduled elsewhere' && l.queueId === id,
     );
-    expect(api.requests).to.have.length(1);
-    const after = await readEntry(bridge.spoolDir, 'queue', id);
+    expect(t.api.requests).to.have.length(1);
+    const after = await readEntry(t.bridge.spoolDir, 'queue', id);
     expect(after).to.deep.equal(before);
   });
 });

@@ -1,7 +1,6 @@
 // Recipient routing through the running daemon: which route, how many posts, and RCPT refusals.
 import { expect } from 'chai';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 
 type Body = Record<string, unknown>;
@@ -19,15 +18,14 @@ const ROUTES: Route[] = [
 ];
 
 describe('routing', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
 
   /** Starts the daemon with this route table (the default one: exact and domain routes only). */
   async function start(routes: Route[] = ROUTES): Promise<void> {
-    bridge = await startBridge({
+    await t.start({
       // sync: every post of a message is made before its SMTP reply
       delivery: { mode: 'sync' },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
       routes,
     });
   }
@@ -37,9 +35,9 @@ describe('routing', () => {
     rcpt: string[],
     headers: Record<string, string> = {},
   ): Promise<Body[]> {
-    const before = api.requests.length;
+    const before = t.api.requests.length;
     const result = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: rcpt,
       raw: makeMessage({
         From: 'jane@example.net',
@@ -50,16 +48,8 @@ describe('routing', () => {
       }),
     });
     expect(result.code, result.response).to.equal(250);
-    return api.requests.slice(before).map(r => r.body);
+    return t.api.requests.slice(before).map(r => r.body);
   }
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    await api.close();
-  });
 
   it('an exact route matches case-insensitively', async () => {
     await start();
@@ -83,7 +73,7 @@ describe('routing', () => {
     expect(exact?.mailbox_id).to.equal('mb-support');
     const [domain] = await deliver(['x@example.org']);
     expect(domain?.mailbox_id).to.equal('mb-sales');
-    expect(api.requests).to.have.length(3);
+    expect(t.api.requests).to.have.length(3);
   });
 
   it('a +subaddress matches the exact route and becomes thread_id', async () => {
@@ -103,7 +93,7 @@ describe('routing', () => {
 
   it('a recipient without a route is refused at RCPT with 550 5.1.1', async () => {
     await start();
-    const replies = await smtpDialog(bridge.smtpPort, [
+    const replies = await smtpDialog(t.bridge.smtpPort, [
       'EHLO client.example.net',
       'MAIL FROM:<jane@example.net>',
       'RCPT TO:<nobody@unknown.test>',
@@ -112,7 +102,7 @@ describe('routing', () => {
     ]);
     expect(replies[3]).to.match(/^550 5\.1\.1 /);
     expect(replies[4]).to.match(/^250 /);
-    expect(api.requests).to.have.length(0);
+    expect(t.api.requests).to.have.length(0);
   });
 
   it('a message for several routes is posted once per route, each with its mailbox_id', async () => {

@@ -1,26 +1,19 @@
 // The core path end to end in the default (queue) mode: SMTP in, 250 once stored, then posted.
 import { expect } from 'chai';
-import { startBridge, apiAt, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 describe('smoke: SMTP to API', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
 
   beforeEach(async () => {
-    api = await startFakeApi();
-    bridge = await startBridge({ api: apiAt(api.url) });
-  });
-  afterEach(async () => {
-    await bridge.close();
-    await api.close();
+    await t.start({ api: apiAt(t.api.url) });
   });
 
   it('queues, then posts the mapped body with the bearer token', async () => {
-    expect(bridge.config.delivery.mode).to.equal('queue');
+    expect(t.bridge.config.delivery.mode).to.equal('queue');
     const result = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw: makeMessage({
         From: 'Jane <jane@example.com>',
@@ -31,7 +24,7 @@ describe('smoke: SMTP to API', () => {
     });
     expect(result.code).to.equal(250);
     expect(result.response).to.match(/queued as [0-9A-Z]+$/);
-    const [request] = await api.waitForRequests(1);
+    const [request] = await t.api.waitForRequests(1);
     expect(request?.headers.authorization).to.equal('Bearer test-token-123');
     expect(request?.body).to.deep.equal({
       from: 'jane@example.com',

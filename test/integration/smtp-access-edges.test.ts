@@ -9,8 +9,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { smtpDialog } from '../helpers/smtp-client.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
@@ -61,27 +60,23 @@ function rawClient(port: number, host = '127.0.0.1') {
 }
 
 describe('SMTP access edges', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
   const sockets: Socket[] = [];
   let now = 0;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-    now = Date.now();
+  const t = useBridge({
+    beforeClose: () => {
+      for (const socket of sockets.splice(0)) socket.destroy();
+    },
   });
-  afterEach(async () => {
-    for (const socket of sockets.splice(0)) socket.destroy();
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
+
+  beforeEach(() => {
+    now = Date.now();
   });
 
   async function start(smtp: Record<string, unknown>): Promise<number> {
-    bridge = await startBridge(
+    const bridge = await t.start(
       {
         delivery: { mode: 'sync' },
-        api: apiAt(api.url),
+        api: apiAt(t.api.url),
         smtp: smtp as Record<string, never>,
       },
       { daemon: { now: () => now } },
@@ -98,16 +93,16 @@ describe('SMTP access edges', () => {
   /** Waits until the server has given back `count` counted sessions in all. */
   async function sessionsClosed(count: number): Promise<void> {
     const closed = () =>
-      bridge!.logs.filter(l => l.message === 'session closed').length;
+      t.bridge.logs.filter(l => l.message === 'session closed').length;
     while (closed() < count) {
-      await bridge!.waitForLog(
+      await t.bridge.waitForLog(
         l => l.message === 'session closed' && closed() >= count,
       );
     }
   }
 
   const errorLines = () =>
-    bridge!.logs.filter(l => l.level === 'error' || l.level === 'warn');
+    t.bridge.logs.filter(l => l.level === 'error' || l.level === 'warn');
 
   describe("errors of the client's and password guessing", () => {
     it('implicit TLS: a peer that connects and leaves without a handshake logs no error', async () => {
@@ -176,7 +171,7 @@ describe('SMTP access edges', () => {
         /^421 .*Too many failed logins, closing connection$/,
       );
       await client.closed;
-      const failed = bridge!.logs.filter(
+      const failed = t.bridge.logs.filter(
         l => l.message === 'authentication failed',
       );
       expect(failed.map(l => l.code)).to.deep.equal([535, 535, 421]);
@@ -204,7 +199,7 @@ describe('SMTP access edges', () => {
       expect(await greeting(port)).to.equal(
         '421 4.7.0 Too many failed logins from 127.0.0.1, try again later',
       );
-      const { values } = await bridge!.daemon.metrics.refusedSessions.get();
+      const { values } = await t.bridge.daemon.metrics.refusedSessions.get();
       expect(values.map(v => [v.labels.reason, v.value])).to.deep.equal([
         ['logins', 1],
       ]);
@@ -352,7 +347,7 @@ describe('SMTP access edges', () => {
         'QUIT',
       ]);
       expect(replies[4]).to.match(/^235 /);
-      const logged = JSON.stringify(bridge!.logs);
+      const logged = JSON.stringify(t.bridge.logs);
       expect(logged).to.include('/* secured */');
       expect(logged).to.not.include(b64('correct horse battery'));
       expect(logged).to.not.include('correct horse battery');

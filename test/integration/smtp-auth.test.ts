@@ -3,8 +3,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
@@ -19,22 +18,12 @@ const USERS = [
 ];
 
 describe('SMTP AUTH', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
-  });
+  const t = useBridge();
 
   async function start(smtp: Record<string, unknown>): Promise<number> {
-    bridge = await startBridge({
+    const bridge = await t.start({
       delivery: { mode: 'sync' },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
       smtp: smtp as Record<string, never>,
     });
     return bridge.smtpPort;
@@ -89,8 +78,8 @@ describe('SMTP AUTH', () => {
     expect(
       await send(port, { user: 'other', pass: 'another-long-secret' }),
     ).to.equal(250);
-    expect(api.requests).to.have.length(2);
-    const { values } = await bridge!.daemon.metrics.authentications.get();
+    expect(t.api.requests).to.have.length(2);
+    const { values } = await t.bridge.daemon.metrics.authentications.get();
     expect(values.map(v => [v.labels.result, v.value])).to.deep.equal([
       ['success', 2],
     ]);
@@ -107,8 +96,8 @@ describe('SMTP AUTH', () => {
     for (const user of cases) {
       expect(await send(port, user), user.user).to.equal(535);
     }
-    expect(api.requests).to.have.length(0);
-    const failed = bridge!.logs.filter(
+    expect(t.api.requests).to.have.length(0);
+    const failed = t.bridge.logs.filter(
       l => l.message === 'authentication failed',
     );
     expect(failed.map(l => l.username)).to.deep.equal([
@@ -116,7 +105,7 @@ describe('SMTP AUTH', () => {
       'forwarder',
       'nobody',
     ]);
-    const logged = JSON.stringify(bridge!.logs);
+    const logged = JSON.stringify(t.bridge.logs);
     for (const secret of [
       'wrong password here',
       'another-long-secret',
@@ -139,7 +128,7 @@ describe('SMTP AUTH', () => {
     expect(
       await send(port, { user: 'forwarder', pass: 'correct horse battery' }),
     ).to.equal(250);
-    expect(api.requests).to.have.length(1);
+    expect(t.api.requests).to.have.length(1);
   });
 
   it('with smtp.auth.allowInsecure offers AUTH in clear, and AUTH PLAIN works there', async () => {

@@ -3,26 +3,19 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
 describe('queue mode: files of delivered messages are written over', () => {
-  let api: FakeApi;
-  let bridge: TestBridge;
+  const t = useBridge();
 
   beforeEach(async () => {
-    api = await startFakeApi();
-    bridge = await startBridge({ api: apiAt(api.url) });
-  });
-  afterEach(async () => {
-    await bridge.close();
-    await api.close();
+    await t.start({ api: apiAt(t.api.url) });
   });
 
   async function send(subject: string, body: string): Promise<void> {
     const result = await sendRaw({
-      port: bridge.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw: makeMessage(
         {
@@ -38,30 +31,30 @@ describe('queue mode: files of delivered messages are written over', () => {
   }
 
   it("a short message over a long one's file is posted exactly; the files go back to free/", async () => {
-    const free = join(bridge.spoolDir, 'free', 'active');
+    const free = join(t.bridge.spoolDir, 'free', 'active');
     await send('long', `${'long line of the first message\r\n'.repeat(300)}`);
-    await bridge.waitForLog(l => l.message === 'message delivered');
+    await t.bridge.waitForLog(l => l.message === 'message delivered');
     // moved to free/, but free only once a commit has fsynced the claim folder after the move
     expect(await readdir(free)).to.have.length(1);
-    expect(bridge.daemon.spool.takeFree()).to.equal(undefined);
+    expect(t.bridge.daemon.spool.takeFree()).to.equal(undefined);
     await send('middle', 'Middle.\r\n');
-    await bridge.waitForLog(
+    await t.bridge.waitForLog(
       l =>
         l.message === 'message delivered' &&
         l.messageId === '<middle@example.net>',
     );
     // the long message's file is written over by the short one
     await send('short', 'Short.\r\n');
-    const requests = await api.waitForRequests(3);
+    const requests = await t.api.waitForRequests(3);
     expect(requests[2]!.body.subject).to.equal('short');
     expect(requests[2]!.body.content).to.equal('Short.\n');
-    await bridge.waitForLog(
+    await t.bridge.waitForLog(
       l =>
         l.message === 'message delivered' &&
         l.messageId === '<short@example.net>',
     );
     // three messages delivered, two files: one went round
     expect(await readdir(free)).to.have.length(2);
-    expect(bridge.daemon.spool.freeFiles).to.equal(2);
+    expect(t.bridge.daemon.spool.freeFiles).to.equal(2);
   });
 });

@@ -3,8 +3,7 @@
 import { expect } from 'chai';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { ManualClock, queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
@@ -22,20 +21,11 @@ function message(id: string): string {
 describe('a fresh message whose parking failed', function () {
   this.timeout(20_000);
 
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    await api.close();
-  });
+  const t = useBridge();
 
   async function queue(raw: string): Promise<string> {
     const result = await sendRaw({
-      port: bridge!.smtpPort,
+      port: t.bridge.smtpPort,
       to: ['support@example.com'],
       raw,
     });
@@ -44,16 +34,16 @@ describe('a fresh message whose parking failed', function () {
   }
 
   function delivered(id: string): Promise<unknown> {
-    return bridge!.waitForLog(
+    return t.bridge.waitForLog(
       l => l.queueId === id && l.message === 'message delivered',
     );
   }
 
   it('accepted during a pause while msg/ is briefly unusable: delivered once the API is back, without a restart', async () => {
     const clock = new ManualClock(Date.now() + HOUR);
-    bridge = await startBridge(
+    await t.start(
       {
-        api: apiAt(api.url),
+        api: apiAt(t.api.url),
         delivery: {
           scanIntervalMs: 100,
           retry: { initialDelayMs: 1000, multiplier: 2, maxDelayMs: 8000 },
@@ -61,10 +51,10 @@ describe('a fresh message whose parking failed', function () {
       },
       { daemon: { now: clock.now, random: () => 0.5 } },
     );
-    const spoolDir = bridge.spoolDir;
-    api.setDefault({ status: 401 });
+    const spoolDir = t.bridge.spoolDir;
+    t.api.setDefault({ status: 401 });
     const first = await queue(message('stranded-1'));
-    await bridge.waitForLog(
+    await t.bridge.waitForLog(
       l => l.queueId === first && l.message === 'delivery deferred',
     );
 
@@ -72,7 +62,7 @@ describe('a fresh message whose parking failed', function () {
     await rename(join(spoolDir, 'msg'), join(spoolDir, 'msg.away'));
     await writeFile(join(spoolDir, 'msg'), 'not a folder');
     const second = await queue(message('stranded-2'));
-    await bridge.waitForLog(
+    await t.bridge.waitForLog(
       l =>
         l.queueId === second &&
         String(l.message).startsWith('could not move a message to the queue'),
@@ -82,13 +72,13 @@ describe('a fresh message whose parking failed', function () {
     await mkdir(join(spoolDir, 'msg'), { recursive: true });
 
     // the API takes our token again: the probe resumes delivery
-    api.setDefault({ status: 204 });
+    t.api.setDefault({ status: 204 });
     clock.advance(HOUR);
     await delivered(first);
     // tried again at a scan, once msg/ works: no restart needed
     await delivered(second);
     expect(
-      api.requests.filter(
+      t.api.requests.filter(
         r => r.body.ext_msg_id === '<stranded-2@example.net>',
       ),
     ).to.have.length(1);

@@ -4,8 +4,12 @@ import { expect } from 'chai';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import {
+  apiAt,
+  useBridge,
+  type BridgeOptions,
+  type TestBridge,
+} from '../helpers/bridge.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import { DedupeStore } from '../../src/spool/dedupe-store.js';
@@ -27,34 +31,22 @@ const MESSAGE = makeMessage({
 });
 
 describe('sync mode: dedupe', () => {
-  let api: FakeApi;
-  let bridges: TestBridge[];
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-    bridges = [];
-  });
-  afterEach(async () => {
-    for (const bridge of bridges) await bridge.close();
-    await api.close();
-  });
+  const t = useBridge();
 
   async function start(
     overrides: Record<string, unknown> = {},
-    options: Parameters<typeof startBridge>[1] = {},
+    options: BridgeOptions = {},
   ): Promise<TestBridge> {
     const { delivery, ...rest } = overrides as { delivery?: object };
-    const bridge = await startBridge(
+    return t.start(
       {
         delivery: { mode: 'sync', ...delivery },
-        api: apiAt(api.url),
+        api: apiAt(t.api.url),
         routes: ROUTES,
         ...rest,
       },
       options,
     );
-    bridges.push(bridge);
-    return bridge;
   }
 
   const send = (bridge: TestBridge, to = AB, raw = MESSAGE) =>
@@ -62,7 +54,7 @@ describe('sync mode: dedupe', () => {
 
   /** The statuses the stand-in answered for `mailbox`, in order. */
   const answered = (mailbox: string, statuses: number[]) =>
-    api.requests
+    t.api.requests
       .map((r, i) => ({ r, status: statuses[i] }))
       .filter(({ r }) => r.body.mailbox_id === mailbox)
       .map(({ status }) => status);
@@ -71,7 +63,7 @@ describe('sync mode: dedupe', () => {
     const bridge = await start();
     const statuses: number[] = [];
     let failB = true;
-    api.respondWith(r => {
+    t.api.respondWith(r => {
       const status = r.body.mailbox_id === 'mb-b' && failB ? 503 : 204;
       if (status === 503) failB = false;
       statuses.push(status);
@@ -88,7 +80,7 @@ describe('sync mode: dedupe', () => {
     expect(answered('mb-a', statuses)).to.deep.equal([204]);
     expect(answered('mb-b', statuses)).to.deep.equal([503, 204]);
     // both posts of B carry the same idempotency key: the API may recognise the retry too
-    const [b1, b2] = api.requests.filter(r => r.body.mailbox_id === 'mb-b');
+    const [b1, b2] = t.api.requests.filter(r => r.body.mailbox_id === 'mb-b');
     expect(b2?.headers['idempotency-key']).to.equal(
       b1?.headers['idempotency-key'],
     );
@@ -98,7 +90,7 @@ describe('sync mode: dedupe', () => {
     const bridge = await start();
     const first = await send(bridge);
     expect(first.code, first.response).to.equal(250);
-    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-a',
       'mb-b',
     ]);
@@ -106,12 +98,12 @@ describe('sync mode: dedupe', () => {
     const second = await send(bridge);
     expect(second.code, second.response).to.equal(250);
     expect(second.response).to.match(/delivered as /);
-    expect(api.requests).to.have.length(2);
+    expect(t.api.requests).to.have.length(2);
 
     // a mailbox that has not had it yet still gets it
     const third = await send(bridge, ['b@example.com', 'c@example.com']);
     expect(third.code, third.response).to.equal(250);
-    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-a',
       'mb-b',
       'mb-c',
@@ -124,7 +116,7 @@ describe('sync mode: dedupe', () => {
       const result = await send(bridge);
       expect(result.code, result.response).to.equal(250);
     }
-    expect(api.requests).to.have.length(4);
+    expect(t.api.requests).to.have.length(4);
   });
 
   it('what sync mode delivered, a queue-mode daemon on the same spool does not post again', async () => {
@@ -132,7 +124,6 @@ describe('sync mode: dedupe', () => {
     const sync = await start({}, { spoolDir, keepSpool: true });
     expect((await send(sync, ['a@example.com'])).code).to.equal(250);
     await sync.close();
-    bridges.splice(bridges.indexOf(sync), 1);
 
     const queued = await start({ delivery: { mode: 'queue' } }, { spoolDir });
     const result = await send(queued);
@@ -144,7 +135,7 @@ describe('sync mode: dedupe', () => {
         l.queueId === id &&
         l.message === 'message delivered',
     );
-    expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-a',
       'mb-b',
     ]);

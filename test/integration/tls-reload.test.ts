@@ -16,8 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import {
   freePort,
   startCli,
@@ -112,32 +111,26 @@ describe('TLS certificate reload', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   describe('Daemon.reloadTls', () => {
-    let api: FakeApi;
-    let bridge: TestBridge;
+    const t = useBridge();
 
     beforeEach(async () => {
-      api = await startFakeApi();
-      bridge = await startBridge({
-        api: apiAt(api.url),
+      await t.start({
+        api: apiAt(t.api.url),
         smtp: { tls: { key, cert, implicit: true } },
       });
-    });
-    afterEach(async () => {
-      await bridge.close();
-      await api.close();
     });
 
     it('serves the renewed certificate to the sessions that start after it', async () => {
       const first = fingerprintOf('localhost.crt');
       const renewed = fingerprintOf('renewed.crt');
       expect(first).to.not.equal(renewed);
-      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
+      expect(await servedFingerprint(t.bridge.smtpPort)).to.equal(first);
       install('renewed');
       // not before it is told
-      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
-      expect(bridge.daemon.reloadTls()).to.equal(true);
-      expect(await servedFingerprint(bridge.smtpPort)).to.equal(renewed);
-      const logged = await bridge.waitForLog(
+      expect(await servedFingerprint(t.bridge.smtpPort)).to.equal(first);
+      expect(t.bridge.daemon.reloadTls()).to.equal(true);
+      expect(await servedFingerprint(t.bridge.smtpPort)).to.equal(renewed);
+      const logged = await t.bridge.waitForLog(
         l => l.message === 'TLS certificate reloaded',
       );
       expect(logged).to.include({ level: 'info', cert });
@@ -147,11 +140,11 @@ describe('TLS certificate reload', () => {
       const first = fingerprintOf('localhost.crt');
       // a renewal caught half way: the new key next to the old certificate
       copyFileSync(join(FIXTURES, 'renewed.key'), key);
-      expect(bridge.daemon.reloadTls()).to.equal(false);
+      expect(t.bridge.daemon.reloadTls()).to.equal(false);
       writeFileSync(cert, 'not a certificate\n');
-      expect(bridge.daemon.reloadTls()).to.equal(false);
-      expect(await servedFingerprint(bridge.smtpPort)).to.equal(first);
-      const failed = bridge.logs.filter(
+      expect(t.bridge.daemon.reloadTls()).to.equal(false);
+      expect(await servedFingerprint(t.bridge.smtpPort)).to.equal(first);
+      const failed = t.bridge.logs.filter(
         l => l.message === 'TLS certificate not reloaded; the one in use stays',
       );
       expect(failed.map(l => l.level)).to.deep.equal(['error', 'error']);

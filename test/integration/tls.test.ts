@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors/bridge-error.js';
 import { loadServerTls } from '../../src/smtp/server-tls.js';
-import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
-import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 
 // a self-signed certificate for localhost and 127.0.0.1, for these tests only
@@ -24,22 +23,12 @@ const CA = readFileSync(CERT);
 type TlsConfig = Config['smtp']['tls'];
 
 describe('TLS', () => {
-  let api: FakeApi;
-  let bridge: TestBridge | undefined;
-
-  beforeEach(async () => {
-    api = await startFakeApi();
-  });
-  afterEach(async () => {
-    await bridge?.close();
-    bridge = undefined;
-    await api.close();
-  });
+  const t = useBridge();
 
   async function start(tls: Partial<TlsConfig>): Promise<number> {
-    bridge = await startBridge({
+    const bridge = await t.start({
       delivery: { mode: 'sync' },
-      api: apiAt(api.url),
+      api: apiAt(t.api.url),
       smtp: { tls },
     });
     return bridge.smtpPort;
@@ -84,7 +73,7 @@ describe('TLS', () => {
     expect(await send(port, { requireTLS: true }, 'over starttls')).to.equal(
       250,
     );
-    expect(api.requests.map(r => r.body.subject)).to.deep.equal([
+    expect(t.api.requests.map(r => r.body.subject)).to.deep.equal([
       'over starttls',
     ]);
     // a client that does not upgrade is still served (required is false by default)
@@ -103,13 +92,13 @@ describe('TLS', () => {
     );
     expect(await send(port, { ignoreTLS: true }, 'in clear')).to.equal(530);
     expect(await send(port, { requireTLS: true }, 'upgraded')).to.equal(250);
-    expect(api.requests.map(r => r.body.subject)).to.deep.equal(['upgraded']);
+    expect(t.api.requests.map(r => r.body.subject)).to.deep.equal(['upgraded']);
   });
 
   it('with smtp.tls.implicit speaks TLS from the first byte, without STARTTLS', async () => {
     const port = await start({ key: KEY, cert: CERT, implicit: true });
     expect(await send(port, { secure: true }, 'implicit')).to.equal(250);
-    expect(api.requests.map(r => r.body.subject)).to.deep.equal(['implicit']);
+    expect(t.api.requests.map(r => r.body.subject)).to.deep.equal(['implicit']);
     const socket = tlsConnect({
       port,
       host: '127.0.0.1',
