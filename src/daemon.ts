@@ -275,7 +275,8 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
         const running = sink.deliverJob!(job, queueId);
         return running?.then(result => {
           if (result.kind !== 'posted') return result;
-          for (const { failure } of result.routes) {
+          for (const { failure, duplicate } of result.routes) {
+            if (duplicate) continue;
             const outcome = !failure
               ? 'delivered'
               : isTemporary(failure)

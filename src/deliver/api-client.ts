@@ -126,9 +126,11 @@ export class ApiClient implements PayloadSink {
           : new PermanentError(answer.error);
         return { kind: 'unparsed', error };
       }
-      const routes = answer.routes.map(({ index, posted }) => {
+      const routes = answer.routes.map(route => {
+        const { index } = route;
+        if ('duplicate' in route) return { index, duplicate: true };
         try {
-          this.judge(posted, { queueId, routeIndex: index }, started);
+          this.judge(route.posted, { queueId, routeIndex: index }, started);
           return { index };
         } catch (err) {
           return { index, failure: err as Error };

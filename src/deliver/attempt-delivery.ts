@@ -159,8 +159,12 @@ async function attemptElsewhere(
       return unparsed(entry, fresh, rawPath, answer.error, deps, startedAt);
     }
     const byIndex = new Map(toPost.map(r => [r.index, r]));
-    for (const { index, failure } of answer.routes) {
+    for (const { index, failure, duplicate } of answer.routes) {
       const route = byIndex.get(index)!;
+      if (duplicate) {
+        tally.settle(route, { text: 'duplicate' });
+        continue;
+      }
       if (!failure) {
         // recorded before the spool is updated (see postRoute)
         const key = DedupeStore.key(messageId, mailboxKey(route));

@@ -10,7 +10,7 @@ import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { Exchange } from './api-client.js';
-import { idempotencyKey } from './deliver-message.js';
+import { idempotencyKey, mailboxKey } from './deliver-message.js';
 
 export interface DeliveryJob {
   /** the raw message's bytes (handed over to the thread) */
@@ -27,10 +27,18 @@ export interface DeliveryJob {
 /** One POST's exchange, and the error of an attachment file that could not be read for it. */
 export type Posted = Exchange & { readError?: string };
 
+/**
+ * One route of a job: its exchange, or `duplicate` when the API took an earlier route of the
+ * same job to the same mailbox (one dedupe key: on the main thread that route's record would
+ * have been found, and this one not posted).
+ */
+export type RouteAnswer =
+  { index: number; posted: Posted } | { index: number; duplicate: true };
+
 /** What a job came to. */
 export type JobAnswer =
-  /** every route of the job was posted (or tried): its exchange, by route index */
-  | { kind: 'posted'; routes: Array<{ index: number; posted: Posted }> }
+  /** every route of the job was posted (or tried, or found a duplicate), by route index */
+  | { kind: 'posted'; routes: RouteAnswer[] }
   /** the parsed message has another Message-ID than the job's: nothing was posted */
   | { kind: 'other-id'; messageId: string }
   /** the raw message could not be parsed (or an attachment file not written): nothing posted */
@@ -65,8 +73,15 @@ export async function runJob(
   try {
     const { messageId } = messageIds(message);
     if (messageId !== job.messageId) return { kind: 'other-id', messageId };
-    const routes: Array<{ index: number; posted: Posted }> = [];
+    const routes: RouteAnswer[] = [];
+    /** the mailboxes (dedupe keys) the API has taken in this job */
+    const taken = new Set<string>();
     for (const group of job.groups) {
+      const mailbox = mailboxKey(group);
+      if (taken.has(mailbox)) {
+        routes.push({ index: group.index, duplicate: true });
+        continue;
+      }
       let posted: Posted;
       try {
         const payload = toApiPayload({
@@ -81,6 +96,10 @@ export async function runJob(
         posted = { readError: (err as Error).message };
       }
       routes.push({ index: group.index, posted });
+      const { status } = posted;
+      if (status !== undefined && status >= 200 && status < 300) {
+        taken.add(mailbox);
+      }
     }
     return { kind: 'posted', routes };
   } finally {

@@ -13,7 +13,11 @@ export interface PostContext {
 
 /** A delivery job's outcome, judged: each route's failure (none: the API took it), or why nothing was posted. */
 export type JobResult =
-  | { kind: 'posted'; routes: Array<{ index: number; failure?: Error }> }
+  | {
+      kind: 'posted';
+      /** `duplicate`: an earlier route of the job took the same mailbox; not posted */
+      routes: Array<{ index: number; failure?: Error; duplicate?: boolean }>;
+    }
   | { kind: 'other-id'; messageId: string }
   /** the raw message could not be parsed (PermanentError) or read (TemporaryError) */
   | { kind: 'unparsed'; error: Error };

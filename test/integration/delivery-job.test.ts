@@ -195,6 +195,40 @@ describe('delivery jobs on the post thread', () => {
       bridge = undefined;
     });
 
+    // Regression (review): a job checked dedupe for all its routes before posting any, so two
+    // routes to one mailbox (one dedupe key) were both posted; on the main thread the second
+    // finds the first's record and is a duplicate.
+    for (const workerThread of [false, true]) {
+      it(`two routes to one mailbox, one message: one POST (api.workerThread ${workerThread})`, async () => {
+        bridge = await startBridge({
+          api: apiAt(api.url, { workerThread }),
+          routes: [
+            { match: 'sales@example.com', mailbox_id: 'mb-shared' },
+            { match: 'info@example.com', mailbox_id: 'mb-shared' },
+          ],
+        });
+        const to = ['sales@example.com', 'info@example.com'];
+        const sent = await sendRaw({
+          port: bridge.smtpPort,
+          to,
+          raw: makeMessage({
+            From: 'jane@example.net',
+            To: to.join(', '),
+            Subject: 'shared',
+            'Message-ID': `<shared-${workerThread}@example.net>`,
+          }),
+        });
+        expect(sent.code, sent.response).to.equal(250);
+        const id = queueIdOf(sent.response);
+        await bridge.waitForLog(
+          l => l.queueId === id && l.message === 'message delivered',
+        );
+        expect(api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+          'mb-shared',
+        ]);
+      });
+    }
+
     // The accept-time sniff keeps an RFC 2047 encoded Message-ID as written; the parser decodes
     // it. The job finds the other id and posts nothing; the attempt is made on the main thread,
     // under the parsed id, which is also the one recorded against a second copy.

@@ -71,6 +71,13 @@ const ROUTES: RouteConfig[] = [
     thread_from_subaddress: false,
     fields: {},
   },
+  // a second address to mailbox A: one dedupe key with the first route
+  {
+    match: 'a2@example.com',
+    mailbox_id: 'mb-a',
+    thread_from_subaddress: false,
+    fields: {},
+  },
 ];
 
 const RAW = [
@@ -159,8 +166,10 @@ class JobSink extends ScriptedSink {
             payload,
             context: { idempotencyKey: key, queueId, routeIndex: index },
           });
-          failures.set(index, this.script(payload));
-          return { status: 204 };
+          const failure = this.script(payload);
+          failures.set(index, failure);
+          // (the worker sees a taken POST as a 2xx: it decides duplicates within the job)
+          return { status: failure ? 503 : 204 };
         },
       );
       if (answer.kind === 'other-id') return answer;
@@ -172,10 +181,11 @@ class JobSink extends ScriptedSink {
       }
       return {
         kind: 'posted',
-        routes: answer.routes.map(r => ({
-          index: r.index,
-          failure: failures.get(r.index),
-        })),
+        routes: answer.routes.map(r =>
+          'duplicate' in r
+            ? { index: r.index, duplicate: true }
+            : { index: r.index, failure: failures.get(r.index) },
+        ),
       };
     })();
   }
@@ -195,6 +205,11 @@ const c401 = () =>
     configError: true,
     api: { status: 401, errors: [] },
   });
+/** The first post gets `failure`, the later ones are taken. */
+const onceThen = (failure: () => Error) => {
+  let failed = false;
+  return () => (failed ? undefined : ((failed = true), failure()));
+};
 const r429 = (retryAt: number) => () =>
   new TemporaryError('API HTTP 429', {
     retryAt,
@@ -270,7 +285,7 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
       name: string;
       rcpt: string[];
       /** mailbox -> the failure its post gets (none: accepted) */
-      fail?: Record<string, () => Error>;
+      fail?: Record<string, () => Error | undefined>;
       /** changes the fresh entry before the attempt (earlier attempts, age, statuses) */
       entry?: (entry: QueueEntry) => QueueEntry;
       /** runs before the attempt (e.g. a delivery already recorded) */
@@ -290,6 +305,27 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
     const A = ['a@example.com'];
 
     const ROWS: Row[] = [
+      {
+        // regression (review): a job posted both, as it checked dedupe before posting any
+        name: 'two routes to one mailbox: the second a duplicate of the first, not posted',
+        rcpt: ['a@example.com', 'a2@example.com'],
+        outcome: 'delivered',
+        statuses: ['delivered', 'delivered'],
+        results: { 0: 'delivered', 2: 'duplicate' },
+        posted: ['mb-a'],
+        lastError: null,
+      },
+      {
+        name: 'two routes to one mailbox, the first refused for now: the second is posted',
+        rcpt: ['a@example.com', 'a2@example.com'],
+        fail: { 'mb-a': onceThen(t503) },
+        outcome: 'retry',
+        statuses: ['pending', 'delivered'],
+        results: { 0: 'API HTTP 503', 2: 'delivered' },
+        posted: ['mb-a', 'mb-a'],
+        lastError: 'API HTTP 503',
+        nextAttemptAt: NOW + 500,
+      },
       {
         name: 'every route accepted -> delivered',
         rcpt: AB,
