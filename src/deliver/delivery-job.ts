@@ -2,6 +2,10 @@
 // left, post each body. The main thread decides what goes into a job (duplicates are left out,
 // by the Message-ID found at accept time) and judges what comes back; the job itself decides
 // nothing but whether the parsed Message-ID is the one it was given.
+import { randomBytes } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { MappingConfig } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import { isTemporary } from '../errors/bridge-error.js';
@@ -50,6 +54,28 @@ export type PostPayload = (
   idempotencyKey: string,
 ) => Promise<Posted>;
 
+/**
+ * How the names of a job's attachment files begin: its queue id, then random digits. Should
+ * the thread die mid-job, the main thread removes them by it (removeJobFiles).
+ */
+export function jobFilePrefix(job: Pick<DeliveryJob, 'envelope'>): string {
+  return `att-${job.envelope.id}-`;
+}
+
+/** Removes the attachment files a job left (its thread died or stalled); never rejects. */
+export async function removeJobFiles(
+  job: Pick<DeliveryJob, 'envelope' | 'attachmentDir'>,
+): Promise<void> {
+  const dir = job.attachmentDir ?? tmpdir();
+  const prefix = jobFilePrefix(job);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter(name => name.startsWith(prefix))
+      .map(name => rm(join(dir, name), { force: true }).catch(() => undefined)),
+  );
+}
+
 /** Runs `job`: never throws; a failure is in the answer. */
 export async function runJob(
   job: DeliveryJob,
@@ -61,7 +87,10 @@ export async function runJob(
   try {
     message = await parseMessage(
       Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
-      { attachmentDir: job.attachmentDir },
+      {
+        attachmentDir: job.attachmentDir,
+        filePrefix: `${jobFilePrefix(job)}${randomBytes(8).toString('hex')}`,
+      },
     );
   } catch (err) {
     return {

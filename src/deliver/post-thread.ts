@@ -9,7 +9,11 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import type { Exchange } from './api-client.js';
-import type { DeliveryJob, JobAnswer } from './delivery-job.js';
+import {
+  removeJobFiles,
+  type DeliveryJob,
+  type JobAnswer,
+} from './delivery-job.js';
 
 /** A POST for the post thread. */
 export interface PostRequest {
@@ -121,7 +125,9 @@ export class PostThread {
         [raw.buffer as ArrayBuffer],
         {
           settle: answer => resolve(answer as JobAnswer),
-          fail: code => resolve(failed(code)),
+          // the worker will not dispose of the job's attachment files: removed here first
+          fail: code =>
+            void removeJobFiles(job).then(() => resolve(failed(code))),
           // parsing included; the posts go one after the other
           limitMs:
             JOB_PARSE_ALLOWANCE_MS +

@@ -50,6 +50,11 @@ export interface ParseOptions {
    */
   attachmentDir?: string;
   /**
+   * How each attachment file's name begins (`att-` and 16 random hex digits by default), so
+   * that a caller who cannot wait for dispose() (a thread that died) can find them.
+   */
+  filePrefix?: string;
+  /**
    * Where the message begins: the number of bytes to skip first (e.g. a spool file's header
    * line). For a path or a Buffer; a stream must be given already positioned. `size` and
    * `digest` cover only the bytes from here on. 0 by default.
@@ -114,7 +119,7 @@ export async function parseMessage(
       : Buffer.isBuffer(source)
         ? source.subarray(start)
         : source;
-  const files = new AttachmentFiles(options.attachmentDir);
+  const files = new AttachmentFiles(options.attachmentDir, options.filePrefix);
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
   const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
   let digest: string | undefined;
@@ -256,11 +261,13 @@ function feed(
 
 /** The attachment files of one message: written one by one, removed together. */
 class AttachmentFiles {
-  /** random per message, made with the first attachment: most messages have none */
-  private prefix?: string;
   private readonly paths: string[] = [];
 
-  constructor(private readonly dir?: string) {}
+  constructor(
+    private readonly dir?: string,
+    /** random per message unless given, made with the first attachment: most have none */
+    private prefix?: string,
+  ) {}
 
   /**
    * Writes one attachment's content to a new file. An error of the file (opening, writing) is

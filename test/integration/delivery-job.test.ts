@@ -3,6 +3,9 @@
 // a thread that dies mid-job, no job without the mapping; and, end to end, a message whose
 // Message-ID the accept-time sniff reads otherwise than the parser.
 import { expect } from 'chai';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
@@ -34,6 +37,20 @@ const RAW = makeMessage({
   Subject: 'job',
   'Message-ID': '<job-1@example.net>',
 });
+
+const WITH_ATTACHMENT = [
+  'From: jane@example.net',
+  'Message-ID: <job-1@example.net>',
+  'Content-Type: multipart/mixed; boundary="b"',
+  '',
+  '--b',
+  'Content-Type: application/octet-stream; name="a.bin"',
+  'Content-Transfer-Encoding: base64',
+  '',
+  Buffer.from('attachment bytes').toString('base64'),
+  '--b--',
+  '',
+].join('\r\n');
 
 describe('delivery jobs on the post thread', () => {
   let api: FakeApi;
@@ -130,21 +147,8 @@ describe('delivery jobs on the post thread', () => {
 
   it('an attachment file that cannot be written: unparsed, a temporary error; nothing posted', async () => {
     client = newClient();
-    const withAttachment = [
-      'From: jane@example.net',
-      'Message-ID: <job-1@example.net>',
-      'Content-Type: multipart/mixed; boundary="b"',
-      '',
-      '--b',
-      'Content-Type: application/octet-stream; name="a.bin"',
-      'Content-Transfer-Encoding: base64',
-      '',
-      Buffer.from('attachment bytes').toString('base64'),
-      '--b--',
-      '',
-    ].join('\r\n');
     const result = await client.deliverJob(
-      { ...job(withAttachment), attachmentDir: '/nonexistent/mailbridge' },
+      { ...job(WITH_ATTACHMENT), attachmentDir: '/nonexistent/mailbridge' },
       'JOB1',
     );
     expect(result?.kind).to.equal('unparsed');
@@ -155,8 +159,11 @@ describe('delivery jobs on the post thread', () => {
     expect(api.requests).to.deep.equal([]);
   });
 
-  it('the thread dies mid-job: every route of the job fails as temporary', async () => {
+  it('the thread dies mid-job: every route of the job fails as temporary; its attachment files are removed', async () => {
     client = newClient();
+    const tmp = await mkdtemp(join(tmpdir(), 'mailbridge-job-'));
+    // another message's file in the same folder stays
+    await writeFile(join(tmp, 'att-OTHER-0123456789abcdef-1.bin'), 'x');
     await client.ready();
     const worker = (
       client['thread'] as unknown as {
@@ -165,10 +172,18 @@ describe('delivery jobs on the post thread', () => {
     ).worker;
     // the stand-in holds the first POST: the job is then surely under way
     api.setDefault({ status: 204, stall: true });
-    const running = client.deliverJob(job(), 'JOB1')!;
+    const running = client.deliverJob(
+      { ...job(WITH_ATTACHMENT), attachmentDir: tmp },
+      'JOB1',
+    )!;
     await api.waitForRequests(1);
+    expect(await readdir(tmp)).to.have.length(2);
     await worker.terminate();
     const result = await running;
+    expect(await readdir(tmp)).to.deep.equal([
+      'att-OTHER-0123456789abcdef-1.bin',
+    ]);
+    await rm(tmp, { recursive: true, force: true });
     expect(result.kind).to.equal('posted');
     const routes = result.kind === 'posted' ? result.routes : [];
     expect(routes.map(r => r.index)).to.deep.equal([0, 1]);
