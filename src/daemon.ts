@@ -254,6 +254,18 @@ export async function recoverSpool(
 
 /** The sink, counting each body in `mailbridge_api_posts_total` by result. */
 export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
+  /** counts one body: taken (no failure) or not */
+  const count = (failure?: unknown) =>
+    metrics.posts.inc({
+      result:
+        failure === undefined
+          ? sink.kind === 'dry-run'
+            ? 'dry_run'
+            : 'delivered'
+          : isTemporary(failure)
+            ? 'temporary'
+            : 'permanent',
+    });
   return {
     kind: sink.kind,
     ready: sink.ready && (() => sink.ready!()),
@@ -261,13 +273,10 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
       try {
         await sink.send(payload, context);
       } catch (err) {
-        const permanent = !isTemporary(err);
-        metrics.posts.inc({ result: permanent ? 'permanent' : 'temporary' });
+        count(err);
         throw err;
       }
-      metrics.posts.inc({
-        result: sink.kind === 'dry-run' ? 'dry_run' : 'delivered',
-      });
+      count();
     },
     deliverJob:
       sink.deliverJob &&
@@ -276,13 +285,7 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
         return running?.then(result => {
           if (result.kind !== 'posted') return result;
           for (const { failure, duplicate } of result.routes) {
-            if (duplicate) continue;
-            const outcome = !failure
-              ? 'delivered'
-              : isTemporary(failure)
-                ? 'temporary'
-                : 'permanent';
-            metrics.posts.inc({ result: outcome });
+            if (!duplicate) count(failure);
           }
           return result;
         });

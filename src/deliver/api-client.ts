@@ -7,7 +7,7 @@ import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
-import { classifyFailure } from './classify-failure.js';
+import { classifyFailure, isSuccess } from './classify-failure.js';
 import type { DeliveryJob, JobAnswer, Posted } from './delivery-job.js';
 import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
 import { PostThread } from './post-thread.js';
@@ -159,7 +159,7 @@ export class ApiClient implements PayloadSink {
       log().warn('attachment could not be read', { error: readError });
       throw new TemporaryError(`local error: ${readError}`);
     }
-    if (status !== undefined && status >= 200 && status < 300) {
+    if (isSuccess(status)) {
       if (this.log.isDebugEnabled()) {
         log().debug('api accepted', { status, durationMs });
       }
@@ -429,7 +429,7 @@ export async function readAnswer(
   body: Readable,
   status: number,
 ): Promise<string> {
-  if (status >= 200 && status < 300) {
+  if (isSuccess(status)) {
     body.resume();
     return '';
   }

@@ -134,19 +134,20 @@ async function attemptElsewhere(
 ): Promise<AttemptResult | 'declined' | 'other-id'> {
   const routes = entry.routes.map(r => ({ ...r }));
   const tally = new Tally();
-  const toPost: RouteState[] = [];
+  /** the routes to post, by index, with their dedupe keys */
+  const toPost = new Map<number, { route: RouteState; key: string }>();
   for (const route of routes.filter(r => r.status === 'pending')) {
     const key = DedupeStore.key(messageId, mailboxKey(route));
     if (await deps.dedupe.has(key)) tally.settle(route, { text: 'duplicate' });
-    else toPost.push(route);
+    else toPost.set(route.index, { route, key });
   }
-  if (toPost.length > 0) {
+  if (toPost.size > 0) {
     const running = deps.sink.deliverJob!(
       {
         raw,
         attachmentDir: attachmentDirOf(rawPath, deps),
         envelope: entry.envelope,
-        groups: toPost.map(groupOf),
+        groups: [...toPost.values()].map(p => groupOf(p.route)),
         messageId,
       },
       entry.id,
@@ -158,16 +159,14 @@ async function attemptElsewhere(
       const fresh = entry.routes.map(r => ({ ...r }));
       return unparsed(entry, fresh, rawPath, answer.error, deps, startedAt);
     }
-    const byIndex = new Map(toPost.map(r => [r.index, r]));
     for (const { index, failure, duplicate } of answer.routes) {
-      const route = byIndex.get(index)!;
+      const { route, key } = toPost.get(index)!;
       if (duplicate) {
         tally.settle(route, { text: 'duplicate' });
         continue;
       }
       if (!failure) {
         // recorded before the spool is updated (see postRoute)
-        const key = DedupeStore.key(messageId, mailboxKey(route));
         await deps.dedupe.add(key).catch(() => undefined);
       }
       tally.settle(

@@ -1,5 +1,10 @@
 // The one place that decides what a failed POST means: retry, give up, or fix our configuration.
 
+/** Whether the API took the body: any 2xx. */
+export function isSuccess(status: number | undefined): boolean {
+  return status !== undefined && status >= 200 && status < 300;
+}
+
 export interface FailureInput {
   /** HTTP status, when the API answered */
   status?: number;

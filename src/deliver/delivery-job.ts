@@ -14,6 +14,7 @@ import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { Exchange } from './api-client.js';
+import { isSuccess } from './classify-failure.js';
 import { idempotencyKey, mailboxKey } from './deliver-message.js';
 
 export interface DeliveryJob {
@@ -125,10 +126,7 @@ export async function runJob(
         posted = { readError: (err as Error).message };
       }
       routes.push({ index: group.index, posted });
-      const { status } = posted;
-      if (status !== undefined && status >= 200 && status < 300) {
-        taken.add(mailbox);
-      }
+      if (isSuccess(posted.status)) taken.add(mailbox);
     }
     return { kind: 'posted', routes };
   } finally {

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import {
   classifyFailure,
+  isSuccess,
   parseRetryAfter,
   type FailureInput,
 } from '../../src/deliver/classify-failure.js';
@@ -150,6 +151,26 @@ describe('parseRetryAfter', () => {
     it(`${JSON.stringify(value)} -> ${delayMs === undefined ? 'none' : `now + ${delayMs} ms`}`, () => {
       const at = parseRetryAfter(value, NOW);
       expect(at).to.equal(delayMs === undefined ? undefined : NOW + delayMs);
+    });
+  }
+});
+
+describe('isSuccess', () => {
+  const cases: Array<[number | undefined, boolean]> = [
+    [200, true],
+    [201, true],
+    [204, true],
+    [299, true],
+    [199, false],
+    [300, false],
+    [302, false],
+    [429, false],
+    [500, false],
+    [undefined, false],
+  ];
+  for (const [status, expected] of cases) {
+    it(`${status ?? 'no answer'} -> ${expected}`, () => {
+      expect(isSuccess(status)).to.equal(expected);
     });
   }
 });
