@@ -74,6 +74,8 @@ export class PostThread {
     private readonly options: {
       /** a worker not ready within this long is given up: POSTs go from the main thread */
       startTimeoutMs?: number;
+      /** a job's time to parse, on top of api.timeoutMs per POST (test seam; 60 s) */
+      jobParseAllowanceMs?: number;
       /** makes the worker (test seam); by default post-worker.ts or .js */
       spawn?: (workerData: unknown) => Worker;
       /** how messages are mapped: without it, the thread takes no delivery jobs */
@@ -130,7 +132,7 @@ export class PostThread {
             void removeJobFiles(job).then(() => resolve(failed(code))),
           // parsing included; the posts go one after the other
           limitMs:
-            JOB_PARSE_ALLOWANCE_MS +
+            (this.options.jobParseAllowanceMs ?? JOB_PARSE_ALLOWANCE_MS) +
             job.groups.length * this.config.timeoutMs +
             WATCH_GRACE_MS,
         },

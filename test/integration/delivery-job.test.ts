@@ -7,8 +7,10 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { Worker as WorkerThread } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
+import { PostThread } from '../../src/deliver/post-thread.js';
 import type { DeliveryJob } from '../../src/deliver/delivery-job.js';
 import {
   PermanentError,
@@ -190,6 +192,45 @@ describe('delivery jobs on the post thread', () => {
     for (const { failure } of routes) {
       expect(failure).to.be.instanceOf(TemporaryError);
       expect(failure?.message).to.match(/EPOSTTHREAD/);
+    }
+  });
+
+  it('a thread that stops answering: every route of the job times out, and its attachment files are removed', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'mailbridge-job-'));
+    // what the stalled job had written, and another message's file
+    await writeFile(join(tmp, 'att-JOB1-0123456789abcdef-1.bin'), 'x');
+    await writeFile(join(tmp, 'att-OTHER-0123456789abcdef-1.bin'), 'x');
+    // ready, then silent: it takes jobs and never answers
+    const thread = new PostThread(
+      { ...CONFIG.api, ...apiAt(api.url), timeoutMs: 50, workerThread: true },
+      () => undefined,
+      {
+        mapping: CONFIG.mapping,
+        jobParseAllowanceMs: 50,
+        spawn: workerData =>
+          new WorkerThread(
+            "const { parentPort } = require('node:worker_threads');" +
+              "parentPort.on('message', () => {}); parentPort.postMessage('ready');",
+            { eval: true, workerData },
+          ),
+      },
+    );
+    try {
+      await thread.ready();
+      const answer = await thread.deliver({ ...job(), attachmentDir: tmp });
+      expect(answer).to.deep.equal({
+        kind: 'posted',
+        routes: [
+          { index: 0, posted: { code: 'ETIMEDOUT' } },
+          { index: 1, posted: { code: 'ETIMEDOUT' } },
+        ],
+      });
+      expect(await readdir(tmp)).to.deep.equal([
+        'att-OTHER-0123456789abcdef-1.bin',
+      ]);
+    } finally {
+      await thread.close();
+      await rm(tmp, { recursive: true, force: true });
     }
   });
 
