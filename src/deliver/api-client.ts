@@ -2,7 +2,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import axios, { type AxiosInstance } from 'axios';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
@@ -10,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import { classifyFailure, isSuccess } from './classify-failure.js';
 import type { DeliveryJob, JobAnswer, Posted } from './delivery-job.js';
 import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
+import { createHttp, HttpPoster } from './http-poster.js';
 import { PostThread } from './post-thread.js';
 import { serializePayload, type SerializedPayload } from './payload-stream.js';
 
@@ -41,7 +41,7 @@ export const AGENT_OPTIONS = { keepAlive: true, keepAliveMsecs: 60_000 };
 /** Posts bodies to `api.url` with the bearer token. */
 export class ApiClient implements PayloadSink {
   readonly kind = 'api';
-  private readonly http: AxiosInstance;
+  private readonly http: HttpPoster;
   private readonly httpAgent = new http.Agent(AGENT_OPTIONS);
   private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
   /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
@@ -60,7 +60,9 @@ export class ApiClient implements PayloadSink {
     private readonly mapping?: MappingConfig,
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
-    this.http = createHttp(config, this.httpAgent, this.httpsAgent);
+    this.http = new HttpPoster(
+      createHttp(config, this.httpAgent, this.httpsAgent),
+    );
     if (config.workerThread) {
       this.thread = new PostThread(
         config,
@@ -239,7 +241,7 @@ export interface Exchange {
  * runs this same function).
  */
 export async function exchange(
-  client: AxiosInstance,
+  client: HttpPoster,
   deadlines: Deadlines,
   url: string,
   request: Buffer | Readable,
@@ -250,10 +252,12 @@ export async function exchange(
   let status: number | undefined;
   let retryAfter: string | undefined;
   try {
-    const response = await client.post(url, request, {
+    const response = await client.post(
+      url,
+      request,
       headers,
-      signal: deadline.controller.signal,
-    });
+      deadline.controller.signal,
+    );
     status = response.status;
     retryAfter = headerString(
       (response.headers as Record<string, unknown>)['retry-after'],
@@ -272,39 +276,6 @@ export async function exchange(
       answer.once('close', () => deadlines.end(deadline));
     } else deadlines.end(deadline);
   }
-}
-
-/** The axios instance of a client: keep-alive agents, no redirects, the answer as a stream. */
-export function createHttp(
-  config: ApiConfig,
-  httpAgent: http.Agent,
-  httpsAgent: https.Agent,
-): AxiosInstance {
-  return axios.create({
-    // no axios timeout: the deadline's abort bounds the whole POST (a per-request socket
-    // timer as well would cost two timer updates per POST for nothing)
-    // follow-redirects would buffer the whole body; a redirect is a configuration error here
-    maxRedirects: 0,
-    maxBodyLength: Infinity,
-    // the answer is a stream: a 2xx body is drained unread, an error body read up to a limit
-    responseType: 'stream',
-    transitional: { silentJSONParsing: true, forcedJSONParsing: false },
-    // the body is always a Buffer or a stream and the answer a stream: axios's default
-    // transforms would only look at them and pass them on (about 15 µs of CPU per POST)
-    transformRequest: [],
-    transformResponse: [],
-    validateStatus: () => true,
-    httpAgent,
-    httpsAgent,
-    // without a proxy in the environment, axios need not look for one on every request
-    ...(proxyConfigured(process.env) ? {} : { proxy: false as const }),
-    headers: {
-      Authorization: `Bearer ${config.token ?? ''}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-      'User-Agent': 'mailbridge',
-    },
-  });
 }
 
 /**
@@ -398,23 +369,6 @@ export class Deadlines {
     const next = this.pending[0];
     if (next) this.timer = this.arm(next.at - now);
   }
-}
-
-/** The variables axios (through proxy-from-env) takes a proxy from. */
-const PROXY_VARIABLES = [
-  'http_proxy',
-  'https_proxy',
-  'all_proxy',
-  'npm_config_proxy',
-  'npm_config_http_proxy',
-  'npm_config_https_proxy',
-];
-
-/** Whether the environment names an HTTP proxy (axios then uses it, minding NO_PROXY). */
-export function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
-  return PROXY_VARIABLES.some(name =>
-    Boolean(env[name] || env[name.toUpperCase()]),
-  );
 }
 
 function headerString(value: unknown): string | undefined {

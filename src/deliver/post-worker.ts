@@ -4,13 +4,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
-import {
-  AGENT_OPTIONS,
-  createHttp,
-  Deadlines,
-  exchange,
-  postBody,
-} from './api-client.js';
+import { AGENT_OPTIONS, Deadlines, exchange, postBody } from './api-client.js';
+import { createHttp, HttpPoster } from './http-poster.js';
 import { runJob } from './delivery-job.js';
 import { serializePayload } from './payload-stream.js';
 import type {
@@ -21,10 +16,12 @@ import type {
 } from './post-thread.js';
 
 const { config, mapping } = workerData as PostWorkerData;
-const client = createHttp(
-  config,
-  new http.Agent(AGENT_OPTIONS),
-  new https.Agent(AGENT_OPTIONS),
+const client = new HttpPoster(
+  createHttp(
+    config,
+    new http.Agent(AGENT_OPTIONS),
+    new https.Agent(AGENT_OPTIONS),
+  ),
 );
 const deadlines = new Deadlines(config.timeoutMs);
 const port = parentPort!;
