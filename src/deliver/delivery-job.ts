@@ -2,7 +2,6 @@
 // left, post each body. The main thread decides what goes into a job (duplicates are left out,
 // by the Message-ID found at accept time) and judges what comes back; the job itself decides
 // nothing but whether the parsed Message-ID is the one it was given.
-import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,7 +89,7 @@ export async function runJob(
       Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
       {
         attachmentDir: job.attachmentDir,
-        filePrefix: `${jobFilePrefix(job)}${randomBytes(8).toString('hex')}`,
+        filePrefix: jobFilePrefix(job),
       },
     );
   } catch (err) {

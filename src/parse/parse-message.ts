@@ -50,8 +50,9 @@ export interface ParseOptions {
    */
   attachmentDir?: string;
   /**
-   * How each attachment file's name begins (`att-` and 16 random hex digits by default), so
-   * that a caller who cannot wait for dispose() (a thread that died) can find them.
+   * How each attachment file's name begins (`att-` by default); 16 random hex digits follow,
+   * drawn with the first attachment. A caller who cannot wait for dispose() (a thread that
+   * died) can find the files by it.
    */
   filePrefix?: string;
   /**
@@ -265,9 +266,11 @@ class AttachmentFiles {
 
   constructor(
     private readonly dir?: string,
-    /** random per message unless given, made with the first attachment: most have none */
-    private prefix?: string,
+    /** how names begin; random digits are added with the first attachment (most have none) */
+    private readonly namePrefix = 'att-',
   ) {}
+
+  private prefix?: string;
 
   /**
    * Writes one attachment's content to a new file. An error of the file (opening, writing) is
@@ -277,7 +280,7 @@ class AttachmentFiles {
     content: Readable,
     index: number,
   ): Promise<{ path: string; size: number } | { error: Error }> {
-    this.prefix ??= `att-${randomBytes(8).toString('hex')}`;
+    this.prefix ??= `${this.namePrefix}${randomBytes(8).toString('hex')}`;
     const path = join(this.dir ?? tmpdir(), `${this.prefix}-${index + 1}.bin`);
     this.paths.push(path);
     let file: FileHandle;

@@ -10,7 +10,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BridgeError, PermanentError } from '../../src/errors/bridge-error.js';
 import { parseMessage } from '../../src/parse/parse-message.js';
@@ -190,6 +190,35 @@ describe('parseMessage: attachments as files', () => {
     expect(one.attachments[0]!.path).to.not.equal(two.attachments[0]!.path);
     await one.dispose();
     expect(await readFile(two.attachments[0]!.path)).to.deep.equal(bytesOf(9));
+  });
+
+  it('names files <filePrefix or att-><16 random hex digits>-<n>.bin, new digits per parse', async () => {
+    const raw = multipart([
+      base64Part(['Content-Type: image/gif'], bytesOf(9)),
+      base64Part(['Content-Type: image/gif'], bytesOf(8)),
+    ]);
+    const plain = await parse(raw);
+    const named = await parse(raw, {
+      attachmentDir: dir,
+      filePrefix: 'att-Q1-',
+    });
+    const again = await parse(raw, {
+      attachmentDir: dir,
+      filePrefix: 'att-Q1-',
+    });
+    const names = (message: ParsedMessage) =>
+      message.attachments.map(a => basename(a.path ?? ''));
+    expect(names(plain)).to.satisfy((all: string[]) =>
+      all.every((n, i) =>
+        new RegExp(`^att-[0-9a-f]{16}-${i + 1}\\.bin$`).test(n),
+      ),
+    );
+    expect(names(named)).to.satisfy((all: string[]) =>
+      all.every((n, i) =>
+        new RegExp(`^att-Q1-[0-9a-f]{16}-${i + 1}\\.bin$`).test(n),
+      ),
+    );
+    expect(names(again)[0]).to.not.equal(names(named)[0]);
   });
 
   it('keeps cid: links in the HTML and the inline image as an attachment', async () => {
