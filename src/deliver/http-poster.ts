@@ -14,7 +14,7 @@ import type http from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
 import axios, {
-  AxiosHeaders,
+  type AxiosAdapter,
   type AxiosInstance,
   type AxiosResponse,
   type InternalAxiosRequestConfig,
@@ -55,12 +55,25 @@ export function createHttp(
   });
 }
 
-type Adapter = (config: InternalAxiosRequestConfig) => Promise<AxiosResponse>;
+/**
+ * An axios adapter. The http adapter reads the headers with AxiosHeaders.from(), so a plain
+ * object does, as for a request config.
+ */
+type Adapter = (
+  config: Omit<InternalAxiosRequestConfig, 'headers'> & {
+    headers: InternalAxiosRequestConfig['headers'] | Record<string, string>;
+  },
+) => Promise<AxiosResponse>;
 
 /** The config axios hands its adapter for a POST of this instance, less what each POST sets. */
 interface Prepared {
   adapter: Adapter;
-  config: Omit<InternalAxiosRequestConfig, 'url' | 'data' | 'signal'>;
+  config: Omit<
+    InternalAxiosRequestConfig,
+    'url' | 'data' | 'signal' | 'headers'
+  >;
+  /** the instance's headers as axios set them, as a plain object */
+  headers: Record<string, string>;
 }
 
 /** POSTs through one axios instance, its request config built once (see the top). */
@@ -85,7 +98,7 @@ export class HttpPoster {
 
   private async prepare(): Promise<Prepared> {
     let recorded: InternalAxiosRequestConfig | undefined;
-    const record: Adapter = config => {
+    const record: AxiosAdapter = config => {
       recorded = config;
       return Promise.resolve({
         data: null,
@@ -104,18 +117,23 @@ export class HttpPoster {
       data: _data,
       signal: _signal,
       adapter: _recorder,
+      headers,
       ...config
     } = recorded!;
     const adapter = axios.getAdapter(
       this.instance.defaults.adapter,
     ) as unknown as Adapter;
-    this.prepared ??= { adapter, config };
+    this.prepared ??= {
+      adapter,
+      config,
+      headers: headers.toJSON(true) as Record<string, string>,
+    };
     return this.prepared;
   }
 }
 
 function send(
-  { adapter, config }: Prepared,
+  { adapter, config, headers: common }: Prepared,
   url: string,
   data: Buffer | Readable,
   headers: Record<string, string>,
@@ -125,10 +143,10 @@ function send(
     ...config,
     url,
     data,
-    // a new set per POST: the adapter adds to it, and one POST's headers are not the next's
-    headers: AxiosHeaders.concat(config.headers, headers),
+    // a new object per POST (the adapter makes its AxiosHeaders of it, and adds to that)
+    headers: { ...common, ...headers },
     signal,
-  } as InternalAxiosRequestConfig);
+  });
 }
 
 /** The variables axios (through proxy-from-env) takes a proxy from. */
