@@ -2,6 +2,10 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import https from 'node:https';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { AxiosResponse } from 'axios';
 import { createHttp, HttpPoster } from '../../src/deliver/http-poster.js';
@@ -10,6 +14,8 @@ import {
   type FakeApi,
   type RecordedRequest,
 } from '../helpers/fake-api.js';
+
+const TLS = join(import.meta.dirname, '..', 'fixtures', 'tls');
 
 const BODY = Buffer.from(JSON.stringify({ content: 'hello' }));
 
@@ -166,5 +172,60 @@ describe('HttpPoster', () => {
       (err: { code?: string }) => err.code,
     );
     expect(aborted).to.equal('ERR_CANCELED');
+  });
+
+  it('posts over HTTPS through the https agent, verifying the certificate', async () => {
+    const cert = readFileSync(join(TLS, 'localhost.crt'));
+    const seen: Array<{ url?: string; auth?: string; body: string }> = [];
+    const server = https.createServer(
+      { key: readFileSync(join(TLS, 'localhost.key')), cert },
+      (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          seen.push({
+            url: req.url,
+            auth: req.headers.authorization,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+          res.writeHead(201).end();
+        });
+      },
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const trusting = new https.Agent({ keepAlive: true, ca: cert });
+    const untrusting = new https.Agent({ keepAlive: true });
+    try {
+      const url = `https://localhost:${port}/api/v1/message`;
+      const signal = new AbortController().signal;
+      const poster = new HttpPoster(
+        createHttp({ token: 's' }, agent, trusting),
+      );
+      for (const key of ['t1', 't2']) {
+        const answer = await poster.post(url, BODY, headersFor(key), signal);
+        expect(answer.status).to.equal(201);
+      }
+      expect(seen).to.deep.equal([
+        { url: '/api/v1/message', auth: 'Bearer s', body: BODY.toString() },
+        { url: '/api/v1/message', auth: 'Bearer s', body: BODY.toString() },
+      ]);
+      const refused = await new HttpPoster(
+        createHttp({ token: 's' }, agent, untrusting),
+      )
+        .post(url, BODY, headersFor('t3'), signal)
+        .then(
+          () => null,
+          (err: { code?: string }) => err.code,
+        );
+      expect(refused).to.equal('DEPTH_ZERO_SELF_SIGNED_CERT');
+      expect(seen).to.have.length(2);
+    } finally {
+      trusting.destroy();
+      untrusting.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
