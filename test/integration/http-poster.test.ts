@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { AxiosResponse } from 'axios';
 import { createHttp, HttpPoster } from '../../src/deliver/http-poster.js';
 import {
@@ -15,7 +16,7 @@ import {
   type RecordedRequest,
 } from '../helpers/fake-api.js';
 
-const TLS = join(import.meta.dirname, '..', 'fixtures', 'tls');
+const TLS = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
 const BODY = Buffer.from(JSON.stringify({ content: 'hello' }));
 
