@@ -21,6 +21,7 @@ import {
   newQueueEntry,
   withReceived,
   type QueueEntry,
+  type RouteState,
 } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import type { ReceivedFile } from './receive-to-file.js';
@@ -175,7 +176,11 @@ export async function acceptToSpool(
   return tryNow(entry, received.raw, runner, deps, queued);
 }
 
-/** Hybrid: one attempt while the sender waits; a refusal goes back to the sender as 554. */
+/**
+ * Hybrid: one attempt while the sender waits; a refusal goes back to the sender as 554. With
+ * LMTP each recipient is answered for its own route: those of a route the API refused for good
+ * hear 554 at once, the others 250 (see splitRefused).
+ */
 async function tryNow(
   entry: QueueEntry,
   raw: Buffer | undefined,
@@ -185,12 +190,15 @@ async function tryNow(
 ): Promise<Accepted> {
   const attempt = runner.attemptClaimed(entry, raw);
   // the message is stored: when its attempt cannot be filed, the queue takes it from here
-  const failed = async (err: unknown): Promise<Accepted> => {
+  const release = async (err: unknown): Promise<void> => {
     deps.log.error('hybrid attempt failed', {
       queueId: entry.id,
       ...errorFields(err),
     });
     await runner.release(entry.id);
+  };
+  const failed = async (err: unknown): Promise<Accepted> => {
+    await release(err);
     return queued;
   };
   let timer: NodeJS.Timeout | undefined;
@@ -217,15 +225,99 @@ async function tryNow(
     await runner.discardFresh(entry.id);
     throw new PermanentError(result.entry.lastError ?? 'refused by the API');
   }
+  const split = deps.config.smtp.lmtp ? splitRefused(result) : null;
   try {
-    await runner.file(result);
+    await runner.file(split?.kept ?? result);
   } catch (err) {
-    return failed(err);
+    if (!split) return failed(err);
+    // the refusals stand, and what the API took it has; the queue finishes the rest (should
+    // the state without the refused routes not have reached the disk, they are tried again
+    // and end in dead/: told twice, never lost)
+    await release(err);
   }
+  if (split) return perRecipientReplies(entry, split, result);
   if (result.outcome !== 'delivered') return queued;
   return {
     reply: `OK: delivered as ${entry.id}`,
     outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
     messageId: result.messageId ?? entry.messageId,
+  };
+}
+
+/** A hybrid attempt's result with the routes the API refused for good taken out. */
+export interface SplitResult {
+  /** what is filed: the other routes, delivered or waiting for a retry; nothing for dead/ */
+  kept: AttemptResult;
+  refused: RouteState[];
+}
+
+/**
+ * LMTP, hybrid mode: the routes the attempt saw refused for good, split from the others. Their
+ * recipients are told 554 now, so they are not filed (no dead entry for a refusal the sender
+ * heard). Null when no route was refused, or when the message is dead for another reason (it
+ * outlived `retry.maxAgeMs`); the caller has already answered a message refused on every route.
+ */
+export function splitRefused(result: AttemptResult): SplitResult | null {
+  const refused = result.entry.routes.filter(r => r.status === 'failed');
+  const routes = result.entry.routes.filter(r => r.status !== 'failed');
+  if (refused.length === 0 || routes.length === 0) return null;
+  const pending = routes.some(r => r.status === 'pending');
+  if (pending && result.outcome === 'dead') return null;
+  const { dead: _refusal, ...entry } = result.entry;
+  return {
+    refused,
+    kept: {
+      ...result,
+      entry: {
+        ...entry,
+        routes,
+        lastError:
+          routes
+            .map(r => r.lastError)
+            .filter(Boolean)
+            .at(-1) ?? null,
+      },
+      outcome: pending ? 'retry' : 'delivered',
+    },
+  };
+}
+
+/** One reply per envelope recipient, for LMTP: its route's refusal, or 250 delivered or queued. */
+function perRecipientReplies(
+  entry: QueueEntry,
+  { kept, refused }: SplitResult,
+  result: AttemptResult,
+): Accepted {
+  const byRecipient = new Map<string, string | SmtpReplyError>();
+  const failures = refused.map(
+    route =>
+      new PermanentError(route.lastError ?? 'refused by the API', {
+        api: route.api,
+      }),
+  );
+  refused.forEach((route, i) => {
+    const reply = toSmtpReply(failures[i]);
+    for (const recipient of route.recipients) byRecipient.set(recipient, reply);
+  });
+  let delivered = 0;
+  for (const route of kept.entry.routes) {
+    const done = route.status === 'delivered';
+    if (done) delivered++;
+    const text = `OK: ${done ? 'delivered' : 'queued'} as ${entry.id}`;
+    for (const recipient of route.recipients) byRecipient.set(recipient, text);
+  }
+  return {
+    reply: `OK: queued as ${entry.id}`,
+    outcome: 'partial',
+    messageId: result.messageId ?? entry.messageId,
+    perRecipient: {
+      replies: entry.envelope.rcptTo.map(
+        recipient =>
+          byRecipient.get(recipient) ??
+          toSmtpReply(new TemporaryError('route not found')),
+      ),
+      failures,
+      delivered,
+    },
   };
 }

@@ -34,6 +34,17 @@ describe('hybrid mode', () => {
     await start();
   });
 
+  /** Starts the bridge again with two routes: a@ to mb-a, b@ to mb-b. */
+  async function restartWithTwoRoutes(): Promise<void> {
+    await t.bridge.close();
+    await start({
+      routes: [
+        { match: 'a@example.com', mailbox_id: 'mb-a' },
+        { match: 'b@example.com', mailbox_id: 'mb-b' },
+      ],
+    });
+  }
+
   const send = (to = ['support@example.com']) =>
     sendRaw({ port: t.bridge.smtpPort, to, raw: MESSAGE });
 
@@ -112,14 +123,27 @@ describe('hybrid mode', () => {
     await expectSpoolEmpty();
   });
 
+  it('over SMTP, a route refused next to one delivered: "250 ... queued as ID" once, the refusal in dead/', async () => {
+    await restartWithTwoRoutes();
+    t.api.respondWith(r =>
+      r.body.mailbox_id === 'mb-b'
+        ? { status: 422, body: { errors: [] } }
+        : undefined,
+    );
+    // one reply after DATA for both: it cannot say 554 to b and 250 to a (LMTP can)
+    const result = await send(['a@example.com', 'b@example.com']);
+    expect(result.code).to.equal(250);
+    expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
+    const id = queueIdOf(result.response);
+    const line = await workerLine(id, 'message dead');
+    expect(line.reason).to.equal('refused: API HTTP 422');
+    expect((await listSpool(t.bridge.spoolDir)).dead).to.deep.equal([
+      `${id}.json`,
+    ]);
+  });
+
   it('the attempt cannot be filed: still "250 ... queued as ID", the queue finishes it', async () => {
-    await t.bridge.close();
-    await start({
-      routes: [
-        { match: 'a@example.com', mailbox_id: 'mb-a' },
-        { match: 'b@example.com', mailbox_id: 'mb-b' },
-      ],
-    });
+    await restartWithTwoRoutes();
     // A is delivered, B refused: the message must be filed in dead/, which is broken
     t.api.respondWith(r =>
       r.body.mailbox_id === 'mb-b' ? { status: 400 } : undefined,

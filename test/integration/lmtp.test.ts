@@ -2,7 +2,10 @@
 // after the message, in queue, sync and hybrid mode: a recipient given twice (RFC 2033 4.2),
 // routes failing differently, hybrid's partial refusal, a message over the size limit.
 import { expect } from 'chai';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { apiAt, useBridge } from '../helpers/bridge.js';
+import { listSpool, queueIdOf } from '../helpers/queue-tools.js';
 import {
   makeMessage,
   openSession,
@@ -14,6 +17,8 @@ const ROUTES = [
   { match: 'support@example.com', mailbox_id: 'mb-support' },
   { match: 'billing@example.com', mailbox_id: 'mb-billing' },
 ];
+
+const EMPTY_SPOOL = { tmp: [], msg: [], queue: [], active: [], dead: [] };
 
 /** The reply lines (final lines only) the session got since its last clear(). */
 function replyLines(session: RawSession): string[] {
@@ -83,12 +88,42 @@ describe('LMTP', () => {
     smtp: { maxMessageSize?: number } = {},
   ): Promise<number> {
     const bridge = await t.start({
-      delivery: { mode },
+      // retries come soon, for the tests that wait for one
+      delivery: {
+        mode,
+        scanIntervalMs: 100,
+        retry: { initialDelayMs: 20, maxDelayMs: 200 },
+      },
       api: apiAt(t.api.url),
       routes: ROUTES,
       smtp: { lmtp: true, ...smtp },
     });
     return bridge.smtpPort;
+  }
+
+  /** The API refuses billing's route for good, and support's once for now, then takes it. */
+  function refuseBillingDelaySupport(): void {
+    let supportTries = 0;
+    t.api.respondWith(r => {
+      if (r.body.mailbox_id === 'mb-billing') {
+        return { status: 422, body: { errors: [] } };
+      }
+      return ++supportTries === 1 ? { status: 503 } : { status: 204 };
+    });
+  }
+
+  /**
+   * The API was asked for these mailboxes (in any order), nothing went to dead/ (a refusal the
+   * sender heard is not kept) and nothing is left in the spool.
+   */
+  async function expectPostedNothingLeft(mailboxes: string[]): Promise<void> {
+    expect(t.api.requests.map(r => r.body.mailbox_id).sort()).to.deep.equal(
+      mailboxes,
+    );
+    expect(await listSpool(t.bridge.spoolDir)).to.deep.equal(EMPTY_SPOOL);
+    expect(
+      t.bridge.logs.filter(l => l.message === 'message dead'),
+    ).to.deep.equal([]);
   }
 
   async function lhlo(port: number): Promise<RawSession> {
@@ -258,8 +293,7 @@ describe('LMTP', () => {
     );
   });
 
-  it('hybrid mode: a route refused for good next to one delivered: 250 for all, the refusal in dead/ (README)', async () => {
-    // hybrid answers for the stored message: the sender hears 554 only when no route took it
+  it('hybrid mode: a route refused for good next to one delivered: 554 to its recipients, 250 delivered to the others, nothing in dead/', async () => {
     const port = await start('hybrid');
     const session = await lhlo(port);
     t.api.respondWith(r =>
@@ -273,11 +307,73 @@ describe('LMTP', () => {
       'hybrid partial refusal',
     );
     expect(replies).to.have.length(2);
-    for (const reply of replies) {
-      expect(reply).to.match(/^250 2\.6\.0 OK: queued as /);
-    }
-    const dead = await t.bridge.waitForLog(l => l.message === 'message dead');
-    expect(String(dead.reason)).to.match(/^refused: /);
+    expect(replies[0]).to.match(/^250 2\.6\.0 OK: delivered as [0-9A-Z]+$/);
+    expect(replies[1]).to.equal(
+      '554 5.6.0 Message rejected by the destination',
+    );
+    const id = queueIdOf(replies[0]!);
+    const partial = await t.bridge.waitForLog(
+      l => l.stage === 'smtp' && l.outcome === 'partial',
+    );
+    expect(partial).to.include({
+      message: 'message partly delivered',
+      queueId: id,
+      refusedRecipients: 1,
+    });
+    await expectPostedNothingLeft(['mb-billing', 'mb-support']);
+  });
+
+  it('hybrid mode: a route refused for good next to one failing for now: 554 to its recipients, 250 queued to the others, retried without it', async () => {
+    const port = await start('hybrid');
+    const session = await lhlo(port);
+    refuseBillingDelaySupport();
+    const replies = await lmtpSend(
+      session,
+      ['billing@example.com', 'support@example.com'],
+      'hybrid refusal and retry',
+    );
+    expect(replies[0]).to.equal(
+      '554 5.6.0 Message rejected by the destination',
+    );
+    expect(replies[1]).to.match(/^250 2\.6\.0 OK: queued as [0-9A-Z]+$/);
+    const id = queueIdOf(replies[1]!);
+    await t.bridge.waitForLog(
+      l => l.message === 'message delivered' && l.queueId === id,
+    );
+    // billing posted once (refused), support twice (503, then 204)
+    await expectPostedNothingLeft(['mb-billing', 'mb-support', 'mb-support']);
+  });
+
+  it('hybrid mode: the split attempt cannot be filed: the refusal stands, the queue finishes the rest', async () => {
+    const port = await start('hybrid');
+    const session = await lhlo(port);
+    refuseBillingDelaySupport();
+    // support must wait in queue/, which is broken
+    const queue = join(t.bridge.spoolDir, 'queue');
+    await rm(queue, { recursive: true });
+    await writeFile(queue, 'not a folder');
+    const replies = await lmtpSend(
+      session,
+      ['support@example.com', 'billing@example.com'],
+      'hybrid split, disk trouble',
+    );
+    expect(replies[0]).to.match(/^250 2\.6\.0 OK: queued as [0-9A-Z]+$/);
+    expect(replies[1]).to.equal(
+      '554 5.6.0 Message rejected by the destination',
+    );
+    const id = queueIdOf(replies[0]!);
+    const failed = await t.bridge.waitForLog(
+      l => l.message === 'hybrid attempt failed' && l.queueId === id,
+    );
+    expect(failed.code).to.equal('ENOTDIR');
+
+    await rm(queue);
+    await mkdir(queue);
+    await t.bridge.waitForLog(
+      l => l.message === 'message delivered' && l.queueId === id,
+    );
+    // billing was not posted again: the state handed to the queue is the one without it
+    await expectPostedNothingLeft(['mb-billing', 'mb-support', 'mb-support']);
   });
 
   it('gets one 552 per accepted RCPT command, not one per envelope entry', async () => {
