@@ -18,6 +18,7 @@ import {
 } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
+import { attachmentPart, multipartMessage } from '../helpers/mime.js';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
@@ -40,19 +41,10 @@ const RAW = makeMessage({
   'Message-ID': '<job-1@example.net>',
 });
 
-const WITH_ATTACHMENT = [
-  'From: jane@example.net',
-  'Message-ID: <job-1@example.net>',
-  'Content-Type: multipart/mixed; boundary="b"',
-  '',
-  '--b',
-  'Content-Type: application/octet-stream; name="a.bin"',
-  'Content-Transfer-Encoding: base64',
-  '',
-  Buffer.from('attachment bytes').toString('base64'),
-  '--b--',
-  '',
-].join('\r\n');
+const WITH_ATTACHMENT = multipartMessage(
+  { From: 'jane@example.net', 'Message-ID': '<job-1@example.net>' },
+  [attachmentPart('a.bin', 'attachment bytes')],
+);
 
 describe('delivery jobs on the post thread', () => {
   let api: FakeApi;

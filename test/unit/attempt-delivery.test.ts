@@ -38,6 +38,7 @@ import {
   type QueueEntry,
   type RouteStatus,
 } from '../../src/spool/queue-entry.js';
+import { attachmentPart, multipartMessage, textPart } from '../helpers/mime.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const DAY = 86_400_000;
@@ -717,25 +718,15 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
     });
 
     describe('attachment files: in the spool tmp/ during the posts, gone after the attempt', () => {
-      const WITH_ATTACHMENT = [
-        'From: jane@example.net',
-        'To: a@example.com, b@example.com',
-        'Subject: unit',
-        'Message-ID: < Unit-1@Example.NET >',
-        'Content-Type: multipart/mixed; boundary="b"',
-        '',
-        '--b',
-        'Content-Type: text/plain',
-        '',
-        'Hello.',
-        '--b',
-        'Content-Type: application/octet-stream; name="a.bin"',
-        'Content-Transfer-Encoding: base64',
-        '',
-        Buffer.from('attachment bytes').toString('base64'),
-        '--b--',
-        '',
-      ].join('\r\n');
+      const WITH_ATTACHMENT = multipartMessage(
+        {
+          From: 'jane@example.net',
+          To: 'a@example.com, b@example.com',
+          Subject: 'unit',
+          'Message-ID': '< Unit-1@Example.NET >',
+        },
+        [textPart('Hello.'), attachmentPart('a.bin', 'attachment bytes')],
+      );
 
       /** A spool-shaped folder: the raw message at <spool>/msg/QID1.eml, and <spool>/tmp/. */
       async function spooled(): Promise<{ raw: string; tmp: string }> {
