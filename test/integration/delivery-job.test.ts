@@ -18,9 +18,9 @@ import {
 } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
-import { attachmentPart, multipartMessage } from '../helpers/mime.js';
 import { apiAt, startBridge, type TestBridge } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { attachmentPart, multipartMessage } from '../helpers/mime.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
