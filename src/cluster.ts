@@ -9,14 +9,22 @@ import type { Config } from './config/schema.js';
 import { isDryRun, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
+import { clientLimits } from './smtp/create-smtp-server.js';
+import {
+  isLimiterRequest,
+  PrimaryLimiter,
+  WorkerLimiter,
+  type LimiterRequest,
+} from './smtp/shared-limiter.js';
 import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
 import { onReload } from './commands/reload-signal.js';
 
-/** Messages a worker sends its primary. */
+/** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =
   | { type: 'ready'; smtpPort: number }
-  | { type: 'paused'; reason: string | null };
+  | { type: 'paused'; reason: string | null }
+  | LimiterRequest;
 
 /** A worker that dies this soon after its start is restarted only after a pause. */
 const RESTART_DELAY_MS = 1000;
@@ -50,6 +58,8 @@ export async function runPrimary(
   let allReady: () => void = () => undefined;
   const ready = new Promise<void>(done => (allReady = done));
 
+  // the per-client limits hold for the whole daemon: the workers' sessions are counted here
+  const limiter = new PrimaryLimiter(clientLimits(config));
   // each worker has a slot, and its claims their own folder; a replacement takes over the slot
   const slots = new Map<number, number>();
   const fork = (slot: number): void => {
@@ -61,6 +71,11 @@ export async function runPrimary(
     slots.set(worker.id, slot);
     workers.set(worker.id, { ready: false, paused: null });
     worker.on('message', (message: WorkerMessage) => {
+      if (isLimiterRequest(message)) {
+        const answer = limiter.handle(worker.id, message);
+        if (answer && worker.isConnected()) worker.send(answer);
+        return;
+      }
       const state = workers.get(worker.id);
       if (!state) return;
       if (message.type === 'ready') {
@@ -94,6 +109,8 @@ export async function runPrimary(
   cluster.on('exit', (worker: Worker, code, signal) => {
     const wasReady = workers.get(worker.id)?.ready ?? false;
     workers.delete(worker.id);
+    // its sessions ended with it
+    limiter.workerGone(worker.id);
     if (closing) return;
     if (!wasReady) {
       failStart(`a worker exited with code ${code} before it was ready`);
@@ -198,6 +215,10 @@ export async function runWorker(
   const daemon = await startDaemon(config, log, {
     recover: false,
     claimDir: `active-${slot}`,
+    limiter: new WorkerLimiter({
+      send: (message, done) => process.send?.(message, undefined, {}, done),
+      on: (event, listener) => process.on(event, listener),
+    }),
     http: false,
     startedMessage: 'worker started',
     onPauseChange: reason => send({ type: 'paused', reason }),

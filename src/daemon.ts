@@ -16,6 +16,7 @@ import { DedupeStore } from './spool/dedupe-store.js';
 import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import type { ClientCounter } from './smtp/client-access.js';
 import { createSmtpServer } from './smtp/create-smtp-server.js';
 import { loadServerTls } from './smtp/server-tls.js';
 
@@ -60,6 +61,8 @@ export interface DaemonOptions {
   startedMessage?: string;
   /** this process's claim folder in the spool (cluster worker n: `active-<n>`) */
   claimDir?: string;
+  /** where the per-client limits are counted; a cluster worker's primary counts for all */
+  limiter?: ClientCounter;
 }
 
 /** How often old dedupe records are pruned. */
@@ -150,6 +153,7 @@ export async function startDaemon(
     runner,
     dedupe,
     now: options.now ?? Date.now,
+    limiter: options.limiter,
   });
   let smtpPort: number;
   try {

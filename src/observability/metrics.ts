@@ -28,7 +28,7 @@ export interface Metrics {
   messageBytes: Histogram;
   /** Seconds a transaction waited for delivery to catch up (flow control), when it waited. */
   flowDelaySeconds: Histogram;
-  /** Sessions refused when they started, by reason: network, connections, rate, logins. */
+  /** Sessions refused when they started, by reason: network, connections, rate, logins, limiter. */
   refusedSessions: Counter<'reason'>;
   /** SMTP AUTH attempts by result: success, failure. */
   authentications: Counter<'result'>;
@@ -98,7 +98,7 @@ export function createMetrics(): Metrics {
     }),
     refusedSessions: new Counter({
       name: 'mailbridge_sessions_refused_total',
-      help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate, failed logins)',
+      help: 'SMTP sessions refused when they started (network not allowed, too many connections from the client, connection rate, failed logins; limiter: in a cluster, the primary did not answer in time)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -5,7 +5,8 @@ import { BlockList, isIP } from 'node:net';
 
 /** Why a session is refused, and the reply it gets. */
 export interface Refusal {
-  reason: 'network' | 'connections' | 'rate' | 'logins';
+  /** `limiter`: in a cluster, the primary that counts did not answer in time */
+  reason: 'network' | 'connections' | 'rate' | 'logins' | 'limiter';
   responseCode: 421 | 554;
   /** the reply text, enhanced status code first (smtp-server adds none to a refused session) */
   message: string;
@@ -138,12 +139,25 @@ interface Client {
 }
 
 /**
+ * Where the sessions and failed logins of each client address are counted: in this process
+ * (ClientLimiter), or, in a cluster, by the primary for all workers (shared-limiter.ts).
+ */
+export interface ClientCounter {
+  /** Counts a session that starts, or says why it may not. */
+  open(address: string): Refusal | undefined | Promise<Refusal | undefined>;
+  /** Gives back a session `open()` counted. */
+  close(address: string): void;
+  /** Counts a failed login; true when the client has now failed too often. */
+  loginFailed(address: string): boolean | Promise<boolean>;
+}
+
+/**
  * Counts the sessions and failed logins of each client address. `open()` counts a session that
  * starts, or says why it may not; `close()` gives back a session `open()` counted;
  * `loginFailed()` counts a failed login. Memory stays bounded by the clients of the last
  * minute, and those with failed logins in the last ten.
  */
-export class ClientLimiter {
+export class ClientLimiter implements ClientCounter {
   private readonly clients = new Map<string, Client>();
   private sweptAt: number;
 

@@ -8,6 +8,7 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
+import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import {
   BridgeError,
@@ -34,6 +35,8 @@ import {
   allowedNetworks,
   ClientLimiter,
   networkRefusal,
+  type ClientCounter,
+  type ClientLimits,
   type Refusal,
 } from './client-access.js';
 import { receiveToFile } from './receive-to-file.js';
@@ -45,6 +48,11 @@ export interface SmtpDeps extends AcceptDeps {
   metrics: Metrics;
   /** the clock of queue entries (received, first due) */
   now: () => number;
+  /**
+   * Where sessions and failed logins are counted per client: by default in this process; in a
+   * cluster worker, by the primary (a WorkerLimiter), so that the limits hold for the daemon
+   */
+  limiter?: ClientCounter;
 }
 
 /** Failed logins (SMTP AUTH) a session may make; the last one closes it. */
@@ -68,17 +76,20 @@ export function newQueueId(now = Date.now()): string {
   return `${now.toString(36)}${randomHex(5)}`.toUpperCase();
 }
 
+/** The per-client limits of the configuration. */
+export function clientLimits(config: Config): ClientLimits {
+  return {
+    maxConnections: config.smtp.maxConnectionsPerClient,
+    perMinute: config.smtp.connectionRatePerClient,
+  };
+}
+
 /** Builds the SMTP server; the caller listens and closes it. */
 export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const { config, log } = deps;
   const allowed = allowedNetworks(config.smtp.allowedNetworks);
-  const limiter = new ClientLimiter(
-    {
-      maxConnections: config.smtp.maxConnectionsPerClient,
-      perMinute: config.smtp.connectionRatePerClient,
-    },
-    deps.now,
-  );
+  const limiter =
+    deps.limiter ?? new ClientLimiter(clientLimits(config), deps.now);
   const tls = loadServerTls(config.smtp.tls);
   const lmtp = config.smtp.lmtp;
   /**
@@ -134,20 +145,24 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       deps.metrics.authentications.inc({ result: 'failure' });
       const failures = (loginFailures.get(session.id) ?? 0) + 1;
       loginFailures.set(session.id, failures);
-      const clientBlocked = limiter.loginFailed(session.remoteAddress);
-      // no guessing on and on: a few failures close the session (smtp-server closes after 421)
-      const closing = failures >= LOGIN_FAILURES_PER_SESSION || clientBlocked;
-      log.info('authentication failed', {
-        sessionId: session.id,
-        remoteAddress: session.remoteAddress,
-        username,
-        code: closing ? 421 : 535,
-      });
-      callback(
-        closing
-          ? smtpReply(421, 'Too many failed logins, closing connection')
-          : smtpReply(535, 'Authentication credentials invalid'),
-      );
+      const answer = (clientBlocked: boolean) => {
+        // no guessing on and on: a few failures close the session (smtp-server closes after 421)
+        const closing = failures >= LOGIN_FAILURES_PER_SESSION || clientBlocked;
+        log.info('authentication failed', {
+          sessionId: session.id,
+          remoteAddress: session.remoteAddress,
+          username,
+          code: closing ? 421 : 535,
+        });
+        callback(
+          closing
+            ? smtpReply(421, 'Too many failed logins, closing connection')
+            : smtpReply(535, 'Authentication credentials invalid'),
+        );
+      };
+      const blocked = limiter.loginFailed(session.remoteAddress);
+      if (typeof blocked === 'boolean') answer(blocked);
+      else void blocked.then(answer);
     },
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
@@ -157,14 +172,19 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     logger: smtpLoggerAdapter(log) as never,
     // after the PROXY header, if any: remoteAddress is then the client's
     onConnect: (session, callback) => {
-      const refusal = allowed(session.remoteAddress)
-        ? limiter.open(session.remoteAddress)
-        : networkRefusal(session.remoteAddress);
-      if (!refusal) {
-        counted.set(session.id, session.remoteAddress);
-        return callback();
+      const answer = (refusal: Refusal | undefined) => {
+        if (!refusal) {
+          counted.set(session.id, session.remoteAddress);
+          return callback();
+        }
+        callback(refuseSession(refusal, session, deps));
+      };
+      if (!allowed(session.remoteAddress)) {
+        return answer(networkRefusal(session.remoteAddress));
       }
-      callback(refuseSession(refusal, session, deps));
+      const refusal = limiter.open(session.remoteAddress);
+      if (refusal instanceof Promise) void refusal.then(answer);
+      else answer(refusal);
     },
     onClose: session => {
       loginFailures.delete(session.id);

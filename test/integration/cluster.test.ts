@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -95,13 +95,13 @@ describe('cluster mode (real processes)', function () {
   let daemon: CliProcess | undefined;
   let smtpPort: number;
   let httpPort: number;
+  const sockets: Socket[] = [];
 
-  beforeEach(async () => {
-    api = await startFakeApi();
-    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+  /** Starts a cluster of two on fresh ports and `spoolDir`, with these CLI arguments. */
+  async function startCluster(args: string[] = []): Promise<void> {
     smtpPort = await freePort();
     httpPort = await freePort();
-    daemon = startCli(['serve'], {
+    daemon = startCli(['serve', ...args], {
       MAILBRIDGE_CLUSTER_WORKERS: '2',
       MAILBRIDGE_SMTP_PORT: String(smtpPort),
       MAILBRIDGE_HTTP_PORT: String(httpPort),
@@ -112,12 +112,42 @@ describe('cluster mode (real processes)', function () {
     });
     const started = await daemon.waitForLog('mailbridge started');
     expect(started).to.include({ workers: 2, smtp: `127.0.0.1:${smtpPort}` });
+  }
+
+  beforeEach(async () => {
+    api = await startFakeApi();
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+    await startCluster();
   });
   afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
     await daemon?.kill();
     await api.close();
     await rm(spoolDir, { recursive: true, force: true });
   });
+
+  /** Stops the cluster and starts another, on fresh ports and spool, with this configuration. */
+  async function restart(configLines: string[]): Promise<void> {
+    await daemon!.kill();
+    await rm(spoolDir, { recursive: true, force: true });
+    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
+    const config = join(spoolDir, 'cluster.yaml');
+    await writeFile(config, configLines.join('\n'));
+    await startCluster(['--config', config]);
+  }
+
+  /** Opens a connection and resolves with the first line the server says, and the socket. */
+  async function greeting(): Promise<{ line: string; socket: Socket }> {
+    const socket = connect(smtpPort, '127.0.0.1');
+    sockets.push(socket);
+    socket.setEncoding('utf8');
+    let text = '';
+    while (!text.includes('\r\n')) {
+      const [chunk] = (await once(socket, 'data')) as [string];
+      text += chunk;
+    }
+    return { line: text.split('\r\n')[0]!, socket };
+  }
 
   const send = (n: number) =>
     sendRaw({
@@ -175,34 +205,39 @@ describe('cluster mode (real processes)', function () {
     expect(new Set(api.requests.map(r => r.body.ext_msg_id)).size).to.equal(6);
   });
 
-  it('a replacement worker takes back the claims of the worker it replaces', async () => {
-    // a cluster of its own: fresh ports and spool, with a short API timeout
-    await daemon!.kill();
-    await rm(spoolDir, { recursive: true, force: true });
-    spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-cluster-'));
-    smtpPort = await freePort();
-    httpPort = await freePort();
-    api.setDefault({ status: 0, stall: true });
-    const config = join(spoolDir, 'cluster.yaml');
-    await writeFile(
-      config,
-      [
-        'api: { timeoutMs: 1500 }',
-        'delivery:',
-        '  scanIntervalMs: 100',
-        '  retry: { initialDelayMs: 20, maxDelayMs: 100 }',
-      ].join('\n'),
+  it("counts a client's sessions once for all workers: past smtp.maxConnectionsPerClient, 421", async () => {
+    await restart(['smtp: { maxConnectionsPerClient: 2 }']);
+    // one at a time: the listener hands connections to the workers in turn, so the third
+    // lands on a worker that holds only one of the two
+    const first = await greeting();
+    const second = await greeting();
+    const third = await greeting();
+    expect([first.line, second.line].map(l => l.slice(0, 4))).to.deep.equal([
+      '220 ',
+      '220 ',
+    ]);
+    expect(third.line).to.match(
+      /^421 4\.7\.0 Too many connections from 127\.0\.0\.1/,
     );
-    daemon = startCli(['serve', '--config', config], {
-      MAILBRIDGE_CLUSTER_WORKERS: '2',
-      MAILBRIDGE_SMTP_PORT: String(smtpPort),
-      MAILBRIDGE_HTTP_PORT: String(httpPort),
-      MAILBRIDGE_SPOOL_DIR: spoolDir,
-      MAILBRIDGE_API_URL: api.url,
-      MAILBRIDGE_API_TOKEN: 'cluster-token',
-      MAILBRIDGE_LOG_LEVEL: 'info',
-    });
-    await daemon.waitForLog('mailbridge started');
+    // a session that ends is given back, whichever worker had it (the primary hears of it a
+    // moment later: a new session is tried until one is let in)
+    first.socket.destroy();
+    let line = '';
+    for (let attempt = 0; attempt < 50 && !line.startsWith('220 '); attempt++) {
+      line = (await greeting()).line;
+    }
+    expect(line).to.match(/^220 /);
+  });
+
+  it('a replacement worker takes back the claims of the worker it replaces', async () => {
+    // a cluster of its own, with a short API timeout
+    api.setDefault({ status: 0, stall: true });
+    await restart([
+      'api: { timeoutMs: 1500 }',
+      'delivery:',
+      '  scanIntervalMs: 100',
+      '  retry: { initialDelayMs: 20, maxDelayMs: 100 }',
+    ]);
     const results = await Promise.all(
       Array.from({ length: 6 }, (_, n) => send(200 + n)),
     );
@@ -213,11 +248,11 @@ describe('cluster mode (real processes)', function () {
       timeoutMs: WAIT_MS,
       what: 'a claim of worker 1',
     });
-    const first = daemon.logs.find(
+    const first = daemon!.logs.find(
       l => l.message === 'worker started' && l.claims === 'active-1',
     );
     process.kill(first!.pid as number, 'SIGKILL');
-    await daemon.waitForLog('claims of a dead worker requeued');
+    await daemon!.waitForLog('claims of a dead worker requeued');
     const healthyFrom = api.requests.length;
     api.setDefault({ status: 204 });
     const ids = Array.from(
@@ -237,8 +272,8 @@ describe('cluster mode (real processes)', function () {
         what: 'every message posted after the stand-in recovered',
       },
     );
-    daemon.child.kill('SIGTERM');
-    expect(await daemon.exited).to.deep.equal({ code: 0, signal: null });
+    daemon!.child.kill('SIGTERM');
+    expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });
     expect(await spoolFiles(spoolDir, 'msg')).to.deep.equal([]);
     expect(readdirSync(claims)).to.deep.equal([]);
   });
