@@ -72,6 +72,8 @@ export async function runPrimary(
     workers.set(worker.id, { ready: false, paused: null });
     worker.on('message', (message: WorkerMessage) => {
       if (isLimiterRequest(message)) {
+        // 'exit' may come before the channel's last messages: a gone worker counts nothing
+        if (!workers.has(worker.id)) return;
         const answer = limiter.handle(worker.id, message);
         if (answer && worker.isConnected()) worker.send(answer);
         return;

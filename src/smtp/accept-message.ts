@@ -46,7 +46,7 @@ export interface Accepted {
   outcome: 'delivered' | 'dry-run' | 'queued' | 'partial';
   messageId: string | null;
   /**
-   * LMTP in sync mode, when some routes took the message and some did not: one reply per
+   * LMTP (sync or hybrid mode), when the routes fared differently: one reply per
    * recipient, in RCPT order (the reply text, or the refusal), and the failures.
    */
   perRecipient?: {
@@ -230,9 +230,10 @@ async function tryNow(
     await runner.file(split?.kept ?? result);
   } catch (err) {
     if (!split) return failed(err);
-    // the refusals stand, and what the API took it has; the queue finishes the rest (should
-    // the state without the refused routes not have reached the disk, they are tried again
-    // and end in dead/: told twice, never lost)
+    // the refusals stand, and what the API took it has; the queue finishes the rest. Should
+    // the state without the refused routes not have reached the disk, they are tried again:
+    // refused again, they end in dead/; taken this time, their recipients, told 554, get the
+    // message after all. Never lost, which a 250 for a route then dropped could be.
     await release(err);
   }
   if (split) return perRecipientReplies(entry, split, result);
@@ -313,6 +314,7 @@ function perRecipientReplies(
     perRecipient: {
       replies: entry.envelope.rcptTo.map(
         recipient =>
+          // every recipient has a route (checked at RCPT); were one missing, it would retry
           byRecipient.get(recipient) ??
           toSmtpReply(new TemporaryError('route not found')),
       ),

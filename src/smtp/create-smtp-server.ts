@@ -111,6 +111,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const loginFailures = new Map<string, number>();
   /** the sessions the limiter counted, with their client address: given back when they close */
   const counted = new Map<string, string>();
+  /** sessions whose count the limiter has not answered yet, by id: true once they closed */
+  const asking = new Map<string, boolean>();
   const server = new SMTPServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
@@ -183,11 +185,27 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
         return answer(networkRefusal(session.remoteAddress));
       }
       const refusal = limiter.open(session.remoteAddress);
-      if (refusal instanceof Promise) void refusal.then(answer);
-      else answer(refusal);
+      if (!(refusal instanceof Promise)) return answer(refusal);
+      // a cluster's primary answers a moment later; the client may be gone by then
+      asking.set(session.id, false);
+      void refusal.then(late => {
+        const gone = asking.get(session.id);
+        asking.delete(session.id);
+        if (!gone) return answer(late);
+        // closed while it was asked: a session the primary counted is given back at once
+        if (!late) limiter.close(session.remoteAddress);
+      });
     },
     onClose: session => {
       loginFailures.delete(session.id);
+      if (asking.has(session.id)) {
+        asking.set(session.id, true);
+        log.debug('session closed before its client count was answered', {
+          sessionId: session.id,
+          remoteAddress: session.remoteAddress,
+        });
+        return;
+      }
       const address = counted.get(session.id);
       if (address === undefined) return;
       counted.delete(session.id);
@@ -352,7 +370,7 @@ async function handleData(
       : await acceptSync(received, envelope, deps);
     renamed = mode !== 'sync';
     if (accepted.perRecipient) {
-      // LMTP, sync mode: some routes took it and some did not; each recipient hears its own
+      // LMTP, sync or hybrid mode: routes fared differently; each recipient hears its own
       const { replies, failures, delivered } = accepted.perRecipient;
       deps.metrics.messages.inc({ outcome: 'partial' });
       // some routes took it; or none did, some failing for now and some for good

@@ -107,9 +107,6 @@ export interface LimiterChannel {
   on(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
-/** Most refused-for-lateness sessions remembered, for undoing their late counts. */
-const UNANSWERED_LIMIT = 1024;
-
 /** The refusal of a session the primary did not answer for in time. */
 export const UNANSWERED: Refusal = {
   reason: 'limiter',
@@ -176,11 +173,11 @@ export class WorkerLimiter implements ClientCounter {
     });
   }
 
+  /**
+   * Unbounded on purpose: the channel keeps order, so each of these gets its answer once the
+   * primary catches up, and is then forgotten; a primary that is gone ends the worker.
+   */
   private rememberUnanswered(id: number, address: string): void {
-    if (this.unanswered.size >= UNANSWERED_LIMIT) {
-      const oldest = this.unanswered.keys().next().value;
-      if (oldest !== undefined) this.unanswered.delete(oldest);
-    }
     this.unanswered.set(id, address);
   }
 
@@ -195,7 +192,8 @@ export class WorkerLimiter implements ClientCounter {
     const late = this.unanswered.get(message.id);
     if (late === undefined) return;
     this.unanswered.delete(message.id);
-    // the session was refused here, but the primary counted it: give it back
+    // the session was refused here, but the primary counted it: give it back (its start
+    // still counts against the connection rate, as a refused session's does)
     if (!message.refusal) this.close(late);
   }
 

@@ -150,6 +150,24 @@ describe('shared limiter: one count for every worker of a cluster', () => {
     expect(primary.openSessions).to.equal(0);
   });
 
+  it('every late count is given back, however many sessions timed out meanwhile', async () => {
+    const { workers, channels, primary } = cluster({ maxConnections: 1e5 }, 5);
+    const [one] = workers;
+    channels[0]!.deliver = false;
+    const refusals = await Promise.all(
+      Array.from({ length: 1500 }, (_, i) => one.open(`192.0.2.${i % 250}`)),
+    );
+    expect(refusals.every(r => r === UNANSWERED)).to.equal(true);
+    channels[0]!.deliver = true;
+    channels[0]!.release();
+    expect(primary.openSessions).to.equal(1500);
+    // the answers come back a turn later, and each late count is closed
+    await once(channels[0]!, 'message');
+    await settled();
+    await settled();
+    expect(primary.openSessions).to.equal(0);
+  });
+
   it('a channel that is closed (the primary gone): refused for now at once; a failed login closes the session', async () => {
     const { workers, channels } = cluster({}, 60_000);
     const [one] = workers;
