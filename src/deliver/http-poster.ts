@@ -139,14 +139,16 @@ function send(
   headers: Record<string, string>,
   signal: AbortSignal,
 ): Promise<AxiosResponse> {
-  return adapter({
-    ...config,
-    url,
-    data,
-    // a new object per POST (the adapter makes its AxiosHeaders of it, and adds to that)
-    headers: { ...common, ...headers },
-    signal,
-  });
+  // the shared config as the prototype of the POST's own object (copying its 17 keys cost
+  // about 5 µs a POST): the adapter reads every key through the prototype chain, as it does
+  // for an Object.create(defaults) template, and what it sets lands on the POST's object
+  const request = Object.create(config) as Parameters<Adapter>[0];
+  request.url = url;
+  request.data = data;
+  // a new object per POST (the adapter makes its AxiosHeaders of it, and adds to that)
+  request.headers = { ...common, ...headers };
+  request.signal = signal;
+  return adapter(request);
 }
 
 /** The variables axios (through proxy-from-env) takes a proxy from. */

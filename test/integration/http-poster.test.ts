@@ -109,6 +109,32 @@ describe('HttpPoster', () => {
     expect(recorded(1).headers['idempotency-key']).to.equal('k2');
   });
 
+  it("keeps each POST's URL and body its own: two stand-ins in turn, one poster", async () => {
+    const other = await startFakeApi();
+    try {
+      const poster = new HttpPoster(instance());
+      const signal = new AbortController().signal;
+      const bodies = [0, 1, 2, 3].map(n =>
+        Buffer.from(JSON.stringify({ content: `m${n}` })),
+      );
+      for (const [n, body] of bodies.entries()) {
+        await poster.post(
+          n % 2 ? other.url : api.url,
+          body,
+          { 'Idempotency-Key': `k${n}`, 'Content-Length': String(body.length) },
+          signal,
+        );
+      }
+      expect(api.requests.map(r => r.body.content)).to.deep.equal(['m0', 'm2']);
+      expect(other.requests.map(r => r.body.content)).to.deep.equal([
+        'm1',
+        'm3',
+      ]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('sends POSTs started together before its config is built, each once', async () => {
     const poster = new HttpPoster(instance());
     const signal = new AbortController().signal;
