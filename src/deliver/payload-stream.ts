@@ -106,6 +106,10 @@ class PartList {
 }
 
 function toParts(payload: ApiPayload, gap: string): Part[] {
+  // most bodies have no attachment file: then they are JSON.stringify's text, made in one call
+  if (!hasFiles(payload.attachments)) {
+    return [JSON.stringify(payload, null, gap)];
+  }
   const out = new PartList();
   const entries = Object.entries(payload).map(
     ([key, value]): [string, Writer | undefined] => [
