@@ -99,7 +99,8 @@ export function startCli(
         waiter.reject(
           new Error(
             `mailbridge exited (code ${code}, signal ${signal}) before logging ` +
-              `"${waiter.message}"; stderr: ${stderr}`,
+              `"${waiter.message}"; stderr: ${stderr}; last log line: ` +
+              JSON.stringify(logs.at(-1) ?? null),
           ),
         );
       }

@@ -398,15 +398,14 @@ describe('cli', () => {
     // logged, so a SIGTERM sent on that line could kill the process (signal, no exit code).
     // Several daemons at once make the old window show up reliably.
     it('exits 0 on a SIGTERM sent the moment the start line appears', async () => {
-      const daemons = await Promise.all(
-        [0, 1, 2].map(async i =>
-          startCli(['serve'], {
-            MAILBRIDGE_SMTP_PORT: String(await freePort()),
-            MAILBRIDGE_HTTP_PORT: '0',
-            MAILBRIDGE_SPOOL_DIR: join(dir, `spool-${i}`),
-            MAILBRIDGE_LOG_LEVEL: 'info',
-          }),
-        ),
+      // port 0: three ports found free beforehand could still be taken before they listen
+      const daemons = [0, 1, 2].map(i =>
+        startCli(['serve'], {
+          MAILBRIDGE_SMTP_PORT: '0',
+          MAILBRIDGE_HTTP_PORT: '0',
+          MAILBRIDGE_SPOOL_DIR: join(dir, `spool-${i}`),
+          MAILBRIDGE_LOG_LEVEL: 'info',
+        }),
       );
       try {
         const exits = await Promise.all(
