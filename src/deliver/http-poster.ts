@@ -7,9 +7,11 @@
 // time: only the URL, the body, two headers and the abort signal differ. Done per POST it cost
 // about 60 µs of CPU, a sixth of the post thread's work on a small message. So the first POST
 // of a poster goes through axios's own request path once, with an adapter that only records the
-// config it is handed (no I/O); every POST then calls the http adapter with a copy of that
-// config and its own URL, body, headers and signal. The bytes sent, the answer and the errors
-// (AxiosError with Node's or axios's code) are the adapter's, as with `instance.post()`.
+// config it is handed (no I/O); every POST then calls the http adapter with that config (as
+// the prototype of its own) and its own URL, body, headers and signal. The bytes sent, the
+// answer and the errors (AxiosError with Node's or axios's code) are the adapter's, as with
+// `instance.post()`. The tests compare the requests of both ways; an axios upgrade that
+// changed what the adapter expects would show there.
 import type http from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
