@@ -162,7 +162,7 @@ export class WorkerLimiter implements ClientCounter {
         this.questions.delete(id);
         if (op === 'open') this.rememberUnanswered(id, address);
         answer(null);
-      }, this.timeoutMs);
+      }, this.timeoutMs).unref();
       this.questions.set(id, { op, address, answer, timer });
       this.tell({ type: 'limiter', op, id, address }, () => {
         // not sent (the primary is gone): no answer will come
