@@ -213,10 +213,24 @@ export class ClientLimiter implements ClientCounter {
   }
 
   close(address: string): void {
+    this.giveBack(address, false);
+  }
+
+  /**
+   * Undoes an `open()` whose session never ran (in a cluster: one its worker had refused when
+   * the answer came late): the session and its start, so it does not count against the rate.
+   * The newest start goes; the count is what matters.
+   */
+  cancel(address: string): void {
+    this.giveBack(address, true);
+  }
+
+  private giveBack(address: string, start: boolean): void {
     const key = clientKey(address);
     const client = this.clients.get(key);
     if (!client) return;
     client.open = Math.max(0, client.open - 1);
+    if (start) client.starts.pop();
     if (idle(client)) this.clients.delete(key);
   }
 

@@ -5,7 +5,7 @@
 // session starts and for each failed login; a session's end is only told.
 //
 // A worker that gets no answer in time (a primary that is stuck) refuses the session for now
-// (421: the client tries again), and gives back a count the late answer made.
+// (421: the client tries again), and has the primary undo a count the late answer made.
 import {
   ClientLimiter,
   type ClientCounter,
@@ -17,6 +17,8 @@ import {
 export type LimiterRequest =
   | { type: 'limiter'; op: 'open'; id: number; address: string }
   | { type: 'limiter'; op: 'close'; address: string }
+  /** an open granted too late: the worker had refused the session already */
+  | { type: 'limiter'; op: 'cancel'; address: string }
   | { type: 'limiter'; op: 'login-failed'; id: number; address: string };
 
 /** The primary's answer to an `open` or a `login-failed`. */
@@ -57,9 +59,11 @@ export class PrimaryLimiter {
       if (!refusal) this.count(workerId, address, +1);
       return { type: 'limiter-answer', id: request.id, refusal };
     }
-    if (request.op === 'close') {
+    if (request.op === 'close' || request.op === 'cancel') {
       // only what this worker holds: a close for a session never counted changes nothing
-      if (this.count(workerId, address, -1)) this.limiter.close(address);
+      if (!this.count(workerId, address, -1)) return undefined;
+      if (request.op === 'cancel') this.limiter.cancel(address);
+      else this.limiter.close(address);
       return undefined;
     }
     return {
@@ -192,9 +196,10 @@ export class WorkerLimiter implements ClientCounter {
     const late = this.unanswered.get(message.id);
     if (late === undefined) return;
     this.unanswered.delete(message.id);
-    // the session was refused here, but the primary counted it: give it back (its start
-    // still counts against the connection rate, as a refused session's does)
-    if (!message.refusal) this.close(late);
+    // the session was refused here, but the primary counted it: undone, its start with it
+    if (!message.refusal) {
+      this.tell({ type: 'limiter', op: 'cancel', address: late });
+    }
   }
 
   /** Sends a request; `failed` runs when it could not be (the primary is gone). */

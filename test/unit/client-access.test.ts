@@ -128,6 +128,21 @@ describe('client access', () => {
     const clock = () => now;
     beforeEach(() => (now = 1_000_000));
 
+    it('cancel() undoes an open: its session and its start; close() gives back only the session', () => {
+      const limiter = new ClientLimiter(
+        { maxConnections: 5, perMinute: 2 },
+        clock,
+      );
+      expect(limiter.open('192.0.2.1')).to.equal(undefined);
+      limiter.cancel('192.0.2.1');
+      expect(limiter.size).to.equal(0);
+      expect(limiter.open('192.0.2.1')).to.equal(undefined);
+      limiter.close('192.0.2.1');
+      expect(limiter.open('192.0.2.1')).to.equal(undefined);
+      // two starts within the minute: the closed one counts, the cancelled one does not
+      expect(limiter.open('192.0.2.1')?.reason).to.equal('rate');
+    });
+
     it('refuses a session past maxConnections with 421 4.7.0, and counts no refused one', () => {
       const limiter = new ClientLimiter(
         { maxConnections: 2, perMinute: 0 },

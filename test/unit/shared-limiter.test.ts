@@ -150,6 +150,24 @@ describe('shared limiter: one count for every worker of a cluster', () => {
     expect(primary.openSessions).to.equal(0);
   });
 
+  it('a late count is undone with its start: it does not use up the connection rate', async () => {
+    const { workers, channels } = cluster(
+      { maxConnections: 50, perMinute: 2 },
+      20,
+    );
+    const [one, two] = workers;
+    channels[0]!.deliver = false;
+    expect(await one.open(CLIENT)).to.deep.equal(UNANSWERED);
+    channels[0]!.deliver = true;
+    channels[0]!.release();
+    await once(channels[0]!, 'message');
+    await settled();
+    // the refused session took none of the two starts a minute allows
+    expect(await two.open(CLIENT)).to.equal(undefined);
+    expect(await one.open(CLIENT)).to.equal(undefined);
+    expect((await two.open(CLIENT))?.reason).to.equal('rate');
+  });
+
   it('every late count is given back, however many sessions timed out meanwhile', async () => {
     const { workers, channels, primary } = cluster({ maxConnections: 1e5 }, 5);
     const [one] = workers;
