@@ -7,7 +7,6 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Worker as WorkerThread } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/deliver/api-client.js';
 import { PostThread } from '../../src/deliver/post-thread.js';
@@ -23,6 +22,7 @@ import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import { attachmentPart, multipartMessage } from '../helpers/mime.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import { silentWorker } from '../helpers/silent-worker.js';
 
 const ROUTES = [
   { match: 'a@example.com', mailbox_id: 'mb-a' },
@@ -199,12 +199,7 @@ describe('delivery jobs on the post thread', () => {
       {
         mapping: CONFIG.mapping,
         jobParseAllowanceMs: 50,
-        spawn: workerData =>
-          new WorkerThread(
-            "const { parentPort } = require('node:worker_threads');" +
-              "parentPort.on('message', () => {}); parentPort.postMessage('ready');",
-            { eval: true, workerData },
-          ),
+        spawn: silentWorker,
       },
     );
     try {

@@ -13,6 +13,7 @@ import { PostThread, type PostRequest } from '../../src/deliver/post-thread.js';
 import { TemporaryError } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { silentWorker } from '../helpers/silent-worker.js';
 
 const CONTEXT = { idempotencyKey: 'k1', queueId: 'Q1', routeIndex: 0 };
 const PAYLOAD = { ext_msg_id: '<t@example.com>', content: 'Hello.' };
@@ -151,12 +152,7 @@ describe('ApiClient: the post thread (api.workerThread)', () => {
     });
     // ready, then silent: it takes POSTs and never answers
     const thread = new PostThread(config.api, () => undefined, {
-      spawn: workerData =>
-        new WorkerThread(
-          "const { parentPort } = require('node:worker_threads');" +
-            "parentPort.on('message', () => {}); parentPort.postMessage('ready');",
-          { eval: true, workerData },
-        ),
+      spawn: silentWorker,
     });
     try {
       await thread.ready();
