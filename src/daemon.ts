@@ -128,8 +128,6 @@ export async function startDaemon(
       // a cluster worker takes back what the worker it replaces had claimed when it died
       const requeued = await spool.requeueClaims();
       if (requeued) log.warn('claims of a dead worker requeued', { requeued });
-      // and empties its free folder: files kept for reuse, or one being written over
-      await spool.clearFree();
     } else {
       await recoverSpool(spool, log, (options.now ?? Date.now)());
     }
@@ -203,6 +201,7 @@ export async function startDaemon(
       await runner?.close();
       await sink.close();
       await dedupe.close();
+      spool.close();
       await unlock();
       if (health) {
         health.closeAllConnections();

@@ -97,6 +97,7 @@ export async function attemptDelivery(
     message = await parseMessage(raw ?? rawPath, {
       attachmentDir: attachmentDirOf(rawPath, deps),
       start: raw ? undefined : entry.rawOffset,
+      length: raw ? undefined : entry.rawLength,
     });
   } catch (err) {
     return unparsed(entry, routes, rawPath, err, deps, startedAt);

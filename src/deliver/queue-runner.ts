@@ -194,8 +194,7 @@ export class QueueRunner {
 
   /** Removes a fresh message the caller held (hybrid mode: refused while the sender waited). */
   async discardFresh(id: string): Promise<void> {
-    const entry = this.fresh.get(id);
-    await this.deps.spool.removeFresh(id, entry && fileSize(entry));
+    await this.deps.spool.removeFresh(id);
     this.fresh.delete(id);
   }
 
@@ -206,7 +205,7 @@ export class QueueRunner {
   attemptClaimed(entry: QueueEntry, raw?: Buffer): Promise<AttemptResult> {
     const spool = this.deps.spool;
     const path = this.fresh.has(entry.id)
-      ? spool.freshPath(entry.id)
+      ? spool.freshRawPath(entry.id)
       : spool.messagePath(entry.id);
     return attemptDelivery(entry, path, this.attemptDeps, raw);
   }
@@ -228,7 +227,7 @@ export class QueueRunner {
     const spool = this.deps.spool;
     const fresh = this.fresh.has(entry.id);
     if (outcome === 'delivered') {
-      if (fresh) await spool.removeFresh(entry.id, fileSize(entry));
+      if (fresh) await spool.removeFresh(entry.id);
       else await spool.remove(entry.id, 'active');
       this.fresh.delete(entry.id);
       log.info('message delivered', { ...fields, outcome });
@@ -533,9 +532,4 @@ export class QueueRunner {
       this.deps.onPauseChange?.(null);
     }
   }
-}
-
-/** The size of a fresh message's file: its header line and the raw message. */
-function fileSize(entry: QueueEntry): number {
-  return (entry.rawOffset ?? 0) + entry.size;
 }

@@ -61,6 +61,11 @@ export interface ParseOptions {
    * `digest` cover only the bytes from here on. 0 by default.
    */
   start?: number;
+  /**
+   * How many bytes the message has from `start`, for a path or a Buffer that holds more after it
+   * (a record of a journal segment); up to the end by default.
+   */
+  length?: number;
 }
 
 /** File extensions for generated attachment names; anything else gets `.bin`. */
@@ -113,12 +118,13 @@ export async function parseMessage(
   options: ParseOptions = {},
 ): Promise<ParsedMessage> {
   const start = startOf(options, source);
+  const length = lengthOf(options, source);
   // a file that cannot be opened or read fails here, before any attachment file exists
   const input =
     typeof source === 'string'
-      ? await openRaw(source, start)
+      ? await openRaw(source, start, length)
       : Buffer.isBuffer(source)
-        ? source.subarray(start)
+        ? source.subarray(start, start + length)
         : source;
   const files = new AttachmentFiles(options.attachmentDir, options.filePrefix);
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
@@ -197,21 +203,41 @@ function startOf(
   return start;
 }
 
+/** `options.length`, checked: a whole number of bytes, for a path or a Buffer. */
+function lengthOf(
+  options: ParseOptions,
+  source: string | Buffer | Readable,
+): number {
+  const { length } = options;
+  if (length === undefined) return Infinity;
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`length must be a byte count, got ${length}`);
+  }
+  if (typeof source !== 'string' && !Buffer.isBuffer(source)) {
+    throw new TypeError('length applies to a path or a Buffer, not a stream');
+  }
+  return length;
+}
+
 /**
- * The raw file from `start`: its bytes when small (one open, stat and read), else a stream of
- * them that owns the open file.
+ * The raw file from `start`, `limit` bytes at most: its bytes when small (one open, stat and
+ * read), else a stream of them that owns the open file.
  */
 async function openRaw(
   path: string,
   start: number,
+  limit: number,
 ): Promise<Buffer | Readable> {
   const handle = await open(path, 'r');
   let handedOver = false;
   try {
-    const length = Math.max(0, (await handle.stat()).size - start);
+    const length = Math.min(
+      limit,
+      Math.max(0, (await handle.stat()).size - start),
+    );
     if (length <= SMALL_FILE_BYTES) return await readAt(handle, length, start);
     handedOver = true;
-    return handle.createReadStream({ start });
+    return handle.createReadStream({ start, end: start + length - 1 });
   } finally {
     if (!handedOver) await handle.close();
   }

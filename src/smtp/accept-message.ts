@@ -154,9 +154,16 @@ export async function acceptToSpool(
 ): Promise<Accepted> {
   const runner = deps.runner;
   if (!runner) throw new Error('queue runner missing');
-  const entry = withReceived(initial, received);
+  let entry = withReceived(initial, received);
   try {
-    await deps.spool.commitFresh(entry.id, received.path);
+    if (received.stored) {
+      await deps.spool.commitFresh(entry.id, received.path);
+    } else if (received.raw) {
+      // a small message: a record of the journal, not a file of its own
+      entry = await deps.spool.journalFresh(entry, received.raw);
+    } else {
+      throw new Error('received message neither stored nor kept');
+    }
   } catch (err) {
     throw new TemporaryError('Could not store the message, try again later', {
       cause: err,

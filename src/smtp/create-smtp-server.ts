@@ -329,8 +329,8 @@ async function handleData(
   const path = deps.spool.tmpMessagePath(envelope.id);
   const mode = deps.config.delivery.mode;
   let renamed = false;
-  /** the file the message went to: `path`, or a free file of the spool written over */
-  let file = path;
+  /** the file the message went to, if any (a small one is journaled by the spool instead) */
+  let file: string | undefined = path;
   const outcome: Record<string, unknown> = {
     from: envelope.mailFrom,
     recipients: envelope.rcptTo.length,
@@ -343,7 +343,7 @@ async function handleData(
     const received = await receiveToFile(stream, path, {
       durable: mode !== 'sync',
       header: entry && spoolHeader(entry),
-      takeFree: () => deps.spool.takeFree(),
+      keepSmall: mode !== 'sync',
     }).catch((err: unknown) => {
       // a client gone mid-message is no fault of ours; anything else is the disk's
       if (
@@ -356,7 +356,7 @@ async function handleData(
         cause: err,
       });
     });
-    file = received.path;
+    file = received.stored ? received.path : undefined;
     outcome.size = received.size;
     outcome.messageId = received.messageId;
     if (received.oversized) {
@@ -439,6 +439,6 @@ async function handleData(
       );
     }
     // a file the spool took was renamed away; any other (sync, oversize, failure) goes now
-    if (!renamed) await unlink(file).catch(() => undefined);
+    if (!renamed && file) await unlink(file).catch(() => undefined);
   }
 }

@@ -4,23 +4,24 @@ import {
   closeSync,
   constants,
   createWriteStream,
-  fdatasync,
-  ftruncateSync,
   openSync,
   type WriteStream,
 } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fdWriter, writeFully } from '../spool/durable-fs.js';
 import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
-import type { FreeFile } from '../spool/spool.js';
 
 export interface ReceivedFile {
-  /** the file written: `path`, or a free file the message was written over */
+  /** the file written (none when `stored` is false) */
   path: string;
+  /**
+   * false when nothing was written: a small message kept in `raw` for the caller to store
+   * (`keepSmall`), or one over the limit
+   */
+  stored: boolean;
   /** bytes received, the excess included (the header line not counted) */
   size: number;
   /** true when the message went over the limit: the file is incomplete and must not be used */
@@ -62,10 +63,10 @@ export async function receiveToFile(
     durable?: boolean;
     header?: Buffer;
     /**
-     * A file to write a small message over instead of creating `path` (Spool.takeFree); it is
-     * asked for only once the message is known to be small and whole.
+     * A small message (up to SMALL_MESSAGE_BYTES) is not written at all: it is returned in
+     * `raw` for the caller to store (Spool.journalFresh), and `header` is not used for it.
      */
-    takeFree?: () => FreeFile | undefined;
+    keepSmall?: boolean;
   } = {},
 ): Promise<ReceivedFile> {
   const offset = options.header?.length ?? 0;
@@ -106,28 +107,34 @@ export async function receiveToFile(
       }
     }
     let raw: Buffer | undefined;
-    let written = path;
+    let stored = true;
+    let kept = false;
     if (oversized) {
       await discard(file, path, () => created);
+      stored = false;
     } else if (file) {
       file.end();
       await finished(file);
     } else {
       raw = small.length === 1 ? small[0]! : Buffer.concat(small, size);
-      const buffers = options.header ? [options.header, raw] : [raw];
-      const free = options.durable ? options.takeFree?.() : undefined;
-      if (free && (await writeOver(free, buffers))) written = free.path;
-      else await writeSmall(path, buffers, options.durable ?? false);
+      if (options.keepSmall) {
+        stored = false;
+        kept = true;
+      } else {
+        const buffers = options.header ? [options.header, raw] : [raw];
+        await writeSmall(path, buffers, options.durable ?? false);
+      }
     }
     return {
-      path: written,
+      path,
+      stored,
       size,
       oversized,
       // a small message's bytes are gathered already: no second copy of its start
       messageId: findMessageId(
         raw ?? (head.length === 1 ? head[0]! : Buffer.concat(head)),
       ),
-      offset,
+      offset: kept ? 0 : offset,
       raw,
     };
   } catch (err) {
@@ -173,36 +180,4 @@ async function writeSmall(
     closeSync(fd);
     if (!written) await unlink(path).catch(() => undefined);
   }
-}
-
-const datasync = promisify(fdatasync);
-
-/**
- * Writes a message over a free file, durably: false when the file is gone (the caller creates
- * one instead). A longer file is cut to the new length first and the cut made durable too (an
- * O_DSYNC write is only sure to carry the sizes it sets itself). On any other error the file
- * is deleted and the error rethrown.
- */
-async function writeOver(free: FreeFile, buffers: Buffer[]): Promise<boolean> {
-  let fd: number;
-  try {
-    fd = openSync(free.path, constants.O_WRONLY | constants.O_DSYNC);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    // out of the pool already: not left behind as junk
-    await unlink(free.path).catch(() => undefined);
-    throw err;
-  }
-  let written = false;
-  try {
-    const length = buffers.reduce((sum, b) => sum + b.length, 0);
-    if (free.size > length) ftruncateSync(fd, length);
-    await writeFully(fdWriter(fd), buffers, 0);
-    if (free.size > length) await datasync(fd);
-    written = true;
-  } finally {
-    closeSync(fd);
-    if (!written) await unlink(free.path).catch(() => undefined);
-  }
-  return true;
 }

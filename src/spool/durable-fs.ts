@@ -11,6 +11,7 @@ import {
   write as writeCb,
   writeSync,
   writev as writevCb,
+  writevSync,
 } from 'node:fs';
 import { access, open, rename, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -52,52 +53,77 @@ function newRound(): Round {
   return { promise, resolve, reject };
 }
 
-/**
- * Group commit for directory fsyncs: callers that arrive while an fsync of the same folder runs
- * share the next one (it starts after their renames, so it covers them). Under load one fsync
- * serves many messages instead of one each.
- */
-export class DirSyncer {
-  private readonly folders = new Map<
-    string,
-    { running: boolean; next: Round | null }
-  >();
+interface KeyState {
+  running: boolean;
+  next: Round | null;
+  /** forgotten while a round ran: dropped once the rounds are over */
+  forgotten: boolean;
+}
 
-  /** Resolves once an fsync of `dir` that started after this call has completed. */
-  sync(dir: string): Promise<void> {
-    let folder = this.folders.get(dir);
-    if (!folder) {
-      folder = { running: false, next: null };
-      this.folders.set(dir, folder);
+/**
+ * Group commit: callers that arrive while a flush of the same key runs share the next one (it
+ * starts after their writes, so it covers them). Under load one flush serves many messages
+ * instead of one each.
+ */
+export class GroupCommit {
+  private readonly keys = new Map<string, KeyState>();
+
+  /** @param flush - makes what was written under `key` durable (an fsync) */
+  constructor(private readonly flush: (key: string) => Promise<void>) {}
+
+  /** Resolves once a flush of `key` that started after this call has completed. */
+  sync(key: string): Promise<void> {
+    let state = this.keys.get(key);
+    if (!state) {
+      state = { running: false, next: null, forgotten: false };
+      this.keys.set(key, state);
     }
-    folder.next ??= newRound();
-    const { promise } = folder.next;
-    if (!folder.running) void this.run(dir, folder);
+    state.next ??= newRound();
+    const { promise } = state.next;
+    if (!state.running) void this.run(key, state);
     return promise;
   }
 
-  private async run(
-    dir: string,
-    folder: { running: boolean; next: Round | null },
-  ): Promise<void> {
-    folder.running = true;
-    while (folder.next) {
-      const round = folder.next;
-      folder.next = null;
+  /** Forgets a key that will not be flushed again (a deleted file), once its rounds are over. */
+  forget(key: string): void {
+    const state = this.keys.get(key);
+    if (!state) return;
+    if (state.running) state.forgotten = true;
+    else if (!state.next) this.keys.delete(key);
+  }
+
+  private async run(key: string, state: KeyState): Promise<void> {
+    state.running = true;
+    while (state.next) {
+      const round = state.next;
+      state.next = null;
       try {
-        // opened for each round: a folder replaced since the last one is the one synced
-        const fd = openSync(dir, 'r');
-        try {
-          await fsyncFd(fd);
-        } finally {
-          closeSync(fd);
-        }
+        await this.flush(key);
         round.resolve();
       } catch (err) {
         round.reject(err);
       }
     }
-    folder.running = false;
+    state.running = false;
+    if (state.forgotten) this.keys.delete(key);
+  }
+}
+
+/** fsyncs a folder: its entries (a file created or renamed into it) are durable after. */
+export async function fsyncDir(dir: string): Promise<void> {
+  // opened for each call: a folder replaced since the last one is the one synced
+  const fd = openSync(dir, 'r');
+  try {
+    await fsyncFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Group commit for directory fsyncs (see GroupCommit), keyed by the folder's path. */
+export class DirSyncer extends GroupCommit {
+  constructor() {
+    super(fsyncDir);
   }
 }
 
@@ -114,7 +140,7 @@ export async function writeFileAtomic(
 /** Writes `data` to a new file (exclusive) and fsyncs it. */
 export async function writeFileDurable(
   path: string,
-  data: string,
+  data: string | Buffer,
 ): Promise<void> {
   const handle = await open(path, 'wx');
   try {
@@ -161,12 +187,21 @@ export async function writeFully(
 }
 
 /**
- * writeFully for a page-cache write that need not wait for the disk (an append without fsync):
- * synchronous, so no thread-pool round trip. A partial write goes on; one that cannot throws.
+ * writeFully for a page-cache write that need not wait for the disk (an append, made durable
+ * later or not at all): synchronous, so no thread-pool round trip. A partial write goes on;
+ * one that cannot throws.
  */
-export function writeFullySync(fd: number, data: Buffer): void {
-  for (let done = 0; done < data.length;) {
-    const written = writeSync(fd, data, done, data.length - done);
+export function writeFullySync(fd: number, data: Buffer | Buffer[]): void {
+  const buffers = Array.isArray(data) ? data : [data];
+  const total = buffers.reduce((sum, b) => sum + b.length, 0);
+  let done = buffers.length === 1 ? 0 : writevSync(fd, buffers);
+  while (done < total) {
+    // a single buffer, or the rare rest of a partial writev, in one piece
+    const rest =
+      buffers.length === 1
+        ? buffers[0]!.subarray(done)
+        : Buffer.concat(buffers).subarray(done);
+    const written = writeSync(fd, rest, 0, rest.length);
     if (written === 0) throw new Error('write made no progress');
     done += written;
   }

@@ -50,6 +50,11 @@ export interface QueueEntry {
    * Absent in files written before that line existed: 0.
    */
   rawOffset?: number;
+  /**
+   * The raw message's length from rawOffset, when more follows it in its file (a message in a
+   * journal segment: held in memory only, never written). Absent: up to the end of the file.
+   */
+  rawLength?: number;
 }
 
 export interface DeadInfo {

@@ -17,7 +17,7 @@ export const HEADER_SNIFF_BYTES = 64 * 1024;
 
 /** The header line for an entry: written in front of the raw bytes. */
 export function spoolHeader(entry: QueueEntry): Buffer {
-  const { rawOffset: _ignored, ...state } = entry;
+  const { rawOffset: _offset, rawLength: _length, ...state } = entry;
   return Buffer.from(`${PREFIX.toString()}${JSON.stringify(state)}\r\n`);
 }
 

@@ -1,6 +1,7 @@
-// The durable queue on disk: a message just accepted is one file (state line, then raw bytes) in
-// its accepting process's claim folder; one that waits has its raw bytes in msg/ and its state
-// in queue/ (waiting), active/ (claimed) or dead/.
+// The durable queue on disk: a message just accepted is a record of its accepting process's
+// journal (a small one: journal.ts) or one file (state line, then raw bytes) in that process's
+// claim folder; one that waits has its raw bytes in msg/ and its state in queue/ (waiting),
+// active/ (claimed) or dead/.
 import {
   mkdir,
   readdir,
@@ -10,7 +11,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { existsSync, renameSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   DirSyncer,
@@ -18,29 +19,9 @@ import {
   writeFileAtomic,
   writeFileDurable,
 } from './durable-fs.js';
+import { Journal, readSegment, segmentsOf } from './journal.js';
 import type { QueueEntry } from './queue-entry.js';
-import { readSpoolFile } from './spool-file.js';
-
-/** A file of the free pool: a delivered message's file, kept to be written over by a new one. */
-export interface FreeFile {
-  path: string;
-  /** its size in bytes, as it was left */
-  size: number;
-}
-
-/**
- * How many delivered messages' files a process keeps for reuse. Creating and deleting a file
- * per message costs the file system an inode allocation and a release each; on ext4 without a
- * journal an allocation also scans past every inode freed in the last minutes, which at
- * hundreds of messages a second cost more CPU than the rest of a delivery.
- */
-export const FREE_POOL_LIMIT = 1024;
-/**
- * The most bytes the free pool of a process holds on disk; a file over FREE_FILE_MAX_BYTES is
- * never kept (the messages written over free files are small ones, up to 128 KiB).
- */
-export const FREE_POOL_BYTES = 16 * 1024 * 1024;
-export const FREE_FILE_MAX_BYTES = 256 * 1024;
+import { parseSpoolHeader, readSpoolFile, spoolHeader } from './spool-file.js';
 
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
 export type EntryState = 'queue' | 'active' | 'dead';
@@ -63,20 +44,9 @@ export interface RecoveryReport {
 export class Spool {
   readonly tmpDir: string;
   readonly msgDir: string;
-  /**
-   * delivered messages' files to be written over (see FREE_POOL_LIMIT): `free/<claim folder>/`,
-   * one per process like its claim folder, so the process that takes over a slot can empty it
-   */
-  readonly freeDir: string;
   private readonly dirSyncer = new DirSyncer();
-  /** this process's free files; another process never takes them (their names are ids) */
-  private readonly free: FreeFile[] = [];
-  /** bytes of the free pool, those being moved into it included */
-  private freeBytes = 0;
-  /** files being moved into the free pool */
-  private freeMoving = 0;
-  /** files moved into free/, free once an fsync of the claim folder has made the move durable */
-  private settling: FreeFile[] = [];
+  /** this process's journal of fresh small messages, opened with the first */
+  private journal: Journal | undefined;
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -88,19 +58,11 @@ export class Spool {
   ) {
     this.tmpDir = join(dir, 'tmp');
     this.msgDir = join(dir, 'msg');
-    this.freeDir = join(dir, 'free', claimDir);
   }
 
   /** Creates the folders; safe to call on an existing spool. */
   async init(): Promise<this> {
-    for (const sub of [
-      'tmp',
-      'msg',
-      'signal',
-      join('free', this.claimDir),
-      ...STATES,
-      this.claimDir,
-    ]) {
+    for (const sub of ['tmp', 'msg', 'signal', ...STATES, this.claimDir]) {
       await mkdir(join(this.dir, sub), { recursive: true });
     }
     return this;
@@ -198,16 +160,11 @@ export class Spool {
    */
   async commitFresh(id: string, tmpPath: string): Promise<void> {
     const path = this.freshPath(id);
-    // files moved from this folder into free/ before this fsync starts: it makes them free
-    const settled = this.settling;
-    this.settling = [];
     try {
       // synchronous: a metadata change, cheaper than a thread-pool round trip (durable-fs.ts)
       renameSync(tmpPath, path);
       await this.dirSyncer.sync(join(this.dir, this.claimDir));
-      for (const file of settled) this.free.push(file);
     } catch (err) {
-      this.settling.push(...settled);
       await Promise.allSettled([
         rm(tmpPath, { force: true }),
         rm(path, { force: true }),
@@ -217,9 +174,32 @@ export class Spool {
   }
 
   /**
-   * Turns a fresh message into a spooled one in `to` (queue/ or dead/) with the state `entry`:
-   * the state is written into the claim folder first, then the raw file goes to msg/, then the
-   * state to `to`. A crash at any step leaves files that requeueClaims() finishes moving.
+   * Makes a received small message durable as a fresh one, claimed by this process: a record of
+   * its journal (the header line for `entry`, then `raw`), on disk once this resolves. Only
+   * after this may the client hear 250. Returns the entry with where its bytes lie.
+   */
+  async journalFresh(entry: QueueEntry, raw: Buffer): Promise<QueueEntry> {
+    this.journal ??= new Journal(join(this.dir, this.claimDir));
+    const header = spoolHeader(entry);
+    const { offset } = await this.journal.append(entry.id, [header, raw]);
+    return {
+      ...entry,
+      rawOffset: offset + header.length,
+      rawLength: raw.length,
+    };
+  }
+
+  /** The file a fresh message's bytes are in: a journal segment, or its own file. */
+  freshRawPath(id: string): string {
+    return this.journal?.position(id)?.path ?? this.freshPath(id);
+  }
+
+  /**
+   * Turns a fresh message into a spooled one in `to` (queue/ or dead/) with the state `entry`.
+   * Out of the journal: its raw bytes are written to msg/, its state to `to`, both made durable,
+   * and only then is its record marked done. Out of its own file: the state is written into the
+   * claim folder first, then the raw file goes to msg/, then the state to `to`. A crash at any
+   * step leaves files that requeueClaims() finishes moving.
    */
   async park(
     entry: QueueEntry,
@@ -227,6 +207,20 @@ export class Spool {
     folder = this.claimDir,
   ): Promise<void> {
     const claimed = join(this.dir, folder, `${entry.id}.json`);
+    if (folder === this.claimDir && this.journal?.has(entry.id)) {
+      const record = this.journal.read(entry.id)!;
+      const parsed = parseSpoolHeader(record);
+      if (!parsed) throw new Error(`journal record of ${entry.id} unreadable`);
+      const { rawOffset: _offset, rawLength: _length, ...state } = entry;
+      await this.writeRaw(entry.id, record.subarray(parsed.offset));
+      // as for a file of its own, the state goes on the claim first: when the move to `to`
+      // fails, releaseFresh hands on that state, the attempt's outcome kept
+      await this.writeState(claimed, state);
+      await rename(claimed, this.statePath(to, entry.id));
+      await this.dirSyncer.sync(join(this.dir, to));
+      this.journal.done(entry.id);
+      return;
+    }
     await this.writeState(claimed, entry);
     await this.adoptRaw(entry.id, folder);
     await rename(claimed, this.statePath(to, entry.id));
@@ -244,10 +238,29 @@ export class Spool {
     if (await exists(join(this.dir, this.claimDir, `${entry.id}.json`))) {
       await this.adoptRaw(entry.id, this.claimDir);
       await this.release(entry.id);
+      if (this.journal?.has(entry.id)) {
+        // its raw bytes are in msg/ already (written before the state): out of the journal
+        // once the state is durably in queue/
+        await this.dirSyncer.sync(join(this.dir, 'queue'));
+        this.journal.done(entry.id);
+      }
       return 'released';
     }
     await this.park({ ...entry, nextAttemptAt: at }, 'queue');
     return 'parked';
+  }
+
+  /** Writes a message's raw bytes to msg/<id>.eml durably: fsynced, renamed, msg/ fsynced. */
+  private async writeRaw(id: string, raw: Buffer): Promise<void> {
+    const tmp = join(this.tmpDir, `${id}.${process.pid}.${Date.now()}.eml`);
+    try {
+      await writeFileDurable(tmp, raw);
+      await rename(tmp, this.messagePath(id));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    await this.dirSyncer.sync(this.msgDir);
   }
 
   /** Moves a fresh message's file from a claim folder to msg/ (none there: moved already). */
@@ -259,85 +272,74 @@ export class Spool {
     }
   }
 
-  /** The file holding an entry's raw message: msg/, or a claim folder for a fresh one. */
+  /**
+   * The file holding an entry's raw message: msg/, or for a fresh one its file in a claim folder
+   * or the journal segment its record is in.
+   */
   async locateRaw(id: string): Promise<string | null> {
+    const folders = await this.claimFolders();
     const candidates = [
       this.messagePath(id),
-      ...(await this.claimFolders()).map(f => this.freshPath(id, f)),
+      ...folders.map(f => this.freshPath(id, f)),
     ];
     for (const path of candidates) {
       if (await exists(path)) return path;
     }
+    return (await this.findJournaled(id, folders))?.path ?? null;
+  }
+
+  /**
+   * Removes a fresh message for good (delivered, or refused while its sender waited): its
+   * journal record is marked done, or its file deleted.
+   */
+  async removeFresh(id: string): Promise<void> {
+    if (this.journal?.has(id)) {
+      this.journal.done(id);
+      return;
+    }
+    await unlinkIfPresent(this.freshPath(id));
+  }
+
+  /** Fresh messages of this process in its journal (for the spool gauge and tests). */
+  get journaled(): number {
+    return this.journal?.size ?? 0;
+  }
+
+  /**
+   * Closes the journal's files (at shutdown): what is in it is parked at the next start, and
+   * nothing more is journaled.
+   */
+  close(): void {
+    this.journal ??= new Journal(join(this.dir, this.claimDir));
+    this.journal.close();
+  }
+
+  /**
+   * A fresh message of any claim folder's journal, by id, with the segment it is in: read from
+   * the disk, for operators' commands (the accepting process may be running).
+   */
+  private async findJournaled(
+    id: string,
+    folders: string[],
+  ): Promise<{ entry: QueueEntry; path: string } | null> {
+    for (const folder of folders) {
+      for (const path of await this.segments(folder)) {
+        const { records } = await readSegment(path).catch(() => ({
+          records: [],
+        }));
+        const record = records.find(r => r.id === id);
+        const parsed = record && parseSpoolHeader(record.content);
+        if (parsed) return { entry: parsed.entry, path };
+      }
+    }
     return null;
   }
 
-  /**
-   * Removes a fresh message for good (delivered, or refused while its sender waited). Given its
-   * file's size, the file goes to the free pool (renamed into free/) while the pool has room
-   * (FREE_POOL_LIMIT files, FREE_POOL_BYTES), for a new message to be written over; otherwise it
-   * is deleted.
-   */
-  async removeFresh(id: string, size?: number): Promise<void> {
-    const path = this.freshPath(id);
-    if (
-      size !== undefined &&
-      size <= FREE_FILE_MAX_BYTES &&
-      this.free.length + this.settling.length + this.freeMoving <
-        FREE_POOL_LIMIT &&
-      this.freeBytes + size <= FREE_POOL_BYTES
-    ) {
-      const target = join(this.freeDir, id);
-      // counted before the rename, so removals running at once cannot overfill the pool
-      this.freeMoving++;
-      this.freeBytes += size;
-      try {
-        renameSync(path, target);
-        // not written over before the move is durable (else a power loss could bring back
-        // <claim>/<id>.eml holding another message's bytes): the next fsync of the claim
-        // folder that starts after this, a commit's, makes it free
-        this.settling.push({ path: target, size });
-        return;
-      } catch (err) {
-        this.freeBytes -= size;
-        // gone already; but ENOENT also says the free folder is missing: then deleted below
-        if (isNotFound(err) && !existsSync(path)) return;
-        // the free folder is not usable: delete as before
-      } finally {
-        this.freeMoving--;
-      }
-    }
-    await unlinkIfPresent(path);
-  }
-
-  /**
-   * Empties this process's free folder (what its slot's last process left) and its pool: at
-   * start, by the process that owns the slot, before it accepts anything.
-   */
-  async clearFree(): Promise<void> {
-    this.free.length = 0;
-    this.settling = [];
-    this.freeBytes = 0;
-    const names = await readdir(this.freeDir).catch((): string[] => []);
-    for (const name of names) {
-      await rm(join(this.freeDir, name), { force: true });
-    }
-  }
-
-  /**
-   * A file of the free pool for a new message to be written over (see receiveToFile), or
-   * undefined when the pool is empty. It is the caller's from here: written and committed with
-   * commitFresh, or deleted. What is left in free/ after a crash is junk; the next process of
-   * the slot deletes it (recover() or clearFree()).
-   */
-  takeFree(): FreeFile | undefined {
-    const file = this.free.pop();
-    if (file) this.freeBytes -= file.size;
-    return file;
-  }
-
-  /** Files this process keeps in its free folder: free, or still to be made durable there. */
-  get freeFiles(): number {
-    return this.free.length + this.settling.length;
+  /** The journal segments of a claim folder, oldest first, as paths. */
+  private async segments(folder: string): Promise<string[]> {
+    const dir = join(this.dir, folder);
+    const names = await readdir(dir).catch((): string[] => []);
+    return segmentsOf(dir, names.sort());
   }
 
   /**
@@ -391,7 +393,9 @@ export class Spool {
         (await readFresh(this.freshPath(id, folder)));
       if (other) return other;
     }
-    return null;
+    return (
+      (await this.findJournaled(id, await this.claimFolders()))?.entry ?? null
+    );
   }
 
   /** Finds an entry in whichever state holds it. */
@@ -460,6 +464,14 @@ export class Spool {
       const names = new Set(
         await readdir(join(this.dir, folder)).catch((): string[] => []),
       );
+      if (state === 'active') {
+        for (const path of segmentsOf(join(this.dir, folder), [...names])) {
+          const { records } = await readSegment(path).catch(() => ({
+            records: [],
+          }));
+          ids.push(...records.map(r => r.id));
+        }
+      }
       for (const n of names) {
         if (n.endsWith('.json')) ids.push(n.slice(0, -'.json'.length));
         // a fresh message (raw and state in one file), unless its parking was cut short
@@ -480,6 +492,7 @@ export class Spool {
     const waiting = new Set(await this.ids('queue'));
     let count = 0;
     for (const folder of folders) {
+      count += await this.requeueJournal(folder, waiting);
       const names = await readdir(join(this.dir, folder)).catch(() => []);
       const states = new Set(
         names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)),
@@ -524,6 +537,53 @@ export class Spool {
     return count;
   }
 
+  /**
+   * Parks the messages of a claim folder's journal segments (left by a process that died or
+   * stopped) in queue/, each durably, then deletes the segments. A message already in queue/
+   * or dead/ (its parking done, its record not yet marked) is left there. The segments of this
+   * process's own journal are never touched.
+   */
+  private async requeueJournal(
+    folder: string,
+    waiting: Set<string>,
+  ): Promise<number> {
+    let count = 0;
+    let dead: Set<string> | undefined;
+    const names = await readdir(join(this.dir, folder)).catch(
+      (): string[] => [],
+    );
+    for (const path of segmentsOf(join(this.dir, folder), names.sort())) {
+      if (this.journal?.owns(path)) continue;
+      const { records } = await readSegment(path);
+      for (const { id, content } of records) {
+        dead ??= new Set(await this.ids('dead'));
+        const parsed = parseSpoolHeader(content);
+        // parked already, its mark lost; or its parking cut short after its state was
+        // written on the claim (its raw bytes in msg/ before that): requeueClaims moves it
+        if (
+          !parsed ||
+          waiting.has(id) ||
+          dead.has(id) ||
+          names.includes(`${id}.json`)
+        ) {
+          continue;
+        }
+        const {
+          rawOffset: _offset,
+          rawLength: _length,
+          ...state
+        } = parsed.entry;
+        await this.writeRaw(id, content.subarray(parsed.offset));
+        await this.writeState(this.statePath('queue', id), state);
+        await this.dirSyncer.sync(join(this.dir, 'queue'));
+        waiting.add(id);
+        count++;
+      }
+      await rm(path, { force: true });
+    }
+    return count;
+  }
+
   /** Every entry in one state, oldest first; entries that vanish while read are skipped. */
   async list(state: EntryState): Promise<QueueEntry[]> {
     const entries: QueueEntry[] = [];
@@ -550,19 +610,8 @@ export class Spool {
       await rm(join(this.tmpDir, name), { force: true });
       report.removedTmp++;
     }
-    // the free pools of the last run (every slot's): files kept for reuse, or being written
-    // over, never mail
-    for (const slot of await readdir(join(this.dir, 'free')).catch(
-      (): string[] => [],
-    )) {
-      if (slot !== this.claimDir) {
-        await rm(join(this.dir, 'free', slot), {
-          recursive: true,
-          force: true,
-        });
-      }
-    }
-    await this.clearFree();
+    // the free pools of versions before the journal: files kept for reuse, never mail
+    await rm(join(this.dir, 'free'), { recursive: true, force: true });
     report.requeued = await this.requeueClaims(await this.claimFolders());
     const waiting = new Set(await this.ids('queue'));
     const known = new Set([...waiting, ...(await this.ids('dead'))]);

@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../src/config/schema.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
+import { isSegmentName, readSegment } from '../../src/spool/journal.js';
 import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
 import type { EntryState, Spool } from '../../src/spool/spool.js';
 
@@ -38,15 +39,28 @@ export interface SpoolListing {
   dead: string[];
 }
 
-/** Lists tmp/, msg/, queue/, active/ and dead/ (a missing folder lists as empty). */
+/**
+ * Lists tmp/, msg/, queue/, active/ and dead/ (a missing folder lists as empty). A journal
+ * segment of active/ is listed only while it holds a message not done: the daemon keeps
+ * appending to its current segment, empty or not.
+ */
 export async function listSpool(dir: string): Promise<SpoolListing> {
   const names = (sub: string) =>
     readdir(join(dir, sub)).catch(() => [] as string[]);
+  const active: string[] = [];
+  for (const name of await names('active')) {
+    if (
+      !isSegmentName(name) ||
+      (await readSegment(join(dir, 'active', name))).records.length > 0
+    ) {
+      active.push(name);
+    }
+  }
   return {
     tmp: await names('tmp'),
     msg: await names('msg'),
     queue: await names('queue'),
-    active: await names('active'),
+    active,
     dead: await names('dead'),
   };
 }

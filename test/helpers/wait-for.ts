@@ -2,6 +2,7 @@
 import type { EventEmitter } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isSegmentName, readSegment } from '../../src/spool/journal.js';
 import type { CliProcess } from './spawn-daemon.js';
 
 /** Something that emits `event` whenever the condition may have changed. */
@@ -116,7 +117,8 @@ export async function spoolFiles(
 
 /**
  * The ids of the entries in one folder of a spool (queue, active, dead): its state files, and
- * in active/ also the fresh messages (state and raw bytes in one `.eml` file).
+ * in active/ also the fresh messages (state and raw bytes in one `.eml` file, or a record of a
+ * journal segment not marked done).
  */
 export async function spoolIds(
   spoolDir: string,
@@ -127,6 +129,10 @@ export async function spoolIds(
     if (name.endsWith('.json')) ids.add(name.slice(0, -'.json'.length));
     if (folder === 'active' && name.endsWith('.eml')) {
       ids.add(name.slice(0, -'.eml'.length));
+    }
+    if (folder === 'active' && isSegmentName(name)) {
+      const { records } = await readSegment(join(spoolDir, folder, name));
+      for (const { id } of records) ids.add(id);
     }
   }
   return [...ids].sort();

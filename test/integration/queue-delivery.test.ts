@@ -35,13 +35,21 @@ const FAST_DELIVERY = {
 
 type Line = Record<string, unknown>;
 
-function message(id: string, subject = 'queued'): string {
-  return makeMessage({
-    From: 'jane@example.net',
-    To: 'support@example.com',
-    Subject: subject,
-    'Message-ID': `<${id}@example.net>`,
-  });
+function message(id: string, subject = 'queued', body?: string): string {
+  return makeMessage(
+    {
+      From: 'jane@example.net',
+      To: 'support@example.com',
+      Subject: subject,
+      'Message-ID': `<${id}@example.net>`,
+    },
+    body,
+  );
+}
+
+/** A message over 128 KiB: received into tmp/ and committed as a file of its own. */
+function largeMessage(id: string): string {
+  return message(id, 'large', `${'x'.repeat(998)}\r\n`.repeat(140));
 }
 
 describe('queue mode: delivery from the spool', () => {
@@ -599,12 +607,15 @@ describe('queue mode: delivery from the spool', () => {
   });
 
   describe('spool safety', () => {
-    // a message is received into tmp/ and committed by a rename into the claim folder active/
-    for (const [folder, syscall] of [
-      ['tmp', 'open'],
-      ['active', 'rename'],
+    // a small message is appended to a journal segment in the claim folder active/; a large one
+    // is received into tmp/ and committed by a rename into active/
+    for (const [folder, syscall, size] of [
+      ['active', 'open', 'small'],
+      ['tmp', 'open', 'large'],
+      ['active', 'rename', 'large'],
     ] as const) {
-      it(`${folder}/ cannot be written: 451 4.3.0, nothing half-written, accepted again once repaired`, async () => {
+      const make = size === 'large' ? largeMessage : message;
+      it(`${folder}/ cannot be written (a ${size} message): 451 4.3.0, nothing half-written, accepted again once repaired`, async () => {
         const bridge = await start();
         // root ignores permission bits, so a plain file stands where the folder was
         const path = join(bridge.spoolDir, folder);
@@ -614,7 +625,7 @@ describe('queue mode: delivery from the spool', () => {
         const refused = await sendRaw({
           port: bridge.smtpPort,
           to: ['support@example.com'],
-          raw: message('disk-trouble'),
+          raw: make('disk-trouble'),
         });
         expect(refused.code).to.equal(451);
         expect(refused.response).to.match(/^451 4\.3\.0 /);
@@ -635,7 +646,7 @@ describe('queue mode: delivery from the spool', () => {
 
         await rm(path);
         await mkdir(path);
-        const id = await queue(bridge, message('disk-repaired'));
+        const id = await queue(bridge, make('disk-repaired'));
         await workerLine(bridge, id, 'message delivered');
         expect(t.api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([
           '<disk-repaired@example.net>',
@@ -643,6 +654,16 @@ describe('queue mode: delivery from the spool', () => {
         await expectSpoolEmpty(bridge);
       });
     }
+
+    it('a small message needs no tmp/: accepted and delivered while tmp/ cannot be written', async () => {
+      const bridge = await start();
+      const tmp = join(bridge.spoolDir, 'tmp');
+      await rm(tmp, { recursive: true });
+      await writeFile(tmp, 'not a folder');
+      const id = await queue(bridge, message('no-tmp'));
+      await workerLine(bridge, id, 'message delivered');
+      expect(postsOf('no-tmp')).to.have.length(1);
+    });
 
     it('an attempt that cannot be filed goes back to the queue and is filed once repaired', async () => {
       const bridge = await start();

@@ -334,6 +334,40 @@ describe('parseMessage: attachments as files', () => {
       });
     }
 
+    for (const row of rows) {
+      it(`${row.title}, followed by other bytes (a journal record): length stops the message there`, async () => {
+        const raw = multipart([
+          base64Part(
+            ['Content-Type: image/gif; name="a.gif"'],
+            bytesOf(row.attachment),
+          ),
+        ]);
+        const after = Buffer.from(
+          'M NEXT 99 checksum\nSubject: not this one\r\n',
+        );
+        const bytes = Buffer.concat([HEADER, raw, after]);
+        const file = join(dir, 'segment.log');
+        await writeFile(file, bytes);
+        const options = {
+          attachmentDir: dir,
+          start: HEADER.length,
+          length: raw.length,
+        };
+        const digest = createHash('sha256').update(raw).digest('hex');
+        for (const message of [
+          await parse(file, options),
+          await parse(bytes, options),
+        ]) {
+          expect(message.digest).to.equal(digest);
+          expect(message.size).to.equal(raw.length);
+          expect(message.text).to.equal('Body.');
+          expect(await readFile(message.attachments[0]!.path)).to.deep.equal(
+            bytesOf(row.attachment),
+          );
+        }
+      });
+    }
+
     it('a start at the end of the file is an empty message of size 0', async () => {
       const file = join(dir, 'header-only.eml');
       await writeFile(file, HEADER);
@@ -348,7 +382,7 @@ describe('parseMessage: attachments as files', () => {
       expect(message.attachments).to.deep.equal([]);
     });
 
-    it('start with a stream -> TypeError; a negative start -> RangeError', async () => {
+    it('start or length with a stream -> TypeError; a negative start or a fractional length -> RangeError', async () => {
       const errors: unknown[] = [];
       await parseMessage(Readable.from([Buffer.from('Subject: x\r\n\r\n')]), {
         start: 3,
@@ -356,7 +390,15 @@ describe('parseMessage: attachments as files', () => {
       await parseMessage(Buffer.from('Subject: x\r\n\r\n'), {
         start: -1,
       }).catch((err: unknown) => errors.push(err));
+      await parseMessage(Readable.from([Buffer.from('Subject: x\r\n\r\n')]), {
+        length: 3,
+      }).catch((err: unknown) => errors.push(err));
+      await parseMessage(Buffer.from('Subject: x\r\n\r\n'), {
+        length: 1.5,
+      }).catch((err: unknown) => errors.push(err));
       expect(errors.map(e => (e as Error).constructor)).to.deep.equal([
+        TypeError,
+        RangeError,
         TypeError,
         RangeError,
       ]);

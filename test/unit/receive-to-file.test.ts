@@ -2,14 +2,7 @@
 // large ones streamed, the size limit, stream errors, and an exclusive create.
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import {
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,7 +10,6 @@ import {
   receiveToFile,
   SMALL_MESSAGE_BYTES,
 } from '../../src/smtp/receive-to-file.js';
-import type { FreeFile } from '../../src/spool/spool.js';
 
 const HEADER = Buffer.from('X-Mailbridge-Queue: {"id":"T","routes":[]}\r\n');
 const START = Buffer.from(
@@ -124,6 +116,7 @@ describe('receiveToFile', () => {
         );
         const offset = options.header?.length ?? 0;
         expect(received).to.deep.equal({
+          stored: true,
           path,
           size: bytes,
           oversized: false,
@@ -179,6 +172,7 @@ describe('receiveToFile', () => {
           durable,
         });
         expect(received).to.deep.equal({
+          stored: false,
           path,
           size: bytes,
           oversized: true,
@@ -268,125 +262,65 @@ describe('receiveToFile', () => {
     });
   }
 
-  describe('over a free file (takeFree)', () => {
-    /** A free file of `bytes` bytes of 'z', as a delivered message's file left it. */
-    async function freeFile(bytes: number): Promise<FreeFile> {
-      const free = join(dir, 'free-1');
-      await writeFile(free, Buffer.alloc(bytes, 'z'));
-      return { path: free, size: bytes };
-    }
+  describe('keepSmall (a small message for the journal)', () => {
+    it('a small message is not written: its bytes are returned, stored false, nothing created', async () => {
+      const data = message(2048);
+      const received = await receiveToFile(
+        new DataStream(chunks(data, 700)),
+        path,
+        { durable: true, header: HEADER, keepSmall: true },
+      );
+      expect(received.stored).to.equal(false);
+      expect(received.raw?.equals(data)).to.equal(true);
+      expect(received.size).to.equal(2048);
+      expect(received.offset).to.equal(0);
+      expect(received.messageId).to.equal('<recv@example.net>');
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
 
-    const cases: { name: string; freeBytes: number; bytes: number }[] = [
-      {
-        name: 'a longer file is cut to the message',
-        freeBytes: 9000,
-        bytes: 2048,
-      },
-      {
-        name: 'a shorter file grows to the message',
-        freeBytes: 100,
-        bytes: 2048,
-      },
-      {
-        name: 'a file of the same length',
-        freeBytes: 2048 + HEADER.length,
-        bytes: 2048,
-      },
-      {
-        name: 'a file over SMALL_MESSAGE_BYTES is cut to a small message',
-        freeBytes: SMALL_MESSAGE_BYTES * 2,
-        bytes: 300,
-      },
-    ];
-    for (const { name, freeBytes, bytes } of cases) {
-      it(`${name}: the file is exactly header + message, and path is not created`, async () => {
-        const free = await freeFile(freeBytes);
-        const data = message(bytes);
-        const received = await receiveToFile(
-          new DataStream(chunks(data)),
-          path,
-          {
-            durable: true,
-            header: HEADER,
-            takeFree: () => free,
-          },
-        );
-        expect(received.path).to.equal(free.path);
-        expect(received.raw?.equals(data)).to.equal(true);
-        expect(
-          (await readFile(free.path)).equals(Buffer.concat([HEADER, data])),
-        ).to.equal(true);
-        expect(await readdir(dir)).to.deep.equal(['free-1']);
-      });
-    }
-
-    it('a free file gone meanwhile: the message is written to path instead', async () => {
-      const free = await freeFile(10);
-      await rm(free.path);
-      const data = message(500);
-      const received = await receiveToFile(new DataStream([data]), path, {
+    it('a message of exactly SMALL_MESSAGE_BYTES is kept; one byte more is streamed to path with the header', async () => {
+      const kept = await receiveToFile(
+        new DataStream(chunks(message(SMALL_MESSAGE_BYTES))),
+        path,
+        { durable: true, header: HEADER, keepSmall: true },
+      );
+      expect(kept.stored).to.equal(false);
+      const data = message(SMALL_MESSAGE_BYTES + 1);
+      const streamed = await receiveToFile(new DataStream(chunks(data)), path, {
         durable: true,
         header: HEADER,
-        takeFree: () => free,
+        keepSmall: true,
       });
-      expect(received.path).to.equal(path);
+      expect(streamed.stored).to.equal(true);
+      expect(streamed.raw).to.equal(undefined);
+      expect(streamed.offset).to.equal(HEADER.length);
       expect(
         (await readFile(path)).equals(Buffer.concat([HEADER, data])),
       ).to.equal(true);
     });
 
-    it('the disk fills while a message is written over a free file: the error, and the free file gone', async () => {
-      // a free file on a full disk: a link to /dev/full (its writes fail with ENOSPC)
-      const free = join(dir, 'free-1');
-      await symlink('/dev/full', free);
-      let failure: NodeJS.ErrnoException | undefined;
-      await receiveToFile(new DataStream([message(500)]), path, {
-        durable: true,
-        header: HEADER,
-        takeFree: () => ({ path: free, size: 0 }),
-      }).catch(err => (failure = err as NodeJS.ErrnoException));
-      expect(failure?.code).to.equal('ENOSPC');
-      // nothing is left: neither the free file nor a new one at path
-      expect(await readdir(dir)).to.deep.equal([]);
-    });
-
-    const untouched: { name: string; bytes: number; durable: boolean }[] = [
-      { name: 'not durable (sync mode)', bytes: 500, durable: false },
-      {
-        name: 'a large (streamed) message',
-        bytes: SMALL_MESSAGE_BYTES + 1,
-        durable: true,
-      },
-    ];
-    for (const { name, bytes, durable } of untouched) {
-      it(`${name}: no free file is asked for`, async () => {
-        let asked = 0;
-        const received = await receiveToFile(
-          new DataStream(chunks(message(bytes))),
-          path,
-          {
-            durable,
-            header: HEADER,
-            takeFree: () => {
-              asked++;
-              return undefined;
-            },
-          },
-        );
-        expect(asked).to.equal(0);
-        expect(received.path).to.equal(path);
-      });
-    }
-
-    it('an oversized message takes no free file', async () => {
-      let asked = 0;
+    it('an oversized message is neither kept nor left on disk', async () => {
       const received = await receiveToFile(
         new DataStream(chunks(message(64 * 1024)), { exceedAfter: 2 }),
         path,
-        { durable: true, header: HEADER, takeFree: () => (asked++, undefined) },
+        { durable: true, header: HEADER, keepSmall: true },
       );
       expect(received.oversized).to.equal(true);
-      expect(asked).to.equal(0);
+      expect(received.stored).to.equal(false);
+      expect(received.raw).to.equal(undefined);
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
+    it('without keepSmall a small message is written to path (stored true)', async () => {
+      const data = message(500);
+      const received = await receiveToFile(new DataStream([data]), path, {
+        durable: true,
+        header: HEADER,
+      });
+      expect(received.stored).to.equal(true);
+      expect(
+        (await readFile(path)).equals(Buffer.concat([HEADER, data])),
+      ).to.equal(true);
     });
   });
 });

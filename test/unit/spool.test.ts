@@ -2,6 +2,7 @@
 // and fresh messages (header line and raw bytes in one file in the claim folder).
 import { expect } from 'chai';
 import {
+  mkdir,
   mkdtemp,
   readdir,
   readFile,
@@ -21,12 +22,7 @@ import {
   type QueueEntry,
 } from '../../src/spool/queue-entry.js';
 import { spoolHeader } from '../../src/spool/spool-file.js';
-import {
-  FREE_FILE_MAX_BYTES,
-  FREE_POOL_BYTES,
-  FREE_POOL_LIMIT,
-  Spool,
-} from '../../src/spool/spool.js';
+import { Spool } from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -290,6 +286,23 @@ describe('Spool', () => {
   });
 });
 
+/** The state the SMTP side writes in front of the bytes (as it reads back from JSON). */
+function initial(id: string): QueueEntry {
+  const made = newQueueEntry({
+    envelope: {
+      id,
+      mailFrom: 'jane@example.net',
+      rcptTo: ['support@example.com'],
+      receivedAt: new Date(NOW).toISOString(),
+    },
+    groups: groupByRoute(['support@example.com'], ROUTES),
+    messageId: null,
+    size: 0,
+    now: NOW,
+  });
+  return JSON.parse(JSON.stringify(made)) as QueueEntry;
+}
+
 describe('Spool: fresh messages (one file in the claim folder)', () => {
   let dir: string;
 
@@ -305,11 +318,9 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
     const out: Record<string, string[]> = {};
     for (const folder of (await readdir(dir)).sort()) {
       if (folder === 'signal') continue;
-      const names = await readdir(join(dir, folder), { recursive: true })
-        .then(all =>
-          folder === 'free' ? all.filter(n => n.includes('/')) : all,
-        )
-        .catch(() => null);
+      const names = await readdir(join(dir, folder), {
+        recursive: true,
+      }).catch(() => null);
       if (names) out[folder] = names.sort();
     }
     return out;
@@ -323,30 +334,12 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
     const empty: Record<string, string[]> = {
       active: [],
       dead: [],
-      free: [],
       msg: [],
       queue: [],
       tmp: [],
       [claimDir]: [],
     };
     return { ...empty, ...filled };
-  }
-
-  /** The state the SMTP side writes in front of the bytes (as it reads back from JSON). */
-  function initial(id: string): QueueEntry {
-    const made = newQueueEntry({
-      envelope: {
-        id,
-        mailFrom: 'jane@example.net',
-        rcptTo: ['support@example.com'],
-        receivedAt: new Date(NOW).toISOString(),
-      },
-      groups: groupByRoute(['support@example.com'], ROUTES),
-      messageId: null,
-      size: 0,
-      now: NOW,
-    });
-    return JSON.parse(JSON.stringify(made)) as QueueEntry;
   }
 
   /**
@@ -407,8 +400,8 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         delete listing[claimDir]; // a plain file now: readdir fails, files() skips it
         expect(listing).to.deep.equal(
           claimDir === 'active'
-            ? { dead: [], free: [], msg: [], queue: [], tmp: [] }
-            : { active: [], dead: [], free: [], msg: [], queue: [], tmp: [] },
+            ? { dead: [], msg: [], queue: [], tmp: [] }
+            : { active: [], dead: [], msg: [], queue: [], tmp: [] },
         );
         expect(await readFile(join(dir, claimDir), 'utf8')).to.equal('');
       });
@@ -475,84 +468,11 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         );
       });
 
-      it('removeFresh with the size moves the file to free/<id>; free once a commit fsynced the claim folder; handed out once', async () => {
-        const { bytes } = await accept(spool, 'R1');
-        await spool.removeFresh('R1', bytes.length);
-        expect(await files()).to.deep.equal(
-          only(claimDir, { free: [`${claimDir}/R1`] }),
-        );
-        expect(spool.freeFiles).to.equal(1);
-        // the move is not durable yet: the file is not handed out
-        expect(spool.takeFree()).to.equal(undefined);
-        // the next commit's fsync of the claim folder makes it so
-        await accept(spool, 'R2');
-        expect(spool.takeFree()).to.deep.equal({
-          path: join(dir, 'free', claimDir, 'R1'),
-          size: bytes.length,
-        });
-        expect(spool.takeFree()).to.equal(undefined);
-        expect(spool.freeFiles).to.equal(0);
-        // a missing one is fine, and nothing is added for it
-        await spool.removeFresh('R1', bytes.length);
-        expect(spool.freeFiles).to.equal(0);
-      });
-
-      it(`removeFresh deletes once the free pool holds FREE_POOL_LIMIT (${FREE_POOL_LIMIT}) files`, async () => {
-        for (let i = 0; i <= FREE_POOL_LIMIT; i++) {
-          await writeFile(spool.freshPath(`L${i}`), 'x');
-          await spool.removeFresh(`L${i}`, 1);
-        }
-        expect(spool.freeFiles).to.equal(FREE_POOL_LIMIT);
-        const listing = await files();
-        expect(listing.free).to.have.length(FREE_POOL_LIMIT);
-        expect(listing[claimDir]).to.deep.equal([]);
-      });
-
-      it('removeFresh with the free folder gone deletes the file instead of leaving it claimed', async () => {
-        const { bytes } = await accept(spool, 'NF');
-        await rm(join(dir, 'free', claimDir), { recursive: true });
-        await spool.removeFresh('NF', bytes.length);
-        // a delivered message left in the claim folder would be parked and posted again at
-        // the next start
-        expect(await files()).to.deep.equal(only(claimDir, {}));
-        expect(spool.freeFiles).to.equal(0);
-      });
-
-      it('a file over FREE_FILE_MAX_BYTES is deleted, not kept', async () => {
-        await writeFile(spool.freshPath('BIG'), 'x');
-        await spool.removeFresh('BIG', FREE_FILE_MAX_BYTES + 1);
-        expect(spool.freeFiles).to.equal(0);
-        expect(await files()).to.deep.equal(only(claimDir, {}));
-      });
-
-      it('the pool holds FREE_POOL_BYTES at most; a file taken makes room again', async () => {
-        const size = FREE_FILE_MAX_BYTES;
-        const fits = Math.floor(FREE_POOL_BYTES / size);
-        // removals running at once must not overfill it either
-        await Promise.all(
-          Array.from({ length: fits + 2 }, async (_, i) => {
-            await writeFile(spool.freshPath(`B${i}`), 'x');
-            await spool.removeFresh(`B${i}`, size);
-          }),
-        );
-        expect(spool.freeFiles).to.equal(fits);
-        expect((await files()).free).to.have.length(fits);
-        await accept(spool, 'SETTLE');
-        expect(spool.takeFree()).to.not.equal(undefined);
-        await spool.removeFresh('SETTLE');
-        await writeFile(spool.freshPath('AGAIN'), 'x');
-        await spool.removeFresh('AGAIN', size);
-        expect(spool.freeFiles).to.equal(fits);
-        expect((await files()).free).to.include(`${claimDir}/AGAIN`);
-      });
-
-      it("recover() deletes what free/ holds (the last run's pool, or a file being written over)", async () => {
-        const { bytes } = await accept(spool, 'R2');
-        await spool.removeFresh('R2', bytes.length);
-        await writeFile(join(spool.freeDir, 'HALF'), 'half written');
+      it('recover() deletes a free/ folder left by an older version (its files were never mail)', async () => {
+        await mkdir(join(dir, 'free', claimDir), { recursive: true });
+        await writeFile(join(dir, 'free', claimDir, 'OLD'), 'a delivered file');
         await spool.recover(NOW);
         expect(await files()).to.deep.equal(only(claimDir, {}));
-        expect(spool.takeFree()).to.equal(undefined);
       });
 
       // Regression (review): a delivered file moved to free/ and being written over for a new
@@ -748,7 +668,6 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       'active-2': [],
       'active-3': [],
       dead: [],
-      free: [],
       msg: ['C1.eml', 'C2.eml'],
       queue: ['C1.json', 'C2.json'],
       tmp: [],
@@ -821,10 +740,174 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       active: ['O1.eml'],
       'active-2': [],
       dead: [],
-      free: [],
       msg: ['O2.eml'],
       queue: ['O2.json'],
       tmp: [],
     });
+  });
+});
+
+describe('Spool: fresh small messages in the journal', () => {
+  let dir: string;
+  let spool: Spool;
+  const raw = Buffer.from(RAW);
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailbridge-journal-spool-'));
+    spool = await new Spool(dir).init();
+  });
+  afterEach(async () => {
+    spool.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Accepts a small message as the SMTP side does: its entry, then its journal record. */
+  async function accept(s: Spool, id: string): Promise<QueueEntry> {
+    const received = {
+      size: raw.length,
+      messageId: '<spool@example.net>',
+      offset: 0,
+    };
+    return s.journalFresh(withReceived(initial(id), received), raw);
+  }
+
+  /** The journal segments of a claim folder. */
+  async function segments(folder = 'active'): Promise<string[]> {
+    return (await readdir(join(dir, folder))).filter(n =>
+      n.startsWith('journal-'),
+    );
+  }
+
+  it('journalFresh: one record in a segment of the claim folder; the entry says where its raw bytes lie', async () => {
+    const entry = await accept(spool, 'J1');
+    const [segment, ...more] = await segments();
+    expect(more).to.deep.equal([]);
+    expect(spool.freshRawPath('J1')).to.equal(join(dir, 'active', segment!));
+    const bytes = await readFile(join(dir, 'active', segment!));
+    expect(
+      bytes
+        .subarray(entry.rawOffset!, entry.rawOffset! + entry.rawLength!)
+        .equals(raw),
+    ).to.equal(true);
+    expect(spool.journaled).to.equal(1);
+    // nothing else is written for it: no file of its own, nothing in tmp/, msg/ or queue/
+    const listing = await listSpool(dir);
+    expect(listing.tmp).to.deep.equal([]);
+    expect(listing.msg).to.deep.equal([]);
+    expect(listing.queue).to.deep.equal([]);
+  });
+
+  it("another process (an operator's command) sees it: ids, read, find and locateRaw", async () => {
+    await accept(spool, 'J2');
+    const cli = await new Spool(dir).init();
+    expect(await cli.ids('active')).to.deep.equal(['J2']);
+    const found = await cli.find('J2');
+    expect(found?.state).to.equal('active');
+    expect(found?.entry.id).to.equal('J2');
+    expect(found?.entry.messageId).to.equal('<spool@example.net>');
+    expect(found?.entry.size).to.equal(raw.length);
+    expect(await cli.locateRaw('J2')).to.equal(spool.freshRawPath('J2'));
+    expect(await cli.locateRaw('NONE')).to.equal(null);
+  });
+
+  it('removeFresh marks it done: gone from ids and find; the next message goes on in the same segment', async () => {
+    await accept(spool, 'J3');
+    await spool.removeFresh('J3');
+    expect(spool.journaled).to.equal(0);
+    expect(await spool.ids('active')).to.deep.equal([]);
+    expect(await spool.find('J3')).to.equal(null);
+    await accept(spool, 'J4');
+    expect(await segments()).to.have.length(1);
+    expect(await spool.ids('active')).to.deep.equal(['J4']);
+  });
+
+  for (const to of ['queue', 'dead'] as const) {
+    it(`park(entry, '${to}'): the raw bytes alone in msg/, the state in ${to}/ without journal offsets, the record done`, async () => {
+      const entry = await accept(spool, 'JP');
+      await spool.park({ ...entry, attempts: 1 }, to);
+      expect((await readFile(spool.messagePath('JP'))).equals(raw)).to.equal(
+        true,
+      );
+      const state = JSON.parse(
+        await readFile(join(dir, to, 'JP.json'), 'utf8'),
+      ) as QueueEntry;
+      expect(state.attempts).to.equal(1);
+      expect(state.rawOffset).to.equal(undefined);
+      expect(state.rawLength).to.equal(undefined);
+      expect(spool.journaled).to.equal(0);
+      expect(await spool.ids('active')).to.deep.equal([]);
+      expect(await spool.find('JP')).to.deep.include({ state: to });
+      expect((await listSpool(dir)).tmp).to.deep.equal([]);
+    });
+  }
+
+  it('releaseFresh parks a journaled message in queue/, due at `at`', async () => {
+    const entry = await accept(spool, 'JR');
+    expect(await spool.releaseFresh(entry, NOW + 5000)).to.equal('parked');
+    expect((await spool.read('queue', 'JR'))?.nextAttemptAt).to.equal(
+      NOW + 5000,
+    );
+    expect(spool.journaled).to.equal(0);
+  });
+
+  it('requeueClaims parks what a closed journal left in queue/ (the header state, the raw bytes) and deletes its segments', async () => {
+    await accept(spool, 'L1');
+    await accept(spool, 'L2');
+    await accept(spool, 'L3');
+    await spool.removeFresh('L2');
+    spool.close();
+    const next = await new Spool(dir).init();
+    expect(await next.requeueClaims()).to.equal(2);
+    expect(await segments()).to.deep.equal([]);
+    expect(await next.ids('queue')).to.deep.equal(['L1', 'L3']);
+    const l1 = await next.read('queue', 'L1');
+    expect(l1?.messageId).to.equal('<spool@example.net>');
+    expect(l1?.rawOffset).to.equal(undefined);
+    expect((await readFile(next.messagePath('L3'))).equals(raw)).to.equal(true);
+  });
+
+  it('requeueClaims keeps a newer state already in queue/ or dead/ (a parking whose done mark was lost)', async () => {
+    const a = await accept(spool, 'K1');
+    const b = await accept(spool, 'K2');
+    spool.close();
+    // parked before the crash, the records' marks never written
+    for (const [to, entry] of [
+      ['queue', { ...a, attempts: 3 }],
+      ['dead', { ...b, attempts: 4 }],
+    ] as const) {
+      await writeFile(join(dir, 'msg', `${entry.id}.eml`), RAW);
+      await writeFile(join(dir, to, `${entry.id}.json`), JSON.stringify(entry));
+    }
+    const next = await new Spool(dir).init();
+    expect(await next.requeueClaims()).to.equal(0);
+    expect((await next.read('queue', 'K1'))?.attempts).to.equal(3);
+    expect((await next.read('dead', 'K2'))?.attempts).to.equal(4);
+    expect(await segments()).to.deep.equal([]);
+  });
+
+  it("requeueClaims never takes this process's own live journal", async () => {
+    await accept(spool, 'OWN');
+    expect(await spool.requeueClaims()).to.equal(0);
+    expect(spool.journaled).to.equal(1);
+    expect(await segments()).to.have.length(1);
+  });
+
+  it('recover() parks the journals of every claim folder, a torn tail ignored', async () => {
+    const other = await new Spool(dir, 'active-2').init();
+    await accept(spool, 'R1');
+    await accept(other, 'R2');
+    spool.close();
+    other.close();
+    // a crash cut the last append short: half a frame after the whole records
+    const [segment] = await segments('active-2');
+    await writeFile(join(dir, 'active-2', segment!), 'M R3 999 abc\nFrom: ', {
+      flag: 'a',
+    });
+    const next = await new Spool(dir).init();
+    const report = await next.recover(NOW);
+    expect(report.requeued).to.equal(2);
+    expect(await next.ids('queue')).to.deep.equal(['R1', 'R2']);
+    expect(await segments('active')).to.deep.equal([]);
+    expect(await segments('active-2')).to.deep.equal([]);
   });
 });

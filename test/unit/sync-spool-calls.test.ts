@@ -9,7 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -66,29 +66,6 @@ describe('synchronous spool calls', () => {
       'X-Mailbridge-Queue: {"id":"T","routes":[]}\r\n',
     );
     const DATA = Buffer.from('Subject: x\r\n\r\nbody\r\n');
-
-    it('over a free file on a full disk (ENOSPC from the write), and when its cut fails (EINVAL from ftruncate)', async () => {
-      for (const [size, code] of [
-        [0, 'ENOSPC'],
-        [1 << 20, 'EINVAL'],
-      ] as const) {
-        const free = join(dir, 'free-1');
-        await symlink('/dev/full', free);
-        const failure = await receiveToFile(
-          Readable.from([DATA]),
-          join(dir, 'ID.eml'),
-          {
-            durable: true,
-            header: HEADER,
-            takeFree: () => ({ path: free, size }),
-          },
-        ).catch((err: NodeJS.ErrnoException) => err);
-        expect((failure as NodeJS.ErrnoException).code).to.equal(code);
-        expect(openUnder(dir, '/dev/full')).to.deep.equal([]);
-        // the free file is out of the pool: removed, not left as junk
-        expect(await readdir(dir)).to.deep.equal([]);
-      }
-    });
 
     it('a new file whose exclusive create fails (EEXIST): the file there left alone', async () => {
       const path = join(dir, 'ID.eml');
