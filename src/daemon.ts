@@ -126,8 +126,10 @@ export async function startDaemon(
     });
     if (options.recover === false) {
       // a cluster worker takes back what the worker it replaces had claimed when it died
-      const requeued = await spool.requeueClaims();
+      const damaged: string[] = [];
+      const requeued = await spool.requeueClaims(undefined, damaged);
       if (requeued) log.warn('claims of a dead worker requeued', { requeued });
+      logDamaged(log, damaged);
     } else {
       await recoverSpool(spool, log, (options.now ?? Date.now)());
     }
@@ -200,6 +202,8 @@ export async function startDaemon(
       clearInterval(pruner);
       await runner?.close();
       await sink.close();
+      // the attempts it cut short are filed before the spool and the dedupe store close
+      await runner?.settled(config.delivery.shutdownTimeoutMs);
       await dedupe.close();
       spool.close();
       await unlock();
@@ -249,10 +253,26 @@ export async function recoverSpool(
   log: Logger,
   now: number,
 ): Promise<void> {
-  const report = await spool.recover(now);
+  const damaged: string[] = [];
+  const report = await spool.recover(now, damaged);
   const mended =
     report.removedTmp + report.requeued + report.orphans + report.missingRaw;
   if (mended) log.warn('spool recovered after an unclean stop', { ...report });
+  logDamaged(log, damaged);
+}
+
+/**
+ * A journal segment with unreadable bytes before whole records is damage (a crash only ever
+ * cuts an append short at the end): its readable messages were requeued, and it is kept for
+ * the operator, since a done mark lost in it may bring a delivered message back.
+ */
+function logDamaged(log: Logger, damaged: string[]): void {
+  for (const path of damaged) {
+    log.error(
+      'journal segment damaged: its readable messages were requeued, the file kept',
+      { path },
+    );
+  }
 }
 
 /** The sink, counting each body in `mailbridge_api_posts_total` by result. */

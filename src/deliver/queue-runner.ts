@@ -86,6 +86,7 @@ export class QueueRunner {
   private timer?: NodeJS.Timeout;
   private scanTimer?: NodeJS.Timeout;
   private closing = false;
+  private scanning: Promise<void> | undefined;
   private pause: Pause | null = null;
   private closed?: Promise<void>;
 
@@ -319,6 +320,21 @@ export class QueueRunner {
     this.pump();
   }
 
+  /**
+   * Waits up to `ms` for the attempts still running to be filed (after close() gave up on
+   * them and the sink was closed, which ends them at once): a filing cut off by the process's
+   * exit would leave the attempt's outcome unrecorded.
+   */
+  async settled(ms: number): Promise<void> {
+    if (this.running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.running.values()),
+      new Promise<void>(done => (timer = setTimeout(done, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** Stops claiming; waits up to delivery.shutdownTimeoutMs for attempts in flight. */
   close(): Promise<void> {
     this.closed ??= (async () => {
@@ -356,8 +372,18 @@ export class QueueRunner {
     this.heap.push(at, id);
   }
 
-  /** Reloads due times from queue/ and forgets entries that left it (purged, replayed...). */
-  private async scan(): Promise<void> {
+  /**
+   * Reloads due times from queue/ and forgets entries that left it (purged, replayed...). A
+   * scan asked for while one runs (a slow disk) is that one: two would park the same message.
+   */
+  private scan(): Promise<void> {
+    this.scanning ??= this.scanOnce().finally(
+      () => (this.scanning = undefined),
+    );
+    return this.scanning;
+  }
+
+  private async scanOnce(): Promise<void> {
     for (const { entry, at } of [...this.unparked.values()]) {
       await this.parkFresh(entry, at);
     }

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DirSyncer, GroupCommit, writeFullySync } from './durable-fs.js';
 
-const datasync = promisify(fdatasync);
+const fdatasyncFd = promisify(fdatasync);
 
 /** A segment takes appends until it holds this many bytes; then a new one is started. */
 export const SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -61,6 +61,11 @@ interface Segment {
   waiting: number;
   /** the folder fsync that makes the segment's name durable (started when it was created) */
   named: Promise<void>;
+  /**
+   * The first fdatasync error: every later sync of the segment fails with it. Linux reports a
+   * failed write-back once per file, so a later fdatasync would succeed over pages it lost.
+   */
+  failed?: unknown;
 }
 
 /** The checksum of a record (its id and bytes), as its frame line carries it. */
@@ -87,8 +92,14 @@ export class Journal {
   private counter = 0;
   private closed = false;
 
-  /** @param dir - the claim folder the segments are written in */
-  constructor(readonly dir: string) {}
+  /**
+   * @param dir - the claim folder the segments are written in
+   * @param datasync - makes a segment's appends durable (a test can make it fail)
+   */
+  constructor(
+    readonly dir: string,
+    private readonly datasync: (fd: number) => Promise<void> = fdatasyncFd,
+  ) {}
 
   /**
    * Appends a message's record and resolves once it is on disk. On any failure the record is
@@ -206,7 +217,10 @@ export class Journal {
       writeFullySync(segment.fd, line);
       segment.size += line.length;
     } catch {
+      // a full disk: the record stays live on disk, so the segment takes nothing more and is
+      // deleted once its other messages are done (a deletion needs no space), taking it along
       this.cut(segment, start);
+      this.seal(segment);
     }
   }
 
@@ -297,7 +311,16 @@ export class Journal {
 
   private async flush(path: string): Promise<void> {
     const segment = this.segments.get(path);
-    if (segment) await datasync(segment.fd);
+    if (!segment) return;
+    if (segment.failed !== undefined) throw segment.failed;
+    try {
+      await this.datasync(segment.fd);
+    } catch (err) {
+      // set before any waiting append hears of it: the next round, already queued, fails too
+      segment.failed = err;
+      this.seal(segment);
+      throw err;
+    }
   }
 }
 
@@ -315,49 +338,100 @@ function closeFd(segment: Segment): void {
 /** A message found in a segment, not marked done. */
 export interface SegmentRecord {
   id: string;
+  /** byte offset of its bytes in the segment */
+  offset: number;
   /** the record's bytes: the spool header line, then the raw message */
   content: Buffer;
 }
 
-/** What a segment holds: its messages not done, in order, and whether its tail was torn. */
+/** What a segment holds: its messages not done, in order, and what could not be read. */
 export interface SegmentContents {
   records: SegmentRecord[];
   /** bytes after the last whole record (a crash's cut-short append): ignored */
   torn: boolean;
+  /**
+   * bytes that are not a whole record with whole records after them: damage, not a crash (an
+   * append is only ever cut short at the end). The records found past it are kept; a done
+   * mark lost in it brings its message back.
+   */
+  damaged: boolean;
 }
 
-/** Reads a segment: the records not marked done, stopping at the first that is not whole. */
+/** Reads a segment: the records not marked done (see parseSegment). */
 export async function readSegment(path: string): Promise<SegmentContents> {
   return parseSegment(await readFile(path));
 }
 
-/** readSegment for a segment's bytes. */
+type Parsed =
+  | { kind: 'D'; id: string; end: number }
+  | { kind: 'M'; id: string; offset: number; content: Buffer; end: number };
+
+/** The whole record at `at`, or null. */
+function parseAt(bytes: Buffer, at: number): Parsed | null {
+  const eol = bytes.indexOf(0x0a, at);
+  if (eol < 0 || eol - at > 200) return null;
+  const frame = bytes.toString('latin1', at, eol).split(' ');
+  if (frame[0] === 'D' && frame.length === 2 && frame[1]) {
+    return { kind: 'D', id: frame[1], end: eol + 1 };
+  }
+  if (frame[0] !== 'M' || frame.length !== 4 || !frame[1]) return null;
+  const length = Number(frame[2]);
+  const end = eol + 1 + length;
+  if (!Number.isSafeInteger(length) || length < 0 || end > bytes.length) {
+    return null;
+  }
+  const content = bytes.subarray(eol + 1, end);
+  if (checksum(frame[1], [content]) !== frame[3]) return null;
+  return { kind: 'M', id: frame[1], offset: eol + 1, content, end };
+}
+
+/**
+ * Where the next whole message record after `from` begins (at the start of a line), or -1.
+ * Only a message's frame is trusted there: its checksum cannot match by chance, while a line of
+ * a message's body may well read `D <something>`.
+ */
+function nextRecord(bytes: Buffer, from: number): number {
+  for (
+    let p = bytes.indexOf('\nM ', from);
+    p >= 0;
+    p = bytes.indexOf('\nM ', p + 1)
+  ) {
+    if (parseAt(bytes, p + 1)?.kind === 'M') return p + 1;
+  }
+  return -1;
+}
+
+/**
+ * The records of a segment's bytes not marked done. What is not a whole record ends the
+ * segment when nothing whole follows it (a torn tail); otherwise it is damage, skipped to the
+ * next whole message record.
+ */
 export function parseSegment(bytes: Buffer): SegmentContents {
-  const found = new Map<string, Buffer>();
-  let at = 0;
-  while (at < bytes.length) {
-    const eol = bytes.indexOf(0x0a, at);
-    if (eol < 0 || eol - at > 200) break;
-    const frame = bytes.toString('latin1', at, eol).split(' ');
-    if (frame[0] === 'D' && frame.length === 2 && frame[1]) {
-      found.delete(frame[1]);
-      at = eol + 1;
+  const found = new Map<string, { offset: number; content: Buffer }>();
+  let torn = false;
+  let damaged = false;
+  for (let at = 0; at < bytes.length;) {
+    const record = parseAt(bytes, at);
+    if (record?.kind === 'D') found.delete(record.id);
+    else if (record) {
+      found.set(record.id, { offset: record.offset, content: record.content });
+    }
+    if (record) {
+      at = record.end;
       continue;
     }
-    if (frame[0] !== 'M' || frame.length !== 4 || !frame[1]) break;
-    const length = Number(frame[2]);
-    const end = eol + 1 + length;
-    if (!Number.isSafeInteger(length) || length < 0 || end > bytes.length) {
+    const next = nextRecord(bytes, at);
+    if (next < 0) {
+      torn = true;
       break;
     }
-    const content = bytes.subarray(eol + 1, end);
-    if (checksum(frame[1], [content]) !== frame[3]) break;
-    found.set(frame[1], content);
-    at = end;
+    damaged = true;
+    at = next;
   }
   return {
-    records: [...found].map(([id, content]) => ({ id, content })),
-    torn: at < bytes.length,
+    records: [...found].map(([id, record]) => ({ id, ...record })),
+    torn,
+    damaged,
   };
 }
 

@@ -34,6 +34,8 @@ export interface RecoveryReport {
   requeued: number;
   orphans: number;
   missingRaw: number;
+  /** journal segments with whole records after unreadable bytes: kept as `<name>.damaged` */
+  damagedSegments: number;
 }
 
 /**
@@ -221,6 +223,9 @@ export class Spool {
       this.journal.done(entry.id);
       return;
     }
+    // a journal record no more: parked already (by a parking whose caller did not hear of it);
+    // it has no file of its own whose raw bytes start at rawOffset
+    if (entry.rawLength !== undefined) return;
     await this.writeState(claimed, entry);
     await this.adoptRaw(entry.id, folder);
     await rename(claimed, this.statePath(to, entry.id));
@@ -235,6 +240,17 @@ export class Spool {
     entry: QueueEntry,
     at: number,
   ): Promise<'parked' | 'released'> {
+    if (this.journal?.has(entry.id)) {
+      for (const to of ['queue', 'dead'] as const) {
+        if (await exists(this.statePath(to, entry.id))) {
+          // its parking renamed the state into place, but the folder fsync after it failed:
+          // only that is done again, the state it wrote kept
+          await this.dirSyncer.sync(join(this.dir, to));
+          this.journal.done(entry.id);
+          return 'released';
+        }
+      }
+    }
     if (await exists(join(this.dir, this.claimDir, `${entry.id}.json`))) {
       await this.adoptRaw(entry.id, this.claimDir);
       await this.release(entry.id);
@@ -250,8 +266,15 @@ export class Spool {
     return 'parked';
   }
 
-  /** Writes a message's raw bytes to msg/<id>.eml durably: fsynced, renamed, msg/ fsynced. */
-  private async writeRaw(id: string, raw: Buffer): Promise<void> {
+  /**
+   * Writes a message's raw bytes to msg/<id>.eml durably: fsynced, renamed, and msg/ fsynced
+   * unless the caller does that for several (`syncFolder` false).
+   */
+  private async writeRaw(
+    id: string,
+    raw: Buffer,
+    syncFolder = true,
+  ): Promise<void> {
     const tmp = join(this.tmpDir, `${id}.${process.pid}.${Date.now()}.eml`);
     try {
       await writeFileDurable(tmp, raw);
@@ -260,7 +283,7 @@ export class Spool {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
-    await this.dirSyncer.sync(this.msgDir);
+    if (syncFolder) await this.dirSyncer.sync(this.msgDir);
   }
 
   /** Moves a fresh message's file from a claim folder to msg/ (none there: moved already). */
@@ -322,17 +345,35 @@ export class Spool {
     id: string,
     folders: string[],
   ): Promise<{ entry: QueueEntry; path: string } | null> {
+    return (await this.journaledEntries(folders)).get(id) ?? null;
+  }
+
+  /**
+   * Every fresh message in the journal segments of `folders`, read in one pass: its entry (with
+   * where its raw bytes lie in the segment) and the segment.
+   */
+  private async journaledEntries(
+    folders: string[],
+  ): Promise<Map<string, { entry: QueueEntry; path: string }>> {
+    const found = new Map<string, { entry: QueueEntry; path: string }>();
     for (const folder of folders) {
       for (const path of await this.segments(folder)) {
         const { records } = await readSegment(path).catch(() => ({
           records: [],
         }));
-        const record = records.find(r => r.id === id);
-        const parsed = record && parseSpoolHeader(record.content);
-        if (parsed) return { entry: parsed.entry, path };
+        for (const { id, offset, content } of records) {
+          const parsed = parseSpoolHeader(content);
+          if (!parsed) continue;
+          const entry = {
+            ...parsed.entry,
+            rawOffset: offset + parsed.offset,
+            rawLength: content.length - parsed.offset,
+          };
+          found.set(id, { entry, path });
+        }
       }
     }
-    return null;
+    return found;
   }
 
   /** The journal segments of a claim folder, oldest first, as paths. */
@@ -486,13 +527,27 @@ export class Spool {
   /**
    * Takes back the claims left in claim folders (by a process that died): each goes back to
    * queue/, or on to dead/ when its move there was cut short; a fresh message is parked in
-   * queue/ with the state of its header line. Returns how many.
+   * queue/ with the state of its header line; journal segments kept as damaged are added to
+   * `damaged`. Returns how many.
    */
-  async requeueClaims(folders: string[] = [this.claimDir]): Promise<number> {
+  async requeueClaims(
+    folders: string[] = [this.claimDir],
+    damaged: string[] = [],
+  ): Promise<number> {
     const waiting = new Set(await this.ids('queue'));
+    // claimed by any process, this one's folders or another's: a journal record of such a
+    // message was parked already and is being delivered, or its parking was cut short
+    const claimed = new Set<string>();
+    for (const folder of await this.claimFolders()) {
+      for (const name of await readdir(join(this.dir, folder)).catch(
+        (): string[] => [],
+      )) {
+        if (name.endsWith('.json')) claimed.add(name.slice(0, -'.json'.length));
+      }
+    }
     let count = 0;
     for (const folder of folders) {
-      count += await this.requeueJournal(folder, waiting);
+      count += await this.requeueJournal(folder, waiting, claimed, damaged);
       const names = await readdir(join(this.dir, folder)).catch(() => []);
       const states = new Set(
         names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)),
@@ -539,33 +594,27 @@ export class Spool {
 
   /**
    * Parks the messages of a claim folder's journal segments (left by a process that died or
-   * stopped) in queue/, each durably, then deletes the segments. A message already in queue/
-   * or dead/ (its parking done, its record not yet marked) is left there. The segments of this
-   * process's own journal are never touched.
+   * stopped) in queue/, durably, then deletes each segment, or keeps it as `<name>.damaged`
+   * (listed in `damaged`) when whole records followed bytes that were not. A message already in
+   * queue/, dead/ or a claim folder (its parking done, its record not yet marked) is left where
+   * it is. The segments of this process's own journal are never touched.
    */
   private async requeueJournal(
     folder: string,
     waiting: Set<string>,
+    claimed: Set<string>,
+    damaged: string[],
   ): Promise<number> {
     let count = 0;
     let dead: Set<string> | undefined;
-    const names = await readdir(join(this.dir, folder)).catch(
-      (): string[] => [],
-    );
-    for (const path of segmentsOf(join(this.dir, folder), names.sort())) {
+    for (const path of await this.segments(folder)) {
       if (this.journal?.owns(path)) continue;
-      const { records } = await readSegment(path);
-      for (const { id, content } of records) {
+      const contents = await readSegment(path);
+      const parked: Array<{ id: string; state: QueueEntry }> = [];
+      for (const { id, content } of contents.records) {
         dead ??= new Set(await this.ids('dead'));
         const parsed = parseSpoolHeader(content);
-        // parked already, its mark lost; or its parking cut short after its state was
-        // written on the claim (its raw bytes in msg/ before that): requeueClaims moves it
-        if (
-          !parsed ||
-          waiting.has(id) ||
-          dead.has(id) ||
-          names.includes(`${id}.json`)
-        ) {
+        if (!parsed || waiting.has(id) || dead.has(id) || claimed.has(id)) {
           continue;
         }
         const {
@@ -573,13 +622,25 @@ export class Spool {
           rawLength: _length,
           ...state
         } = parsed.entry;
-        await this.writeRaw(id, content.subarray(parsed.offset));
-        await this.writeState(this.statePath('queue', id), state);
-        await this.dirSyncer.sync(join(this.dir, 'queue'));
-        waiting.add(id);
-        count++;
+        // the raw files first, then their states: a state never names a raw file not on disk
+        await this.writeRaw(id, content.subarray(parsed.offset), false);
+        parked.push({ id, state });
       }
-      await rm(path, { force: true });
+      if (parked.length > 0) {
+        await this.dirSyncer.sync(this.msgDir);
+        for (const { id, state } of parked) {
+          await this.writeState(this.statePath('queue', id), state);
+          waiting.add(id);
+        }
+        await this.dirSyncer.sync(join(this.dir, 'queue'));
+      }
+      count += parked.length;
+      if (contents.damaged) {
+        await rename(path, `${path}.damaged`);
+        damaged.push(`${path}.damaged`);
+      } else {
+        await rm(path, { force: true });
+      }
     }
     return count;
   }
@@ -587,8 +648,13 @@ export class Spool {
   /** Every entry in one state, oldest first; entries that vanish while read are skipped. */
   async list(state: EntryState): Promise<QueueEntry[]> {
     const entries: QueueEntry[] = [];
+    // the journals' messages are read in one pass, not a pass over every segment per message
+    const journaled =
+      state === 'active'
+        ? await this.journaledEntries(await this.claimFolders())
+        : new Map<string, { entry: QueueEntry }>();
     for (const id of await this.ids(state)) {
-      const entry = await this.read(state, id);
+      const entry = journaled.get(id)?.entry ?? (await this.read(state, id));
       if (entry) entries.push(entry);
     }
     return entries;
@@ -598,13 +664,15 @@ export class Spool {
    * Mends the spool after a crash; run once at start, before any worker. Temporary files go
    * (their clients never heard 250), claimed entries are made due again, raw files without a
    * state are removed, and states without a raw file are moved to dead/ for the operator.
+   * Journal segments kept as damaged (see requeueClaims) are added to `damaged`.
    */
-  async recover(now: number): Promise<RecoveryReport> {
+  async recover(now: number, damaged: string[] = []): Promise<RecoveryReport> {
     const report: RecoveryReport = {
       removedTmp: 0,
       requeued: 0,
       orphans: 0,
       missingRaw: 0,
+      damagedSegments: 0,
     };
     for (const name of await readdir(this.tmpDir)) {
       await rm(join(this.tmpDir, name), { force: true });
@@ -612,7 +680,11 @@ export class Spool {
     }
     // the free pools of versions before the journal: files kept for reuse, never mail
     await rm(join(this.dir, 'free'), { recursive: true, force: true });
-    report.requeued = await this.requeueClaims(await this.claimFolders());
+    report.requeued = await this.requeueClaims(
+      await this.claimFolders(),
+      damaged,
+    );
+    report.damagedSegments = damaged.length;
     const waiting = new Set(await this.ids('queue'));
     const known = new Set([...waiting, ...(await this.ids('dead'))]);
     const raw = (await readdir(this.msgDir))

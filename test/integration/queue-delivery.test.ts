@@ -748,6 +748,7 @@ describe('queue mode: delivery from the spool', () => {
         requeued: 1,
         orphans: 1,
         missingRaw: 0,
+        damagedSegments: 0,
       });
       await workerLine(bridge, 'RECOVERME01', 'message delivered');
       expect(t.api.requests.map(r => r.body.ext_msg_id)).to.deep.equal([

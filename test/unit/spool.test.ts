@@ -259,6 +259,7 @@ describe('Spool', () => {
       requeued: 2,
       orphans: 1,
       missingRaw: 1,
+      damagedSegments: 0,
     });
     const listing = await listSpool(dir);
     expect(listing.tmp).to.deep.equal([]);
@@ -282,6 +283,7 @@ describe('Spool', () => {
       requeued: 0,
       orphans: 0,
       missingRaw: 0,
+      damagedSegments: 0,
     });
   });
 });
@@ -636,6 +638,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
           requeued: 1,
           orphans: 2,
           missingRaw: 0,
+          damagedSegments: 0,
         });
         expect(await files()).to.deep.equal(
           only(claimDir, { msg: ['V1.eml'], queue: ['V1.json'] }),
@@ -646,6 +649,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
           requeued: 0,
           orphans: 0,
           missingRaw: 0,
+          damagedSegments: 0,
         });
       });
     });
@@ -662,6 +666,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       requeued: 2,
       orphans: 0,
       missingRaw: 0,
+      damagedSegments: 0,
     });
     expect(await files()).to.deep.equal({
       active: [],
@@ -890,6 +895,96 @@ describe('Spool: fresh small messages in the journal', () => {
     expect(await spool.requeueClaims()).to.equal(0);
     expect(spool.journaled).to.equal(1);
     expect(await segments()).to.have.length(1);
+  });
+
+  it('find and list show a journaled message with where its raw bytes lie in the segment (queue show)', async () => {
+    await accept(spool, 'S1');
+    await accept(spool, 'S2');
+    const cli = await new Spool(dir).init();
+    const found = await cli.find('S2');
+    const path = (await cli.locateRaw('S2'))!;
+    const bytes = await readFile(path);
+    const { rawOffset, rawLength } = found!.entry;
+    expect(
+      bytes.subarray(rawOffset!, rawOffset! + rawLength!).equals(raw),
+    ).to.equal(true);
+    const listed = await cli.list('active');
+    expect(listed.map(e => [e.id, e.rawLength])).to.deep.equal([
+      ['S1', raw.length],
+      ['S2', raw.length],
+    ]);
+  });
+
+  // Regression (review): a parking whose rename into dead/ succeeded but whose fsync of dead/
+  // failed was done again from the accept-time state: the message ended in dead/ and queue/.
+  it('releaseFresh after a parking whose folder fsync failed: that fsync again, the state kept, nothing parked twice', async () => {
+    const entry = await accept(spool, 'RF');
+    const dead = {
+      ...entry,
+      attempts: 1,
+      dead: { reason: 'refused', at: 'now' },
+    };
+    // as the parking left it: raw in msg/, the state renamed into dead/, the record not done
+    await writeFile(spool.messagePath('RF'), raw);
+    const { rawOffset: _o, rawLength: _l, ...state } = dead;
+    await writeFile(join(dir, 'dead', 'RF.json'), JSON.stringify(state));
+    expect(await spool.releaseFresh(entry, NOW)).to.equal('released');
+    expect(spool.journaled).to.equal(0);
+    const listing = await listSpool(dir);
+    expect(listing.queue).to.deep.equal([]);
+    expect(listing.dead).to.deep.equal(['RF.json']);
+    expect((await spool.read('dead', 'RF'))?.attempts).to.equal(1);
+  });
+
+  // Regression (review): a second parking of a message no longer in the journal (two scans
+  // parking it at once) wrote its state with the journal's offsets over a raw-only msg/ file.
+  it('park of an entry whose journal record is done already changes nothing', async () => {
+    const entry = await accept(spool, 'P2');
+    await spool.park({ ...entry, attempts: 1 }, 'queue');
+    await spool.park({ ...entry, attempts: 2 }, 'queue');
+    const state = await spool.read('queue', 'P2');
+    expect(state?.attempts).to.equal(1);
+    expect(state?.rawOffset).to.equal(undefined);
+    expect((await listSpool(dir)).active).to.deep.equal([]);
+  });
+
+  // Regression (review): recovery parked a record again while another process held the
+  // message claimed (parked by the dead process, claimed by a live one before the mark).
+  it('requeueClaims leaves a record whose message another claim folder holds', async () => {
+    const dying = await new Spool(dir, 'active-1').init();
+    const entry = await accept(dying, 'CL');
+    dying.close();
+    await writeFile(spool.messagePath('CL'), raw);
+    await mkdir(join(dir, 'active-2'), { recursive: true });
+    await writeFile(join(dir, 'active-2', 'CL.json'), JSON.stringify(entry));
+    const next = await new Spool(dir, 'active-1').init();
+    expect(await next.requeueClaims()).to.equal(0);
+    expect(await next.ids('queue')).to.deep.equal([]);
+    expect(await segments('active-1')).to.deep.equal([]);
+  });
+
+  it('recover(): a damaged segment (whole records after unreadable bytes) is parked as far as it reads and kept as .damaged', async () => {
+    await accept(spool, 'D1');
+    await accept(spool, 'D2');
+    await accept(spool, 'D3');
+    spool.close();
+    const [segment] = await segments();
+    const path = join(dir, 'active', segment!);
+    const bytes = await readFile(path);
+    // a flipped byte in D2's raw bytes, D3 whole after it
+    const at = bytes.indexOf('Hi.', bytes.indexOf('M D2 '));
+    bytes[at] = bytes[at]! ^ 1;
+    await writeFile(path, bytes);
+    const next = await new Spool(dir).init();
+    const damaged: string[] = [];
+    const report = await next.recover(NOW, damaged);
+    expect(report.requeued).to.equal(2);
+    expect(report.damagedSegments).to.equal(1);
+    expect(damaged).to.deep.equal([`${path}.damaged`]);
+    expect(await next.ids('queue')).to.deep.equal(['D1', 'D3']);
+    expect(await readdir(join(dir, 'active'))).to.deep.equal([
+      `${segment!}.damaged`,
+    ]);
   });
 
   it('recover() parks the journals of every claim folder, a torn tail ignored', async () => {
