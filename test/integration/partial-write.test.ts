@@ -7,6 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isSegmentName, readSegment } from '../../src/spool/journal.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/spawn-daemon.js';
@@ -106,14 +107,56 @@ describe('a short write of a small message', function () {
       to: ['support@example.com'],
       raw: bigMessage(marker),
     });
-    if (sent.code !== 250) return; // refused: nothing was promised, nothing is lost
-    // the first attempt (from the bytes in memory) is deferred; the retry reads the spool file
-    await waitFor(() => api.requests.length >= 2, [[api, 'request']], {
-      timeoutMs: 10_000,
-      what: 'the retried POST of the accepted message',
+    if (sent.code === 250) {
+      // the first attempt (from the bytes in memory) is deferred; the retry reads the spool
+      await waitFor(() => api.requests.length >= 2, [[api, 'request']], {
+        timeoutMs: 10_000,
+        what: 'the retried POST of the accepted message',
+      });
+      // the client heard 250: the API must get the message as it was sent
+      expect(JSON.stringify(api.requests[1]!.body)).to.include(marker);
+    } else {
+      // refused (the journal's append ran past the limit): nothing was promised
+      expect(sent.code, sent.response).to.equal(451);
+    }
+    // what the failed append wrote was cut off its segment: a message after it is accepted,
+    // and the segment holds whole records only (no torn bytes before them)
+    const after = await sendRaw({
+      port: smtpPort,
+      to: ['support@example.com'],
+      raw: makeMessage(
+        {
+          From: 'jane@example.net',
+          To: 'support@example.com',
+          Subject: 'after',
+        },
+        'AFTER-THE-CUT\r\n',
+      ),
     });
-    // the client heard 250: the API must get the message as it was sent
-    expect(JSON.stringify(api.requests[1]!.body)).to.include(marker);
+    expect(after.code, after.response).to.equal(250);
+    await waitFor(
+      () =>
+        stdout.includes('"message delivered"') &&
+        api.requests.some(r =>
+          JSON.stringify(r.body).includes('AFTER-THE-CUT'),
+        ),
+      [
+        [api, 'request'],
+        [child.stdout!, 'data'],
+      ],
+      { timeoutMs: 10_000, what: 'the message after the cut to be delivered' },
+    );
+    const active = join(dir, 'spool', 'active');
+    const segments = (await readdir(active)).filter(isSegmentName);
+    expect(segments).to.have.length.greaterThan(0);
+    for (const name of segments) {
+      const { torn, damaged } = await readSegment(join(active, name));
+      expect({ name, torn, damaged }).to.deep.equal({
+        name,
+        torn: false,
+        damaged: false,
+      });
+    }
   });
 
   it('inject: "queued as" only for a message whose spooled file is whole', async () => {
