@@ -32,6 +32,9 @@ const DEAD_RECOUNT_MS = 60_000;
 
 /** Fresh messages kept waiting in memory (in the claim folder on disk); beyond, they are parked. */
 const READY_LIMIT = 10_000;
+/** Fresh messages parked at once when a pause starts. */
+const PARK_AT_ONCE = 8;
+
 /** Raw bytes of small fresh messages kept for their first attempt, at most this much in all. */
 const READY_RAW_BYTES = 16 * 1024 * 1024;
 
@@ -87,6 +90,8 @@ export class QueueRunner {
   private scanTimer?: NodeJS.Timeout;
   private closing = false;
   private scanning: Promise<void> | undefined;
+  /** hybrid attempts that outlived their sender's wait, filed when they end (fileLate) */
+  private readonly late = new Set<Promise<void>>();
   private pause: Pause | null = null;
   private closed?: Promise<void>;
 
@@ -205,10 +210,29 @@ export class QueueRunner {
    */
   attemptClaimed(entry: QueueEntry, raw?: Buffer): Promise<AttemptResult> {
     const spool = this.deps.spool;
-    const path = this.fresh.has(entry.id)
-      ? spool.freshRawPath(entry.id)
-      : spool.messagePath(entry.id);
+    // a journaled message's entry says where in its segment it lies (rawLength)
+    const path = !this.fresh.has(entry.id)
+      ? spool.messagePath(entry.id)
+      : entry.rawLength !== undefined
+        ? spool.freshRawPath(entry.id)
+        : spool.freshPath(entry.id);
     return attemptDelivery(entry, path, this.attemptDeps, raw);
+  }
+
+  /**
+   * Files the result of an attempt whose caller stopped waiting for it (hybrid mode, past
+   * `delivery.syncTimeoutMs`) once it ends; close() and settled() wait for it like any attempt
+   * in flight. Rejects as file() does.
+   */
+  fileLate(attempt: Promise<AttemptResult>): Promise<void> {
+    const filing = attempt.then(result => this.file(result));
+    const tracked = filing.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.late.add(tracked);
+    void tracked.then(() => this.late.delete(tracked));
+    return filing;
   }
 
   /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
@@ -326,10 +350,10 @@ export class QueueRunner {
    * exit would leave the attempt's outcome unrecorded.
    */
   async settled(ms: number): Promise<void> {
-    if (this.running.size === 0) return;
+    if (this.running.size === 0 && this.late.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled(this.running.values()),
+      Promise.allSettled([...this.running.values(), ...this.late]),
       new Promise<void>(done => (timer = setTimeout(done, ms))),
     ]);
     clearTimeout(timer);
@@ -342,7 +366,10 @@ export class QueueRunner {
       this.makeRoom();
       clearTimeout(this.timer);
       clearInterval(this.scanTimer);
-      const inFlight = Promise.all(this.running.values());
+      const inFlight = Promise.allSettled([
+        ...this.running.values(),
+        ...this.late,
+      ]);
       let timeout: NodeJS.Timeout | undefined;
       const limit = new Promise<void>(done => {
         timeout = setTimeout(done, this.deps.config.delivery.shutdownTimeoutMs);
@@ -409,7 +436,9 @@ export class QueueRunner {
     // a queue of 100,000 waiting messages costs one readdir per scan, not 100,000 reads.
     const signalled = new Set(await this.deps.spool.takeSignals());
     for (const id of ids) {
-      if (this.running.has(id)) continue;
+      // a fresh message whose parking did not finish is this process's to finish (parkFresh),
+      // not an entry to claim from queue/
+      if (this.running.has(id) || this.fresh.has(id)) continue;
       if (this.due.has(id) && !signalled.has(id)) continue;
       const entry = await this.deps.spool.read('queue', id);
       if (!entry) continue;
@@ -542,14 +571,21 @@ export class QueueRunner {
       this.deps.metrics.paused.set(1);
       if (starting) {
         // they would wait out the pause in the claim folder: park them where all can see them
-        const parking = this.ready.splice(0).map(({ entry, raw }) => {
+        const waiting = this.ready.splice(0);
+        for (const { raw } of waiting) {
           if (raw) this.readyRawBytes -= raw.length;
-          return this.parkFresh(entry, entry.nextAttemptAt);
-        });
+        }
         this.makeRoom();
         this.deps.onPauseChange?.(this.pause.reason);
+        // a few at a time: each one reads its record and writes and fsyncs two files.
         // parkFresh never rejects: a parking that fails is retried at every scan
-        await Promise.all(parking);
+        await Promise.all(
+          Array.from({ length: PARK_AT_ONCE }, async () => {
+            for (let next = waiting.shift(); next; next = waiting.shift()) {
+              await this.parkFresh(next.entry, next.entry.nextAttemptAt);
+            }
+          }),
+        );
       }
     } else if (this.pause) {
       this.pause = null;

@@ -3,17 +3,21 @@
 // the moment. A message needs no file, rename or folder fsync of its own: at hundreds of
 // messages a second those cost more CPU than parsing and posting it.
 //
-// A segment is a run of records, each a frame line and, for a message, its bytes:
+// A segment is a line naming its salt, then a run of records, each a frame line and, for a
+// message, its bytes:
 //
+//   J1 <salt>\n                     (32 random hex digits, drawn when the segment is created)
 //   M <id> <length> <checksum>\n<length bytes: the spool header line, then the raw message>
 //   D <id>\n                        (the message is out of the journal: delivered, or parked)
 //
-// The checksum (SHA-1 of the id and bytes, base64url) tells a whole record from one a crash cut
-// short or the disk damaged; a segment is
+// The checksum (SHA-1 of the segment's salt, the id and the bytes, base64url) tells a whole
+// record from one a crash cut short or the disk damaged. The salt keeps a record written into a
+// message's body (by a sender, or a journal file mailed on) from ever passing for one of the
+// segment's own when its reading has to skip unreadable bytes. A segment is
 // only ever appended to, so what follows the first bad record is a torn tail, never mail that
 // was answered 250. A segment whose every message is done is deleted; the messages of the
 // segments a process leaves behind are parked in queue/ by the next one (Spool.requeueClaims).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -34,6 +38,12 @@ const fdatasyncFd = promisify(fdatasync);
 export const SEGMENT_BYTES = 8 * 1024 * 1024;
 
 const SEGMENT_NAME = /^journal-[0-9a-z]+-\d+\.log$/;
+
+/** A queue id as the journal takes it: letters and digits (newQueueId), nothing a path reads. */
+const ID = /^[0-9A-Za-z]{1,64}$/;
+
+/** A segment's first line: its format and salt. */
+const HEAD = /^J1 ([0-9a-f]{32})\n/;
 
 /** Whether a file name of a claim folder is a journal segment. */
 export function isSegmentName(name: string): boolean {
@@ -61,6 +71,10 @@ interface Segment {
   waiting: number;
   /** the folder fsync that makes the segment's name durable (started when it was created) */
   named: Promise<void>;
+  /** keys the records' checksums (see the top of this file) */
+  salt: string;
+  /** ends in bytes a failed write left and a cut could not remove: no more marks go after them */
+  garbage: boolean;
   /**
    * The first fdatasync error: every later sync of the segment fails with it. Linux reports a
    * failed write-back once per file, so a later fdatasync would succeed over pages it lost.
@@ -68,9 +82,13 @@ interface Segment {
   failed?: unknown;
 }
 
-/** The checksum of a record (its id and bytes), as its frame line carries it. */
-function checksum(id: string, content: readonly Buffer[]): string {
-  const hash = createHash('sha1').update(id);
+/** The checksum of a record (its segment's salt, id and bytes), as its frame line carries it. */
+function checksum(
+  salt: string,
+  id: string,
+  content: readonly Buffer[],
+): string {
+  const hash = createHash('sha1').update(salt).update(id);
   for (const piece of content) hash.update(piece);
   return hash.digest('base64url');
 }
@@ -108,9 +126,11 @@ export class Journal {
    */
   async append(id: string, content: Buffer[]): Promise<JournalPosition> {
     if (this.closed) throw new Error('journal closed');
+    if (!ID.test(id)) throw new Error(`not a queue id: ${JSON.stringify(id)}`);
     const length = content.reduce((sum, b) => sum + b.length, 0);
-    const frame = Buffer.from(`M ${id} ${length} ${checksum(id, content)}\n`);
     const segment = this.writable();
+    const sum = checksum(segment.salt, id, content);
+    const frame = Buffer.from(`M ${id} ${length} ${sum}\n`);
     const start = segment.size;
     try {
       writeFullySync(segment.fd, [frame, ...content]);
@@ -210,7 +230,7 @@ export class Journal {
       this.drop(segment);
       return;
     }
-    if (segment.fd < 0) return;
+    if (segment.fd < 0 || segment.garbage) return;
     const start = segment.size;
     const line = Buffer.from(`D ${id}\n`);
     try {
@@ -262,17 +282,32 @@ export class Journal {
         if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
         throw err;
       }
+      const salt = randomBytes(16).toString('hex');
+      const head = Buffer.from(`J1 ${salt}\n`);
+      try {
+        writeFullySync(fd, head);
+      } catch (err) {
+        closeSync(fd);
+        try {
+          unlinkSync(path);
+        } catch {
+          // an empty or cut-short head is no segment: the next start deletes it
+        }
+        throw err;
+      }
       const named = this.dirSyncer.sync(this.dir);
       // awaited by every append; a failure is theirs to report, not an unhandled rejection
       named.catch(() => undefined);
       const segment: Segment = {
         path,
         fd,
-        size: 0,
+        size: head.length,
         live: 0,
         sealed: false,
         waiting: 0,
         named,
+        salt,
+        garbage: false,
       };
       this.segments.set(path, segment);
       this.current = segment;
@@ -285,6 +320,7 @@ export class Journal {
     try {
       ftruncateSync(segment.fd, size);
     } catch {
+      segment.garbage = true;
       this.seal(segment);
     }
   }
@@ -367,22 +403,23 @@ type Parsed =
   | { kind: 'M'; id: string; offset: number; content: Buffer; end: number };
 
 /** The whole record at `at`, or null. */
-function parseAt(bytes: Buffer, at: number): Parsed | null {
+function parseAt(bytes: Buffer, at: number, salt: string): Parsed | null {
   const eol = bytes.indexOf(0x0a, at);
   if (eol < 0 || eol - at > 200) return null;
   const frame = bytes.toString('latin1', at, eol).split(' ');
-  if (frame[0] === 'D' && frame.length === 2 && frame[1]) {
-    return { kind: 'D', id: frame[1], end: eol + 1 };
+  if (!ID.test(frame[1] ?? '')) return null;
+  if (frame[0] === 'D' && frame.length === 2) {
+    return { kind: 'D', id: frame[1]!, end: eol + 1 };
   }
-  if (frame[0] !== 'M' || frame.length !== 4 || !frame[1]) return null;
+  if (frame[0] !== 'M' || frame.length !== 4) return null;
   const length = Number(frame[2]);
   const end = eol + 1 + length;
   if (!Number.isSafeInteger(length) || length < 0 || end > bytes.length) {
     return null;
   }
   const content = bytes.subarray(eol + 1, end);
-  if (checksum(frame[1], [content]) !== frame[3]) return null;
-  return { kind: 'M', id: frame[1], offset: eol + 1, content, end };
+  if (checksum(salt, frame[1]!, [content]) !== frame[3]) return null;
+  return { kind: 'M', id: frame[1]!, offset: eol + 1, content, end };
 }
 
 /**
@@ -390,13 +427,13 @@ function parseAt(bytes: Buffer, at: number): Parsed | null {
  * Only a message's frame is trusted there: its checksum cannot match by chance, while a line of
  * a message's body may well read `D <something>`.
  */
-function nextRecord(bytes: Buffer, from: number): number {
+function nextRecord(bytes: Buffer, from: number, salt: string): number {
   for (
     let p = bytes.indexOf('\nM ', from);
     p >= 0;
     p = bytes.indexOf('\nM ', p + 1)
   ) {
-    if (parseAt(bytes, p + 1)?.kind === 'M') return p + 1;
+    if (parseAt(bytes, p + 1, salt)?.kind === 'M') return p + 1;
   }
   return -1;
 }
@@ -408,10 +445,15 @@ function nextRecord(bytes: Buffer, from: number): number {
  */
 export function parseSegment(bytes: Buffer): SegmentContents {
   const found = new Map<string, { offset: number; content: Buffer }>();
+  const head = HEAD.exec(bytes.toString('latin1', 0, 64));
+  // no whole first line: created by a process that stopped before any of its appends was
+  // made durable (the first fdatasync covers the line), so nothing in it was answered 250
+  if (!head) return { records: [], torn: bytes.length > 0, damaged: false };
+  const salt = head[1]!;
   let torn = false;
   let damaged = false;
-  for (let at = 0; at < bytes.length;) {
-    const record = parseAt(bytes, at);
+  for (let at = head[0].length; at < bytes.length;) {
+    const record = parseAt(bytes, at, salt);
     if (record?.kind === 'D') found.delete(record.id);
     else if (record) {
       found.set(record.id, { offset: record.offset, content: record.content });
@@ -420,7 +462,7 @@ export function parseSegment(bytes: Buffer): SegmentContents {
       at = record.end;
       continue;
     }
-    const next = nextRecord(bytes, at);
+    const next = nextRecord(bytes, at, salt);
     if (next < 0) {
       torn = true;
       break;

@@ -14,8 +14,9 @@ import {
 import { renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  DirSyncer,
   exists,
+  fsyncDir,
+  GroupCommit,
   writeFileAtomic,
   writeFileDurable,
 } from './durable-fs.js';
@@ -46,9 +47,14 @@ export interface RecoveryReport {
 export class Spool {
   readonly tmpDir: string;
   readonly msgDir: string;
-  private readonly dirSyncer = new DirSyncer();
+  private readonly dirSyncer: GroupCommit;
   /** this process's journal of fresh small messages, opened with the first */
   private journal: Journal | undefined;
+  /**
+   * journaled messages whose parking renamed their state into queue/ or dead/ but did not
+   * finish (the folder fsync failed): releaseFresh finishes only that
+   */
+  private readonly parkedInto = new Map<string, 'queue' | 'dead'>();
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -57,7 +63,10 @@ export class Spool {
   constructor(
     readonly dir: string,
     private readonly claimDir = 'active',
+    /** fsyncs a folder (a test can make it fail) */
+    dirSync: (dir: string) => Promise<void> = fsyncDir,
   ) {
+    this.dirSyncer = new GroupCommit(dirSync);
     this.tmpDir = join(dir, 'tmp');
     this.msgDir = join(dir, 'msg');
   }
@@ -219,8 +228,10 @@ export class Spool {
       // fails, releaseFresh hands on that state, the attempt's outcome kept
       await this.writeState(claimed, state);
       await rename(claimed, this.statePath(to, entry.id));
+      this.parkedInto.set(entry.id, to);
       await this.dirSyncer.sync(join(this.dir, to));
       this.journal.done(entry.id);
+      this.parkedInto.delete(entry.id);
       return;
     }
     // a journal record no more: parked already (by a parking whose caller did not hear of it);
@@ -240,16 +251,15 @@ export class Spool {
     entry: QueueEntry,
     at: number,
   ): Promise<'parked' | 'released'> {
-    if (this.journal?.has(entry.id)) {
-      for (const to of ['queue', 'dead'] as const) {
-        if (await exists(this.statePath(to, entry.id))) {
-          // its parking renamed the state into place, but the folder fsync after it failed:
-          // only that is done again, the state it wrote kept
-          await this.dirSyncer.sync(join(this.dir, to));
-          this.journal.done(entry.id);
-          return 'released';
-        }
-      }
+    const to = this.parkedInto.get(entry.id);
+    if (to && this.journal?.has(entry.id)) {
+      // its parking renamed the state into place, but the folder fsync after it failed: only
+      // that is done again, the state it wrote kept (known from memory, not from the folder,
+      // where another process may have claimed or an operator purged it since)
+      await this.dirSyncer.sync(join(this.dir, to));
+      this.journal.done(entry.id);
+      this.parkedInto.delete(entry.id);
+      return 'released';
     }
     if (await exists(join(this.dir, this.claimDir, `${entry.id}.json`))) {
       await this.adoptRaw(entry.id, this.claimDir);
@@ -363,7 +373,7 @@ export class Spool {
         }));
         for (const { id, offset, content } of records) {
           const parsed = parseSpoolHeader(content);
-          if (!parsed) continue;
+          if (parsed?.entry.id !== id) continue;
           const entry = {
             ...parsed.entry,
             rawOffset: offset + parsed.offset,
@@ -501,6 +511,8 @@ export class Spool {
   async ids(state: EntryState): Promise<string[]> {
     const folders = state === 'active' ? await this.claimFolders() : [state];
     const ids: string[] = [];
+    /** the ids of journal records (not marked done) */
+    const journaled: string[] = [];
     for (const folder of folders) {
       const names = new Set(
         await readdir(join(this.dir, folder)).catch((): string[] => []),
@@ -510,7 +522,7 @@ export class Spool {
           const { records } = await readSegment(path).catch(() => ({
             records: [],
           }));
-          ids.push(...records.map(r => r.id));
+          journaled.push(...records.map(r => r.id));
         }
       }
       for (const n of names) {
@@ -521,7 +533,16 @@ export class Spool {
         }
       }
     }
-    return ids.sort();
+    if (journaled.length > 0) {
+      // a record whose message has a state in queue/, dead/ or a claim folder was parked, its
+      // done mark still to come (or lost): it is listed where its state is, once
+      const elsewhere = new Set(ids);
+      for (const other of ['queue', 'dead'] as const) {
+        for (const id of await this.ids(other)) elsewhere.add(id);
+      }
+      for (const id of journaled) if (!elsewhere.has(id)) ids.push(id);
+    }
+    return [...new Set(ids)].sort();
   }
 
   /**
@@ -611,12 +632,16 @@ export class Spool {
       if (this.journal?.owns(path)) continue;
       const contents = await readSegment(path);
       const parked: Array<{ id: string; state: QueueEntry }> = [];
+      let unreadable = false;
       for (const { id, content } of contents.records) {
         dead ??= new Set(await this.ids('dead'));
         const parsed = parseSpoolHeader(content);
-        if (!parsed || waiting.has(id) || dead.has(id) || claimed.has(id)) {
+        if (!parsed || parsed.entry.id !== id) {
+          // whole by its checksum, yet no header line of its own: kept for the operator
+          unreadable = true;
           continue;
         }
+        if (waiting.has(id) || dead.has(id) || claimed.has(id)) continue;
         const {
           rawOffset: _offset,
           rawLength: _length,
@@ -635,7 +660,7 @@ export class Spool {
         await this.dirSyncer.sync(join(this.dir, 'queue'));
       }
       count += parked.length;
-      if (contents.damaged) {
+      if (contents.damaged || unreadable) {
         await rename(path, `${path}.damaged`);
         damaged.push(`${path}.damaged`);
       } else {

@@ -108,6 +108,35 @@ describe('hybrid mode', () => {
     await expectSpoolEmpty();
   });
 
+  // An attempt that outlived its sender's wait is waited for at shutdown like any other
+  // (QueueRunner.fileLate): taken by the API after the spool closed, its record would never be
+  // marked done and the next start would post the message again. (Before that fix this test
+  // passed too, by the order the shutdown happened to run in: it pins the outcome, not the race.)
+  it('stopped while an attempt that outlived syncTimeoutMs is in flight: filed before the stop, not posted again', async () => {
+    t.api.reply({ status: 204, delayMs: 700 });
+    const result = await send();
+    expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
+    const spoolDir = t.bridge.spoolDir;
+    const config = t.bridge.config;
+    // the POST is answered during the stop, within delivery.shutdownTimeoutMs (10 s)
+    await t.bridge.close();
+    expect(t.api.requests).to.have.length(1);
+    // the same spool, started again: nothing to recover, nothing to post
+    const again = await t.start(
+      { api: config.api, delivery: config.delivery },
+      { spoolDir, keepSpool: true },
+    );
+    expect(
+      again.logs.filter(
+        l => l.message === 'spool recovered after an unclean stop',
+      ),
+    ).to.deep.equal([]);
+    const listing = await listSpool(spoolDir);
+    expect(listing.active).to.deep.equal([]);
+    expect(listing.queue).to.deep.equal([]);
+    expect(t.api.requests).to.have.length(1);
+  });
+
   it('API 503: "250 ... queued as ID", then retried and delivered', async () => {
     t.api.reply({ status: 503 });
     const result = await send();

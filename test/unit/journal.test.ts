@@ -46,8 +46,9 @@ function view(contents: SegmentContents): {
   };
 }
 
-function parseSegment(bytes: Buffer) {
-  return view(parseSegmentFull(bytes));
+/** A segment built by hand: `records` after a salt line. */
+function parseSegment(records: Buffer) {
+  return view(parseSegmentFull(Buffer.concat([headOf(), records])));
 }
 
 async function readSegment(path: string) {
@@ -88,15 +89,34 @@ function entryOf(id: string): QueueEntry {
   };
 }
 
+/** The salt of the segments these tests build by hand. */
+const SALT = '0123456789abcdef0123456789abcdef';
+
+/** A segment's first line, naming its salt. */
+function headOf(salt = SALT): Buffer {
+  return Buffer.from(`J1 ${salt}\n`);
+}
+
+/** The salt a segment the journal wrote names in its first line. */
+async function saltOf(path: string): Promise<string> {
+  const head = (await readFile(path, 'latin1')).split('\n')[0]!;
+  expect(head).to.match(/^J1 [0-9a-f]{32}$/);
+  return head.slice(3);
+}
+
 /** A record's frame line, worked out here, not by the journal. */
-function frameOf(id: string, content: Buffer): Buffer {
-  const sum = createHash('sha1').update(id).update(content).digest('base64url');
+function frameOf(id: string, content: Buffer, salt = SALT): Buffer {
+  const sum = createHash('sha1')
+    .update(salt)
+    .update(id)
+    .update(content)
+    .digest('base64url');
   return Buffer.from(`M ${id} ${content.length} ${sum}\n`);
 }
 
 /** A whole record: its frame line, then its content. */
-function recordOf(id: string, content: Buffer): Buffer {
-  return Buffer.concat([frameOf(id, content), content]);
+function recordOf(id: string, content: Buffer, salt = SALT): Buffer {
+  return Buffer.concat([frameOf(id, content, salt), content]);
 }
 
 /** A done mark. */
@@ -191,9 +211,15 @@ describe('Journal', () => {
     expect(position.path).to.equal(path);
     expect(isSegmentName(basename(position.path))).to.equal(true);
     expect(basename(position.path)).to.match(/^journal-[0-9a-z]+-\d+\.log$/);
-    // the file is the one record: its frame line, then the header line and the raw message
-    expect(await readFile(position.path)).to.deep.equal(recordOf(id, content));
-    expect(position.offset).to.equal(frameOf(id, content).length);
+    // the file is its salt line and the one record: its frame line, then the header line and
+    // the raw message
+    const salt = await saltOf(position.path);
+    expect(await readFile(position.path)).to.deep.equal(
+      Buffer.concat([headOf(salt), recordOf(id, content, salt)]),
+    );
+    expect(position.offset).to.equal(
+      headOf(salt).length + frameOf(id, content, salt).length,
+    );
     expect(position.length).to.equal(content.length);
     expect(await bytesAt(position)).to.deep.equal(content);
 
@@ -263,10 +289,12 @@ describe('Journal', () => {
 
     journal.done(idOf(1));
 
+    const salt = await saltOf(first.path);
     expect(await readFile(first.path)).to.deep.equal(
       Buffer.concat([
-        recordOf(idOf(1), rawOf(1)),
-        recordOf(idOf(2), rawOf(2)),
+        headOf(salt),
+        recordOf(idOf(1), rawOf(1), salt),
+        recordOf(idOf(2), rawOf(2), salt),
         markOf(idOf(1)),
       ]),
     );
@@ -341,8 +369,12 @@ describe('Journal', () => {
     expect(found.records.map(r => r.id)).to.deep.equal(ids);
     expect(found.records.map(r => r.content)).to.deep.equal(contents);
     const file = await readFile(segments[0]!);
+    const salt = await saltOf(segments[0]!);
     expect(file).to.deep.equal(
-      Buffer.concat(ids.map((id, n) => recordOf(id, contents[n]!))),
+      Buffer.concat([
+        headOf(salt),
+        ...ids.map((id, n) => recordOf(id, contents[n]!, salt)),
+      ]),
     );
     for (const [n, position] of positions.entries()) {
       expect(position.path).to.equal(segments[0]);
@@ -374,7 +406,9 @@ describe('Journal', () => {
     expect(positions.slice(0, 8).every(p => p.path === first)).to.equal(true);
     expect(positions[8]!.path).to.equal(second);
     expect([...segments].sort()).to.deep.equal([first, second].sort());
-    expect(positions[8]!.offset).to.equal(frameOf(ids[8]!, big(8)).length);
+    expect(positions[8]!.offset).to.equal(
+      headOf().length + frameOf(ids[8]!, big(8)).length,
+    );
     expect((await readSegment(first!)).records.map(r => r.id)).to.deep.equal(
       ids.slice(0, 8),
     );
@@ -488,6 +522,16 @@ describe('Journal', () => {
       Array.from({ length: 7 }, (_, n) => idOf(n + 1)),
     );
     expect(positions[0]!.path).to.not.equal(positions[8]!.path);
+  });
+
+  it('an id that is not letters and digits is refused before anything is written', async () => {
+    const journal = journalOf();
+    let failure: unknown;
+    await journal
+      .append('../../x', [rawOf(1)])
+      .catch((err: unknown) => (failure = err));
+    expect((failure as Error).message).to.match(/^not a queue id/);
+    expect(await segmentFiles()).to.deep.equal([]);
   });
 
   it('an append into a folder that does not exist rejects; once it exists, appends work', async () => {
@@ -672,8 +716,9 @@ describe('parseSegment', () => {
       { records: [a, b], torn: true },
     ],
   ];
-  for (const [name, bytes, expected] of cases) {
+  for (const [name, records, expected] of cases) {
     it(`${name}`, () => {
+      const bytes = Buffer.concat([headOf(), records]);
       const found = parseSegmentFull(bytes);
       expect({
         records: found.records.map(({ id, content }) => ({ id, content })),
@@ -688,6 +733,55 @@ describe('parseSegment', () => {
       }
     });
   }
+
+  // Regression (review): reading past a torn append looked for whole records inside the torn
+  // message's body, where a sender can write one: it came back at the next start as a message
+  // of its own, under any id (`../../x` wrote files outside the spool).
+  it("a record written into a message's body is never taken for one of the segment's own", () => {
+    const phantom = recordOf(
+      'PHANTOM1',
+      Buffer.from('Subject: not mail\r\n\r\nforged\r\n'),
+      'f'.repeat(32), // another salt: the sender cannot know this segment's
+    );
+    const unsalted = Buffer.concat([
+      Buffer.from(
+        `M PHANTOM2 6 ${createHash('sha1').update('PHANTOM2').update('forged').digest('base64url')}\n`,
+      ),
+      Buffer.from('forged'),
+    ]);
+    const body = Buffer.concat([
+      Buffer.from('Subject: x\r\n\r\nline\n'),
+      phantom,
+      Buffer.from('\n'),
+      unsalted,
+      Buffer.from('\nmore body\r\n'),
+    ]);
+    // the append of that message torn after its body's forged records
+    const torn = Buffer.concat([
+      A,
+      frameOf('T1', Buffer.concat([body, body])),
+      body,
+    ]);
+    expect(parseSegment(torn)).to.deep.equal({ records: [a], torn: true });
+  });
+
+  it('an id that is not letters and digits is no record; a segment without its salt line has none', () => {
+    const evil = Buffer.concat([
+      A,
+      recordOf('../../x', Buffer.from('Subject: y\r\n\r\n')),
+    ]);
+    expect(parseSegment(evil)).to.deep.equal({ records: [a], torn: true });
+    expect(parseSegmentFull(Buffer.concat([A, B]))).to.deep.equal({
+      records: [],
+      torn: true,
+      damaged: false,
+    });
+    expect(parseSegmentFull(headOf().subarray(0, 10))).to.deep.equal({
+      records: [],
+      torn: true,
+      damaged: false,
+    });
+  });
 
   it('a segment cut at any byte of its last record: the records before, torn', () => {
     const whole = Buffer.concat([A, B, markOf('A1'), C]);
@@ -731,7 +825,7 @@ describe('parseSegment', () => {
       ]);
       journal.close();
       const whole = await readFile(last.path);
-      const lastStart = A.length;
+      const lastStart = headOf().length + A.length;
       for (const cut of [
         lastStart + 1,
         lastStart + 10,

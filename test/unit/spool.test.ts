@@ -22,6 +22,7 @@ import {
   type QueueEntry,
 } from '../../src/spool/queue-entry.js';
 import { spoolHeader } from '../../src/spool/spool-file.js';
+import { fsyncDir } from '../../src/spool/durable-fs.js';
 import { Spool } from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 
@@ -915,25 +916,50 @@ describe('Spool: fresh small messages in the journal', () => {
     ]);
   });
 
-  // Regression (review): a parking whose rename into dead/ succeeded but whose fsync of dead/
-  // failed was done again from the accept-time state: the message ended in dead/ and queue/.
-  it('releaseFresh after a parking whose folder fsync failed: that fsync again, the state kept, nothing parked twice', async () => {
-    const entry = await accept(spool, 'RF');
+  // Regression (reviews): a parking whose rename into dead/ succeeded but whose fsync of dead/
+  // failed was done again from the accept-time state (the message in dead/ and queue/); and
+  // deciding that from the folders re-parked a message another process had taken meanwhile.
+  it('releaseFresh after a parking whose folder fsync failed: only that fsync again, whatever the folders hold now', async () => {
+    let failDead = true;
+    const flaky = await new Spool(dir, 'active', async path => {
+      if (failDead && path === join(dir, 'dead')) {
+        failDead = false;
+        throw Object.assign(new Error('EIO: i/o error, fsync'), {
+          code: 'EIO',
+        });
+      }
+      return fsyncDir(path);
+    }).init();
+    const entry = await accept(flaky, 'RF');
     const dead = {
       ...entry,
       attempts: 1,
       dead: { reason: 'refused', at: 'now' },
     };
-    // as the parking left it: raw in msg/, the state renamed into dead/, the record not done
-    await writeFile(spool.messagePath('RF'), raw);
-    const { rawOffset: _o, rawLength: _l, ...state } = dead;
-    await writeFile(join(dir, 'dead', 'RF.json'), JSON.stringify(state));
-    expect(await spool.releaseFresh(entry, NOW)).to.equal('released');
-    expect(spool.journaled).to.equal(0);
+    let failure: unknown;
+    await flaky.park(dead, 'dead').catch((err: unknown) => (failure = err));
+    expect((failure as NodeJS.ErrnoException).code).to.equal('EIO');
+    expect(flaky.journaled).to.equal(1);
+    // meanwhile an operator purges it from dead/ (or, from queue/, another worker claims it)
+    await rm(join(dir, 'dead', 'RF.json'));
+    await rm(flaky.messagePath('RF'));
+    expect(await flaky.releaseFresh(entry, NOW)).to.equal('released');
+    expect(flaky.journaled).to.equal(0);
     const listing = await listSpool(dir);
     expect(listing.queue).to.deep.equal([]);
-    expect(listing.dead).to.deep.equal(['RF.json']);
-    expect((await spool.read('dead', 'RF'))?.attempts).to.equal(1);
+    expect(listing.dead).to.deep.equal([]);
+    expect(listing.msg).to.deep.equal([]);
+    flaky.close();
+  });
+
+  it('ids lists a journaled message once, where its state is when its parking left a state', async () => {
+    const entry = await accept(spool, 'DUP');
+    await writeFile(join(dir, 'queue', 'DUP.json'), JSON.stringify(entry));
+    await writeFile(join(dir, 'active', 'DUP.json'), JSON.stringify(entry));
+    expect(await spool.ids('active')).to.deep.equal(['DUP']);
+    await rm(join(dir, 'active', 'DUP.json'));
+    expect(await spool.ids('active')).to.deep.equal([]);
+    expect(await spool.ids('queue')).to.deep.equal(['DUP']);
   });
 
   // Regression (review): a second parking of a message no longer in the journal (two scans
