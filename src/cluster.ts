@@ -239,10 +239,10 @@ export async function runWorker(
   const why = await Promise.race([told, signalled]);
   if (why === 'primary gone') {
     log.error('primary process gone; worker stopping');
-    // a new primary may be recovering our claim folder already: nothing more goes into our
-    // journal (a session finishing its DATA hears 451), so no message is answered 250 in a
-    // segment that recovery has parked and deleted
-    daemon.spool.close();
+    // a new primary may be recovering our claim folder already: nothing more is accepted into
+    // it (a session finishing its DATA hears 451), so no message is answered 250 in a segment
+    // or file that recovery has already put back; what we hold is still delivered
+    daemon.spool.stopAccepting();
   }
   await daemon
     .close()

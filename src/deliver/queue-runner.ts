@@ -222,17 +222,22 @@ export class QueueRunner {
   /**
    * Files the result of an attempt whose caller stopped waiting for it (hybrid mode, past
    * `delivery.syncTimeoutMs`) once it ends; close() and settled() wait for it like any attempt
-   * in flight. Rejects as file() does.
+   * in flight. A filing that fails goes to `onError`.
    */
-  fileLate(attempt: Promise<AttemptResult>): Promise<void> {
-    const filing = attempt.then(result => this.file(result));
-    const tracked = filing.then(
-      () => undefined,
-      () => undefined,
-    );
+  fileLate(
+    attempt: Promise<AttemptResult>,
+    onError: (err: unknown) => Promise<unknown>,
+  ): void {
+    // the handling of a failed filing (a release) is waited for too
+    const tracked = attempt
+      .then(result => this.file(result))
+      .catch(onError)
+      .then(
+        () => undefined,
+        () => undefined,
+      );
     this.late.add(tracked);
     void tracked.then(() => this.late.delete(tracked));
-    return filing;
   }
 
   /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
@@ -581,7 +586,12 @@ export class QueueRunner {
         // parkFresh never rejects: a parking that fails is retried at every scan
         await Promise.all(
           Array.from({ length: PARK_AT_ONCE }, async () => {
-            for (let next = waiting.shift(); next; next = waiting.shift()) {
+            // when closing, the rest stays where it is: the next start parks it
+            for (
+              let next = waiting.shift();
+              next && !this.closing;
+              next = waiting.shift()
+            ) {
               await this.parkFresh(next.entry, next.entry.nextAttemptAt);
             }
           }),

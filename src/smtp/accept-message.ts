@@ -222,7 +222,7 @@ async function tryNow(
   }
   if (!result) {
     // the attempt goes on; its result is filed like any worker's
-    runner.fileLate(attempt).catch(failed);
+    runner.fileLate(attempt, failed);
     return queued;
   }
   const nothingDelivered = result.entry.routes.every(

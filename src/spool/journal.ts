@@ -44,6 +44,7 @@ const ID = /^[0-9A-Za-z]{1,64}$/;
 
 /** A segment's first line: its format and salt. */
 const HEAD = /^J1 ([0-9a-f]{32})\n/;
+const HEAD_BYTES = 'J1 \n'.length + 32;
 
 /** Whether a file name of a claim folder is a journal segment. */
 export function isSegmentName(name: string): boolean {
@@ -446,9 +447,14 @@ function nextRecord(bytes: Buffer, from: number, salt: string): number {
 export function parseSegment(bytes: Buffer): SegmentContents {
   const found = new Map<string, { offset: number; content: Buffer }>();
   const head = HEAD.exec(bytes.toString('latin1', 0, 64));
-  // no whole first line: created by a process that stopped before any of its appends was
-  // made durable (the first fdatasync covers the line), so nothing in it was answered 250
-  if (!head) return { records: [], torn: bytes.length > 0, damaged: false };
+  if (!head) {
+    // no more than a first line cut short: created by a process that stopped before any of
+    // its appends was made durable (the first fdatasync covers the line), so nothing in it
+    // was answered 250. More than that without a readable first line is damage: its records
+    // cannot be checked without the salt, and the segment is kept for the operator
+    const empty = bytes.length <= HEAD_BYTES;
+    return { records: [], torn: empty && bytes.length > 0, damaged: !empty };
+  }
   const salt = head[1]!;
   let torn = false;
   let damaged = false;

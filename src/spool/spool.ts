@@ -55,6 +55,8 @@ export class Spool {
    * finish (the folder fsync failed): releaseFresh finishes only that
    */
   private readonly parkedInto = new Map<string, 'queue' | 'dead'>();
+  /** false once stopAccepting() was called */
+  private accepting = true;
 
   /**
    * @param claimDir - where this process's claims live: `active`, or in a cluster `active-<n>`
@@ -170,6 +172,7 @@ export class Spool {
    * (shared with the other commits of the moment). Only after this may the client hear 250.
    */
   async commitFresh(id: string, tmpPath: string): Promise<void> {
+    if (!this.accepting) throw new Error('spool no longer accepting');
     const path = this.freshPath(id);
     try {
       // synchronous: a metadata change, cheaper than a thread-pool round trip (durable-fs.ts)
@@ -190,6 +193,7 @@ export class Spool {
    * after this may the client hear 250. Returns the entry with where its bytes lie.
    */
   async journalFresh(entry: QueueEntry, raw: Buffer): Promise<QueueEntry> {
+    if (!this.accepting) throw new Error('spool no longer accepting');
     this.journal ??= new Journal(join(this.dir, this.claimDir));
     const header = spoolHeader(entry);
     const { offset } = await this.journal.append(entry.id, [header, raw]);
@@ -265,10 +269,13 @@ export class Spool {
       await this.adoptRaw(entry.id, this.claimDir);
       await this.release(entry.id);
       if (this.journal?.has(entry.id)) {
+        // known from here on, should the fsync below fail (see parkedInto)
+        this.parkedInto.set(entry.id, 'queue');
         // its raw bytes are in msg/ already (written before the state): out of the journal
         // once the state is durably in queue/
         await this.dirSyncer.sync(join(this.dir, 'queue'));
         this.journal.done(entry.id);
+        this.parkedInto.delete(entry.id);
       }
       return 'released';
     }
@@ -336,6 +343,15 @@ export class Spool {
   /** Fresh messages of this process in its journal (for the spool gauge and tests). */
   get journaled(): number {
     return this.journal?.size ?? 0;
+  }
+
+  /**
+   * No more fresh messages (journaled or committed) from here on: they are refused, so their
+   * senders hear 451. What this process holds is still delivered and marked done. For a cluster
+   * worker whose primary is gone: a new primary may be putting back its claims.
+   */
+  stopAccepting(): void {
+    this.accepting = false;
   }
 
   /**

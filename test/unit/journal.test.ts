@@ -765,16 +765,17 @@ describe('parseSegment', () => {
     expect(parseSegment(torn)).to.deep.equal({ records: [a], torn: true });
   });
 
-  it('an id that is not letters and digits is no record; a segment without its salt line has none', () => {
+  it('an id that is not letters and digits is no record; a segment without its salt line has none, and is damaged unless it is no more than a cut-short first line', () => {
     const evil = Buffer.concat([
       A,
       recordOf('../../x', Buffer.from('Subject: y\r\n\r\n')),
     ]);
     expect(parseSegment(evil)).to.deep.equal({ records: [a], torn: true });
+    // more than a first line cut short, yet no first line: damage (kept by recovery)
     expect(parseSegmentFull(Buffer.concat([A, B]))).to.deep.equal({
       records: [],
-      torn: true,
-      damaged: false,
+      torn: false,
+      damaged: true,
     });
     expect(parseSegmentFull(headOf().subarray(0, 10))).to.deep.equal({
       records: [],

@@ -1013,6 +1013,43 @@ describe('Spool: fresh small messages in the journal', () => {
     ]);
   });
 
+  // Regression (review): a segment whose salt line was damaged read as empty and was deleted,
+  // every message in it with it.
+  it('recover(): a segment whose first line is damaged is kept as .damaged, not deleted', async () => {
+    await accept(spool, 'H1');
+    spool.close();
+    const [segment] = await segments();
+    const path = join(dir, 'active', segment!);
+    const bytes = await readFile(path);
+    bytes[5] = 0x7a; // a letter where the salt has hex digits
+    await writeFile(path, bytes);
+    const next = await new Spool(dir).init();
+    const report = await next.recover(NOW);
+    expect(report.damagedSegments).to.equal(1);
+    expect(await readdir(join(dir, 'active'))).to.deep.equal([
+      `${segment!}.damaged`,
+    ]);
+  });
+
+  it('stopAccepting: new messages are refused (journaled or committed); those held are still marked done', async () => {
+    await accept(spool, 'SA1');
+    spool.stopAccepting();
+    const failures: string[] = [];
+    await accept(spool, 'SA2').catch((err: Error) =>
+      failures.push(err.message),
+    );
+    await spool
+      .commitFresh('SA3', spool.tmpMessagePath('SA3'))
+      .catch((err: Error) => failures.push(err.message));
+    expect(failures).to.deep.equal([
+      'spool no longer accepting',
+      'spool no longer accepting',
+    ]);
+    await spool.removeFresh('SA1');
+    expect(spool.journaled).to.equal(0);
+    expect(await spool.ids('active')).to.deep.equal([]);
+  });
+
   it('recover() parks the journals of every claim folder, a torn tail ignored', async () => {
     const other = await new Spool(dir, 'active-2').init();
     await accept(spool, 'R1');
