@@ -18,6 +18,11 @@ export interface Metrics {
   posts: Counter<'result'>;
   /** Queue-mode attempts by what they came to: delivered, retry, dead. */
   deliveries: Counter<'outcome'>;
+  /**
+   * Recipients refused on their own after DATA (LMTP's reply per recipient, in sync and hybrid
+   * modes), by result: permanent (5xx), temporary (4xx).
+   */
+  refusedRecipients: Counter<'result'>;
   /** 1 while delivery is paused by a 401/403/404 from the API. */
   paused: Gauge;
   /** Messages in the spool by state: queue, active, dead (set by the queue runner's scans). */
@@ -58,6 +63,12 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_deliveries_total',
       help: 'Queue delivery attempts by outcome',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    refusedRecipients: new Counter({
+      name: 'mailbridge_recipients_refused_total',
+      help: 'Recipients refused on their own after DATA (LMTP replies per recipient) by result: permanent (5xx), temporary (4xx)',
+      labelNames: ['result'],
       registers: [registry],
     }),
     paused: new Gauge({

@@ -373,6 +373,12 @@ async function handleData(
       // LMTP, sync or hybrid mode: routes fared differently; each recipient hears its own
       const { replies, failures, delivered } = accepted.perRecipient;
       deps.metrics.messages.inc({ outcome: 'partial' });
+      for (const reply of replies) {
+        if (typeof reply === 'string') continue;
+        deps.metrics.refusedRecipients.inc({
+          result: reply.responseCode >= 500 ? 'permanent' : 'temporary',
+        });
+      }
       // some routes took it; or none did, some failing for now and some for good
       const text =
         delivered > 0 ? 'partly delivered' : 'answered per recipient';

@@ -320,6 +320,12 @@ describe('LMTP', () => {
       queueId: id,
       refusedRecipients: 1,
     });
+    const refused = await t.bridge.daemon.metrics.registry
+      .getSingleMetric('mailbridge_recipients_refused_total')!
+      .get();
+    expect(refused.values.map(v => [v.labels.result, v.value])).to.deep.equal([
+      ['permanent', 1],
+    ]);
     await expectPostedNothingLeft(['mb-billing', 'mb-support']);
   });
 
