@@ -99,8 +99,12 @@ export function startCli(
         waiter.reject(
           new Error(
             `mailbridge exited (code ${code}, signal ${signal}) before logging ` +
-              `"${waiter.message}"; stderr: ${stderr}; last log line: ` +
-              JSON.stringify(logs.at(-1) ?? null),
+              `"${waiter.message}"; stderr: ${stderr}; last log lines ` +
+              // a cluster's workers log here too: the cause is often a line or two back
+              `(the primary's and its workers'): ${logs
+                .slice(-8)
+                .map(l => JSON.stringify(l))
+                .join('\n')}`,
           ),
         );
       }
