@@ -350,9 +350,9 @@ export class QueueRunner {
   }
 
   /**
-   * Waits up to `ms` for the attempts still running to be filed (after close() gave up on
-   * them and the sink was closed, which ends them at once): a filing cut off by the process's
-   * exit would leave the attempt's outcome unrecorded.
+   * Waits up to `ms` for the attempts in flight (late hybrid ones included) to end and be
+   * filed: at close(), and again once the sink is closed, which ends the ones close() gave up
+   * on at once (a filing cut off by the process's exit would leave an outcome unrecorded).
    */
   async settled(ms: number): Promise<void> {
     if (this.running.size === 0 && this.late.size === 0) return;
@@ -371,16 +371,7 @@ export class QueueRunner {
       this.makeRoom();
       clearTimeout(this.timer);
       clearInterval(this.scanTimer);
-      const inFlight = Promise.allSettled([
-        ...this.running.values(),
-        ...this.late,
-      ]);
-      let timeout: NodeJS.Timeout | undefined;
-      const limit = new Promise<void>(done => {
-        timeout = setTimeout(done, this.deps.config.delivery.shutdownTimeoutMs);
-      });
-      await Promise.race([inFlight, limit]);
-      clearTimeout(timeout);
+      await this.settled(this.deps.config.delivery.shutdownTimeoutMs);
       if (this.ready.length > 0) {
         this.deps.log.info(
           'stopped with fresh messages waiting; they are delivered after the next start',

@@ -13,10 +13,12 @@
 // The checksum (SHA-1 of the segment's salt, the id and the bytes, base64url) tells a whole
 // record from one a crash cut short or the disk damaged. The salt keeps a record written into a
 // message's body (by a sender, or a journal file mailed on) from ever passing for one of the
-// segment's own when its reading has to skip unreadable bytes. A segment is
-// only ever appended to, so what follows the first bad record is a torn tail, never mail that
-// was answered 250. A segment whose every message is done is deleted; the messages of the
-// segments a process leaves behind are parked in queue/ by the next one (Spool.requeueClaims).
+// segment's own when its reading has to skip unreadable bytes. A segment is only ever appended
+// to, and a failed append is cut off, so bytes that are not a whole record with nothing whole
+// after them are a torn tail (never mail that was answered 250); with whole records after them
+// they are damage, read past (parseSegment). A segment whose every message is done is deleted;
+// the messages of the segments a process leaves behind are parked in queue/ by the next one
+// (Spool.requeueClaims).
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,

@@ -96,6 +96,17 @@ export function newQueueEntry(options: {
   };
 }
 
+/**
+ * The entry without where its raw bytes lie in the file it was read from (rawOffset,
+ * rawLength): what is written as its state, or in front of its bytes in a new file.
+ */
+export function withoutPosition(
+  entry: QueueEntry,
+): Omit<QueueEntry, 'rawOffset' | 'rawLength'> {
+  const { rawOffset: _offset, rawLength: _length, ...state } = entry;
+  return state;
+}
+
 /** The entry once its message is received: its size, Message-ID, and where its bytes start. */
 export function withReceived(
   entry: QueueEntry,

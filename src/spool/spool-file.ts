@@ -2,7 +2,7 @@
 // then the raw message exactly as received.
 import { open } from 'node:fs/promises';
 import { extractIds } from '../map/message-id.js';
-import type { QueueEntry } from './queue-entry.js';
+import { withoutPosition, type QueueEntry } from './queue-entry.js';
 
 /**
  * The first line of every file the spool writes. It is a header field, so even a tool that
@@ -17,8 +17,9 @@ export const HEADER_SNIFF_BYTES = 64 * 1024;
 
 /** The header line for an entry: written in front of the raw bytes. */
 export function spoolHeader(entry: QueueEntry): Buffer {
-  const { rawOffset: _offset, rawLength: _length, ...state } = entry;
-  return Buffer.from(`${PREFIX.toString()}${JSON.stringify(state)}\r\n`);
+  return Buffer.from(
+    `${PREFIX.toString()}${JSON.stringify(withoutPosition(entry))}\r\n`,
+  );
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   writeFileDurable,
 } from './durable-fs.js';
 import { Journal, readSegment, segmentsOf } from './journal.js';
-import type { QueueEntry } from './queue-entry.js';
+import { withoutPosition, type QueueEntry } from './queue-entry.js';
 import { parseSpoolHeader, readSpoolFile, spoolHeader } from './spool-file.js';
 
 /** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
@@ -226,16 +226,12 @@ export class Spool {
       const record = this.journal.read(entry.id)!;
       const parsed = parseSpoolHeader(record);
       if (!parsed) throw new Error(`journal record of ${entry.id} unreadable`);
-      const { rawOffset: _offset, rawLength: _length, ...state } = entry;
       await this.writeRaw(entry.id, record.subarray(parsed.offset));
       // as for a file of its own, the state goes on the claim first: when the move to `to`
       // fails, releaseFresh hands on that state, the attempt's outcome kept
-      await this.writeState(claimed, state);
+      await this.writeState(claimed, withoutPosition(entry));
       await rename(claimed, this.statePath(to, entry.id));
-      this.parkedInto.set(entry.id, to);
-      await this.dirSyncer.sync(join(this.dir, to));
-      this.journal.done(entry.id);
-      this.parkedInto.delete(entry.id);
+      await this.finishParking(entry.id, to);
       return;
     }
     // a journal record no more: parked already (by a parking whose caller did not hear of it);
@@ -260,27 +256,33 @@ export class Spool {
       // its parking renamed the state into place, but the folder fsync after it failed: only
       // that is done again, the state it wrote kept (known from memory, not from the folder,
       // where another process may have claimed or an operator purged it since)
-      await this.dirSyncer.sync(join(this.dir, to));
-      this.journal.done(entry.id);
-      this.parkedInto.delete(entry.id);
+      await this.finishParking(entry.id, to);
       return 'released';
     }
     if (await exists(join(this.dir, this.claimDir, `${entry.id}.json`))) {
       await this.adoptRaw(entry.id, this.claimDir);
       await this.release(entry.id);
+      // a journaled one's raw bytes are in msg/ already (written before the state): out of
+      // the journal once the state is durably in queue/
       if (this.journal?.has(entry.id)) {
-        // known from here on, should the fsync below fail (see parkedInto)
-        this.parkedInto.set(entry.id, 'queue');
-        // its raw bytes are in msg/ already (written before the state): out of the journal
-        // once the state is durably in queue/
-        await this.dirSyncer.sync(join(this.dir, 'queue'));
-        this.journal.done(entry.id);
-        this.parkedInto.delete(entry.id);
+        await this.finishParking(entry.id, 'queue');
       }
       return 'released';
     }
     await this.park({ ...entry, nextAttemptAt: at }, 'queue');
     return 'parked';
+  }
+
+  /**
+   * The end of a journaled message's parking, once its state is renamed into `to`: that folder
+   * fsynced, then its record marked done. Remembered until then (parkedInto), so that a failed
+   * fsync is all releaseFresh does again.
+   */
+  private async finishParking(id: string, to: 'queue' | 'dead'): Promise<void> {
+    this.parkedInto.set(id, to);
+    await this.dirSyncer.sync(join(this.dir, to));
+    this.journal?.done(id);
+    this.parkedInto.delete(id);
   }
 
   /**
@@ -359,8 +361,8 @@ export class Spool {
    * nothing more is journaled.
    */
   close(): void {
-    this.journal ??= new Journal(join(this.dir, this.claimDir));
-    this.journal.close();
+    this.accepting = false;
+    this.journal?.close();
   }
 
   /**
@@ -527,20 +529,10 @@ export class Spool {
   async ids(state: EntryState): Promise<string[]> {
     const folders = state === 'active' ? await this.claimFolders() : [state];
     const ids: string[] = [];
-    /** the ids of journal records (not marked done) */
-    const journaled: string[] = [];
     for (const folder of folders) {
       const names = new Set(
         await readdir(join(this.dir, folder)).catch((): string[] => []),
       );
-      if (state === 'active') {
-        for (const path of segmentsOf(join(this.dir, folder), [...names])) {
-          const { records } = await readSegment(path).catch(() => ({
-            records: [],
-          }));
-          journaled.push(...records.map(r => r.id));
-        }
-      }
       for (const n of names) {
         if (n.endsWith('.json')) ids.push(n.slice(0, -'.json'.length));
         // a fresh message (raw and state in one file), unless its parking was cut short
@@ -549,6 +541,10 @@ export class Spool {
         }
       }
     }
+    const journaled =
+      state === 'active'
+        ? [...(await this.journaledEntries(folders)).keys()]
+        : [];
     if (journaled.length > 0) {
       // a record whose message has a state in queue/, dead/ or a claim folder was parked, its
       // done mark still to come (or lost): it is listed where its state is, once
@@ -658,14 +654,9 @@ export class Spool {
           continue;
         }
         if (waiting.has(id) || dead.has(id) || claimed.has(id)) continue;
-        const {
-          rawOffset: _offset,
-          rawLength: _length,
-          ...state
-        } = parsed.entry;
         // the raw files first, then their states: a state never names a raw file not on disk
         await this.writeRaw(id, content.subarray(parsed.offset), false);
-        parked.push({ id, state });
+        parked.push({ id, state: withoutPosition(parsed.entry) });
       }
       if (parked.length > 0) {
         await this.dirSyncer.sync(this.msgDir);
