@@ -106,7 +106,11 @@ export async function attemptDelivery(
     const messageId = messageIds(message).messageId;
     const tally = new Tally();
     for (const route of routes.filter(r => r.status === 'pending')) {
-      const key = DedupeStore.key(messageId, mailboxKey(route));
+      const key = DedupeStore.key(
+        messageId,
+        mailboxKey(route),
+        entry.fingerprint,
+      );
       const outcome = (await deps.dedupe.has(key))
         ? { text: 'duplicate' }
         : await postRoute(entry, route, message, deps, key);
@@ -138,7 +142,11 @@ async function attemptElsewhere(
   /** the routes to post, by index, with their dedupe keys */
   const toPost = new Map<number, { route: RouteState; key: string }>();
   for (const route of routes.filter(r => r.status === 'pending')) {
-    const key = DedupeStore.key(messageId, mailboxKey(route));
+    const key = DedupeStore.key(
+      messageId,
+      mailboxKey(route),
+      entry.fingerprint,
+    );
     if (await deps.dedupe.has(key)) tally.settle(route, { text: 'duplicate' });
     else toPost.set(route.index, { route, key });
   }

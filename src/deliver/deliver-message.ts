@@ -83,6 +83,7 @@ export async function deliverMessage(
   config: Pick<Config, 'routes' | 'mapping'>,
   sink: PayloadSink,
   dedupe?: DedupeStore,
+  fingerprint?: string,
 ): Promise<DeliveryResult> {
   const { outcomes, posted, duplicates } = await deliverRoutes(
     message,
@@ -90,6 +91,7 @@ export async function deliverMessage(
     config,
     sink,
     dedupe,
+    fingerprint,
   );
   const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
   if (failures.length > 0) throw decisiveFailure(failures);
@@ -103,14 +105,17 @@ export async function deliverRoutes(
   config: Pick<Config, 'routes' | 'mapping'>,
   sink: PayloadSink,
   dedupe?: DedupeStore,
+  fingerprint?: string,
 ): Promise<RoutesResult> {
   const bodies = buildPayloads(message, envelope, config);
-  // keyed as the queue workers key theirs: the normalised Message-ID and the mailbox
+  // keyed as the queue workers key theirs: the normalised Message-ID, the mailbox and the
+  // message's fingerprint
   const messageId = dedupe ? messageIds(message).messageId : '';
   const outcomes: RoutesResult['outcomes'] = [];
   let duplicates = 0;
   for (const [routeIndex, body] of bodies.entries()) {
-    const key = dedupe && DedupeStore.key(messageId, mailboxKey(body.group));
+    const key =
+      dedupe && DedupeStore.key(messageId, mailboxKey(body.group), fingerprint);
     if (dedupe && key && (await dedupe.has(key))) {
       duplicates++;
       outcomes.push({ group: body.group });

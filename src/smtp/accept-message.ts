@@ -79,6 +79,7 @@ export async function acceptSync(
       deps.config,
       deps.sink,
       deps.dedupe,
+      received.fingerprint,
     ));
   } finally {
     await message.dispose();

@@ -12,7 +12,16 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fdWriter, writeFully } from '../spool/durable-fs.js';
-import { findMessageId, HEADER_SNIFF_BYTES } from '../spool/spool-file.js';
+import {
+  BodyDigest,
+  findFromAddress,
+  fingerprint,
+} from '../mail/fingerprint.js';
+import {
+  headerBlock,
+  HEADER_SNIFF_BYTES,
+  messageIdOf,
+} from '../spool/spool-file.js';
 
 export interface ReceivedFile {
   /** the file written (none when `stored` is false) */
@@ -28,6 +37,11 @@ export interface ReceivedFile {
   oversized: boolean;
   /** the raw Message-ID header value (unfolded), if the header block has one */
   messageId: string | null;
+  /**
+   * the From address and body digest that dedupe records match on (mail/fingerprint.ts); ''
+   * for an oversized message
+   */
+  fingerprint: string;
   /** bytes written in front of the message (the header line given), 0 without one */
   offset: number;
   /**
@@ -78,11 +92,13 @@ export async function receiveToFile(
   let file: WriteStream | undefined;
   let fileError: Error | undefined;
   let created = false;
+  const body = new BodyDigest();
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (size < HEADER_SNIFF_BYTES) head.push(chunk);
       size += chunk.length;
       if (fileError) throw fileError;
+      if (!oversized && !stream.sizeExceeded) body.update(chunk);
       if (oversized || stream.sizeExceeded) {
         // the rest is read and dropped; what was written is of no use
         oversized = true;
@@ -125,15 +141,20 @@ export async function receiveToFile(
         await writeSmall(path, buffers, options.durable ?? false);
       }
     }
+    // a small message's bytes are gathered already: no second copy of its start
+    const headers = headerBlock(
+      raw ?? (head.length === 1 ? head[0]! : Buffer.concat(head)),
+    );
     return {
       path,
       stored,
       size,
       oversized,
-      // a small message's bytes are gathered already: no second copy of its start
-      messageId: findMessageId(
-        raw ?? (head.length === 1 ? head[0]! : Buffer.concat(head)),
-      ),
+      messageId: messageIdOf(headers),
+      // an oversized message is refused: its partial digest would mean nothing
+      fingerprint: oversized
+        ? ''
+        : fingerprint(findFromAddress(headers), body.digest()),
       offset: kept ? 0 : offset,
       raw,
     };

@@ -98,12 +98,18 @@ export class DedupeStore {
   }
 
   /**
-   * The record key of a normalised Message-ID and a mailbox (or route) key: 96 bits of their
-   * SHA-256, so two different pairs never meet in practice (about 1 in 10^23 at a million).
+   * The record key of a normalised Message-ID, a mailbox (or route) key and the message's
+   * fingerprint (mail/fingerprint.ts): 96 bits of their SHA-256, so two different triples never
+   * meet in practice (about 1 in 10^23 at a million). The fingerprint keeps a stranger who
+   * reuses a Message-ID from making the genuine message a "duplicate"; an entry spooled before
+   * fingerprints existed has none and keys as it did then.
    */
-  static key(messageId: string, mailbox: string): string {
+  static key(messageId: string, mailbox: string, fingerprint?: string): string {
+    const text = fingerprint
+      ? `${messageId}\n${mailbox}\n${fingerprint}`
+      : `${messageId}\n${mailbox}`;
     // 16 base64url characters are exactly the first 12 bytes (one-shot: no Hash object)
-    return hash('sha256', `${messageId}\n${mailbox}`, 'base64url').slice(0, 16);
+    return hash('sha256', text, 'base64url').slice(0, 16);
   }
 
   /** Records held in memory (for the README's sizing and for tests). */

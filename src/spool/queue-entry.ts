@@ -35,6 +35,11 @@ export interface QueueEntry {
   envelope: Envelope;
   /** the Message-ID found in the header at accept time, normalised, or null */
   messageId: string | null;
+  /**
+   * The From address and body digest found at accept time (mail/fingerprint.ts): a dedupe
+   * record matches only the same message. Absent in entries written before it existed.
+   */
+  fingerprint?: string;
   size: number;
   routes: RouteState[];
   attempts: number;
@@ -110,12 +115,18 @@ export function withoutPosition(
 /** The entry once its message is received: its size, Message-ID, and where its bytes start. */
 export function withReceived(
   entry: QueueEntry,
-  received: { size: number; messageId: string | null; offset: number },
+  received: {
+    size: number;
+    messageId: string | null;
+    fingerprint?: string;
+    offset: number;
+  },
 ): QueueEntry {
   return {
     ...entry,
     size: received.size,
     messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
+    fingerprint: received.fingerprint,
     rawOffset: received.offset,
   };
 }

@@ -1,6 +1,12 @@
 // The format of a spooled message file: one header line with the queue state at accept time,
 // then the raw message exactly as received.
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import {
+  BodyDigest,
+  findFromAddress,
+  fingerprint,
+} from '../mail/fingerprint.js';
 import { extractIds } from '../map/message-id.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 
@@ -87,10 +93,15 @@ export async function readSpoolFile(path: string): Promise<QueueEntry | null> {
       );
       rest = Buffer.concat([rest, more.subarray(0, bytesRead)]);
     }
+    const headers = headerBlock(rest);
     return {
       ...entry,
       size: size - offset,
-      messageId: normalisedOrNull(findMessageId(rest)),
+      messageId: normalisedOrNull(messageIdOf(headers)),
+      fingerprint: fingerprint(
+        findFromAddress(headers),
+        await bodyDigestOf(path, offset),
+      ),
       rawOffset: offset,
     };
   } finally {
@@ -98,19 +109,37 @@ export async function readSpoolFile(path: string): Promise<QueueEntry | null> {
   }
 }
 
+/** The body digest of the message in `path` from byte `start` on, read as a stream. */
+async function bodyDigestOf(path: string, start: number): Promise<string> {
+  const digest = new BodyDigest();
+  for await (const chunk of createReadStream(path, { start })) {
+    digest.update(chunk as Buffer);
+  }
+  return digest.digest();
+}
+
 /** The Message-ID of a header block (the bytes before the first empty line), unfolded. */
 export function findMessageId(start: Buffer): string | null {
+  return messageIdOf(headerBlock(start));
+}
+
+/** The Message-ID of an unfolded header block (headerBlock), or null. */
+export function messageIdOf(headers: string): string | null {
+  const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
+  const value = match?.[1]?.trim();
+  return value ? value : null;
+}
+
+/** The header block of a message's start (the bytes before the first empty line), unfolded. */
+export function headerBlock(start: Buffer): string {
   const head = start.subarray(0, HEADER_SNIFF_BYTES);
   // the header block ends at the first empty line, which may be the very first line; only
   // the header block is decoded (a body of 64 KiB would be copied for nothing)
   const end = headerEnd(head);
-  const headers = head
+  return head
     .subarray(0, end)
     .toString('latin1')
     .replace(/\r?\n[ \t]+/g, ' ');
-  const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
-  const value = match?.[1]?.trim();
-  return value ? value : null;
 }
 
 /** Where the header block of `head` ends (before its empty line), or its length. */

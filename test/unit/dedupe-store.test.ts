@@ -50,6 +50,20 @@ describe('DedupeStore', () => {
     expect(DedupeStore.key('<b@example.net>', 'mb-1')).not.to.equal(key);
   });
 
+  it('a key with a fingerprint: another per fingerprint, never the key without one', () => {
+    const withPrint = DedupeStore.key('<a@example.net>', 'mb-1', 'print-1');
+    expect(withPrint).to.match(/^[A-Za-z0-9_-]{16}$/);
+    expect(DedupeStore.key('<a@example.net>', 'mb-1', 'print-1')).to.equal(
+      withPrint,
+    );
+    expect(DedupeStore.key('<a@example.net>', 'mb-1', 'print-2')).not.to.equal(
+      withPrint,
+    );
+    expect(withPrint).not.to.equal(key);
+    // an entry spooled before fingerprints existed keys as records of that time did
+    expect(DedupeStore.key('<a@example.net>', 'mb-1', undefined)).to.equal(key);
+  });
+
   // the records on disk outlive a release: a key computed another way would make every pair
   // recorded before an upgrade look new, and post it again
   it('a key is the first 12 bytes of SHA-256("<id>\\n<mailbox>") in base64url, as records on disk hold it', () => {

@@ -10,6 +10,19 @@ import {
   receiveToFile,
   SMALL_MESSAGE_BYTES,
 } from '../../src/smtp/receive-to-file.js';
+import {
+  BodyDigest,
+  findFromAddress,
+  fingerprint,
+} from '../../src/mail/fingerprint.js';
+import { headerBlock } from '../../src/spool/spool-file.js';
+
+/** The fingerprint of `data` computed in one piece (receiveToFile gets it in chunks). */
+function fingerprintOf(data: Buffer): string {
+  const digest = new BodyDigest();
+  digest.update(data);
+  return fingerprint(findFromAddress(headerBlock(data)), digest.digest());
+}
 
 const HEADER = Buffer.from('X-Mailbridge-Queue: {"id":"T","routes":[]}\r\n');
 const START = Buffer.from(
@@ -121,6 +134,7 @@ describe('receiveToFile', () => {
           size: bytes,
           oversized: false,
           messageId: '<recv@example.net>',
+          fingerprint: fingerprintOf(data),
           offset,
           raw: small ? data : undefined,
         });
@@ -177,6 +191,7 @@ describe('receiveToFile', () => {
           size: bytes,
           oversized: true,
           messageId: '<recv@example.net>',
+          fingerprint: '',
           offset: HEADER.length,
           raw: undefined,
         });

@@ -5,10 +5,16 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../src/config/schema.js';
+import {
+  BodyDigest,
+  findFromAddress,
+  fingerprint,
+} from '../../src/mail/fingerprint.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
 import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
 import {
   findMessageId,
+  headerBlock,
   HEADER_SNIFF_BYTES,
   parseSpoolHeader,
   readSpoolFile,
@@ -218,8 +224,15 @@ describe('spool file', () => {
         messageId: '<file@example.net>',
       },
     ];
+    /** The fingerprint receiveToFile gives the same bytes, computed in one piece. */
+    function fingerprintOf(raw: Buffer): string {
+      const digest = new BodyDigest();
+      digest.update(raw);
+      return fingerprint(findFromAddress(headerBlock(raw)), digest.digest());
+    }
+
     for (const c of cases) {
-      it(`fills in size and the normalised Message-ID: ${c.name}`, async () => {
+      it(`fills in size, the normalised Message-ID and the fingerprint: ${c.name}`, async () => {
         const header = spoolHeader(c.entry);
         const path = join(dir, `${c.entry.id}.eml`);
         await writeFile(path, Buffer.concat([header, c.raw]));
@@ -228,6 +241,7 @@ describe('spool file', () => {
           ...c.entry,
           size: c.raw.length,
           messageId: c.messageId,
+          fingerprint: fingerprintOf(c.raw),
           rawOffset: header.length,
         });
         expect(read!.size).to.equal((await stat(path)).size - header.length);
