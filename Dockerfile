@@ -1,6 +1,6 @@
 # mailbridge: build with dev dependencies, run with production ones only, as a non-root user.
-# Node 20, the same major the tests run on.
-FROM node:20-alpine AS build
+# Node 24 LTS, the same major CI runs the tests on.
+FROM node:24-alpine AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -8,7 +8,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:20-alpine
+FROM node:24-alpine
 RUN apk add --no-cache dumb-init
 # UV_THREADPOOL_SIZE: every spool fsync holds a libuv thread while the disk works; the default 4
 # makes concurrent SMTP sessions queue behind each other. It must be set before node starts.

@@ -44,12 +44,7 @@ interface Batch {
 }
 
 function newBatch(): Batch {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const done = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
+  const { promise: done, resolve, reject } = Promise.withResolvers<void>();
   return { lines: [], done, resolve, reject };
 }
 

@@ -44,13 +44,7 @@ interface Round {
 }
 
 function newRound(): Round {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
+  return Promise.withResolvers<void>();
 }
 
 interface KeyState {
