@@ -171,3 +171,4 @@ export type MappingConfig = Config['mapping'];
 export type ApiConfig = Config['api'];
 export type SmtpConfig = Config['smtp'];
 export type DeliveryConfig = Config['delivery'];
+export type RetryConfig = DeliveryConfig['retry'];

@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import { fromWire } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure, isSuccess } from './classify-failure.js';
@@ -119,14 +120,8 @@ export class ApiClient implements PayloadSink {
       } finally {
         this.releaseSlot();
       }
-      if (answer.kind === 'other-id') {
-        return { kind: 'other-id', messageId: answer.messageId };
-      }
       if (answer.kind === 'unparsed') {
-        const error = answer.temporary
-          ? new TemporaryError(answer.error)
-          : new PermanentError(answer.error);
-        return { kind: 'unparsed', error };
+        return { kind: 'unparsed', error: fromWire(answer.error) };
       }
       const routes = answer.routes.map(route => {
         const { index } = route;
@@ -138,7 +133,7 @@ export class ApiClient implements PayloadSink {
           return { index, failure: err as Error };
         }
       });
-      return { kind: 'posted', routes };
+      return { kind: 'posted', routes, messageId: answer.messageId };
     })();
   }
 

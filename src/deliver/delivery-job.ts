@@ -1,20 +1,17 @@
-// One attempt at a message, run on the post thread: parse the raw message, map it for each route
-// left, post each body. The main thread decides what goes into a job (duplicates are left out,
-// by the Message-ID found at accept time) and judges what comes back; the job itself decides
-// nothing but whether the parsed Message-ID is the one it was given.
+// One attempt at a message, run on the post thread: the one per-route step (post-routes.ts) with
+// POSTs made on that thread. The main thread decides what goes into a job (routes already
+// delivered are left out) and judges what comes back.
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MappingConfig } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
-import { isTemporary } from '../errors/bridge-error.js';
+import { toWire, type WireError } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
-import { messageIds, toApiPayload } from '../map/to-api-payload.js';
-import { parseMessage } from '../parse/parse-message.js';
+import { postRoutes } from '../pipeline/post-routes.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { Exchange } from './api-client.js';
 import { isSuccess } from './classify-failure.js';
-import { idempotencyKey, mailboxKey } from './deliver-message.js';
 
 export interface DeliveryJob {
   /** the raw message's bytes (handed over to the thread) */
@@ -24,8 +21,6 @@ export interface DeliveryJob {
   envelope: Envelope;
   /** the routes to post, in order */
   groups: RouteGroup[];
-  /** the normalised Message-ID the routes were checked against for duplicates */
-  messageId: string;
 }
 
 /** One POST's exchange, and the error of an attachment file that could not be read for it. */
@@ -42,11 +37,9 @@ export type RouteAnswer =
 /** What a job came to. */
 export type JobAnswer =
   /** every route of the job was posted (or tried, or found a duplicate), by route index */
-  | { kind: 'posted'; routes: RouteAnswer[] }
-  /** the parsed message has another Message-ID than the job's: nothing was posted */
-  | { kind: 'other-id'; messageId: string }
+  | { kind: 'posted'; routes: RouteAnswer[]; messageId?: string }
   /** the raw message could not be parsed (or an attachment file not written): nothing posted */
-  | { kind: 'unparsed'; error: string; temporary: boolean };
+  | { kind: 'unparsed'; error: WireError };
 
 /** Posts the body of one route with its idempotency key. */
 export type PostPayload = (
@@ -76,60 +69,31 @@ export async function removeJobFiles(
   );
 }
 
-/** Runs `job`: never throws; a failure is in the answer. */
+/** Runs `job` through the one per-route step (post-routes.ts): never throws. */
 export async function runJob(
   job: DeliveryJob,
   mapping: MappingConfig,
   post: PostPayload,
 ): Promise<JobAnswer> {
   const { raw } = job;
-  let message;
-  try {
-    message = await parseMessage(
-      Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
-      {
-        attachmentDir: job.attachmentDir,
-        filePrefix: jobFilePrefix(job),
-      },
-    );
-  } catch (err) {
-    return {
-      kind: 'unparsed',
-      error: (err as Error).message,
-      temporary: isTemporary(err),
-    };
+  const answer = await postRoutes<Posted>(
+    Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
+    { attachmentDir: job.attachmentDir, filePrefix: jobFilePrefix(job) },
+    { envelope: job.envelope, groups: job.groups, mapping },
+    {
+      post: (payload, key) => post(payload, key),
+      failed: err => ({ readError: (err as Error).message }),
+      took: posted => isSuccess(posted.status),
+    },
+  );
+  if (answer.kind === 'unparsed') {
+    return { kind: 'unparsed', error: toWire(answer.error) };
   }
-  try {
-    const { messageId } = messageIds(message);
-    if (messageId !== job.messageId) return { kind: 'other-id', messageId };
-    const routes: RouteAnswer[] = [];
-    /** the mailboxes (dedupe keys) the API has taken in this job */
-    const taken = new Set<string>();
-    for (const group of job.groups) {
-      const mailbox = mailboxKey(group);
-      if (taken.has(mailbox)) {
-        routes.push({ index: group.index, duplicate: true });
-        continue;
-      }
-      let posted: Posted;
-      try {
-        const payload = toApiPayload({
-          message,
-          envelope: job.envelope,
-          group,
-          mapping,
-        });
-        posted = await post(payload, idempotencyKey(payload, group));
-      } catch (err) {
-        // a fault of ours, not of the API: the route is tried again later
-        posted = { readError: (err as Error).message };
-      }
-      routes.push({ index: group.index, posted });
-      if (isSuccess(posted.status)) taken.add(mailbox);
-    }
-    return { kind: 'posted', routes };
-  } finally {
-    // the attachment files live for one attempt: the next one parses the raw message again
-    await message.dispose();
-  }
+  return {
+    kind: 'posted',
+    messageId: answer.messageId,
+    routes: answer.routes.map(r =>
+      'duplicate' in r ? r : { index: r.index, posted: r.answer },
+    ),
+  };
 }

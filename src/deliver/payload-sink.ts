@@ -16,11 +16,12 @@ export type JobResult =
   | {
       kind: 'posted';
       /** `duplicate`: an earlier route of the job took the same mailbox; not posted */
-      routes: Array<{ index: number; failure?: Error; duplicate?: boolean }>;
+      routes: Array<{ index: number; failure?: unknown; duplicate?: boolean }>;
+      /** the normalised Message-ID of the parsed message */
+      messageId?: string;
     }
-  | { kind: 'other-id'; messageId: string }
   /** the raw message could not be parsed (PermanentError) or read (TemporaryError) */
-  | { kind: 'unparsed'; error: Error };
+  | { kind: 'unparsed'; error: unknown };
 
 /** Takes one body; throws TemporaryError or PermanentError when it was not taken. */
 export interface PayloadSink {

@@ -1,8 +1,8 @@
 // What happens to a received message in each delivery mode, up to the text of the 250 reply.
 import type { Config } from '../config/schema.js';
-import { decisiveFailure, deliverRoutes } from '../deliver/deliver-message.js';
 import type { PayloadSink } from '../deliver/payload-sink.js';
-import type { AttemptResult } from '../deliver/attempt-delivery.js';
+import { attemptRoutes } from '../pipeline/attempt-routes.js';
+import { decisiveFailure, type AttemptResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
 import type { Envelope } from '../envelope.js';
 import {
@@ -11,10 +11,9 @@ import {
   TemporaryError,
 } from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
-import { messageIds } from '../map/to-api-payload.js';
+import { extractIds } from '../map/message-id.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
-import { parseMessage } from '../parse/parse-message.js';
 import { groupByRoute } from '../routing/resolve-route.js';
 import type { DedupeStore } from '../spool/dedupe-store.js';
 import {
@@ -67,26 +66,36 @@ export async function acceptSync(
   envelope: Envelope,
   deps: AcceptDeps,
 ): Promise<Accepted> {
-  // attachments go next to the received file, in the spool's tmp/, for this attempt only
-  const message = await parseMessage(received.raw ?? received.path, {
-    attachmentDir: deps.spool.tmpDir,
-  });
-  let outcomes;
-  try {
-    ({ outcomes } = await deliverRoutes(
-      message,
-      envelope,
-      deps.config,
-      deps.sink,
-      deps.dedupe,
-      received.fingerprint,
-    ));
-  } finally {
-    await message.dispose();
+  const groups = groupByRoute(envelope.rcptTo, deps.config.routes);
+  if (groups.length === 0) {
+    throw new PermanentError('No recipient of this message has a route', {
+      responseCode: 550,
+    });
   }
+  const attempted = await attemptRoutes(
+    {
+      source: received.raw ?? received.path,
+      // attachments go next to the received file, in the spool's tmp/, for this attempt only
+      parse: { attachmentDir: deps.spool.tmpDir },
+      envelope,
+      groups,
+      keys: {
+        messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
+        fingerprint: received.fingerprint,
+      },
+    },
+    { mapping: deps.config.mapping, sink: deps.sink, dedupe: deps.dedupe },
+  );
+  if (attempted.kind === 'unparsed') throw attempted.error;
+  const outcomes = attempted.routes;
   const reply = `OK: delivered as ${envelope.id}`;
-  const messageId = messageIds(message).messageId;
-  const failures = outcomes.filter(o => 'failure' in o).map(o => o.failure);
+  const messageId =
+    attempted.messageId ??
+    extractIds(received.messageId ?? undefined)[0] ??
+    null;
+  const failures = outcomes.flatMap(o =>
+    o.outcome === 'failed' ? [o.failure] : [],
+  );
   // one reply for all: SMTP, or LMTP when every route failed alike (all for now, or all for good)
   const temporary = failures.map(isTemporary);
   const alike = temporary.every(t => t) || temporary.every(t => !t);
@@ -104,8 +113,10 @@ export async function acceptSync(
     };
   }
   const byRecipient = new Map<string, unknown>();
-  for (const { group, failure } of outcomes) {
-    for (const recipient of group.recipients) {
+  for (const result of outcomes) {
+    const group = groups.find(g => g.index === result.index);
+    const failure = result.outcome === 'failed' ? result.failure : undefined;
+    for (const recipient of group?.recipients ?? []) {
       byRecipient.set(recipient, failure);
     }
   }
@@ -298,8 +309,10 @@ function perRecipientReplies(
   result: AttemptResult,
 ): Accepted {
   const byRecipient = new Map<string, string | SmtpReplyError>();
+  // the attempt's own errors, typed; a refusal kept from an earlier attempt is rebuilt
   const failures = refused.map(
     route =>
+      result.failures?.get(route.index) ??
       new PermanentError(route.lastError ?? 'refused by the API', {
         api: route.api,
       }),

@@ -143,6 +143,18 @@ export function pendingGroups(entry: QueueEntry): RouteGroup[] {
     }));
 }
 
+/** The route groups still pending (not delivered, not refused for good), in order. */
+export function pendingOf(entry: QueueEntry): RouteGroup[] {
+  return entry.routes
+    .filter(r => r.status === 'pending')
+    .map(r => ({
+      route: r.route,
+      index: r.index,
+      recipients: r.recipients,
+      threadId: r.threadId,
+    }));
+}
+
 /** Puts a dead message back in the queue: failed routes pending again, due now. */
 export function replayEntry(entry: QueueEntry, now: number): QueueEntry {
   return {

@@ -29,6 +29,7 @@ import {
   TemporaryError,
 } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
+import { fromWire } from '../../src/errors/wire.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
 import { DedupeStore } from '../../src/spool/dedupe-store.js';
 import {
@@ -173,15 +174,12 @@ class JobSink extends ScriptedSink {
           return { status: failure ? 503 : 204 };
         },
       );
-      if (answer.kind === 'other-id') return answer;
       if (answer.kind === 'unparsed') {
-        const error = answer.temporary
-          ? new TemporaryError(answer.error)
-          : new PermanentError(answer.error);
-        return { kind: 'unparsed', error };
+        return { kind: 'unparsed', error: fromWire(answer.error) };
       }
       return {
         kind: 'posted',
+        messageId: answer.messageId,
         routes: answer.routes.map(r =>
           'duplicate' in r
             ? { index: r.index, duplicate: true }
@@ -779,10 +777,8 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
         const sink = newSink(() => undefined);
         const broken = new Error('dedupe store unreadable');
         dedupe.has = async () => {
-          // (a delivery job checks for duplicates before it parses)
-          expect(await readdir(tmp)).to.have.length(
-            mode === 'this thread' ? 1 : 0,
-          );
+          // (every lane checks for duplicates before it parses)
+          expect(await readdir(tmp)).to.have.length(0);
           throw broken;
         };
         let error: unknown;
@@ -821,7 +817,6 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
           expect(sink.jobs.map(j => j.groups.map(g => g.index))).to.deep.equal([
             [1],
           ]);
-          expect(sink.jobs[0]?.messageId).to.equal('<Unit-1@Example.NET>');
           expect(result.entry.history.at(-1)?.results).to.deep.equal({
             0: 'duplicate',
             1: 'delivered',
@@ -837,12 +832,12 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
           expect(sink.jobs).to.deep.equal([]);
         });
 
-        it('the parsed Message-ID is not the one found at accept time: nothing posted by the job; attempted here, by the parsed id', async () => {
-          // delivered before under the parsed id; the accept-time id knows nothing of it
-          await dedupe.add(key('mb-a'));
+        // duplicates are keyed by what was found at accept time, in every lane: the job
+        // posts what that key has no record of, and the parse no longer sends it back
+        it('the parsed Message-ID is not the one found at accept time: keyed by the accept-time id, posted by the job', async () => {
+          await dedupe.add(DedupeStore.key('<other@example.net>', 'mb-a'));
           const sink = new JobSink(() => undefined, { transfers: true });
           const entry = { ...entryFor(AB), messageId: '<other@example.net>' };
-          // the raw bytes handed to the job are gone after it: the file is read instead
           const raw = Buffer.alloc(RAW.length, RAW);
           const result = await attempt(entry, rawPath, deps(sink), raw);
           expect(sink.jobs).to.have.length(1);
@@ -857,12 +852,12 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
           ]);
         });
 
-        it('no Message-ID found at accept time: attempted here (the generated id needs the parse)', async () => {
+        it('no Message-ID and no fingerprint (an entry of an older release): posted by the job, never skipped', async () => {
           const sink = new JobSink(() => undefined);
           const entry = { ...entryFor(A), messageId: null };
           const result = await attempt(entry, rawPath, deps(sink));
           expect(result.outcome).to.equal('delivered');
-          expect(sink.jobs).to.deep.equal([]);
+          expect(sink.jobs).to.have.length(1);
           expect(sink.posts).to.have.length(1);
         });
 

@@ -1,16 +1,14 @@
-// deliverMessage (sync mode's posts): every route tried, and with a dedupe store, none twice.
+// attemptRoutes, as sync mode uses it: every route tried, and with a dedupe store, none twice.
 import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { RouteConfig } from '../../src/config/schema.js';
-import {
-  decisiveFailure,
-  deliverMessage,
-  idempotencyKey,
-  mailboxKey,
-} from '../../src/deliver/deliver-message.js';
+import { attemptRoutes } from '../../src/pipeline/attempt-routes.js';
+import { decisiveFailure } from '../../src/pipeline/decide.js';
+import { idempotencyKey, mailboxKey } from '../../src/pipeline/route-keys.js';
+import { groupByRoute } from '../../src/routing/resolve-route.js';
 import type {
   PayloadSink,
   PostContext,
@@ -21,8 +19,6 @@ import {
   TemporaryError,
 } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
-import { parseMessage } from '../../src/parse/parse-message.js';
-import type { ParsedMessage } from '../../src/parse/parsed-message.js';
 import { DedupeStore } from '../../src/spool/dedupe-store.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -95,19 +91,50 @@ function envelope(rcptTo: string[]): Envelope {
   };
 }
 
-describe('deliverMessage', () => {
+/**
+ * What sync mode makes of an attempt: the counts of routes posted and skipped, or the failure
+ * the sender hears of (decisiveFailure) when any route failed.
+ */
+async function deliverMessage(
+  raw: Buffer,
+  envelope: Envelope,
+  config: typeof CONFIG,
+  sink: PayloadSink,
+  dedupe: DedupeStore | undefined,
+  attachmentDir: string,
+): Promise<{ posted: number; duplicates: number }> {
+  const outcome = await attemptRoutes(
+    {
+      source: raw,
+      parse: { attachmentDir },
+      envelope,
+      groups: groupByRoute(envelope.rcptTo, config.routes),
+      // as found at accept time; no fingerprint: the key of the records below
+      keys: { messageId: '<Unit-1@Example.NET>' },
+    },
+    { mapping: config.mapping, sink, dedupe },
+  );
+  if (outcome.kind === 'unparsed') throw outcome.error;
+  const failures = outcome.routes.flatMap(r =>
+    r.outcome === 'failed' ? [r.failure] : [],
+  );
+  if (failures.length > 0) throw decisiveFailure(failures);
+  const duplicates = outcome.routes.filter(
+    r => r.outcome === 'duplicate',
+  ).length;
+  return { posted: outcome.routes.length - duplicates, duplicates };
+}
+
+describe('attemptRoutes (sync mode)', () => {
   const AB = ['a@example.com', 'b@example.com'];
   let dir: string;
   let dedupe: DedupeStore;
-  let message: ParsedMessage;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mailbridge-deliver-'));
     dedupe = new DedupeStore(join(dir, 'dedupe'), WINDOW, () => NOW);
-    message = await parseMessage(Buffer.from(RAW), { attachmentDir: dir });
   });
   afterEach(async () => {
-    await message.dispose();
     await dedupe.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -120,11 +147,12 @@ describe('deliverMessage', () => {
   ) {
     const sink = new ScriptedSink(script);
     const result = await deliverMessage(
-      message,
+      Buffer.from(RAW),
       envelope(rcpt),
       CONFIG,
       sink,
       store ?? undefined,
+      dir,
     ).catch((err: unknown) => err as Error);
     return { sink, result };
   }

@@ -4,7 +4,7 @@ import {
   backoffDelay,
   nextAttemptAt,
   type BackoffOptions,
-} from '../../src/deliver/backoff.js';
+} from '../../src/pipeline/backoff.js';
 
 const OPTIONS: BackoffOptions = {
   initialDelayMs: 1000,

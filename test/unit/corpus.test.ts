@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
-import { buildPayloads } from '../../src/deliver/deliver-message.js';
+import { buildPayloads } from '../../src/pipeline/build-payloads.js';
 import { payloadToString } from '../../src/deliver/payload-stream.js';
 import type { Envelope } from '../../src/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';

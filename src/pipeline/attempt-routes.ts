@@ -1,0 +1,148 @@
+// One attempt at some routes of a message, in every mode: skip those already delivered (their
+// dedupe records), post the others through the one per-route step (post-routes.ts) on this
+// thread or on the post thread, and record what the API took.
+import type { MappingConfig } from '../config/schema.js';
+import type { Envelope } from '../envelope.js';
+import type { ParseOptions } from '../parse/parse-message.js';
+import type { RouteGroup } from '../routing/resolve-route.js';
+import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { JobResult, PayloadSink } from '../deliver/payload-sink.js';
+import type { RouteResult } from './decide.js';
+import { postRoutes, type RoutePoster } from './post-routes.js';
+import { dedupeKey, type MessageKeys } from './route-keys.js';
+
+export interface AttemptInput {
+  /** the raw message: its bytes (which may be handed over to the post thread), or its file */
+  source: string | Buffer;
+  /** where in `source` the message lies, and where its attachment files go */
+  parse: ParseOptions;
+  envelope: Envelope;
+  /** the routes to attempt, in order */
+  groups: RouteGroup[];
+  /** what the message is recognised by (found at accept time) */
+  keys: MessageKeys;
+}
+
+export interface AttemptRoutesDeps {
+  mapping: MappingConfig;
+  sink: PayloadSink;
+  /** without one (tools), every route is posted and nothing recorded */
+  dedupe?: DedupeStore;
+}
+
+/** The routes' results, or why the message could not be parsed (nothing was posted). */
+export type RoutesOutcome =
+  | { kind: 'posted'; routes: RouteResult[]; messageId?: string }
+  | { kind: 'unparsed'; error: unknown };
+
+/**
+ * Attempts `input.groups`. Never throws for a delivery failure (a route's failure is in its
+ * result); a dedupe store that cannot be read throws, and the caller retries the message.
+ */
+export async function attemptRoutes(
+  input: AttemptInput,
+  deps: AttemptRoutesDeps,
+): Promise<RoutesOutcome> {
+  const results: RouteResult[] = [];
+  /** the routes to post, by index, with their dedupe keys */
+  const toPost = new Map<number, { group: RouteGroup; key?: string }>();
+  for (const group of input.groups) {
+    const key = deps.dedupe ? dedupeKey(input.keys, group) : undefined;
+    if (key && (await deps.dedupe!.has(key))) {
+      results.push({ index: group.index, outcome: 'duplicate' });
+    } else toPost.set(group.index, { group, key });
+  }
+  if (toPost.size === 0) return { kind: 'posted', routes: results };
+  const posted = await post(
+    input,
+    [...toPost.values()].map(p => p.group),
+    deps,
+  );
+  if (posted.kind === 'unparsed') return posted;
+  for (const route of posted.routes) {
+    if (route.duplicate) {
+      results.push({ index: route.index, outcome: 'duplicate' });
+      continue;
+    }
+    if (route.failure !== undefined) {
+      results.push({
+        index: route.index,
+        outcome: 'failed',
+        failure: route.failure,
+      });
+      continue;
+    }
+    // recorded before the spool is updated: a crash in between cannot post it twice. A record
+    // that cannot be written costs at most one duplicate post later; failing the attempt here
+    // would forget that this route was delivered and post it again for sure.
+    const key = toPost.get(route.index)?.key;
+    if (key) await deps.dedupe!.add(key).catch(() => undefined);
+    results.push({ index: route.index, outcome: 'delivered' });
+  }
+  results.sort((a, b) => a.index - b.index);
+  return { kind: 'posted', routes: results, messageId: posted.messageId };
+}
+
+/**
+ * Posts `groups`: as a job on the post thread when the bytes are in memory and the sink has a
+ * usable thread (its bytes are then handed over), else here, through the sink.
+ */
+async function post(
+  input: AttemptInput,
+  groups: RouteGroup[],
+  deps: AttemptRoutesDeps,
+): Promise<JobResult> {
+  const { source, envelope } = input;
+  if (Buffer.isBuffer(source) && deps.sink.deliverJob) {
+    const { start = 0, length = source.length - start } = input.parse;
+    const running = deps.sink.deliverJob(
+      {
+        raw: source.subarray(start, start + length),
+        attachmentDir: input.parse.attachmentDir,
+        envelope,
+        groups,
+      },
+      envelope.id,
+    );
+    if (running) return running;
+  }
+  const answer = await postRoutes(
+    source,
+    input.parse,
+    { envelope, groups, mapping: deps.mapping },
+    sinkPoster(deps.sink, envelope.id),
+  );
+  if (answer.kind === 'unparsed') return answer;
+  return {
+    kind: 'posted',
+    messageId: answer.messageId,
+    routes: answer.routes.map(r =>
+      'duplicate' in r
+        ? { index: r.index, duplicate: true }
+        : { index: r.index, failure: r.answer.failure },
+    ),
+  };
+}
+
+/** Posts on this thread through the sink: a route's answer is its failure, if any. */
+function sinkPoster(
+  sink: PayloadSink,
+  queueId: string,
+): RoutePoster<{ failure?: unknown }> {
+  return {
+    async post(payload, idempotencyKey, group) {
+      try {
+        await sink.send(payload, {
+          idempotencyKey,
+          queueId,
+          routeIndex: group.index,
+        });
+        return {};
+      } catch (failure) {
+        return { failure };
+      }
+    },
+    failed: failure => ({ failure }),
+    took: answer => answer.failure === undefined,
+  };
+}
