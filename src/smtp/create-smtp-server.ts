@@ -1,5 +1,4 @@
 // The SMTP listener: smtp-server options and one handler per stage (RCPT, DATA).
-import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import {
@@ -17,6 +16,7 @@ import {
   TemporaryError,
 } from '../errors/bridge-error.js';
 import { smtpReply, toSmtpReply } from '../errors/to-smtp-reply.js';
+import { newQueueId } from '../mail/queue-id.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
@@ -57,24 +57,6 @@ export interface SmtpDeps extends AcceptDeps {
 
 /** Failed logins (SMTP AUTH) a session may make; the last one closes it. */
 const LOGIN_FAILURES_PER_SESSION = 3;
-
-/** Random bytes drawn 4 KiB at a time: one call into the crypto library per 819 ids. */
-const randomPool = { bytes: Buffer.alloc(0), used: 0 };
-
-function randomHex(count: number): string {
-  if (randomPool.used + count > randomPool.bytes.length) {
-    randomPool.bytes = randomBytes(4096);
-    randomPool.used = 0;
-  }
-  const start = randomPool.used;
-  randomPool.used += count;
-  return randomPool.bytes.toString('hex', start, start + count);
-}
-
-/** A sortable, unique id for an accepted message: time in base 36, then randomness. */
-export function newQueueId(now = Date.now()): string {
-  return `${now.toString(36)}${randomHex(5)}`.toUpperCase();
-}
 
 /** The per-client limits of the configuration. */
 export function clientLimits(config: Config): ClientLimits {
