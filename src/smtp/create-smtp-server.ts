@@ -7,6 +7,7 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
+import { allowedNetworks } from '../config/networks.js';
 import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import {
@@ -32,7 +33,6 @@ import {
   type AcceptDeps,
 } from './accept-message.js';
 import {
-  allowedNetworks,
   ClientLimiter,
   networkRefusal,
   type ClientCounter,
