@@ -1,13 +1,11 @@
-// The SMTP listener: smtp-server options and one handler per stage (RCPT, DATA).
+// The SMTP listener: smtp-server's options, and one handler per stage wired from the on-*.ts files.
 import { unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import {
   SMTPServer,
-  type SMTPServerAddress,
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import { allowedNetworks } from '../config/networks.js';
 import type { Config } from '../config/schema.js';
 import type { Envelope } from '../envelope.js';
 import {
@@ -16,47 +14,27 @@ import {
   PermanentError,
   TemporaryError,
 } from '../errors/bridge-error.js';
-import { smtpReply, toSmtpReply } from '../errors/to-smtp-reply.js';
+import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { newQueueId } from '../mail/queue-id.js';
 import { errorFields } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
 import {
   isClientError,
   smtpLoggerAdapter,
 } from '../observability/smtp-logger-adapter.js';
-import { resolveRoute } from '../routing/resolve-route.js';
 import { spoolHeader } from '../spool/spool-file.js';
-import {
-  acceptSync,
-  acceptToSpool,
-  newSpoolEntry,
-  type AcceptDeps,
-} from './accept-message.js';
-import {
-  ClientLimiter,
-  networkRefusal,
-  type ClientCounter,
-  type ClientLimits,
-  type Refusal,
-} from './client-access.js';
+import { acceptSync, acceptToSpool, newSpoolEntry } from './accept-message.js';
+import { ClientLimiter, type ClientLimits } from './client-access.js';
+import { authHandlers } from './on-auth.js';
+import { connectHandlers } from './on-connect.js';
+import { mailFromHandler } from './on-mail-from.js';
+import { rcptToHandler } from './on-rcpt-to.js';
+import { RcptCommands } from './rcpt-commands.js';
 import { receiveToFile } from './receive-to-file.js';
-import { lmtpReplies } from './lmtp-replies.js';
 import { loadServerTls } from './server-tls.js';
-import { AUTH_METHODS, checkCredentials } from './smtp-auth.js';
+import { AUTH_METHODS } from './smtp-auth.js';
+import type { SmtpDeps } from './smtp-deps.js';
 
-export interface SmtpDeps extends AcceptDeps {
-  metrics: Metrics;
-  /** the clock of queue entries (received, first due) */
-  now: () => number;
-  /**
-   * Where sessions and failed logins are counted per client: by default in this process; in a
-   * cluster worker, by the primary (a WorkerLimiter), so that the limits hold for the daemon
-   */
-  limiter?: ClientCounter;
-}
-
-/** Failed logins (SMTP AUTH) a session may make; the last one closes it. */
-const LOGIN_FAILURES_PER_SESSION = 3;
+export type { SmtpDeps } from './smtp-deps.js';
 
 /** The per-client limits of the configuration. */
 export function clientLimits(config: Config): ClientLimits {
@@ -69,32 +47,14 @@ export function clientLimits(config: Config): ClientLimits {
 /** Builds the SMTP server; the caller listens and closes it. */
 export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const { config, log } = deps;
-  const allowed = allowedNetworks(config.smtp.allowedNetworks);
   const limiter =
     deps.limiter ?? new ClientLimiter(clientLimits(config), deps.now);
   const tls = loadServerTls(config.smtp.tls);
-  const lmtp = config.smtp.lmtp;
-  /**
-   * LMTP: the recipients of each session's transaction as its RCPT commands gave them, once per
-   * accepted command. smtp-server merges a recipient given twice into one envelope entry, but
-   * the client awaits one reply per accepted RCPT (RFC 2033 4.2).
-   */
-  const rcptCommands = new WeakMap<SMTPServerSession, string[]>();
-  /** One reply per accepted RCPT of the session's transaction (see lmtpReplies). */
-  const repliesFor = (
-    result: string | Error | Array<string | Error>,
-    session: SMTPServerSession,
-  ) => {
-    const envelope = session.envelope.rcptTo.map(r => r.address);
-    return lmtpReplies(result, rcptCommands.get(session) ?? envelope, envelope);
-  };
   const auth = config.smtp.auth;
-  /** failed logins of each session still open, by session id */
-  const loginFailures = new Map<string, number>();
-  /** the sessions the limiter counted, with their client address: given back when they close */
-  const counted = new Map<string, string>();
-  /** sessions whose count the limiter has not answered yet, by id: true once they closed */
-  const asking = new Map<string, boolean>();
+  // LMTP: one reply per accepted RCPT command, so those commands are remembered
+  const rcpts = config.smtp.lmtp ? new RcptCommands() : undefined;
+  const connect = connectHandlers(deps, limiter);
+  const logins = authHandlers(deps, limiter);
   const server = new SMTPServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
@@ -119,121 +79,27 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     allowInsecureAuth: auth.allowInsecure,
     // smtp.auth.required is checked at MAIL FROM, for the reply text of our choice
     authOptional: true,
-    onAuth: (login, session, callback) => {
-      const username = login.username ?? '';
-      if (checkCredentials(auth.users, username, login.password ?? '')) {
-        deps.metrics.authentications.inc({ result: 'success' });
-        log.debug('client authenticated', { sessionId: session.id, username });
-        return callback(null, { user: username });
-      }
-      deps.metrics.authentications.inc({ result: 'failure' });
-      const failures = (loginFailures.get(session.id) ?? 0) + 1;
-      loginFailures.set(session.id, failures);
-      const answer = (clientBlocked: boolean) => {
-        // no guessing on and on: a few failures close the session (smtp-server closes after 421)
-        const closing = failures >= LOGIN_FAILURES_PER_SESSION || clientBlocked;
-        log.info('authentication failed', {
-          sessionId: session.id,
-          remoteAddress: session.remoteAddress,
-          username,
-          code: closing ? 421 : 535,
-        });
-        callback(
-          closing
-            ? smtpReply(421, 'Too many failed logins, closing connection')
-            : smtpReply(535, 'Authentication credentials invalid'),
-        );
-      };
-      const blocked = limiter.loginFailed(session.remoteAddress);
-      if (typeof blocked === 'boolean') answer(blocked);
-      else void blocked.then(answer);
-    },
+    onAuth: logins.onAuth,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     useProxy: config.smtp.proxyProtocol,
     // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
     lmtp: config.smtp.lmtp,
     logger: smtpLoggerAdapter(log) as never,
-    // after the PROXY header, if any: remoteAddress is then the client's
-    onConnect: (session, callback) => {
-      const answer = (refusal: Refusal | undefined) => {
-        if (!refusal) {
-          counted.set(session.id, session.remoteAddress);
-          return callback();
-        }
-        callback(refuseSession(refusal, session, deps));
-      };
-      if (!allowed(session.remoteAddress)) {
-        return answer(networkRefusal(session.remoteAddress));
-      }
-      const refusal = limiter.open(session.remoteAddress);
-      if (!(refusal instanceof Promise)) return answer(refusal);
-      // a cluster's primary answers a moment later; the client may be gone by then
-      asking.set(session.id, false);
-      void refusal.then(late => {
-        const gone = asking.get(session.id);
-        asking.delete(session.id);
-        if (!gone) return answer(late);
-        // closed while it was asked: a session the primary counted is given back at once
-        if (!late) limiter.close(session.remoteAddress);
-      });
+    onConnect: connect.onConnect,
+    onClose: (session, callback) => {
+      logins.forget(session);
+      connect.onClose(session, callback);
     },
-    onClose: session => {
-      loginFailures.delete(session.id);
-      if (asking.has(session.id)) {
-        asking.set(session.id, true);
-        log.debug('session closed before its client count was answered', {
-          sessionId: session.id,
-          remoteAddress: session.remoteAddress,
-        });
-        return;
-      }
-      const address = counted.get(session.id);
-      if (address === undefined) return;
-      counted.delete(session.id);
-      limiter.close(address);
-      log.debug('session closed', {
-        sessionId: session.id,
-        remoteAddress: session.remoteAddress,
-      });
-    },
-    onMailFrom: (_address, session, callback) => {
-      // a new transaction: its RCPT commands are counted from here (LMTP's replies)
-      if (lmtp) rcptCommands.set(session, []);
-      if (config.smtp.tls.required && !session.secure) {
-        // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
-        return callback(smtpReply(530, 'Must issue a STARTTLS command first'));
-      }
-      if (auth.required && !session.user) {
-        return callback(smtpReply(530, 'Authentication required'));
-      }
-      // flow control: while delivery lags behind, a new transaction waits for it a little
-      const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
-      if (!wait) return callback();
-      const started = process.hrtime.bigint();
-      log.debug('transaction waits for delivery to catch up', {
-        sessionId: session.id,
-        waiting: deps.runner?.waitingFirstAttempt,
-      });
-      void wait.then(() => {
-        deps.metrics.flowDelaySeconds.observe(
-          Number(process.hrtime.bigint() - started) / 1e9,
-        );
-        callback();
-      });
-    },
-    onRcptTo: (address, session, callback) => {
-      const refusal = checkRecipient(address, session, deps);
-      if (!refusal && lmtp) rcptCommands.get(session)?.push(address.address);
-      callback(refusal);
-    },
+    onMailFrom: mailFromHandler(deps, rcpts),
+    onRcptTo: rcptToHandler(deps, rcpts),
     onData: (stream, session, callback) => {
       handleData(stream, session, deps).then(
         message =>
-          callback(null, lmtp ? repliesFor(message, session) : message),
+          callback(null, rcpts ? rcpts.replies(message, session) : message),
         (err: unknown) =>
-          lmtp
-            ? callback(null, repliesFor(toSmtpReply(err), session))
+          rcpts
+            ? callback(null, rcpts.replies(toSmtpReply(err), session))
             : callback(toSmtpReply(err)),
       );
     },
@@ -247,40 +113,6 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     log.debug('smtp client error', errorFields(err));
   });
   return server;
-}
-
-/** Logs and counts a session refused at its start; the error smtp-server replies with. */
-function refuseSession(
-  refusal: Refusal,
-  session: SMTPServerSession,
-  deps: SmtpDeps,
-): Error {
-  deps.metrics.refusedSessions.inc({ reason: refusal.reason });
-  deps.log.info('session refused', {
-    sessionId: session.id,
-    remoteAddress: session.remoteAddress,
-    reason: refusal.reason,
-    code: refusal.responseCode,
-  });
-  // smtp-server sends a refused session's reply as it is, without an enhanced code of its own
-  return smtpReply(refusal.responseCode, refusal.message);
-}
-
-function checkRecipient(
-  address: SMTPServerAddress,
-  session: SMTPServerSession,
-  deps: SmtpDeps,
-): Error | undefined {
-  if (resolveRoute(address.address, deps.config.routes)) return undefined;
-  deps.log.info('recipient rejected: no route', {
-    sessionId: session.id,
-    remoteAddress: session.remoteAddress,
-    recipient: address.address,
-    code: 550,
-  });
-  return toSmtpReply(
-    new PermanentError('No such recipient here', { responseCode: 550 }),
-  );
 }
 
 function copyEnvelope(session: SMTPServerSession, id: string): Envelope {
