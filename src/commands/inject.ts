@@ -4,7 +4,7 @@ import { stat, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
-import { newQueueId } from '../smtp/create-smtp-server.js';
+import { newQueueId } from '../mail/queue-id.js';
 import { receiveToFile } from '../smtp/receive-to-file.js';
 import { groupByRoute, resolveRoute } from '../routing/resolve-route.js';
 import { newQueueEntry, withReceived } from '../spool/queue-entry.js';

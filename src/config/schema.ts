@@ -1,7 +1,7 @@
 // The configuration schema: one zod schema validates every key at start and in check-config.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { networkError } from '../smtp/client-access.js';
+import { networkError } from './networks.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();

@@ -4,10 +4,9 @@ import { expect } from 'chai';
 import {
   allowedNetworks,
   clientAddress,
-  clientKey,
-  ClientLimiter,
   networkError,
-} from '../../src/smtp/client-access.js';
+} from '../../src/config/networks.js';
+import { clientKey, ClientLimiter } from '../../src/smtp/client-access.js';
 
 describe('client access', () => {
   describe('clientAddress', () => {

@@ -1,6 +1,6 @@
 // Queue ids: unique, in letters and digits, sorted by time.
 import { expect } from 'chai';
-import { newQueueId } from '../../src/smtp/create-smtp-server.js';
+import { newQueueId } from '../../src/mail/queue-id.js';
 
 describe('newQueueId', () => {
   it('10,000 ids of one millisecond are all different (the random pool refills on the way)', () => {

@@ -1,0 +1,235 @@
+// DATA: receive the message, hand it to the delivery mode, then THE one catch of DATA: it alone
+// decides the metrics, the one outcome line of the log and the reply (from toSmtpReply).
+import { unlink } from 'node:fs/promises';
+import type {
+  SMTPServerDataStream,
+  SMTPServerOptions,
+  SMTPServerSession,
+} from 'smtp-server';
+import type { Envelope } from '../envelope.js';
+import {
+  BridgeError,
+  isTemporary,
+  PermanentError,
+  TemporaryError,
+} from '../errors/bridge-error.js';
+import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
+import { newQueueId } from '../mail/queue-id.js';
+import { errorFields, type Logger } from '../observability/logger.js';
+import type { QueueEntry } from '../spool/queue-entry.js';
+import { spoolHeader } from '../spool/spool-file.js';
+import {
+  acceptSync,
+  acceptToSpool,
+  newSpoolEntry,
+  type Accepted,
+} from './accept-message.js';
+import type { Reply } from './lmtp-replies.js';
+import type { RcptCommands } from './rcpt-commands.js';
+import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
+import type { SmtpDeps } from './smtp-deps.js';
+
+/** The answer to a message: the 250 text, one reply per recipient, or the refusal. */
+type DataReply = string | Reply[] | SmtpReplyError;
+
+/** What the outcome line tells of one message, and where it goes. */
+interface Outcome {
+  deps: SmtpDeps;
+  log: Logger;
+  mode: SmtpDeps['config']['delivery']['mode'];
+  /** from, recipients and client; size and Message-ID once received */
+  fields: Record<string, unknown>;
+}
+
+/** onData; with LMTP, the reply is repeated once per accepted RCPT command. */
+export function dataHandler(
+  deps: SmtpDeps,
+  rcpts: RcptCommands | undefined,
+): NonNullable<SMTPServerOptions['onData']> {
+  return (stream, session, callback) => {
+    void handleData(stream, session, deps).then(reply => {
+      if (rcpts) return callback(null, rcpts.replies(reply, session));
+      if (reply instanceof Error) return callback(reply);
+      callback(null, reply);
+    });
+  };
+}
+
+/**
+ * A client gone mid-message: smtp-server's ECONNECTION on a stream it destroyed. Nothing was
+ * accepted, and it is no fault of ours.
+ */
+function isClientGone(err: unknown, stream: SMTPServerDataStream): boolean {
+  return stream.destroyed && (err as { code?: unknown }).code === 'ECONNECTION';
+}
+
+/** Receives one message to disk, then hands it to the delivery mode; logs one outcome line. */
+async function handleData(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  deps: SmtpDeps,
+): Promise<DataReply> {
+  const envelope = copyEnvelope(session, newQueueId());
+  // the accept latency runs from the end of DATA (the client's final dot) to the reply
+  let dataEnded: bigint | undefined;
+  stream.once('end', () => (dataEnded = process.hrtime.bigint()));
+  const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
+  const path = deps.spool.tmpMessagePath(envelope.id);
+  const mode = deps.config.delivery.mode;
+  let renamed = false;
+  /** the file the message went to, if any (a small one is journaled by the spool instead) */
+  let file: string | undefined = path;
+  const outcome: Outcome = {
+    deps,
+    log,
+    mode,
+    fields: {
+      from: envelope.mailFrom,
+      recipients: envelope.rcptTo.length,
+      remoteAddress: envelope.remoteAddress,
+    },
+  };
+  try {
+    // queue and hybrid: the state at accept time is the file's first line
+    const entry =
+      mode === 'sync' ? undefined : newSpoolEntry(envelope, deps, deps.now());
+    const received = await receive(stream, path, entry, mode);
+    file = received.stored ? received.path : undefined;
+    outcome.fields.size = received.size;
+    outcome.fields.messageId = received.messageId;
+    if (received.oversized) {
+      throw new PermanentError('Message exceeds fixed maximum message size', {
+        responseCode: 552,
+      });
+    }
+    deps.metrics.messageBytes.observe(received.size);
+    const accepted = entry
+      ? await acceptToSpool(received, entry, deps)
+      : await acceptSync(received, envelope, deps);
+    renamed = mode !== 'sync';
+    return answerAccepted(accepted, outcome);
+  } catch (err) {
+    return answerFailed(err, isClientGone(err, stream), outcome);
+  } finally {
+    // a message cut off mid-DATA has no end of DATA: nothing to measure
+    if (dataEnded !== undefined) {
+      deps.metrics.acceptSeconds.observe(
+        Number(process.hrtime.bigint() - dataEnded) / 1e9,
+      );
+    }
+    // a file the spool took was renamed away; any other (sync, oversize, failure) goes now
+    if (!renamed && file) await unlink(file).catch(() => undefined);
+  }
+}
+
+/**
+ * The message, to `path` (or kept in memory when small, outside sync mode). Not a decision: a
+ * failure other than the client's is the disk's, and is said so (TemporaryError) for the catch.
+ */
+function receive(
+  stream: SMTPServerDataStream,
+  path: string,
+  entry: QueueEntry | undefined,
+  mode: Outcome['mode'],
+): Promise<ReceivedFile> {
+  return receiveToFile(stream, path, {
+    durable: mode !== 'sync',
+    header: entry && spoolHeader(entry),
+    keepSmall: mode !== 'sync',
+  }).catch((err: unknown) => {
+    if (isClientGone(err, stream)) throw err;
+    throw new TemporaryError('Could not store the message, try again later', {
+      cause: err,
+    });
+  });
+}
+
+/** Counts and logs a message the delivery mode took (whole, or per recipient); its reply. */
+function answerAccepted(
+  accepted: Accepted,
+  { deps, log, mode, fields }: Outcome,
+): DataReply {
+  if (accepted.perRecipient) {
+    // LMTP, sync or hybrid mode: routes fared differently; each recipient hears its own
+    const { replies, failures, delivered } = accepted.perRecipient;
+    deps.metrics.messages.inc({ outcome: 'partial' });
+    for (const reply of replies) {
+      if (typeof reply === 'string') continue;
+      deps.metrics.refusedRecipients.inc({
+        result: reply.responseCode >= 500 ? 'permanent' : 'temporary',
+      });
+    }
+    // some routes took it; or none did, some failing for now and some for good
+    const text = delivered > 0 ? 'partly delivered' : 'answered per recipient';
+    log.warn(`message ${text}`, {
+      ...fields,
+      messageId: accepted.messageId,
+      outcome: 'partial',
+      mode,
+      code: 250,
+      refusedRecipients: replies.filter(r => typeof r !== 'string').length,
+      error: (failures[0] as Error | undefined)?.message,
+    });
+    return replies;
+  }
+  deps.metrics.messages.inc({ outcome: 'accepted' });
+  log.info(`message ${accepted.outcome}`, {
+    ...fields,
+    messageId: accepted.messageId,
+    outcome: accepted.outcome,
+    mode,
+    code: 250,
+  });
+  return accepted.reply;
+}
+
+/**
+ * The decision on any failure of DATA: aborted (the client left), deferred or rejected (a
+ * BridgeError), or a bug (`error` with the stack, and a generic 451). The reply is toSmtpReply's.
+ */
+function answerFailed(
+  err: unknown,
+  clientGone: boolean,
+  { deps, log, mode, fields }: Outcome,
+): SmtpReplyError {
+  const reply = toSmtpReply(err);
+  if (clientGone) {
+    // the client went away mid-message: nothing was accepted, nothing is wrong here
+    deps.metrics.messages.inc({ outcome: 'aborted' });
+    log.info('message aborted: client disconnected during DATA', {
+      ...fields,
+      outcome: 'aborted',
+    });
+    return reply;
+  }
+  const temporary = isTemporary(err);
+  const outcome = temporary ? 'deferred' : 'rejected';
+  deps.metrics.messages.inc({ outcome });
+  const line = { ...fields, outcome, mode, code: reply.responseCode };
+  if (!(err instanceof BridgeError)) {
+    log.error('message failed: internal error', {
+      ...line,
+      ...errorFields(err),
+    });
+  } else {
+    log.log(temporary ? 'warn' : 'info', `message ${outcome}: ${err.message}`, {
+      ...line,
+      ...(err.cause ? errorFields(err.cause) : {}),
+    });
+  }
+  return reply;
+}
+
+function copyEnvelope(session: SMTPServerSession, id: string): Envelope {
+  const mailFrom = session.envelope.mailFrom;
+  return {
+    id,
+    mailFrom: mailFrom && mailFrom.address ? mailFrom.address : null,
+    rcptTo: session.envelope.rcptTo.map(r => r.address),
+    remoteAddress: session.remoteAddress,
+    clientHostname: session.clientHostname,
+    helo: session.hostNameAppearsAs,
+    secure: session.secure,
+    receivedAt: new Date().toISOString(),
+  };
+}
