@@ -1,5 +1,5 @@
 // What makes a message the same message wherever it travelled: its From address and a digest
-// of its body, canonicalised as DKIM's "relaxed" body (RFC 6376 3.4.4) so relays that rewrite
+// of its body (and its header block when it has no Message-ID), canonicalised as DKIM's "relaxed" body (RFC 6376 3.4.4) so relays that rewrite
 // line endings or trailing whitespace do not change it. Dedupe records carry it (docs/delivery.md).
 import { createHash, hash, type Hash } from 'node:crypto';
 
@@ -128,7 +128,22 @@ export function findFromAddress(headerBlock: string): string {
   return (angled?.[1] ?? bare?.[0] ?? value).toLowerCase();
 }
 
-/** The fingerprint of a message: its From address and body digest, 22 base64url characters. */
-export function fingerprint(from: string, bodyDigest: string): string {
-  return hash('sha256', `${from}\n${bodyDigest}`, 'base64url').slice(0, 22);
+/**
+ * The fingerprint of a message (22 base64url characters): its From address and body digest,
+ * and when it has no Message-ID its whole header block too. Without an id, sender and body
+ * alone would make two short messages of one sender (another subject, another day) the same;
+ * with the header block, only the same bytes are (a copy relayed another way is posted again:
+ * a duplicate at worst, never a loss).
+ */
+export function fingerprint(
+  headers: string,
+  bodyDigest: string,
+  messageId: string | null,
+): string {
+  const from = findFromAddress(headers);
+  const whole = messageId ? '' : `\n${hash('sha256', headers, 'base64url')}`;
+  return hash('sha256', `${from}\n${bodyDigest}${whole}`, 'base64url').slice(
+    0,
+    22,
+  );
 }

@@ -12,11 +12,7 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fdWriter, writeFully } from '../spool/durable-fs.js';
-import {
-  BodyDigest,
-  findFromAddress,
-  fingerprint,
-} from '../mail/fingerprint.js';
+import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
 import {
   headerBlock,
   HEADER_SNIFF_BYTES,
@@ -145,16 +141,17 @@ export async function receiveToFile(
     const headers = headerBlock(
       raw ?? (head.length === 1 ? head[0]! : Buffer.concat(head)),
     );
+    const messageId = messageIdOf(headers);
     return {
       path,
       stored,
       size,
       oversized,
-      messageId: messageIdOf(headers),
+      messageId,
       // an oversized message is refused: its partial digest would mean nothing
       fingerprint: oversized
         ? ''
-        : fingerprint(findFromAddress(headers), body.digest()),
+        : fingerprint(headers, body.digest(), messageId),
       offset: kept ? 0 : offset,
       raw,
     };

@@ -2,11 +2,7 @@
 // then the raw message exactly as received.
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import {
-  BodyDigest,
-  findFromAddress,
-  fingerprint,
-} from '../mail/fingerprint.js';
+import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
 import { extractIds } from '../map/message-id.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 
@@ -94,13 +90,15 @@ export async function readSpoolFile(path: string): Promise<QueueEntry | null> {
       rest = Buffer.concat([rest, more.subarray(0, bytesRead)]);
     }
     const headers = headerBlock(rest);
+    const messageId = messageIdOf(headers);
     return {
       ...entry,
       size: size - offset,
-      messageId: normalisedOrNull(messageIdOf(headers)),
+      messageId: normalisedOrNull(messageId),
       fingerprint: fingerprint(
-        findFromAddress(headers),
+        headers,
         await bodyDigestOf(path, offset),
+        messageId,
       ),
       rawOffset: offset,
     };

@@ -99,6 +99,27 @@ for (const mode of ['queue', 'sync'] as const) {
       expect(t.api.requests[0]?.body.from).to.equal('jane@example.net');
     });
 
+    it('posts two messages of one sender without a Message-ID, the same body, another subject', async () => {
+      const bridge = await start();
+      for (const subject of ['first', 'second']) {
+        await send(
+          bridge,
+          makeMessage(
+            {
+              From: 'jane@example.net',
+              To: 'support@example.com',
+              Subject: subject,
+            },
+            'Hello.\r\n',
+          ),
+        );
+      }
+      expect(t.api.requests.map(r => r.body.subject)).to.deep.equal([
+        'first',
+        'second',
+      ]);
+    });
+
     it('posts the same sender with another body under the same Message-ID', async () => {
       const bridge = await start();
       await send(bridge, genuine());

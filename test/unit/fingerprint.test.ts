@@ -101,11 +101,30 @@ describe('findFromAddress', () => {
 });
 
 describe('fingerprint', () => {
+  const headers =
+    'From: Jane <jane@example.net>\r\nMessage-ID: <a@example.net>';
   it('differs by sender and by body, and is 22 characters', () => {
-    const a = fingerprint('jane@example.net', 'digest-1');
+    const a = fingerprint(headers, 'digest-1', '<a@example.net>');
     expect(a).to.match(/^[A-Za-z0-9_-]{22}$/);
-    expect(fingerprint('jane@example.net', 'digest-1')).to.equal(a);
-    expect(fingerprint('mallory@example.org', 'digest-1')).not.to.equal(a);
-    expect(fingerprint('jane@example.net', 'digest-2')).not.to.equal(a);
+    expect(fingerprint(headers, 'digest-1', '<a@example.net>')).to.equal(a);
+    const mallory = headers.replace('jane@example.net', 'mallory@example.org');
+    expect(fingerprint(mallory, 'digest-1', '<a@example.net>')).not.to.equal(a);
+    expect(fingerprint(headers, 'digest-2', '<a@example.net>')).not.to.equal(a);
+  });
+
+  it('with a Message-ID, other headers (a relay trace) do not change it', () => {
+    const relayed = `Received: from relay.example.org\r\n${headers}`;
+    expect(fingerprint(relayed, 'd', '<a@example.net>')).to.equal(
+      fingerprint(headers, 'd', '<a@example.net>'),
+    );
+  });
+
+  it('without a Message-ID, the whole header block counts: another subject is another message', () => {
+    const one = 'From: jane@example.net\r\nSubject: one';
+    const two = 'From: jane@example.net\r\nSubject: two';
+    expect(fingerprint(one, 'd', null)).not.to.equal(
+      fingerprint(two, 'd', null),
+    );
+    expect(fingerprint(one, 'd', null)).to.equal(fingerprint(one, 'd', null));
   });
 });

@@ -10,18 +10,15 @@ import {
   receiveToFile,
   SMALL_MESSAGE_BYTES,
 } from '../../src/smtp/receive-to-file.js';
-import {
-  BodyDigest,
-  findFromAddress,
-  fingerprint,
-} from '../../src/mail/fingerprint.js';
-import { headerBlock } from '../../src/spool/spool-file.js';
+import { BodyDigest, fingerprint } from '../../src/mail/fingerprint.js';
+import { findMessageId, headerBlock } from '../../src/spool/spool-file.js';
 
 /** The fingerprint of `data` computed in one piece (receiveToFile gets it in chunks). */
 function fingerprintOf(data: Buffer): string {
   const digest = new BodyDigest();
   digest.update(data);
-  return fingerprint(findFromAddress(headerBlock(data)), digest.digest());
+  const headers = headerBlock(data);
+  return fingerprint(headers, digest.digest(), findMessageId(data));
 }
 
 const HEADER = Buffer.from('X-Mailbridge-Queue: {"id":"T","routes":[]}\r\n');

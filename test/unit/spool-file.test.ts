@@ -5,11 +5,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../src/config/schema.js';
-import {
-  BodyDigest,
-  findFromAddress,
-  fingerprint,
-} from '../../src/mail/fingerprint.js';
+import { BodyDigest, fingerprint } from '../../src/mail/fingerprint.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
 import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
 import {
@@ -228,7 +224,8 @@ describe('spool file', () => {
     function fingerprintOf(raw: Buffer): string {
       const digest = new BodyDigest();
       digest.update(raw);
-      return fingerprint(findFromAddress(headerBlock(raw)), digest.digest());
+      const headers = headerBlock(raw);
+      return fingerprint(headers, digest.digest(), findMessageId(raw));
     }
 
     for (const c of cases) {
