@@ -12,7 +12,7 @@ import {
   type MessageText,
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
-import { writeFully } from '../spool/durable-fs.js';
+import { writeFully } from '../lib/durable-fs.js';
 import type {
   MailAddress,
   ParsedAttachment,

@@ -12,7 +12,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFullySync } from './durable-fs.js';
+import { writeFullySync } from '../lib/durable-fs.js';
 import { RecordTable } from './record-table.js';
 
 export interface DedupeOptions {
