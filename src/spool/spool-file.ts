@@ -7,7 +7,7 @@ import {
   findFromAddress,
   fingerprint,
 } from '../mail/fingerprint.js';
-import { extractIds } from '../map/message-id.js';
+import { extractIds } from '../mail/message-id.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 
 /**

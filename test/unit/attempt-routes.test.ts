@@ -13,7 +13,7 @@ import type {
   PayloadSink,
   PostContext,
 } from '../../src/deliver/payload-sink.js';
-import type { Envelope } from '../../src/envelope.js';
+import type { Envelope } from '../../src/mail/envelope.js';
 import {
   PermanentError,
   TemporaryError,
