@@ -15,7 +15,7 @@ import { extractIds } from '../mail/message-id.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import { groupByRoute } from '../routing/resolve-route.js';
-import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import {
   newQueueEntry,
   withReceived,

@@ -19,7 +19,7 @@ import {
   TemporaryError,
 } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const WINDOW = 7 * 86_400_000;
