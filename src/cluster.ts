@@ -18,7 +18,7 @@ import {
 } from './smtp/shared-limiter.js';
 import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
-import { onReload } from './commands/reload-signal.js';
+import { onReload } from './app/signals.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =

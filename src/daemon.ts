@@ -12,7 +12,7 @@ import type { PayloadSink } from './deliver/payload-sink.js';
 import { isTemporary } from './errors/bridge-error.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
-import { DedupeStore } from './spool/dedupe-store.js';
+import { DedupeStore } from './dedupe/dedupe-store.js';
 import { Spool } from './spool/spool.js';
 import { lockSpool } from './spool/spool-lock.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { buildPayloads } from '../pipeline/build-payloads.js';
 import { serializePayload } from '../deliver/payload-stream.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
 import { resolveRoute } from '../routing/resolve-route.js';

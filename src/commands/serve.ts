@@ -4,7 +4,7 @@ import { runPrimary, runWorker, workerCount } from '../cluster.js';
 import type { Config } from '../config/schema.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
-import { listenForReload, onReload } from './reload-signal.js';
+import { listenForReload, onReload } from '../app/signals.js';
 
 /** Runs until a signal; resolves to the exit status. */
 export async function runServe(config: Config): Promise<number> {

@@ -8,8 +8,8 @@ import {
   type AttemptResult,
 } from '../pipeline/decide.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
-import type { DedupeStore } from '../spool/dedupe-store.js';
-import { exists } from '../spool/durable-fs.js';
+import type { DedupeStore } from '../dedupe/dedupe-store.js';
+import { exists } from '../lib/durable-fs.js';
 import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
 import type { PayloadSink } from './payload-sink.js';
 

@@ -5,7 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MappingConfig } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import { toWire, type WireError } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import { postRoutes } from '../pipeline/post-routes.js';

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import {

@@ -1,11 +1,11 @@
 // PURE: (parsed message, envelope, route group, mapping options) -> the API body. No I/O, no clock.
 import type { MappingConfig } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import type { MailAddress, ParsedMessage } from '../parse/parsed-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { ApiPayload } from './api-payload.js';
 import { htmlToPlainText, sanitizeMailHtml, textToHtml } from './html.js';
-import { extractIds, formatId, generatedId } from './message-id.js';
+import { extractIds, formatId, generatedId } from '../mail/message-id.js';
 
 export interface MappingInput {
   message: ParsedMessage;

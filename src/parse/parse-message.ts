@@ -1,8 +1,5 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
-import { createHash, hash as hashOf, randomBytes } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash, hash as hashOf } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   MailParser,
@@ -12,12 +9,14 @@ import {
   type MessageText,
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
-import { writeFully } from '../spool/durable-fs.js';
+import { AttachmentFiles } from './attachment-files.js';
+import { EXTENSIONS, safeFilename } from './attachment-names.js';
 import type {
   MailAddress,
   ParsedAttachment,
   ParsedMessage,
 } from './parsed-message.js';
+import { feed, openRaw } from './raw-source.js';
 
 /**
  * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
@@ -35,13 +34,6 @@ const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 10 * 1024 * 1024,
   checksumAlgo: false,
 } as const;
-
-/**
- * A raw file up to this size (from `start`) is read in one go and handed to the parser as one
- * Buffer: no read stream, no pipe machinery. Most mail is far smaller; a larger file is streamed,
- * so that memory stays bounded whatever the SMTP size limit.
- */
-const SMALL_FILE_BYTES = 256 * 1024;
 
 export interface ParseOptions {
   /**
@@ -67,44 +59,6 @@ export interface ParseOptions {
    */
   length?: number;
 }
-
-/** File extensions for generated attachment names; anything else gets `.bin`. */
-const EXTENSIONS: Record<string, string> = {
-  'application/pdf': 'pdf',
-  'application/zip': 'zip',
-  'application/json': 'json',
-  'application/xml': 'xml',
-  'application/ms-tnef': 'dat',
-  'application/pgp-signature': 'asc',
-  'application/pgp-encrypted': 'asc',
-  'application/pkcs7-signature': 'p7s',
-  'application/x-pkcs7-signature': 'p7s',
-  'application/pkcs7-mime': 'p7m',
-  'application/x-pkcs7-mime': 'p7m',
-  'application/msword': 'doc',
-  'application/vnd.ms-excel': 'xls',
-  'application/vnd.openxmlformats-officedocument.wordprocessingml.document':
-    'docx',
-  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
-  'image/jpeg': 'jpg',
-  'image/png': 'png',
-  'image/gif': 'gif',
-  'image/webp': 'webp',
-  'image/svg+xml': 'svg',
-  'image/bmp': 'bmp',
-  'image/tiff': 'tif',
-  'text/plain': 'txt',
-  'text/html': 'html',
-  'text/calendar': 'ics',
-  'text/csv': 'csv',
-  'text/rfc822-headers': 'txt',
-  'message/rfc822': 'eml',
-  'message/global': 'eml',
-  'message/delivery-status': 'txt',
-  'message/disposition-notification': 'txt',
-  'audio/mpeg': 'mp3',
-  'video/mp4': 'mp4',
-};
 
 /**
  * Parses a raw message given as a file path, bytes or a byte stream (never a string: mailparser
@@ -219,128 +173,6 @@ function lengthOf(
   return length;
 }
 
-/**
- * The raw file from `start`, `limit` bytes at most: its bytes when small (one open, stat and
- * read), else a stream of them that owns the open file.
- */
-async function openRaw(
-  path: string,
-  start: number,
-  limit: number,
-): Promise<Buffer | Readable> {
-  const handle = await open(path, 'r');
-  let handedOver = false;
-  try {
-    const length = Math.min(
-      limit,
-      Math.max(0, (await handle.stat()).size - start),
-    );
-    if (length <= SMALL_FILE_BYTES) return await readAt(handle, length, start);
-    handedOver = true;
-    return handle.createReadStream({ start, end: start + length - 1 });
-  } finally {
-    if (!handedOver) await handle.close();
-  }
-}
-
-/** Up to `length` bytes at `position`; fewer when the file ends sooner. */
-async function readAt(
-  handle: FileHandle,
-  length: number,
-  position: number,
-): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(
-      buffer,
-      filled,
-      length - filled,
-      position + filled,
-    );
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return buffer.subarray(0, filled);
-}
-
-/**
- * Pipes `raw` into the parser by hand, each chunk seen by `on.chunk` first. stream/promises'
- * pipeline() would cost an AbortController and a DOMException per message. A source error
- * goes to `on.error` and fails the parser with it, which ends the parse.
- */
-function feed(
-  raw: Readable,
-  parser: MailParser,
-  on: { chunk: (chunk: Buffer) => void; error: (err: Error) => void },
-): void {
-  raw.on('data', (chunk: Buffer) => {
-    on.chunk(chunk);
-    if (!parser.write(chunk)) raw.pause();
-  });
-  parser.on('drain', () => raw.resume());
-  raw.once('end', () => parser.end());
-  raw.on('error', (err: Error) => {
-    on.error(err);
-    parser.destroy(err);
-  });
-}
-
-/** The attachment files of one message: written one by one, removed together. */
-class AttachmentFiles {
-  private readonly paths: string[] = [];
-
-  constructor(
-    private readonly dir?: string,
-    /** how names begin; random digits are added with the first attachment (most have none) */
-    private readonly namePrefix = 'att-',
-  ) {}
-
-  private prefix?: string;
-
-  /**
-   * Writes one attachment's content to a new file. An error of the file (opening, writing) is
-   * returned; an error of the content (bad encoding, a failed parser) is thrown.
-   */
-  async store(
-    content: Readable,
-    index: number,
-  ): Promise<{ path: string; size: number } | { error: Error }> {
-    this.prefix ??= `${this.namePrefix}${randomBytes(8).toString('hex')}`;
-    const path = join(this.dir ?? tmpdir(), `${this.prefix}-${index + 1}.bin`);
-    this.paths.push(path);
-    let file: FileHandle;
-    try {
-      file = await open(path, 'wx');
-    } catch (err) {
-      return { error: err as Error };
-    }
-    let size = 0;
-    try {
-      for await (const chunk of content as AsyncIterable<Buffer>) {
-        try {
-          await writeFully(file, [chunk]);
-        } catch (err) {
-          return { error: err as Error };
-        }
-        size += chunk.length;
-      }
-    } finally {
-      // leaving the loop early (an error, a return) has destroyed the content stream
-      await file.close();
-    }
-    return { path, size };
-  }
-
-  /** Removes every file written so far; never rejects. */
-  async dispose(): Promise<void> {
-    const paths = this.paths.splice(0);
-    await Promise.all(
-      paths.map(path => rm(path, { force: true }).catch(() => undefined)),
-    );
-  }
-}
-
 function toParsedMessage(
   headers: Headers,
   text: MessageText | undefined,
@@ -413,16 +245,4 @@ function toAttachment(
     size: stored.size,
     contentId: attachment.cid,
   };
-}
-
-/** Keeps the last path segment and drops control characters; null when nothing is left. */
-function safeFilename(name: string | null | undefined): string | null {
-  if (!name) return null;
-  const base = name
-    .split(/[\\/]/)
-    .pop()
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what we strip
-    ?.replace(/[\u0000-\u001f\u007f]/g, '')
-    .trim();
-  return base && base !== '.' && base !== '..' ? base : null;
 }

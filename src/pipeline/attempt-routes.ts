@@ -2,10 +2,10 @@
 // dedupe records), post the others through the one per-route step (post-routes.ts) on this
 // thread or on the post thread, and record what the API took.
 import type { MappingConfig } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import type { ParseOptions } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
-import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import type { JobResult, PayloadSink } from '../deliver/payload-sink.js';
 import type { RouteResult } from './decide.js';
 import { postRoutes, type RoutePoster } from './post-routes.js';

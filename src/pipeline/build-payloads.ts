@@ -1,6 +1,6 @@
 // Every body a message gives, one per route group: what `preview` shows and the corpus checks.
 import type { Config } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import { PermanentError } from '../errors/bridge-error.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import { toApiPayload } from '../map/to-api-payload.js';

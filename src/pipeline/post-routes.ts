@@ -2,7 +2,7 @@
 // once, then for each route map its body and post it. What to post and how is the caller's.
 import type { Readable } from 'node:stream';
 import type { MappingConfig } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import { messageIds, toApiPayload } from '../map/to-api-payload.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import { parseMessage, type ParseOptions } from '../parse/parse-message.js';

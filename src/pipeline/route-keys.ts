@@ -2,7 +2,7 @@
 import { hash } from 'node:crypto';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
-import { DedupeStore } from '../spool/dedupe-store.js';
+import { DedupeStore } from '../dedupe/dedupe-store.js';
 
 /** Same message id and route -> same key, so a retried POST can be recognised by the API. */
 export function idempotencyKey(payload: ApiPayload, group: RouteGroup): string {

@@ -4,18 +4,18 @@ import type { PayloadSink } from '../deliver/payload-sink.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import { decisiveFailure, type AttemptResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import {
   isTemporary,
   PermanentError,
   TemporaryError,
 } from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
-import { extractIds } from '../map/message-id.js';
+import { extractIds } from '../mail/message-id.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import { groupByRoute } from '../routing/resolve-route.js';
-import type { DedupeStore } from '../spool/dedupe-store.js';
+import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import {
   newQueueEntry,
   withReceived,

@@ -11,7 +11,7 @@ import { unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { fdWriter, writeFully } from '../spool/durable-fs.js';
+import { fdWriter, writeFully } from '../lib/durable-fs.js';
 import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
 import {
   headerBlock,

@@ -12,7 +12,7 @@
 import { renameSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exists } from './durable-fs.js';
+import { exists } from '../lib/durable-fs.js';
 import { Journal } from './journal.js';
 import { isNotFound, unlinkIfPresent, type SpoolLayout } from './layout.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';

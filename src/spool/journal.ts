@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DirSyncer, GroupCommit, writeFullySync } from './durable-fs.js';
+import { DirSyncer, GroupCommit, writeFullySync } from '../lib/durable-fs.js';
 import {
   checksum,
   doneLine,

@@ -6,7 +6,7 @@ import {
   GroupCommit,
   writeFileAtomic,
   writeFileDurable,
-} from './durable-fs.js';
+} from '../lib/durable-fs.js';
 import { segmentsOf } from './journal-format.js';
 import type { QueueEntry } from './queue-entry.js';
 import { readSpoolFile } from './spool-file.js';

@@ -1,6 +1,6 @@
 // Read-only lookups across every process's claim folders, from the disk alone (the accepting
 // process may be running): fresh messages in journal segments, and where a raw message lies.
-import { exists } from './durable-fs.js';
+import { exists } from '../lib/durable-fs.js';
 import { readSegment } from './journal-format.js';
 import type { SpoolLayout } from './layout.js';
 import type { QueueEntry } from './queue-entry.js';

@@ -1,7 +1,7 @@
 // The state of one spooled message, as stored beside its raw bytes; and its pure transitions.
 import type { RouteConfig } from '../config/schema.js';
-import type { Envelope } from '../envelope.js';
-import { extractIds } from '../map/message-id.js';
+import type { Envelope } from '../mail/envelope.js';
+import { extractIds } from '../mail/message-id.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
 export type RouteStatus = 'pending' | 'delivered' | 'failed';

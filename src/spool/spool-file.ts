@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
-import { extractIds } from '../map/message-id.js';
+import { extractIds } from '../mail/message-id.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 
 /**

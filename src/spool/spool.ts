@@ -4,7 +4,7 @@
 // A message just accepted is a record of its accepting process's journal (journal.ts) or one
 // file (state line, then raw bytes) in that process's claim folder; one that waits has its raw
 // bytes in msg/ and its state in queue/ (waiting), active/ (claimed) or dead/.
-import { fsyncDir } from './durable-fs.js';
+import { fsyncDir } from '../lib/durable-fs.js';
 import { FreshMessages } from './fresh.js';
 import { SpoolLayout, type EntryState } from './layout.js';
 import { locateRaw } from './lookups.js';

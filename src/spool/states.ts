@@ -2,7 +2,7 @@
 // (claimed) or dead/, moved between them by renames; and how the states are read and listed.
 import { readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeFileDurable } from './durable-fs.js';
+import { writeFileDurable } from '../lib/durable-fs.js';
 import {
   isNotFound,
   readEntry,

@@ -12,7 +12,7 @@ import {
 } from '../helpers/bridge.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 
 const DAY = 86_400_000;
 

@@ -31,7 +31,7 @@ import {
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { fromWire } from '../../src/errors/wire.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 import {
   HISTORY_LIMIT,
   newQueueEntry,

@@ -13,13 +13,13 @@ import type {
   PayloadSink,
   PostContext,
 } from '../../src/deliver/payload-sink.js';
-import type { Envelope } from '../../src/envelope.js';
+import type { Envelope } from '../../src/mail/envelope.js';
 import {
   PermanentError,
   TemporaryError,
 } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const WINDOW = 7 * 86_400_000;

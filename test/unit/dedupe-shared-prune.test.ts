@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 
 const WINDOW = 60_000;
 const T0 = Date.UTC(2025, 0, 1);

@@ -14,7 +14,7 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { GroupCommit, writeFullySync } from '../../src/spool/durable-fs.js';
+import { GroupCommit, writeFullySync } from '../../src/lib/durable-fs.js';
 import {
   isSegmentName,
   Journal,

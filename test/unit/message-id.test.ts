@@ -5,7 +5,7 @@ import {
   formatId,
   generatedId,
   normaliseId,
-} from '../../src/map/message-id.js';
+} from '../../src/mail/message-id.js';
 
 describe('message-id', () => {
   describe('extractIds', () => {

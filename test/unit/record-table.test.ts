@@ -1,7 +1,7 @@
 // RecordTable: the dedupe records' hash table in typed arrays, checked against a Map.
 import { expect } from 'chai';
-import { RecordTable } from '../../src/spool/record-table.js';
-import { DedupeStore } from '../../src/spool/dedupe-store.js';
+import { RecordTable } from '../../src/dedupe/record-table.js';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
 
 const key = (n: number) => DedupeStore.key(`<m${n}@example.net>`, 'mb');
 

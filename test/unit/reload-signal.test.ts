@@ -1,6 +1,6 @@
 // SIGHUP before the daemon is up is kept and acted on once it is; after, it acts at once.
 import { expect } from 'chai';
-import { listenForReload, onReload } from '../../src/commands/reload-signal.js';
+import { listenForReload, onReload } from '../../src/app/signals.js';
 
 describe('reload signal', () => {
   it('keeps a SIGHUP that comes before the handler, then passes every one on', () => {

@@ -22,7 +22,7 @@ import {
   type QueueEntry,
 } from '../../src/spool/queue-entry.js';
 import { spoolHeader } from '../../src/spool/spool-file.js';
-import { fsyncDir } from '../../src/spool/durable-fs.js';
+import { fsyncDir } from '../../src/lib/durable-fs.js';
 import { Spool } from '../../src/spool/spool.js';
 import { listSpool, writeSpooledEntry } from '../helpers/queue-tools.js';
 

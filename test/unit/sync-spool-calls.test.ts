@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { receiveToFile } from '../../src/smtp/receive-to-file.js';
-import { DirSyncer } from '../../src/spool/durable-fs.js';
+import { DirSyncer } from '../../src/lib/durable-fs.js';
 
 /** What this process's open descriptors name, for those under `prefixes`. */
 function openUnder(...prefixes: string[]): string[] {

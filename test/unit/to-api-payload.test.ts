@@ -1,9 +1,9 @@
 // Unit tables for toApiPayload: every row of the contract's "body posted" table, from hand-made messages.
 import { expect } from 'chai';
 import type { MappingConfig, RouteConfig } from '../../src/config/schema.js';
-import type { Envelope } from '../../src/envelope.js';
+import type { Envelope } from '../../src/mail/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
-import { generatedId } from '../../src/map/message-id.js';
+import { generatedId } from '../../src/mail/message-id.js';
 import { toApiPayload } from '../../src/map/to-api-payload.js';
 import type {
   MailAddress,

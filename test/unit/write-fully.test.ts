@@ -17,7 +17,7 @@ import {
   fdWriter,
   writeFully,
   writeFullySync,
-} from '../../src/spool/durable-fs.js';
+} from '../../src/lib/durable-fs.js';
 
 describe('writeFully and exists', () => {
   let dir: string;

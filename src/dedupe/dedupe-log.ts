@@ -1,5 +1,4 @@
-// Delivered (Message-ID, mailbox) pairs: looked up in memory, appended to a log per process.
-import { hash } from 'node:crypto';
+// The dedupe store's files: one append-only log per process, read back, appended to and compacted.
 import {
   appendFile,
   mkdir,
@@ -12,28 +11,16 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFullySync } from './durable-fs.js';
-import { RecordTable } from './record-table.js';
+import { writeFullySync } from '../lib/durable-fs.js';
 
-export interface DedupeOptions {
-  /**
-   * The log this process appends to (`<name>.<generation>.log`): one name per process that
-   * may run at the same time, e.g. its claim folder's name. `active` by default.
-   */
-  name?: string;
-  /**
-   * Other processes (cluster workers) record deliveries in the same folder: a lookup that
-   * misses reads what their logs gained, at most every `refreshMs`. Without it (one daemon per
-   * spool, which its lock enforces) a lookup never touches the disk. On by default.
-   */
-  shared?: boolean;
-  /** how stale the view of the other processes' records may get; 1000 ms by default */
-  refreshMs?: number;
-  /**
-   * The most records kept in memory; past it the oldest are forgotten (a resend of one of
-   * those is posted again: a duplicate, never a loss). Unbounded by default.
-   */
-  maxRecords?: number;
+/** What the logs read back into: the store's records in memory. */
+export interface LogRecords {
+  /** the time of a key's last delivery as known in memory */
+  get(key: string): number | undefined;
+  /** takes in a record read back */
+  remember(key: string, time: number): void;
+  /** true when a record of `time` is within the window now */
+  within(time: number): boolean;
 }
 
 interface Batch {
@@ -54,24 +41,16 @@ const LINE = /^(\d+) ([A-Za-z0-9_-]{16})$/;
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
 /**
- * The records live in memory (RecordTable: 96 bits of key and a time each, 21 bytes a slot) and in
- * append-only logs: one per process, `<time> <key>` per line, lines that arrive together
- * written at once. Every log is read at start, so records survive restarts. Writes are not
- * fsynced: losing the last ones in a power cut costs at most one duplicate post, which the
- * contract allows. prune() forgets expired records and rewrites this process's log.
+ * The logs of one dedupe folder: one per process, `<time> <key>` per line, lines that arrive
+ * together written at once. Every log is read at start, so records survive restarts. Writes
+ * are not fsynced: losing the last ones in a power cut costs at most one duplicate post, which
+ * the contract allows. compact() rewrites this process's log with its live records.
  */
-export class DedupeStore {
-  /** key -> ms of its last delivery, as known to this process */
-  private readonly seen = new RecordTable();
+export class DedupeLog {
   /** bytes of each log file already read */
   private readonly offsets = new Map<string, number>();
-  private readonly name: string;
-  private readonly shared: boolean;
-  private readonly refreshMs: number;
-  private readonly maxRecords: number;
-  private loading?: Promise<void>;
   private refreshing?: Promise<void>;
-  private refreshedAt = -Infinity;
+  private lastRefresh = -Infinity;
   private generation = 0;
   private log?: FileHandle;
   private next: Batch | null = null;
@@ -81,69 +60,72 @@ export class DedupeStore {
   private lastWriteAt = -Infinity;
 
   constructor(
-    readonly dir: string,
+    private readonly dir: string,
+    /** this process's log name (`<name>.<generation>.log`) */
+    private readonly name: string,
     private readonly windowMs: number,
-    private readonly now: () => number = Date.now,
-    options: DedupeOptions = {},
-  ) {
-    this.name = options.name ?? 'active';
-    this.shared = options.shared ?? true;
-    this.refreshMs = options.refreshMs ?? 1000;
-    this.maxRecords = options.maxRecords ?? Infinity;
-  }
+    private readonly now: () => number,
+    private readonly records: LogRecords,
+  ) {}
 
   /**
-   * The record key of a normalised Message-ID, a mailbox (or route) key and the message's
-   * fingerprint (mail/fingerprint.ts): 96 bits of their SHA-256, so two different triples never
-   * meet in practice (about 1 in 10^23 at a million). The fingerprint keeps a stranger who
-   * reuses a Message-ID from making the genuine message a "duplicate"; an entry spooled before
-   * fingerprints existed has none and keys as it did then.
+   * Reads every log once. A folder that cannot be read or made leaves the records in memory
+   * alone: a failing lookup must not fail a delivery.
    */
-  static key(messageId: string, mailbox: string, fingerprint?: string): string {
-    const text = fingerprint
-      ? `${messageId}\n${mailbox}\n${fingerprint}`
-      : `${messageId}\n${mailbox}`;
-    // 16 base64url characters are exactly the first 12 bytes (one-shot: no Hash object)
-    return hash('sha256', text, 'base64url').slice(0, 16);
-  }
-
-  /** Records held in memory (for the README's sizing and for tests). */
-  get size(): number {
-    return this.seen.size;
-  }
-
-  /** True when the pair was delivered within the window. */
-  async has(key: string): Promise<boolean> {
-    if (this.windowMs <= 0) return false;
-    await this.load();
-    if (this.fresh(key) || !this.shared) return this.fresh(key);
-    if (Date.now() - this.refreshedAt >= this.refreshMs) {
-      await this.refresh().catch(() => undefined);
+  async load(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch {
+      return;
     }
-    return this.fresh(key);
+    // each on its own: an import that fails must not keep the logs from being read
+    await this.importBuckets().catch(() => undefined);
+    await this.refresh().catch(() => undefined);
+    for (const file of this.offsets.keys()) {
+      const generation = ownGeneration(file, this.name);
+      if (generation !== null) {
+        this.generation = Math.max(this.generation, generation);
+      }
+    }
   }
 
-  /** Records a delivery now; resolves once its line is written (with others of the moment). */
-  async add(key: string): Promise<void> {
-    if (this.windowMs <= 0) return;
-    await this.load();
-    const time = this.now();
-    this.remember(key, time);
-    await this.append(`${time} ${key}\n`);
+  /** When the logs were last read, by Date.now(). */
+  get refreshedAt(): number {
+    return this.lastRefresh;
+  }
+
+  /** Reads what every log gained since the last read; one read at a time. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.readLogs().finally(() => {
+      this.refreshing = undefined;
+      this.lastRefresh = Date.now();
+    });
+    return this.refreshing;
+  }
+
+  /** Queues a record; records queued while a write runs share the next write. */
+  append(key: string, time: number): Promise<void> {
+    this.next ??= newBatch();
+    this.next.lines.push(`${time} ${key}\n`);
+    const { done } = this.next;
+    if (!this.writing) void this.run();
+    return done;
+  }
+
+  /** Asks the writer to rewrite this process's log with the live records, between writes. */
+  compact(): Promise<void> {
+    this.compacting ??= newBatch();
+    const { done } = this.compacting;
+    if (!this.writing) void this.run();
+    return done;
   }
 
   /**
-   * Forgets records older than the window, rewrites this process's log with its live ones,
-   * and removes other logs nobody has written to within the window. Returns how many went.
+   * Removes another process's log whose every record expired: a worker slot that no longer
+   * runs, or one idle for a whole window (its writer then opens the log anew, see
+   * reopenIfRemoved()).
    */
-  async prune(): Promise<number> {
-    if (this.windowMs <= 0) return 0;
-    await this.load();
-    const before = this.seen.size;
-    this.seen.deleteWhere(time => !this.within(time));
-    await this.compact();
-    // another process's log whose every record expired: a worker slot that no longer runs,
-    // or one idle for a whole window (its writer then opens the log anew, see run())
+  async removeExpired(): Promise<void> {
     for (const file of await this.logFiles()) {
       if (ownGeneration(file, this.name) !== null) continue;
       const bytes = await readFrom(join(this.dir, file), 0);
@@ -159,7 +141,6 @@ export class DedupeStore {
         this.offsets.delete(file);
       }
     }
-    return before - this.seen.size;
   }
 
   /** Closes this process's log once the writes queued so far are done. */
@@ -169,28 +150,9 @@ export class DedupeStore {
     this.log = undefined;
   }
 
-  /**
-   * Records `key` at `time`. Past `maxRecords` the oldest are forgotten first, before it is
-   * set, so that it is never among them (a time tied with others, or older after the clock
-   * stepped back): a sixteenth of the cap more than the excess, so that the table is not
-   * scanned for every record added at the cap.
-   */
-  private remember(key: string, time: number): void {
-    // below the cap (the common case) no lookup is needed to know that
-    if (this.seen.size >= this.maxRecords && this.seen.get(key) === undefined) {
-      const excess = this.seen.size + 1 - this.maxRecords;
-      this.seen.evictOldest(excess + Math.floor(this.maxRecords / 16));
-    }
-    this.seen.set(key, time);
-  }
-
-  private within(time: number): boolean {
-    return this.now() - time < this.windowMs;
-  }
-
   /** A record time read back that still counts: plausible, and within the window. */
   private live(time: number): boolean {
-    return this.plausible(time) && this.within(time);
+    return this.plausible(time) && this.records.within(time);
   }
 
   /**
@@ -201,35 +163,6 @@ export class DedupeStore {
    */
   private plausible(time: number): boolean {
     return Number.isSafeInteger(time) && time <= this.now() + YEAR_MS;
-  }
-
-  private fresh(key: string): boolean {
-    const time = this.seen.get(key);
-    return time !== undefined && this.within(time);
-  }
-
-  /**
-   * Reads every log once. A store whose folder cannot be read or made still answers from
-   * memory: a failing lookup must not fail a delivery.
-   */
-  private load(): Promise<void> {
-    this.loading ??= (async () => {
-      try {
-        await mkdir(this.dir, { recursive: true });
-      } catch {
-        return;
-      }
-      // each on its own: an import that fails must not keep the logs from being read
-      await this.importBuckets().catch(() => undefined);
-      await this.refresh().catch(() => undefined);
-      for (const file of this.offsets.keys()) {
-        const generation = ownGeneration(file, this.name);
-        if (generation !== null) {
-          this.generation = Math.max(this.generation, generation);
-        }
-      }
-    })();
-    return this.loading;
   }
 
   /**
@@ -253,7 +186,10 @@ export class DedupeStore {
         const key = Buffer.from(name, 'hex')
           .subarray(0, 12)
           .toString('base64url');
-        this.remember(key, Math.max(time, this.seen.get(key) ?? -Infinity));
+        this.records.remember(
+          key,
+          Math.max(time, this.records.get(key) ?? -Infinity),
+        );
         lines.push(`${time} ${key}\n`);
       }
     }
@@ -267,15 +203,6 @@ export class DedupeStore {
     for (const bucket of buckets) {
       await rm(join(this.dir, bucket), { recursive: true, force: true });
     }
-  }
-
-  /** Reads what every log gained since the last read; one read at a time. */
-  private refresh(): Promise<void> {
-    this.refreshing ??= this.readLogs().finally(() => {
-      this.refreshing = undefined;
-      this.refreshedAt = Date.now();
-    });
-    return this.refreshing;
   }
 
   private async logFiles(): Promise<string[]> {
@@ -302,8 +229,8 @@ export class DedupeStore {
         if (!match) continue;
         const time = Number(match[1]);
         const key = match[2]!;
-        if (this.live(time) && time > (this.seen.get(key) ?? -Infinity)) {
-          this.remember(key, time);
+        if (this.live(time) && time > (this.records.get(key) ?? -Infinity)) {
+          this.records.remember(key, time);
         }
       }
       this.offsets.set(file, from + end);
@@ -312,23 +239,6 @@ export class DedupeStore {
 
   private logPath(generation = this.generation): string {
     return join(this.dir, `${this.name}.${generation}.log`);
-  }
-
-  /** Queues a line; lines queued while a write runs share the next write. */
-  private append(line: string): Promise<void> {
-    this.next ??= newBatch();
-    this.next.lines.push(line);
-    const { done } = this.next;
-    if (!this.writing) void this.run();
-    return done;
-  }
-
-  /** Asks the writer to rewrite this process's log with the live records, between writes. */
-  private compact(): Promise<void> {
-    this.compacting ??= newBatch();
-    const { done } = this.compacting;
-    if (!this.writing) void this.run();
-    return done;
   }
 
   /** The one writer of this process's log: appends and compactions, in turn. */
