@@ -79,10 +79,11 @@ function content(
   switch (mapping.content) {
     case 'text':
       return text ?? (rawHtml ? nonBlank(htmlToPlainText(rawHtml)) : undefined);
+    // one format, safe to render as HTML: a text part is escaped and laid out, never posted as
+    // it came (a text/plain `<img onerror=...>` would be markup to the helpdesk)
     case 'html':
-      return html ?? (text ? textToHtml(text) : undefined);
     case 'auto':
-      return html ?? text;
+      return html ?? (text ? textToHtml(text) : undefined);
   }
 }
 

@@ -180,7 +180,10 @@ describe('body posted: one test per row of the contract table', () => {
     expect(html.content).to.include('<p>Rich <b>version</b></p>');
     expect(html.content).not.to.match(/<script|alert\(1\)|onclick|javascript:/);
     const text = await post(auto, textOnly);
-    expect(text.content).to.equal('Fish & <chips>\nline two\n');
+    // a text part, escaped and laid out as HTML: content is one format (contract)
+    expect(text.content).to.equal(
+      '<div>Fish &amp; &lt;chips&gt;<br>\nline two<br>\n</div>',
+    );
 
     const asText = await bridgeWith({ mapping: { content: 'text' } });
     expect((await post(asText, alternative)).content).to.equal('Plain version');
@@ -238,7 +241,7 @@ describe('body posted: one test per row of the contract table', () => {
         ].join('\r\n'),
       ),
     );
-    expect(body.content).to.equal('See attached.');
+    expect(body.content).to.equal('<div>See attached.</div>');
     expect(body.attachments).to.deep.equal([
       { name: 'résumé.bin', file: binary.toString('base64') },
       { name: 'naïve plan.txt', file: Buffer.from('café').toString('base64') },
@@ -345,7 +348,7 @@ describe('body posted: one test per row of the contract table', () => {
     expect(body).to.deep.equal({
       from: 'jane@example.com',
       to: 'support+T42@example.com',
-      content: 'Hello.\n',
+      content: '<div>Hello.<br>\n</div>',
       ext_msg_id: '<route@example.com>',
       mailbox_id: 'mb-support',
       thread_id: 'T42',

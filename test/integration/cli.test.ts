@@ -83,7 +83,7 @@ describe('cli', () => {
           from: 'jane@example.net',
           to: 'support@example.com',
           subject: 'All 256 byte values',
-          content: 'See the attached file.\n',
+          content: '<div>See the attached file.<br>\n</div>',
           attachments: [
             { name: 'bytes.bin', file: ALL_BYTES.toString('base64') },
           ],

@@ -30,7 +30,7 @@ describe('smoke: SMTP to API', () => {
       from: 'jane@example.com',
       to: 'support@example.com',
       subject: 'Hi',
-      content: 'Hello.\n',
+      content: '<div>Hello.<br>\n</div>',
       ext_msg_id: '<m1@example.com>',
     });
   });

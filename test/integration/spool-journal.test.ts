@@ -65,10 +65,12 @@ describe('the journal of fresh small messages', function () {
     const requests = await t.api.waitForRequests(3);
     const bySubject = new Map(requests.map(r => [r.body.subject, r.body]));
     expect(bySubject.get('long')?.content).to.equal(
-      'long line of the first one\n'.repeat(300),
+      `<div>${'long line of the first one<br>\n'.repeat(300)}</div>`,
     );
-    expect(bySubject.get('middle')?.content).to.equal('Middle.\n');
-    expect(bySubject.get('short')?.content).to.equal('Short.\n');
+    expect(bySubject.get('middle')?.content).to.equal(
+      '<div>Middle.<br>\n</div>',
+    );
+    expect(bySubject.get('short')?.content).to.equal('<div>Short.<br>\n</div>');
     for (const subject of ['long', 'middle', 'short']) {
       await delivered(bridge, subject);
     }

@@ -344,19 +344,32 @@ describe('toApiPayload', () => {
       expected: SAFE,
     },
     {
-      title: 'auto, text only: the text as is',
+      // content is one format, safe to render as HTML (contract): a text part is escaped
+      title: 'auto, text only: the text escaped and laid out as HTML',
       input: { message: { text: 'a < b & c\nline 2' } },
-      expected: 'a < b & c\nline 2',
+      expected: '<div>a &lt; b &amp; c<br>\nline 2</div>',
     },
     {
-      title: 'auto, HTML only whitespace: the text',
+      title:
+        'auto, a text part that looks like markup is never posted as markup (regression)',
+      input: { message: { text: '<img src=x onerror=alert(1)>' } },
+      expected: '<div>&lt;img src=x onerror=alert(1)&gt;</div>',
+    },
+    {
+      title: 'auto, HTML only whitespace: the text as HTML',
       input: { message: { text: 'plain', html: ' \n ' } },
-      expected: 'plain',
+      expected: '<div>plain</div>',
     },
     {
-      title: 'auto, HTML that sanitizes to nothing: the text (regression)',
-      input: { message: { text: 'the text', html: '<script>x()</script>' } },
-      expected: 'the text',
+      title:
+        'auto, HTML that sanitizes to nothing: the text as HTML, escaped (regression)',
+      input: {
+        message: {
+          text: '<svg onload=alert(1)>',
+          html: '<script>x()</script>',
+        },
+      },
+      expected: '<div>&lt;svg onload=alert(1)&gt;</div>',
     },
     {
       title: 'html, HTML that sanitizes to nothing: the text as HTML',
