@@ -10,8 +10,8 @@ import {
   attemptDelivery,
   type AttemptDeps,
   type AttemptResult,
-} from './attempt-delivery.js';
-import { DueHeap } from './due-heap.js';
+} from '../queue/attempt-delivery.js';
+import { DueHeap } from '../queue/due-heap.js';
 import type { PayloadSink } from './payload-sink.js';
 
 export interface QueueRunnerDeps {
