@@ -6,7 +6,7 @@ import type { SMTPServer } from 'smtp-server';
 import { maskUrl } from './config/mask-secrets.js';
 import type { Config } from './config/schema.js';
 import { ApiClient } from './deliver/api-client.js';
-import { QueueRunner } from './deliver/queue-runner.js';
+import { QueueRunner } from './queue/queue-runner.js';
 import { DryRunSink } from './deliver/dry-run-sink.js';
 import type { PayloadSink } from './deliver/payload-sink.js';
 import { isTemporary } from './errors/bridge-error.js';

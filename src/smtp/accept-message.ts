@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { PayloadSink } from '../deliver/payload-sink.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import { decisiveFailure, type AttemptResult } from '../pipeline/decide.js';
-import type { QueueRunner } from '../deliver/queue-runner.js';
+import type { QueueRunner } from '../queue/queue-runner.js';
 import type { Envelope } from '../envelope.js';
 import {
   isTemporary,
