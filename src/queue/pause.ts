@@ -1,4 +1,4 @@
-// The config-error pause: delivery stops while the API refuses our credentials or URL (401/403/404).
+// The config-error pause: no delivery while the API refuses our credentials or URL (401/403/404).
 import type { RetryConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';

@@ -7,14 +7,11 @@ import type { Metrics } from '../observability/metrics.js';
 import type { DedupeStore } from '../spool/dedupe-store.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
-import {
-  attemptDelivery,
-  type AttemptDeps,
-  type AttemptResult,
-} from './attempt-delivery.js';
 import { ResultFiler } from './file-result.js';
-import { IntakeBuffer, type Ready } from './intake-buffer.js';
+import { heldAttempt, type HeldAttempt } from './held-attempt.js';
+import { IntakeBuffer } from './intake-buffer.js';
 import { DeliveryPause } from './pause.js';
+import { Attempts } from './run-attempt.js';
 import { Schedule } from './schedule.js';
 
 export interface QueueRunnerDeps {
@@ -43,24 +40,30 @@ export class QueueRunner {
   private readonly buffer: IntakeBuffer;
   private readonly pause: DeliveryPause;
   private readonly filer: ResultFiler;
-  private readonly attemptDeps: AttemptDeps;
+  private readonly attempts: Attempts;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private scanTimer?: NodeJS.Timeout;
   private closing = false;
   private scanning: Promise<void> | undefined;
-  /** hybrid attempts that outlived their sender's wait, filed when they end (fileLate) */
+  /** hybrid attempts that outlived their sender's wait, filed when they end (see HeldAttempt) */
   private readonly late = new Set<Promise<void>>();
   private closed?: Promise<void>;
 
   constructor(private readonly deps: QueueRunnerDeps) {
     const { config, spool, log, metrics } = deps;
-    const now = deps.now ?? Date.now;
-    this.now = now;
-    this.schedule = new Schedule({ spool, metrics, now });
-    this.buffer = new IntakeBuffer({
+    this.now = deps.now ?? Date.now;
+    // each part takes what it needs of these
+    const base = {
       spool,
       log,
+      metrics,
+      now: this.now,
+      retry: config.delivery.retry,
+    };
+    this.schedule = new Schedule(base);
+    this.buffer = new IntakeBuffer({
+      ...base,
       concurrency: config.api.concurrency,
       onParked: (id, outcome, at) => {
         // a state released as it was carries its own due time: the next scan reads it
@@ -69,32 +72,25 @@ export class QueueRunner {
         this.pump();
       },
     });
-    const retry = config.delivery.retry;
     this.pause = new DeliveryPause({
-      retry,
-      log,
-      metrics,
-      now,
+      ...base,
       onPauseChange: deps.onPauseChange,
     });
-    this.filer = new ResultFiler({
-      spool,
-      log,
-      metrics,
-      retry,
-      now,
-      buffer: this.buffer,
-      schedule: this.schedule,
-      pause: this.pause,
+    const held = { buffer: this.buffer, schedule: this.schedule };
+    this.filer = new ResultFiler({ ...base, ...held, pause: this.pause });
+    this.attempts = new Attempts({
+      ...base,
+      ...held,
+      filer: this.filer,
+      attempt: {
+        config,
+        sink: deps.sink,
+        dedupe: deps.dedupe,
+        now: this.now,
+        random: deps.random ?? Math.random,
+        attachmentDir: spool.tmpDir,
+      },
     });
-    this.attemptDeps = {
-      config,
-      sink: deps.sink,
-      dedupe: deps.dedupe,
-      now,
-      random: deps.random ?? Math.random,
-      attachmentDir: spool.tmpDir,
-    };
   }
 
   /** Why delivery is not running, for /readyz; null when it is. */
@@ -150,62 +146,20 @@ export class QueueRunner {
   }
 
   /**
-   * Registers a fresh message whose first attempt the caller makes itself (hybrid mode, with
-   * `attemptClaimed` and `file`).
+   * Hybrid mode: holds a fresh message just committed (Spool.commitFresh, journalFresh) and
+   * starts its first attempt now, outside the pump; the caller files it through the handle.
    */
-  holdFresh(entry: QueueEntry): void {
+  attemptNow(entry: QueueEntry, raw?: Buffer): HeldAttempt {
     this.buffer.hold(entry);
-  }
-
-  /** Removes a fresh message the caller held (hybrid mode: refused while the sender waited). */
-  discardFresh(id: string): Promise<void> {
-    return this.filer.discard(id);
-  }
-
-  /**
-   * Attempts a message the caller holds claimed: fresh (holdFresh) or in active/. Resolves with
-   * the result before it is filed; call `file(result)` to file it.
-   */
-  attemptClaimed(entry: QueueEntry, raw?: Buffer): Promise<AttemptResult> {
-    const spool = this.deps.spool;
-    // a journaled message's entry says where in its segment it lies (rawLength)
-    const path = !this.buffer.isFresh(entry.id)
-      ? spool.messagePath(entry.id)
-      : entry.rawLength !== undefined
-        ? spool.freshRawPath(entry.id)
-        : spool.freshPath(entry.id);
-    return attemptDelivery(entry, path, this.attemptDeps, raw);
-  }
-
-  /**
-   * Files the result of an attempt whose caller stopped waiting for it (hybrid mode, past
-   * `delivery.syncTimeoutMs`) once it ends; close() and settled() wait for it like any attempt
-   * in flight. A filing that fails goes to `onError`.
-   */
-  fileLate(
-    attempt: Promise<AttemptResult>,
-    onError: (err: unknown) => Promise<unknown>,
-  ): void {
-    // the handling of a failed filing (a release) is waited for too
-    const tracked = attempt
-      .then(result => this.file(result))
-      .catch(onError)
-      .then(
-        () => undefined,
-        () => undefined,
-      );
-    this.late.add(tracked);
-    void tracked.then(() => this.late.delete(tracked));
-  }
-
-  /** Files an attempt's result in the spool: see ResultFiler.file. */
-  file(result: AttemptResult): Promise<void> {
-    return this.filer.file(result);
-  }
-
-  /** Hands a claimed entry back to queue/: see ResultFiler.release. */
-  release(id: string): Promise<void> {
-    return this.filer.release(id);
+    return heldAttempt(
+      entry,
+      this.attempts.claimed(entry, raw),
+      this.filer,
+      filing => {
+        this.late.add(filing);
+        void filing.then(() => this.late.delete(filing));
+      },
+    );
   }
 
   /**
@@ -279,7 +233,8 @@ export class QueueRunner {
       const dueNow = next !== undefined && next.at <= now;
       if (this.buffer.waiting > 0 && !paused && (this.freshTurn || !dueNow)) {
         this.freshTurn = false;
-        this.startFresh(this.buffer.shift()!);
+        const ready = this.buffer.shift()!;
+        this.track(ready.entry.id, this.attempts.fresh(ready));
         this.buffer.makeRoom();
         continue;
       }
@@ -287,31 +242,17 @@ export class QueueRunner {
       if (!next) return;
       if (next.at > now) return this.wake(next.at - now);
       this.schedule.take(next.id);
-      const run = this.process(next.id, paused).finally(() => {
-        this.running.delete(next.id);
-        this.pump();
-      });
-      this.running.set(next.id, run);
+      this.track(next.id, this.attempts.queued(next.id, paused));
     }
   }
 
-  /** Starts the first attempt of a fresh message: no claim, no read of its state. */
-  private startFresh({ entry, raw }: Ready): void {
-    const run = (async () => {
-      try {
-        await this.file(await this.attemptClaimed(entry, raw));
-      } catch (err) {
-        this.deps.log.error('delivery attempt failed', {
-          queueId: entry.id,
-          ...errorFields(err),
-        });
-        await this.release(entry.id);
-      }
-    })().finally(() => {
-      this.running.delete(entry.id);
+  /** Counts an attempt in flight until it ends; then the pump looks for the next. */
+  private track(id: string, attempt: Promise<void>): void {
+    const run = attempt.finally(() => {
+      this.running.delete(id);
       this.pump();
     });
-    this.running.set(entry.id, run);
+    this.running.set(id, run);
   }
 
   private wake(ms: number): void {
@@ -321,31 +262,5 @@ export class QueueRunner {
     );
     this.timer = setTimeout(() => this.pump(), delay);
     this.timer.unref();
-  }
-
-  /** Claims and attempts one entry; `probe` attempts it even before its time (paused delivery). */
-  private async process(id: string, probe: boolean): Promise<void> {
-    try {
-      const entry = await this.deps.spool.claim(id);
-      if (!entry) return; // taken by a `queue` command, or purged
-      if (!probe && entry.nextAttemptAt > this.now()) {
-        // another worker of the cluster rescheduled it since we learnt its time: not yet
-        await this.deps.spool.release(id);
-        this.schedule.add(id, entry.nextAttemptAt);
-        this.deps.log.debug('not due yet: rescheduled elsewhere', {
-          queueId: id,
-          nextAttemptAt: new Date(entry.nextAttemptAt).toISOString(),
-        });
-        return;
-      }
-      await this.file(await this.attemptClaimed(entry));
-    } catch (err) {
-      // a spool or dedupe I/O error: back to the queue, tried again after a retry delay
-      this.deps.log.error('delivery attempt failed', {
-        queueId: id,
-        ...errorFields(err),
-      });
-      await this.release(id);
-    }
   }
 }
