@@ -6,10 +6,11 @@ import type { SMTPServer } from 'smtp-server';
 import { maskUrl } from './config/mask-secrets.js';
 import type { Config } from './config/schema.js';
 import { ApiClient } from './deliver/api-client.js';
-import { QueueRunner } from './deliver/queue-runner.js';
+import { QueueRunner } from './queue/queue-runner.js';
 import { DryRunSink } from './deliver/dry-run-sink.js';
 import type { PayloadSink } from './deliver/payload-sink.js';
 import { isTemporary } from './errors/bridge-error.js';
+import { createIntake } from './intake/accept.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { DedupeStore } from './dedupe/dedupe-store.js';
@@ -144,15 +145,22 @@ export async function startDaemon(
   const pruner = setInterval(prune, DEDUPE_PRUNE_INTERVAL_MS);
   pruner.unref();
 
+  const smtpLog = log.child({ stage: 'smtp' });
+  const now = options.now ?? Date.now;
   const smtp = createSmtpServer({
     config,
-    log: log.child({ stage: 'smtp' }),
+    log: smtpLog,
     metrics,
-    sink,
-    spool,
-    runner,
-    dedupe,
-    now: options.now ?? Date.now,
+    intake: createIntake({
+      config,
+      sink,
+      spool,
+      runner,
+      dedupe,
+      log: smtpLog,
+      now,
+    }),
+    now,
     limiter: options.limiter,
   });
   let smtpPort: number;

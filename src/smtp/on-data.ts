@@ -14,16 +14,11 @@ import {
   TemporaryError,
 } from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
+import type { Accepted } from '../intake/intake.js';
 import { newQueueId } from '../mail/queue-id.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import { spoolHeader } from '../spool/spool-file.js';
-import {
-  acceptSync,
-  acceptToSpool,
-  newSpoolEntry,
-  type Accepted,
-} from './accept-message.js';
 import type { Reply } from './lmtp-replies.js';
 import type { RcptCommands } from './rcpt-commands.js';
 import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
@@ -74,7 +69,7 @@ async function handleData(
   let dataEnded: bigint | undefined;
   stream.once('end', () => (dataEnded = process.hrtime.bigint()));
   const log = deps.log.child({ sessionId: session.id, queueId: envelope.id });
-  const path = deps.spool.tmpMessagePath(envelope.id);
+  const path = deps.intake.tmpPath(envelope.id);
   const mode = deps.config.delivery.mode;
   let renamed = false;
   /** the file the message went to, if any (a small one is journaled by the spool instead) */
@@ -91,8 +86,7 @@ async function handleData(
   };
   try {
     // queue and hybrid: the state at accept time is the file's first line
-    const entry =
-      mode === 'sync' ? undefined : newSpoolEntry(envelope, deps, deps.now());
+    const entry = deps.intake.newEntry(envelope);
     const received = await receive(stream, path, entry, mode);
     file = received.stored ? received.path : undefined;
     outcome.fields.size = received.size;
@@ -103,9 +97,7 @@ async function handleData(
       });
     }
     deps.metrics.messageBytes.observe(received.size);
-    const accepted = entry
-      ? await acceptToSpool(received, entry, deps)
-      : await acceptSync(received, envelope, deps);
+    const accepted = await deps.intake.accept(received, envelope, entry);
     renamed = mode !== 'sync';
     return answerAccepted(accepted, outcome);
   } catch (err) {

@@ -24,12 +24,12 @@ export function mailFromHandler(
       return callback(smtpReply(530, 'Authentication required'));
     }
     // flow control: while delivery lags behind, a new transaction waits for it a little
-    const wait = deps.runner?.waitForRoom(config.smtp.inFlowDelayMs);
+    const wait = deps.intake.waitForRoom(config.smtp.inFlowDelayMs);
     if (!wait) return callback();
     const started = process.hrtime.bigint();
     log.debug('transaction waits for delivery to catch up', {
       sessionId: session.id,
-      waiting: deps.runner?.waitingFirstAttempt,
+      waiting: deps.intake.waiting,
     });
     void wait.then(() => {
       deps.metrics.flowDelaySeconds.observe(

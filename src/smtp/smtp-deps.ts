@@ -1,11 +1,17 @@
-// What the SMTP server and its stage handlers are given: the delivery mode's parts, and more.
+// What the SMTP server and its stage handlers are given: the delivery mode behind its Intake port.
+import type { Config } from '../config/schema.js';
+import type { Intake } from '../intake/intake.js';
+import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { AcceptDeps } from './accept-message.js';
 import type { ClientCounter } from './client-access.js';
 
-export interface SmtpDeps extends AcceptDeps {
+export interface SmtpDeps {
+  config: Config;
+  log: Logger;
   metrics: Metrics;
-  /** the clock of queue entries (received, first due) */
+  /** the delivery mode: where a message goes once received, and flow control */
+  intake: Intake;
+  /** the clock of the per-client limits */
   now: () => number;
   /**
    * Where sessions and failed logins are counted per client: by default in this process; in a

@@ -109,7 +109,7 @@ describe('hybrid mode', () => {
   });
 
   // An attempt that outlived its sender's wait is waited for at shutdown like any other
-  // (QueueRunner.fileLate): taken by the API after the spool closed, its record would never be
+  // (HeldAttempt.fileLate): taken by the API after the spool closed, its record would never be
   // marked done and the next start would post the message again. (Before that fix this test
   // passed too, by the order the shutdown happened to run in: it pins the outcome, not the race.)
   it('stopped while an attempt that outlived syncTimeoutMs is in flight: filed before the stop, not posted again', async () => {

@@ -17,7 +17,7 @@ import {
   attemptDelivery,
   type AttemptDeps,
   type AttemptOutcome,
-} from '../../src/deliver/attempt-delivery.js';
+} from '../../src/queue/attempt-delivery.js';
 import { runJob, type DeliveryJob } from '../../src/deliver/delivery-job.js';
 import type {
   JobResult,

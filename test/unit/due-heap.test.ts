@@ -1,6 +1,6 @@
 // Unit tables for DueHeap: the earliest due time first, whatever the order of pushes.
 import { expect } from 'chai';
-import { DueHeap } from '../../src/deliver/due-heap.js';
+import { DueHeap } from '../../src/queue/due-heap.js';
 
 /** A small deterministic generator of integers in [0, max). */
 function lcg(seed: number): (max: number) => number {

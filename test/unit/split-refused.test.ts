@@ -1,7 +1,7 @@
 // splitRefused: LMTP in hybrid mode answers a route refused for good at once and files the rest.
 import { expect } from 'chai';
-import type { AttemptResult } from '../../src/deliver/attempt-delivery.js';
-import { splitRefused } from '../../src/smtp/accept-message.js';
+import type { AttemptResult } from '../../src/queue/attempt-delivery.js';
+import { splitRefused } from '../../src/intake/hybrid.js';
 import type { RouteState } from '../../src/spool/queue-entry.js';
 
 type Status = RouteState['status'];
