@@ -11,7 +11,7 @@ import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import type { DedupeStore } from '../spool/dedupe-store.js';
 import { exists } from '../spool/durable-fs.js';
 import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
-import type { PayloadSink } from './payload-sink.js';
+import type { PayloadSink } from '../api/payload-sink.js';
 
 export type { AttemptOutcome, AttemptResult } from '../pipeline/decide.js';
 

@@ -12,7 +12,7 @@ import {
   type AttemptResult,
 } from './attempt-delivery.js';
 import { DueHeap } from './due-heap.js';
-import type { PayloadSink } from './payload-sink.js';
+import type { PayloadSink } from '../api/payload-sink.js';
 
 export interface QueueRunnerDeps {
   config: Config;

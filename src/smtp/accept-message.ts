@@ -1,6 +1,6 @@
 // What happens to a received message in each delivery mode, up to the text of the 250 reply.
 import type { Config } from '../config/schema.js';
-import type { PayloadSink } from '../deliver/payload-sink.js';
+import type { PayloadSink } from '../api/payload-sink.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import { decisiveFailure, type AttemptResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../deliver/queue-runner.js';

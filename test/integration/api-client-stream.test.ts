@@ -12,11 +12,11 @@ import {
   ApiClient,
   INLINE_BODY_BYTES,
   requestBody,
-} from '../../src/deliver/api-client.js';
+} from '../../src/api/api-client.js';
 import {
   payloadToString,
   serializePayload,
-} from '../../src/deliver/payload-stream.js';
+} from '../../src/api/payload-stream.js';
 import { BridgeError, TemporaryError } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { createLogger } from '../../src/observability/logger.js';

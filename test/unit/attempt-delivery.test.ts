@@ -18,12 +18,15 @@ import {
   type AttemptDeps,
   type AttemptOutcome,
 } from '../../src/deliver/attempt-delivery.js';
-import { runJob, type DeliveryJob } from '../../src/deliver/delivery-job.js';
+import {
+  runJob,
+  type DeliveryJob,
+} from '../../src/post-thread/delivery-job.js';
 import type {
   JobResult,
   PayloadSink,
   PostContext,
-} from '../../src/deliver/payload-sink.js';
+} from '../../src/api/payload-sink.js';
 import {
   PermanentError,
   TemporaryError,

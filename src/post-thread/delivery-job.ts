@@ -10,8 +10,8 @@ import { toWire, type WireError } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import { postRoutes } from '../pipeline/post-routes.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
-import type { Exchange } from './api-client.js';
-import { isSuccess } from './classify-failure.js';
+import type { Exchange } from '../api/api-client.js';
+import { isSuccess } from '../api/classify-failure.js';
 
 export interface DeliveryJob {
   /** the raw message's bytes (handed over to the thread) */

@@ -8,10 +8,14 @@ import { fromWire } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyFailure, isSuccess } from './classify-failure.js';
-import type { DeliveryJob, JobAnswer, Posted } from './delivery-job.js';
+import type {
+  DeliveryJob,
+  JobAnswer,
+  Posted,
+} from '../post-thread/delivery-job.js';
 import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
 import { createHttp, HttpPoster } from './http-poster.js';
-import { PostThread } from './post-thread.js';
+import { PostThread } from '../post-thread/post-thread.js';
 import { serializePayload, type SerializedPayload } from './payload-stream.js';
 
 /** The largest error body we read from the API; more is cut off. */

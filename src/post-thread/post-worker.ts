@@ -4,10 +4,15 @@
 import http from 'node:http';
 import https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AGENT_OPTIONS, Deadlines, exchange, postBody } from './api-client.js';
-import { createHttp, HttpPoster } from './http-poster.js';
+import {
+  AGENT_OPTIONS,
+  Deadlines,
+  exchange,
+  postBody,
+} from '../api/api-client.js';
+import { createHttp, HttpPoster } from '../api/http-poster.js';
 import { runJob } from './delivery-job.js';
-import { serializePayload } from './payload-stream.js';
+import { serializePayload } from '../api/payload-stream.js';
 import type {
   JobRequest,
   PostAnswer,

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
-import type { Exchange } from './api-client.js';
+import type { Exchange } from '../api/api-client.js';
 import {
   removeJobFiles,
   type DeliveryJob,
