@@ -9,7 +9,7 @@ import {
   Deadlines,
   exchange,
   postBody,
-} from '../api/api-client.js';
+} from '../api/http-exchange.js';
 import { createHttp, HttpPoster } from '../api/http-poster.js';
 import { runJob } from './delivery-job.js';
 import { serializePayload } from '../api/payload-stream.js';
@@ -18,7 +18,7 @@ import type {
   PostAnswer,
   PostRequest,
   PostWorkerData,
-} from './post-thread.js';
+} from './messages.js';
 
 const { config, mapping } = workerData as PostWorkerData;
 const client = new HttpPoster(

@@ -8,11 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
-import {
-  ApiClient,
-  INLINE_BODY_BYTES,
-  requestBody,
-} from '../../src/api/api-client.js';
+import { ApiClient } from '../../src/api/api-client.js';
+import { INLINE_BODY_BYTES, requestBody } from '../../src/api/http-exchange.js';
 import {
   payloadToString,
   serializePayload,

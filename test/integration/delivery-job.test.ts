@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/api/api-client.js';
 import { PostThread } from '../../src/post-thread/post-thread.js';
-import type { DeliveryJob } from '../../src/post-thread/delivery-job.js';
+import type { DeliveryJob } from '../../src/post-thread/messages.js';
 import {
   PermanentError,
   TemporaryError,

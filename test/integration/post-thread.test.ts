@@ -9,10 +9,8 @@ import { Writable } from 'node:stream';
 import { Worker as WorkerThread, type Worker } from 'node:worker_threads';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/api/api-client.js';
-import {
-  PostThread,
-  type PostRequest,
-} from '../../src/post-thread/post-thread.js';
+import type { PostRequest } from '../../src/post-thread/messages.js';
+import { PostThread } from '../../src/post-thread/post-thread.js';
 import { TemporaryError } from '../../src/errors/bridge-error.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';

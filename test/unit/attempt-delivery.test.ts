@@ -18,10 +18,8 @@ import {
   type AttemptDeps,
   type AttemptOutcome,
 } from '../../src/deliver/attempt-delivery.js';
-import {
-  runJob,
-  type DeliveryJob,
-} from '../../src/post-thread/delivery-job.js';
+import { runJob } from '../../src/post-thread/delivery-job.js';
+import type { DeliveryJob } from '../../src/post-thread/messages.js';
 import type {
   JobResult,
   PayloadSink,
