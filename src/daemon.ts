@@ -8,8 +8,7 @@ import type { Config } from './config/schema.js';
 import { ApiClient } from './api/api-client.js';
 import { QueueRunner } from './deliver/queue-runner.js';
 import { DryRunSink } from './api/dry-run-sink.js';
-import type { PayloadSink } from './api/payload-sink.js';
-import { isTemporary } from './errors/bridge-error.js';
+import { countPosts } from './api/counting-sink.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
 import { DedupeStore } from './spool/dedupe-store.js';
@@ -273,48 +272,6 @@ function logDamaged(log: Logger, damaged: string[]): void {
       { path },
     );
   }
-}
-
-/** The sink, counting each body in `mailbridge_api_posts_total` by result. */
-export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
-  /** counts one body: taken (no failure) or not */
-  const count = (failure?: unknown) =>
-    metrics.posts.inc({
-      result:
-        failure === undefined
-          ? sink.kind === 'dry-run'
-            ? 'dry_run'
-            : 'delivered'
-          : isTemporary(failure)
-            ? 'temporary'
-            : 'permanent',
-    });
-  return {
-    kind: sink.kind,
-    ready: sink.ready && (() => sink.ready!()),
-    async send(payload, context) {
-      try {
-        await sink.send(payload, context);
-      } catch (err) {
-        count(err);
-        throw err;
-      }
-      count();
-    },
-    deliverJob:
-      sink.deliverJob &&
-      ((job, queueId) => {
-        const running = sink.deliverJob!(job, queueId);
-        return running?.then(result => {
-          if (result.kind !== 'posted') return result;
-          for (const { failure, duplicate } of result.routes) {
-            if (!duplicate) count(failure);
-          }
-          return result;
-        });
-      }),
-    close: () => sink.close(),
-  };
 }
 
 function listen(
