@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import { maskUrl } from './config/mask-secrets.js';
+import type { Environment } from './config/environment.js';
 import type { Config } from './config/schema.js';
 import { ApiClient } from './api/api-client.js';
 import { QueueRunner } from './deliver/queue-runner.js';
@@ -39,15 +40,17 @@ export interface Daemon {
 }
 
 /** True when bodies are written to disk instead of posted: no token, not production. */
-export function isDryRun(
-  config: Config,
-  nodeEnv = process.env.NODE_ENV,
-): boolean {
+export function isDryRun(config: Config, nodeEnv: string | undefined): boolean {
   return !config.api.token && nodeEnv !== 'production';
 }
 
 /** Test seams: the clock and the randomness of the retry schedule. */
 export interface DaemonOptions {
+  /**
+   * NODE_ENV and the proxy variables, read with the configuration; without it: not production,
+   * and axios looks for a proxy itself
+   */
+  environment?: Environment;
   now?: () => number;
   random?: () => number;
   /** mend the spool at start; false in cluster workers (the primary did) */
@@ -83,7 +86,7 @@ export async function startDaemon(
       ? async () => undefined
       : await lockSpool(spool.dir);
   const metrics = createMetrics();
-  const dryRun = isDryRun(config);
+  const dryRun = isDryRun(config, options.environment?.nodeEnv);
   const sink = countPosts(
     dryRun
       ? new DryRunSink(spool.dir, log.child({ stage: 'dry-run' }))
@@ -92,6 +95,7 @@ export async function startDaemon(
           log.child({ stage: 'api' }),
           options.now,
           config.mapping,
+          options.environment,
         ),
     metrics,
   );

@@ -1,6 +1,7 @@
 // The API sink: posts bodies (or whole jobs, on the post thread) under api.concurrency, judges answers.
 import http from 'node:http';
 import https from 'node:https';
+import type { Environment } from '../config/environment.js';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import { fromWire } from '../errors/wire.js';
@@ -41,16 +42,18 @@ export class ApiClient implements PayloadSink {
     private readonly now: () => number = Date.now,
     /** how messages are mapped: with it, whole attempts run on the post thread (deliverJob) */
     private readonly mapping?: MappingConfig,
+    /** whether a proxy is configured (see createHttp) */
+    environment: Pick<Environment, 'proxyConfigured'> = {},
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.http = new HttpPoster(
-      createHttp(config, this.httpAgent, this.httpsAgent),
+      createHttp(config, this.httpAgent, this.httpsAgent, environment),
     );
     if (config.workerThread) {
       this.thread = new PostThread(
         config,
         err => this.log.error('post thread failed', { error: err.message }),
-        { mapping },
+        { mapping, proxyConfigured: environment.proxyConfigured },
       );
     }
   }

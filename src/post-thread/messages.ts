@@ -53,4 +53,6 @@ export interface PostWorkerData {
   config: ApiConfig;
   /** present when the thread runs delivery jobs */
   mapping?: MappingConfig;
+  /** whether a proxy is configured (see createHttp); the thread reads no environment */
+  proxyConfigured?: boolean;
 }

@@ -59,6 +59,8 @@ export class PostThread {
       spawn?: (workerData: unknown) => Worker;
       /** how messages are mapped: without it, the thread takes no delivery jobs */
       mapping?: MappingConfig;
+      /** whether a proxy is configured (see createHttp) */
+      proxyConfigured?: boolean;
     } = {},
   ) {}
 
@@ -157,6 +159,7 @@ export class PostThread {
     const workerData: PostWorkerData = {
       config: this.config,
       mapping: this.options.mapping,
+      proxyConfigured: this.options.proxyConfigured,
     };
     const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
     let ready = false;

@@ -20,12 +20,13 @@ import type {
   PostWorkerData,
 } from './messages.js';
 
-const { config, mapping } = workerData as PostWorkerData;
+const { config, mapping, proxyConfigured } = workerData as PostWorkerData;
 const client = new HttpPoster(
   createHttp(
     config,
     new http.Agent(AGENT_OPTIONS),
     new https.Agent(AGENT_OPTIONS),
+    { proxyConfigured },
   ),
 );
 const deadlines = new Deadlines(config.timeoutMs);
