@@ -1,4 +1,4 @@
-// The API sink: posts bodies (or whole jobs, on the post thread) under api.concurrency, judges answers.
+// The API sink: posts bodies (or whole jobs, on the post thread) under api.concurrency.
 import http from 'node:http';
 import https from 'node:https';
 import type { Environment } from '../config/environment.js';
