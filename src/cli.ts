@@ -2,8 +2,11 @@
 // The command line: serve | preview | check-config (queue and inject come with the durable spool).
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfig } from './config/load-config.js';
-import type { Config } from './config/schema.js';
+import {
+  loadConfig,
+  loadConfigAndEnvironment,
+  type LoadedConfig,
+} from './config/load-config.js';
 import { ConfigError } from './errors/bridge-error.js';
 import { runCheckConfig } from './commands/check-config.js';
 import { runInject } from './commands/inject.js';
@@ -129,10 +132,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** The configuration, with the files it names (TLS) read once to check them. */
-function loadChecked(file: string | undefined): Config {
-  const config = loadConfig({ file });
-  loadServerTls(config.smtp.tls);
-  return config;
+function loadChecked(file: string | undefined): LoadedConfig {
+  const loaded = loadConfigAndEnvironment({ file });
+  loadServerTls(loaded.config.smtp.tls);
+  return loaded;
 }
 
 function usageError(message: string): number {

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { maskUrl } from './config/mask-secrets.js';
+import type { Environment } from './config/environment.js';
 import type { Config } from './config/schema.js';
 import { isDryRun, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from './observability/health-server.js';
@@ -44,6 +45,7 @@ export async function runPrimary(
   config: Config,
   log: Logger,
   signalled: Promise<NodeJS.Signals>,
+  environment: Environment,
 ): Promise<number> {
   const spool = await new Spool(resolve(config.spool.dir)).init();
   const unlock = await lockSpool(spool.dir);
@@ -163,14 +165,15 @@ export async function runPrimary(
     return 1;
   }
   if (outcome === 'ready') {
+    const dryRun = isDryRun(config, environment.nodeEnv);
     log.info('mailbridge started', {
       smtp: `${config.smtp.host}:${smtpPort}`,
       http: health ? `${config.http.host}:${health.port}` : 'off',
       mode: config.delivery.mode,
       workers: count,
-      dryRun: isDryRun(config),
+      dryRun,
       spool: spool.dir,
-      api: isDryRun(config) ? null : maskUrl(config.api.url),
+      api: dryRun ? null : maskUrl(config.api.url),
     });
   }
   // a replacement worker that cannot start either: stop, and let the supervisor see exit 1
@@ -209,12 +212,14 @@ export async function runWorker(
   config: Config,
   log: Logger,
   signalled: Promise<NodeJS.Signals>,
+  environment: Environment,
 ): Promise<number> {
   const send = (message: WorkerMessage) => process.send?.(message);
   const slot = Number(
     process.env.MAILBRIDGE_WORKER_SLOT ?? cluster.worker?.id ?? 0,
   );
   const daemon = await startDaemon(config, log, {
+    environment,
     recover: false,
     claimDir: `active-${slot}`,
     limiter: new WorkerLimiter({

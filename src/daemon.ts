@@ -4,12 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import { maskUrl } from './config/mask-secrets.js';
+import type { Environment } from './config/environment.js';
 import type { Config } from './config/schema.js';
-import { ApiClient } from './deliver/api-client.js';
+import { ApiClient } from './api/api-client.js';
 import { QueueRunner } from './queue/queue-runner.js';
-import { DryRunSink } from './deliver/dry-run-sink.js';
-import type { PayloadSink } from './deliver/payload-sink.js';
-import { isTemporary } from './errors/bridge-error.js';
+import { DryRunSink } from './api/dry-run-sink.js';
+import { countPosts } from './api/counting-sink.js';
 import { createIntake } from './intake/accept.js';
 import { startHealthServer } from './observability/health-server.js';
 import { errorFields, type Logger } from './observability/logger.js';
@@ -41,15 +41,17 @@ export interface Daemon {
 }
 
 /** True when bodies are written to disk instead of posted: no token, not production. */
-export function isDryRun(
-  config: Config,
-  nodeEnv = process.env.NODE_ENV,
-): boolean {
+export function isDryRun(config: Config, nodeEnv: string | undefined): boolean {
   return !config.api.token && nodeEnv !== 'production';
 }
 
 /** Test seams: the clock and the randomness of the retry schedule. */
 export interface DaemonOptions {
+  /**
+   * NODE_ENV and the proxy variables, read with the configuration; without it: not production,
+   * and axios looks for a proxy itself
+   */
+  environment?: Environment;
   now?: () => number;
   random?: () => number;
   /** mend the spool at start; false in cluster workers (the primary did) */
@@ -85,7 +87,7 @@ export async function startDaemon(
       ? async () => undefined
       : await lockSpool(spool.dir);
   const metrics = createMetrics();
-  const dryRun = isDryRun(config);
+  const dryRun = isDryRun(config, options.environment?.nodeEnv);
   const sink = countPosts(
     dryRun
       ? new DryRunSink(spool.dir, log.child({ stage: 'dry-run' }))
@@ -94,6 +96,7 @@ export async function startDaemon(
           log.child({ stage: 'api' }),
           options.now,
           config.mapping,
+          options.environment,
         ),
     metrics,
   );
@@ -281,48 +284,6 @@ function logDamaged(log: Logger, damaged: string[]): void {
       { path },
     );
   }
-}
-
-/** The sink, counting each body in `mailbridge_api_posts_total` by result. */
-export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
-  /** counts one body: taken (no failure) or not */
-  const count = (failure?: unknown) =>
-    metrics.posts.inc({
-      result:
-        failure === undefined
-          ? sink.kind === 'dry-run'
-            ? 'dry_run'
-            : 'delivered'
-          : isTemporary(failure)
-            ? 'temporary'
-            : 'permanent',
-    });
-  return {
-    kind: sink.kind,
-    ready: sink.ready && (() => sink.ready!()),
-    async send(payload, context) {
-      try {
-        await sink.send(payload, context);
-      } catch (err) {
-        count(err);
-        throw err;
-      }
-      count();
-    },
-    deliverJob:
-      sink.deliverJob &&
-      ((job, queueId) => {
-        const running = sink.deliverJob!(job, queueId);
-        return running?.then(result => {
-          if (result.kind !== 'posted') return result;
-          for (const { failure, duplicate } of result.routes) {
-            if (!duplicate) count(failure);
-          }
-          return result;
-        });
-      }),
-    close: () => sink.close(),
-  };
 }
 
 function listen(

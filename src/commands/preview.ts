@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { buildPayloads } from '../pipeline/build-payloads.js';
-import { serializePayload } from '../deliver/payload-stream.js';
+import { serializePayload } from '../api/payload-stream.js';
 import type { Envelope } from '../mail/envelope.js';
 import { parseMessage } from '../parse/parse-message.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';

@@ -1,13 +1,16 @@
 // `serve`: run the daemon (one process, or a cluster) until SIGTERM or SIGINT, then exit 0.
 import cluster from 'node:cluster';
 import { runPrimary, runWorker, workerCount } from '../cluster.js';
-import type { Config } from '../config/schema.js';
+import type { LoadedConfig } from '../config/load-config.js';
 import { startDaemon } from '../daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
 import { listenForReload, onReload } from '../app/signals.js';
 
 /** Runs until a signal; resolves to the exit status. */
-export async function runServe(config: Config): Promise<number> {
+export async function runServe({
+  config,
+  environment,
+}: LoadedConfig): Promise<number> {
   const log = createLogger({ level: config.log.level });
   // After an uncaught exception the process state is unknown: log it and exit, so a supervisor
   // restarts a clean daemon. Nothing accepted is lost: 250 is only sent once the message is
@@ -31,10 +34,10 @@ export async function runServe(config: Config): Promise<number> {
   try {
     if (workerCount(config) > 1) {
       return cluster.isPrimary
-        ? await runPrimary(config, log, signalled)
-        : await runWorker(config, log, signalled);
+        ? await runPrimary(config, log, signalled, environment)
+        : await runWorker(config, log, signalled, environment);
     }
-    const daemon = await startDaemon(config, log);
+    const daemon = await startDaemon(config, log, { environment });
     // SIGHUP: a renewed TLS certificate, read again without a restart
     onReload(() => daemon.reloadTls());
     const signal = await signalled;

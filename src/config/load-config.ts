@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/bridge-error.js';
+import { readEnvironment, type Environment } from './environment.js';
 import { configSchema, type Config } from './schema.js';
 
 /** The `config/` folder shipped with the package (two levels above src/config and dist/config). */
@@ -65,6 +66,23 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const config = validate(tree);
   if (nodeEnv === 'production') assertProductionReady(config);
   return config;
+}
+
+/** The configuration, and what the same environment says beyond its keys. */
+export interface LoadedConfig {
+  config: Config;
+  environment: Environment;
+}
+
+/** loadConfig, with the environment's NODE_ENV and proxy variables read from the same `env`. */
+export function loadConfigAndEnvironment(
+  options: LoadConfigOptions = {},
+): LoadedConfig {
+  const env = options.env ?? process.env;
+  return {
+    config: loadConfig({ ...options, env }),
+    environment: readEnvironment(env),
+  };
 }
 
 /** Validates a merged tree; the first problem becomes a one-line ConfigError. */

@@ -18,7 +18,7 @@ export interface ApiAttachment<File = AttachmentFile> {
 
 /**
  * The create-message body; empty values are left out, route `fields` add more keys.
- * src/deliver/payload-stream.ts turns it into the JSON that is posted.
+ * src/api/payload-stream.ts turns it into the JSON that is posted.
  */
 export interface ApiPayload<File = AttachmentFile> {
   from?: string;

@@ -1,6 +1,6 @@
 // The delivery workers' lifecycle and pump: start what is due, attempt it, file the result.
 import type { Config } from '../config/schema.js';
-import type { PayloadSink } from '../deliver/payload-sink.js';
+import type { PayloadSink } from '../api/payload-sink.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';

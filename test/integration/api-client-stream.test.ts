@@ -8,15 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
-import {
-  ApiClient,
-  INLINE_BODY_BYTES,
-  requestBody,
-} from '../../src/deliver/api-client.js';
+import { ApiClient } from '../../src/api/api-client.js';
+import { INLINE_BODY_BYTES, requestBody } from '../../src/api/http-exchange.js';
 import {
   payloadToString,
   serializePayload,
-} from '../../src/deliver/payload-stream.js';
+} from '../../src/api/payload-stream.js';
 import { BridgeError, TemporaryError } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { createLogger } from '../../src/observability/logger.js';

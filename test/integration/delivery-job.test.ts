@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
-import { ApiClient } from '../../src/deliver/api-client.js';
-import { PostThread } from '../../src/deliver/post-thread.js';
-import type { DeliveryJob } from '../../src/deliver/delivery-job.js';
+import { ApiClient } from '../../src/api/api-client.js';
+import { PostThread } from '../../src/post-thread/post-thread.js';
+import type { DeliveryJob } from '../../src/post-thread/messages.js';
 import {
   PermanentError,
   TemporaryError,

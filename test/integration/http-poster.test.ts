@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { AxiosResponse } from 'axios';
-import { createHttp, HttpPoster } from '../../src/deliver/http-poster.js';
+import { createHttp, HttpPoster } from '../../src/api/http-poster.js';
 import {
   startFakeApi,
   type FakeApi,

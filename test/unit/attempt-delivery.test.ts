@@ -18,12 +18,13 @@ import {
   type AttemptDeps,
   type AttemptOutcome,
 } from '../../src/queue/attempt-delivery.js';
-import { runJob, type DeliveryJob } from '../../src/deliver/delivery-job.js';
+import { runJob } from '../../src/post-thread/delivery-job.js';
+import type { DeliveryJob } from '../../src/post-thread/messages.js';
 import type {
   JobResult,
   PayloadSink,
   PostContext,
-} from '../../src/deliver/payload-sink.js';
+} from '../../src/api/payload-sink.js';
 import {
   PermanentError,
   TemporaryError,

@@ -5,7 +5,7 @@ import {
   isSuccess,
   parseRetryAfter,
   type FailureInput,
-} from '../../src/deliver/classify-failure.js';
+} from '../../src/api/classify-failure.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildPayloads } from '../../src/pipeline/build-payloads.js';
-import { payloadToString } from '../../src/deliver/payload-stream.js';
+import { payloadToString } from '../../src/api/payload-stream.js';
 import type { Envelope } from '../../src/mail/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { parseMessage } from '../../src/parse/parse-message.js';

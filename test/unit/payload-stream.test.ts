@@ -8,8 +8,8 @@ import {
   base64Length,
   payloadToString,
   serializePayload,
-} from '../../src/deliver/payload-stream.js';
-import { shortenAttachments } from '../../src/deliver/dry-run-sink.js';
+} from '../../src/api/payload-stream.js';
+import { shortenAttachments } from '../../src/api/dry-run-sink.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 
 /** Deterministic bytes of every value (a hash chain), so base64 covers the whole alphabet. */

@@ -1,6 +1,6 @@
 // Which environments make the API client leave proxy detection to axios.
 import { expect } from 'chai';
-import { proxyConfigured } from '../../src/deliver/http-poster.js';
+import { proxyConfigured } from '../../src/config/environment.js';
 
 describe('proxyConfigured', () => {
   const cases: Array<[string, NodeJS.ProcessEnv, boolean]> = [

@@ -1,6 +1,6 @@
 // Where mapped bodies go: the API, or the dry-run folder when no token is configured.
 import type { ApiPayload } from '../map/api-payload.js';
-import type { DeliveryJob } from './delivery-job.js';
+import type { DeliveryJob } from '../post-thread/messages.js';
 
 export interface PostContext {
   /** stable for the same message and route, so the API can drop a repeated POST */

@@ -4,23 +4,29 @@
 import http from 'node:http';
 import https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AGENT_OPTIONS, Deadlines, exchange, postBody } from './api-client.js';
-import { createHttp, HttpPoster } from './http-poster.js';
+import {
+  AGENT_OPTIONS,
+  Deadlines,
+  exchange,
+  postBody,
+} from '../api/http-exchange.js';
+import { createHttp, HttpPoster } from '../api/http-poster.js';
 import { runJob } from './delivery-job.js';
-import { serializePayload } from './payload-stream.js';
+import { serializePayload } from '../api/payload-stream.js';
 import type {
   JobRequest,
   PostAnswer,
   PostRequest,
   PostWorkerData,
-} from './post-thread.js';
+} from './messages.js';
 
-const { config, mapping } = workerData as PostWorkerData;
+const { config, mapping, proxyConfigured } = workerData as PostWorkerData;
 const client = new HttpPoster(
   createHttp(
     config,
     new http.Agent(AGENT_OPTIONS),
     new https.Agent(AGENT_OPTIONS),
+    { proxyConfigured },
   ),
 );
 const deadlines = new Deadlines(config.timeoutMs);

@@ -21,6 +21,7 @@ import axios, {
   type AxiosResponse,
   type InternalAxiosRequestConfig,
 } from 'axios';
+import type { Environment } from '../config/environment.js';
 import type { ApiConfig } from '../config/schema.js';
 
 /** The axios instance of a client: keep-alive agents, no redirects, the answer as a stream. */
@@ -28,6 +29,7 @@ export function createHttp(
   config: Pick<ApiConfig, 'token'>,
   httpAgent: http.Agent,
   httpsAgent: https.Agent,
+  environment: Pick<Environment, 'proxyConfigured'> = {},
 ): AxiosInstance {
   return axios.create({
     adapter: 'http',
@@ -47,7 +49,7 @@ export function createHttp(
     httpAgent,
     httpsAgent,
     // without a proxy in the environment, axios need not look for one on every request
-    ...(proxyConfigured(process.env) ? {} : { proxy: false as const }),
+    ...(environment.proxyConfigured === false ? { proxy: false as const } : {}),
     headers: {
       Authorization: `Bearer ${config.token ?? ''}`,
       'Content-Type': 'application/json',
@@ -151,21 +153,4 @@ function send(
   request.headers = { ...common, ...headers };
   request.signal = signal;
   return adapter(request);
-}
-
-/** The variables axios (through proxy-from-env) takes a proxy from. */
-const PROXY_VARIABLES = [
-  'http_proxy',
-  'https_proxy',
-  'all_proxy',
-  'npm_config_proxy',
-  'npm_config_http_proxy',
-  'npm_config_https_proxy',
-];
-
-/** Whether the environment names an HTTP proxy (axios then uses it, minding NO_PROXY). */
-export function proxyConfigured(env: NodeJS.ProcessEnv): boolean {
-  return PROXY_VARIABLES.some(name =>
-    Boolean(env[name] || env[name.toUpperCase()]),
-  );
 }

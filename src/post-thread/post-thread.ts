@@ -8,36 +8,15 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ApiConfig, MappingConfig } from '../config/schema.js';
-import type { Exchange } from './api-client.js';
-import {
-  removeJobFiles,
-  type DeliveryJob,
-  type JobAnswer,
-} from './delivery-job.js';
-
-/** A POST for the post thread. */
-export interface PostRequest {
-  id: number;
-  url: string;
-  body: Uint8Array;
-  headers: Record<string, string>;
-}
-
-/** Its answer: the exchange, by id. */
-export type PostAnswer = Exchange & { id: number };
-
-/** A whole attempt for the post thread (delivery-job.ts). */
-export interface JobRequest {
-  id: number;
-  job: DeliveryJob;
-}
-
-/** What the worker is given at start. */
-export interface PostWorkerData {
-  config: ApiConfig;
-  /** present when the thread runs delivery jobs */
-  mapping?: MappingConfig;
-}
+import type { Exchange } from '../api/http-exchange.js';
+import { removeJobFiles } from './job-files.js';
+import type {
+  DeliveryJob,
+  JobAnswer,
+  JobRequest,
+  PostRequest,
+  PostWorkerData,
+} from './messages.js';
 
 /** A request waiting for the worker's answer. */
 interface Waiting {
@@ -80,6 +59,8 @@ export class PostThread {
       spawn?: (workerData: unknown) => Worker;
       /** how messages are mapped: without it, the thread takes no delivery jobs */
       mapping?: MappingConfig;
+      /** whether a proxy is configured (see createHttp) */
+      proxyConfigured?: boolean;
     } = {},
   ) {}
 
@@ -178,6 +159,7 @@ export class PostThread {
     const workerData: PostWorkerData = {
       config: this.config,
       mapping: this.options.mapping,
+      proxyConfigured: this.options.proxyConfigured,
     };
     const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
     let ready = false;

@@ -1,0 +1,206 @@
+// The API sink: posts bodies (or whole jobs, on the post thread) under api.concurrency.
+import http from 'node:http';
+import https from 'node:https';
+import type { Environment } from '../config/environment.js';
+import type { ApiConfig, MappingConfig } from '../config/schema.js';
+import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
+import { fromWire } from '../errors/wire.js';
+import type { ApiPayload } from '../map/api-payload.js';
+import type { Logger } from '../observability/logger.js';
+import type { DeliveryJob, JobAnswer } from '../post-thread/messages.js';
+import { PostThread } from '../post-thread/post-thread.js';
+import { classifyFailure, isSuccess } from './classify-failure.js';
+import {
+  AGENT_OPTIONS,
+  Deadlines,
+  exchange,
+  parseErrors,
+  postBody,
+  type Posted,
+} from './http-exchange.js';
+import { createHttp, HttpPoster } from './http-poster.js';
+import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
+import { serializePayload } from './payload-stream.js';
+
+/** Posts bodies to `api.url` with the bearer token. */
+export class ApiClient implements PayloadSink {
+  readonly kind = 'api';
+  private readonly http: HttpPoster;
+  private readonly httpAgent = new http.Agent(AGENT_OPTIONS);
+  private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
+  /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** the time limit of each POST, from its start until its answer is read or drained */
+  private readonly deadlines: Deadlines;
+  /** posts Buffer bodies on a thread of its own (api.workerThread) */
+  private readonly thread?: PostThread;
+
+  constructor(
+    private readonly config: ApiConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    /** how messages are mapped: with it, whole attempts run on the post thread (deliverJob) */
+    private readonly mapping?: MappingConfig,
+    /** whether a proxy is configured (see createHttp) */
+    environment: Pick<Environment, 'proxyConfigured'> = {},
+  ) {
+    this.deadlines = new Deadlines(config.timeoutMs);
+    this.http = new HttpPoster(
+      createHttp(config, this.httpAgent, this.httpsAgent, environment),
+    );
+    if (config.workerThread) {
+      this.thread = new PostThread(
+        config,
+        err => this.log.error('post thread failed', { error: err.message }),
+        { mapping, proxyConfigured: environment.proxyConfigured },
+      );
+    }
+  }
+
+  async send(payload: ApiPayload, context: PostContext): Promise<void> {
+    const started = this.now();
+    const body = serializePayload(payload);
+    await this.acquireSlot();
+    let posted: Posted;
+    try {
+      posted = await postBody(
+        body,
+        context.idempotencyKey,
+        (request, headers) =>
+          // streamed bodies (attachments read from their files) go from here
+          this.thread?.usable && Buffer.isBuffer(request)
+            ? this.thread.post(this.config.url, request, headers)
+            : exchange(
+                this.http,
+                this.deadlines,
+                this.config.url,
+                request,
+                headers,
+              ),
+      );
+    } finally {
+      this.releaseSlot();
+    }
+    this.judge(posted, context, started);
+  }
+
+  /**
+   * Runs a delivery job on the post thread (see delivery-job.ts) under one concurrency slot,
+   * and judges each route's exchange as send() would. Undefined when there is no usable thread:
+   * the job is not taken (its bytes are still the caller's).
+   */
+  deliverJob(
+    job: DeliveryJob,
+    queueId: string,
+  ): Promise<JobResult> | undefined {
+    const thread = this.thread;
+    if (!thread?.usable || !this.mapping) return undefined;
+    return (async () => {
+      const started = this.now();
+      await this.acquireSlot();
+      let answer: JobAnswer;
+      try {
+        answer = await thread.deliver(job);
+      } finally {
+        this.releaseSlot();
+      }
+      if (answer.kind === 'unparsed') {
+        return { kind: 'unparsed', error: fromWire(answer.error) };
+      }
+      const routes = answer.routes.map(route => {
+        const { index } = route;
+        if ('duplicate' in route) return { index, duplicate: true };
+        try {
+          this.judge(route.posted, { queueId, routeIndex: index }, started);
+          return { index };
+        } catch (err) {
+          return { index, failure: err as Error };
+        }
+      });
+      return { kind: 'posted', routes, messageId: answer.messageId };
+    })();
+  }
+
+  /** Returns when the API took the body; else throws TemporaryError or PermanentError. */
+  private judge(
+    posted: Posted,
+    context: Pick<PostContext, 'queueId' | 'routeIndex'>,
+    started: number,
+  ): void {
+    const { status, data, code, retryAfter, readError } = posted;
+    const durationMs = this.now() - started;
+    // made only when a line is written: most posts succeed and log nothing above debug
+    const log = () =>
+      this.log.child({
+        queueId: context.queueId,
+        routeIndex: context.routeIndex,
+      });
+    if (readError !== undefined && status === undefined) {
+      // our side failed (an attachment file gone or changed), not the API: try again later
+      log().warn('attachment could not be read', { error: readError });
+      throw new TemporaryError(`local error: ${readError}`);
+    }
+    if (isSuccess(status)) {
+      if (this.log.isDebugEnabled()) {
+        log().debug('api accepted', { status, durationMs });
+      }
+      return;
+    }
+    const failure = classifyFailure({
+      status,
+      code,
+      retryAfter,
+      now: this.now(),
+    });
+    const errors = parseErrors(data);
+    for (const e of errors.filter(e => e.deprecated)) {
+      log().warn('api error code is deprecated', { apiCode: e.code });
+    }
+    const fields = {
+      status,
+      code,
+      durationMs,
+      reason: failure.reason,
+      apiErrors: errors,
+    };
+    if (failure.configError) {
+      log().error('api rejected our configuration', fields);
+    } else log().warn('api post failed', fields);
+    const message = `API ${failure.reason}`;
+    const api = { status, errors };
+    if (!failure.temporary) throw new PermanentError(message, { api });
+    throw new TemporaryError(message, {
+      configError: failure.configError,
+      retryAt: failure.retryAt,
+      api,
+    });
+  }
+
+  private async acquireSlot(): Promise<void> {
+    if (this.active < this.config.concurrency) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>(resolve => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting POST, or frees it. */
+  private releaseSlot(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  /** Resolves once the post thread (if any) has started. */
+  async ready(): Promise<void> {
+    await this.thread?.ready();
+  }
+
+  async close(): Promise<void> {
+    this.deadlines.close();
+    await this.thread?.close();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
