@@ -7,8 +7,8 @@ import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import { fromWire } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
-import type { DeliveryJob, JobAnswer } from '../post-thread/messages.js';
-import { PostThread } from '../post-thread/post-thread.js';
+import type { DeliveryJob, JobAnswer } from './post-thread/messages.js';
+import { PostThread } from './post-thread/post-thread.js';
 import { classifyFailure, isSuccess } from './classify-failure.js';
 import {
   AGENT_OPTIONS,
@@ -19,7 +19,11 @@ import {
   type Posted,
 } from './http-exchange.js';
 import { createHttp, HttpPoster } from './http-poster.js';
-import type { JobResult, PayloadSink, PostContext } from './payload-sink.js';
+import type {
+  JobResult,
+  PayloadSink,
+  PostContext,
+} from '../pipeline/payload-sink.js';
 import { serializePayload } from './payload-stream.js';
 
 /** Posts bodies to `api.url` with the bearer token. */

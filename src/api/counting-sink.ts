@@ -1,7 +1,7 @@
 // A sink decorator that counts each body in mailbridge_api_posts_total by result.
 import { isTemporary } from '../errors/bridge-error.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { PayloadSink } from './payload-sink.js';
+import type { PayloadSink } from '../pipeline/payload-sink.js';
 
 /** The sink, counting each body in `mailbridge_api_posts_total` by result. */
 export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
-import type { PayloadSink, PostContext } from './payload-sink.js';
+import type { PayloadSink, PostContext } from '../pipeline/payload-sink.js';
 import { base64Length, serializePayload } from './payload-stream.js';
 
 /** Writes each body as `<queueId>-<routeIndex>.json`, logs it with attachments shortened. */

@@ -1,7 +1,7 @@
 // `check-config`: the configuration is valid (else the CLI already exited 2); print it masked.
 import type { LoadedConfig } from '../config/load-config.js';
 import { maskSecrets } from '../config/mask-secrets.js';
-import { isDryRun } from '../daemon.js';
+import { isDryRun } from '../app/daemon.js';
 
 /** Prints the effective configuration as JSON (valid YAML too), secrets masked. */
 export function runCheckConfig({ config, environment }: LoadedConfig): number {

@@ -1,8 +1,8 @@
 // `serve`: run the daemon (one process, or a cluster) until SIGTERM or SIGINT, then exit 0.
 import cluster from 'node:cluster';
-import { runPrimary, runWorker, workerCount } from '../cluster.js';
+import { runPrimary, runWorker, workerCount } from '../app/cluster.js';
 import type { LoadedConfig } from '../config/load-config.js';
-import { startDaemon } from '../daemon.js';
+import { startDaemon } from '../app/daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
 import { listenForReload, onReload } from '../app/signals.js';
 

@@ -1,4 +1,4 @@
-// Delivered (Message-ID, mailbox) pairs: looked up in memory, appended to a log per process.
+// Delivered routes (Message-ID, mailbox and fingerprint): looked up in memory, logged per process.
 import { hash } from 'node:crypto';
 import { DedupeLog } from './dedupe-log.js';
 import { RecordTable } from './record-table.js';

@@ -1,6 +1,6 @@
 // Hybrid mode: one attempt while the sender waits, and LMTP's per-recipient replies from it.
 import type { Config } from '../config/schema.js';
-import type { PayloadSink } from '../api/payload-sink.js';
+import type { PayloadSink } from '../pipeline/payload-sink.js';
 import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
 import type { Logger } from '../observability/logger.js';
@@ -12,7 +12,7 @@ import type { Accepted } from './intake.js';
 
 /** What hybrid mode reads: its timeout and LMTP, the sink's kind, the log. */
 export interface HybridDeps {
-  config: Config;
+  config: Pick<Config, 'smtp' | 'routes' | 'delivery' | 'mapping'>;
   sink: PayloadSink;
   log: Logger;
 }

@@ -6,7 +6,7 @@ import type { Envelope } from '../mail/envelope.js';
 import type { ParseOptions } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
-import type { JobResult, PayloadSink } from '../api/payload-sink.js';
+import type { JobResult, PayloadSink } from './payload-sink.js';
 import type { RouteResult } from './decide.js';
 import { postRoutes, type RoutePoster } from './post-routes.js';
 import { dedupeKey, type MessageKeys } from './route-keys.js';

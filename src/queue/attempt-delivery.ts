@@ -11,7 +11,7 @@ import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import { exists } from '../lib/durable-fs.js';
 import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
-import type { PayloadSink } from '../api/payload-sink.js';
+import type { PayloadSink } from '../pipeline/payload-sink.js';
 
 export type { AttemptOutcome, AttemptResult } from '../pipeline/decide.js';
 

@@ -1,6 +1,6 @@
 // The delivery workers' lifecycle and pump: start what is due, attempt it, file the result.
 import type { Config } from '../config/schema.js';
-import type { PayloadSink } from '../api/payload-sink.js';
+import type { PayloadSink } from '../pipeline/payload-sink.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -15,7 +15,7 @@ import { Attempts } from './run-attempt.js';
 import { Schedule } from './schedule.js';
 
 export interface QueueRunnerDeps {
-  config: Config;
+  config: Pick<Config, 'api' | 'delivery' | 'mapping'>;
   spool: Spool;
   dedupe: DedupeStore;
   sink: PayloadSink;

@@ -21,7 +21,7 @@ import type { SmtpDeps } from './smtp-deps.js';
 export type { SmtpDeps } from './smtp-deps.js';
 
 /** The per-client limits of the configuration. */
-export function clientLimits(config: Config): ClientLimits {
+export function clientLimits(config: Pick<Config, 'smtp'>): ClientLimits {
   return {
     maxConnections: config.smtp.maxConnectionsPerClient,
     perMinute: config.smtp.connectionRatePerClient,

@@ -6,7 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from './client-access.js';
 
 export interface SmtpDeps {
-  config: Config;
+  config: Pick<Config, 'smtp' | 'routes' | 'delivery'>;
   log: Logger;
   metrics: Metrics;
   /** the delivery mode: where a message goes once received, and flow control */

@@ -11,7 +11,7 @@ import {
   startDaemon,
   type Daemon,
   type DaemonOptions,
-} from '../../src/daemon.js';
+} from '../../src/app/daemon.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startFakeApi, type FakeApi } from './fake-api.js';
 

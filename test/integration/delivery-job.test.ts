@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ApiClient } from '../../src/api/api-client.js';
-import { PostThread } from '../../src/post-thread/post-thread.js';
-import type { DeliveryJob } from '../../src/post-thread/messages.js';
+import { PostThread } from '../../src/api/post-thread/post-thread.js';
+import type { DeliveryJob } from '../../src/api/post-thread/messages.js';
 import {
   PermanentError,
   TemporaryError,

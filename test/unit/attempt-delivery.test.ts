@@ -18,13 +18,13 @@ import {
   type AttemptDeps,
   type AttemptOutcome,
 } from '../../src/queue/attempt-delivery.js';
-import { runJob } from '../../src/post-thread/delivery-job.js';
-import type { DeliveryJob } from '../../src/post-thread/messages.js';
+import { runJob } from '../../src/api/post-thread/delivery-job.js';
+import type { DeliveryJob } from '../../src/api/post-thread/messages.js';
 import type {
   JobResult,
   PayloadSink,
   PostContext,
-} from '../../src/api/payload-sink.js';
+} from '../../src/pipeline/payload-sink.js';
 import {
   PermanentError,
   TemporaryError,

@@ -9,7 +9,10 @@ import { attemptRoutes } from '../../src/pipeline/attempt-routes.js';
 import { decisiveFailure } from '../../src/pipeline/decide.js';
 import { idempotencyKey, mailboxKey } from '../../src/pipeline/route-keys.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
-import type { PayloadSink, PostContext } from '../../src/api/payload-sink.js';
+import type {
+  PayloadSink,
+  PostContext,
+} from '../../src/pipeline/payload-sink.js';
 import type { Envelope } from '../../src/mail/envelope.js';
 import {
   PermanentError,

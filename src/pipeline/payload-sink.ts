@@ -1,6 +1,19 @@
-// Where mapped bodies go: the API, or the dry-run folder when no token is configured.
+// The port the pipeline posts through: where mapped bodies go (the API, or the dry-run folder
+// when no token is configured), and the whole attempts a sink may run on another thread.
 import type { ApiPayload } from '../map/api-payload.js';
-import type { DeliveryJob } from '../post-thread/messages.js';
+import type { Envelope } from '../mail/envelope.js';
+import type { RouteGroup } from '../routing/resolve-route.js';
+
+/** A whole attempt at a message for the post thread (api/post-thread/delivery-job.ts). */
+export interface DeliveryJob {
+  /** the raw message's bytes (handed over to the thread) */
+  raw: Uint8Array;
+  /** where attachment files are written while the job runs */
+  attachmentDir?: string;
+  envelope: Envelope;
+  /** the routes to post, in order */
+  groups: RouteGroup[];
+}
 
 export interface PostContext {
   /** stable for the same message and route, so the API can drop a repeated POST */

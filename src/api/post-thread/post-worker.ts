@@ -9,10 +9,10 @@ import {
   Deadlines,
   exchange,
   postBody,
-} from '../api/http-exchange.js';
-import { createHttp, HttpPoster } from '../api/http-poster.js';
+} from '../http-exchange.js';
+import { createHttp, HttpPoster } from '../http-poster.js';
 import { runJob } from './delivery-job.js';
-import { serializePayload } from '../api/payload-stream.js';
+import { serializePayload } from '../payload-stream.js';
 import type {
   JobRequest,
   PostAnswer,

@@ -1,12 +1,12 @@
 // One attempt at a message, run on the post thread: the one per-route step (post-routes.ts) with
 // POSTs made on that thread. The main thread decides what goes into a job (routes already
 // delivered are left out) and judges what comes back.
-import type { MappingConfig } from '../config/schema.js';
-import { toWire } from '../errors/wire.js';
-import type { ApiPayload } from '../map/api-payload.js';
-import { postRoutes } from '../pipeline/post-routes.js';
-import { isSuccess } from '../api/classify-failure.js';
-import type { Posted } from '../api/http-exchange.js';
+import type { MappingConfig } from '../../config/schema.js';
+import { toWire } from '../../errors/wire.js';
+import type { ApiPayload } from '../../map/api-payload.js';
+import { postRoutes } from '../../pipeline/post-routes.js';
+import { isSuccess } from '../classify-failure.js';
+import type { Posted } from '../http-exchange.js';
 import { jobFilePrefix } from './job-files.js';
 import type { DeliveryJob, JobAnswer } from './messages.js';
 

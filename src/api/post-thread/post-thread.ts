@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ApiConfig, MappingConfig } from '../config/schema.js';
-import type { Exchange } from '../api/http-exchange.js';
+import type { ApiConfig, MappingConfig } from '../../config/schema.js';
+import type { Exchange } from '../http-exchange.js';
 import { removeJobFiles } from './job-files.js';
 import type {
   DeliveryJob,

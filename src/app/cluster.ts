@@ -4,22 +4,22 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
-import { maskUrl } from './config/mask-secrets.js';
-import type { Environment } from './config/environment.js';
-import type { Config } from './config/schema.js';
+import { maskUrl } from '../config/mask-secrets.js';
+import type { Environment } from '../config/environment.js';
+import type { Config } from '../config/schema.js';
 import { isDryRun, recoverSpool, startDaemon } from './daemon.js';
-import { startHealthServer } from './observability/health-server.js';
-import { errorFields, type Logger } from './observability/logger.js';
-import { clientLimits } from './smtp/create-smtp-server.js';
+import { startHealthServer } from '../observability/health-server.js';
+import { errorFields, type Logger } from '../observability/logger.js';
+import { clientLimits } from '../smtp/create-smtp-server.js';
 import {
   isLimiterRequest,
   PrimaryLimiter,
   WorkerLimiter,
   type LimiterRequest,
-} from './smtp/shared-limiter.js';
-import { Spool } from './spool/spool.js';
-import { lockSpool } from './spool/spool-lock.js';
-import { onReload } from './app/signals.js';
+} from '../smtp/shared-limiter.js';
+import { Spool } from '../spool/spool.js';
+import { lockSpool } from '../spool/spool-lock.js';
+import { onReload } from './signals.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =

@@ -1,20 +1,10 @@
 // What crosses between the main thread and the post thread: requests, jobs and their answers.
-import type { ApiConfig, MappingConfig } from '../config/schema.js';
-import type { Envelope } from '../mail/envelope.js';
-import type { WireError } from '../errors/wire.js';
-import type { Exchange, Posted } from '../api/http-exchange.js';
-import type { RouteGroup } from '../routing/resolve-route.js';
+import type { ApiConfig, MappingConfig } from '../../config/schema.js';
+import type { WireError } from '../../errors/wire.js';
+import type { Exchange, Posted } from '../http-exchange.js';
+import type { DeliveryJob } from '../../pipeline/payload-sink.js';
 
-/** A whole attempt at a message for the post thread (delivery-job.ts). */
-export interface DeliveryJob {
-  /** the raw message's bytes (handed over to the thread) */
-  raw: Uint8Array;
-  /** where attachment files are written while the job runs */
-  attachmentDir?: string;
-  envelope: Envelope;
-  /** the routes to post, in order */
-  groups: RouteGroup[];
-}
+export type { DeliveryJob };
 
 /**
  * One route of a job: its exchange, or `duplicate` when the API took an earlier route of the
