@@ -1,17 +1,6 @@
 // The POST itself: axios's http adapter, handed the request config axios builds for our instance,
 // built once instead of for every POST.
-//
-// `instance.post()` merges the instance's defaults into each request's config (mergeConfig),
-// flattens the per-method headers, copies the result into a flat object and runs the (empty)
-// transforms before it calls the adapter. For our POSTs all of that comes out the same every
-// time: only the URL, the body, two headers and the abort signal differ. Done per POST it cost
-// about 60 µs of CPU, a sixth of the post thread's work on a small message. So the first POST
-// of a poster goes through axios's own request path once, with an adapter that only records the
-// config it is handed (no I/O); every POST then calls the http adapter with that config (as
-// the prototype of its own) and its own URL, body, headers and signal. The bytes sent, the
-// answer and the errors (AxiosError with Node's or axios's code) are the adapter's, as with
-// `instance.post()`. The tests compare the requests of both ways; an axios upgrade that
-// changed what the adapter expects would show there.
+// Why, and what the tests compare: docs/architecture.md, "Performance notes".
 import type http from 'node:http';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
