@@ -1,11 +1,35 @@
 // What makes a message the same message wherever it travelled: its From address and a digest
-// of its body (and its header block when it has no Message-ID), canonicalised as DKIM's "relaxed" body (RFC 6376 3.4.4) so relays that rewrite
-// line endings or trailing whitespace do not change it. Dedupe records carry it (docs/delivery.md).
+// of its body (and its header block when it has no Message-ID). The body is read so that what
+// relays commonly rewrite does not count: line ends (LF or CRLF), whitespace at a line's end,
+// empty lines at the end. Dedupe records carry it (docs/architecture.md, glossary).
 import { createHash, hash, type Hash } from 'node:crypto';
 
-/** A body line's whitespace runs and its end: `a  b \r\n` reads as `a b\n`. */
-function canonical(text: string): string {
-  return text.replace(/[ \t]+/g, ' ').replace(/ ?\r?\n/g, '\n');
+const CR = 0x0d;
+const LF = 0x0a;
+const CRLF = Buffer.from('\r\n');
+
+/** Body lines as they are digested: no whitespace at a line's end, every line ending CRLF. */
+function canonical(bytes: Buffer): Buffer {
+  const text = bytes
+    .toString('latin1')
+    .replace(/[ \t]+(?=\r?\n)/g, '')
+    .replace(/\r?\n/g, '\r\n');
+  return Buffer.from(text, 'latin1');
+}
+
+/**
+ * Whether `bytes` (whole lines, from a line's start) read differently once canonical: a bare
+ * LF, or whitespace at a line's end. Ordinary mail has neither and is digested as it is; the
+ * check visits line ends only (a search for one byte is a native scan).
+ */
+function needsCanonical(bytes: Buffer): boolean {
+  const text = bytes.toString('latin1');
+  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', lf + 1)) {
+    if (text.charCodeAt(lf - 1) !== CR) return true;
+    const before = text.charCodeAt(lf - 2);
+    if (before === 0x20 || before === 0x09) return true;
+  }
+  return false;
 }
 
 /** A line left unfinished longer than this is hashed as far as its trailing whitespace. */
@@ -13,17 +37,17 @@ const PARTIAL_LIMIT = 1024;
 
 /**
  * Digests a message's body as its bytes arrive, in chunks of any size: the header block (up to
- * the first empty line) is skipped, each body line is read as DKIM relaxed reads it, and empty
+ * the first empty line) is skipped, each body line is read as canonical() reads it, and empty
  * lines at the end are ignored. Memory is bounded whatever the line lengths.
  */
 export class BodyDigest {
   private readonly hash: Hash = createHash('sha256');
   private inBody = false;
-  /** header scan: the bytes since the last line feed were a CR (1) or nothing yet (0) */
+  /** header scan: the last byte was a LF (or nothing yet), or a CR right after a LF */
   private afterLf = true;
   private afterLfCr = false;
-  /** the body text after the last line feed, not hashed yet */
-  private partial = '';
+  /** the body bytes after the last line feed, not hashed yet */
+  private partial: Buffer = Buffer.alloc(0);
   /** empty lines seen and not hashed yet (they count only if text follows) */
   private pending = 0;
   /** a line was partly hashed and is still open */
@@ -38,29 +62,34 @@ export class BodyDigest {
       body = chunk.subarray(start);
     }
     if (body.length === 0) return;
-    const text = this.partial + body.toString('latin1');
-    const lastLf = text.lastIndexOf('\n');
-    let rest = text;
+    const bytes =
+      this.partial.length > 0 ? Buffer.concat([this.partial, body]) : body;
+    const lastLf = bytes.lastIndexOf(LF);
+    let rest = bytes;
     if (lastLf >= 0) {
-      this.emit(canonical(text.slice(0, lastLf + 1)));
-      rest = text.slice(lastLf + 1);
+      const lines = bytes.subarray(0, lastLf + 1);
+      this.emit(needsCanonical(lines) ? canonical(lines) : lines);
+      rest = bytes.subarray(lastLf + 1);
     }
     if (rest.length > PARTIAL_LIMIT) {
       // a long line: hash it up to its trailing whitespace, which the next bytes may extend
       let end = rest.length;
-      while (end > 0 && ' \t\r'.includes(rest[end - 1]!)) end--;
+      while (end > 0 && isSpaceOrCr(rest[end - 1]!)) end--;
       if (rest.length - end > PARTIAL_LIMIT) end = rest.length;
-      this.emit(canonical(rest.slice(0, end)));
-      rest = rest.slice(end);
+      this.emit(canonical(rest.subarray(0, end)));
+      rest = rest.subarray(end);
     }
-    this.partial = rest;
+    // a copy: the caller's chunk may be reused once this returns
+    this.partial = Buffer.from(rest);
   }
 
   /** The digest (base64url); the digest of an empty body when no body came. */
   digest(): string {
-    const last = canonical(this.partial).replace(/[ \t\r]+$/, '');
-    if (last.length > 0) this.emit(`${last}\n`);
-    else if (this.midLine) this.emit('\n');
+    const last = canonical(this.partial)
+      .toString('latin1')
+      .replace(/[ \t\r]+$/, '');
+    if (last.length > 0) this.emit(Buffer.from(`${last}\r\n`, 'latin1'));
+    else if (this.midLine) this.emit(CRLF);
     return this.hash.digest('base64url');
   }
 
@@ -68,18 +97,18 @@ export class BodyDigest {
   private bodyStart(chunk: Buffer): number {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i];
-      if (byte === 0x0a) {
+      if (byte === LF) {
         if (this.afterLf || this.afterLfCr) return i + 1;
         this.afterLf = true;
         this.afterLfCr = false;
-      } else if (byte === 0x0d && this.afterLf) {
+      } else if (byte === CR && this.afterLf) {
         this.afterLf = false;
         this.afterLfCr = true;
       } else {
         this.afterLf = false;
         this.afterLfCr = false;
         // jump to the next line feed: header lines are not read byte by byte
-        const lf = chunk.indexOf(0x0a, i + 1);
+        const lf = chunk.indexOf(LF, i + 1);
         if (lf < 0) return -1;
         i = lf - 1;
       }
@@ -87,36 +116,50 @@ export class BodyDigest {
     return -1;
   }
 
-  /** Hashes canonical text, holding back empty lines until text follows them. */
-  private emit(text: string): void {
+  /**
+   * Hashes canonical bytes (whole lines ending CRLF, or a piece of a long line), holding back
+   * empty lines until text follows them.
+   */
+  private emit(bytes: Buffer): void {
     let from = 0;
     if (this.midLine) {
-      const lf = text.indexOf('\n');
-      if (lf < 0) {
-        this.hash.update(text, 'latin1');
+      const end = bytes.indexOf(CRLF);
+      if (end < 0) {
+        this.hash.update(bytes);
         return;
       }
-      this.hash.update(text.slice(0, lf + 1), 'latin1');
+      this.hash.update(bytes.subarray(0, end + 2));
       this.midLine = false;
-      from = lf + 1;
+      from = end + 2;
     }
-    let last = text.length - 1;
-    while (last >= from && text[last] === '\n') last--;
-    if (last < from) {
-      this.pending += text.length - from;
+    // the line ends at the end of `bytes`, and the empty lines before them
+    let last = bytes.length;
+    let ends = 0;
+    while (
+      last - 2 >= from &&
+      bytes[last - 1] === LF &&
+      bytes[last - 2] === CR
+    ) {
+      last -= 2;
+      ends++;
+    }
+    if (last === from) {
+      this.pending += ends;
       return;
     }
-    if (this.pending > 0) this.hash.update('\n'.repeat(this.pending), 'latin1');
-    this.hash.update(text.slice(from, last + 1), 'latin1');
-    const newlines = text.length - 1 - last;
-    if (newlines === 0) {
+    for (; this.pending > 0; this.pending--) this.hash.update(CRLF);
+    if (ends === 0) {
+      this.hash.update(bytes.subarray(from));
       this.midLine = true;
-      this.pending = 0;
-    } else {
-      this.hash.update('\n', 'latin1');
-      this.pending = newlines - 1;
+      return;
     }
+    this.hash.update(bytes.subarray(from, last + 2));
+    this.pending = ends - 1;
   }
+}
+
+function isSpaceOrCr(byte: number): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === CR;
 }
 
 /** The From address of a header block (lower case, unfolded), or '' without one. */

@@ -32,11 +32,6 @@ describe('BodyDigest', () => {
       'trailing whitespace on lines',
       BASE.replace('there,\r\n', 'there, \t\r\n'),
     ],
-    [
-      'a run of spaces read as one',
-      BASE.replace('Hello  there', 'Hello there'),
-    ],
-    ['a tab for a space', BASE.replace('Hello  there', 'Hello\tthere')],
     ['empty lines added at the end', `${BASE}\r\n\r\n \r\n`],
     ['no final line end', BASE.slice(0, -2)],
   ];
@@ -51,6 +46,9 @@ describe('BodyDigest', () => {
     ['a line break moved', BASE.replace('there,\r\n\r\nsee', 'there,\r\nsee')],
     ['an empty line inside', BASE.replace('see you.', '\r\nsee you.')],
     ['space where there was none', BASE.replace('see you', 'se e you')],
+    // inside a line every byte counts: relays rewrite line ends, not words
+    ['a run of spaces made one', BASE.replace('Hello  there', 'Hello there')],
+    ['a tab for a space', BASE.replace('Hello  there', 'Hello\tthere')],
     ['an empty body', BASE.slice(0, BASE.indexOf('\r\n\r\n') + 4)],
   ];
   for (const [name, raw] of different) {
