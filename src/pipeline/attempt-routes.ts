@@ -84,8 +84,8 @@ export async function attemptRoutes(
 }
 
 /**
- * Posts `groups`: as a job on the post thread when the bytes are in memory and the sink has a
- * usable thread (its bytes are then handed over), else here, through the sink.
+ * Posts `groups`: as a job on the post thread when the sink has a usable one (bytes in memory
+ * are then handed over; a file is read there), else here, through the sink.
  */
 async function post(
   input: AttemptInput,
@@ -93,11 +93,13 @@ async function post(
   deps: AttemptRoutesDeps,
 ): Promise<JobResult> {
   const { source, envelope } = input;
-  if (Buffer.isBuffer(source) && deps.sink.deliverJob) {
-    const { start = 0, length = source.length - start } = input.parse;
+  if (deps.sink.deliverJob) {
+    const { start = 0, length } = input.parse;
     const running = deps.sink.deliverJob(
       {
-        raw: source.subarray(start, start + length),
+        raw: Buffer.isBuffer(source)
+          ? source.subarray(start, start + (length ?? source.length - start))
+          : { path: source, start, length },
         attachmentDir: input.parse.attachmentDir,
         envelope,
         groups,

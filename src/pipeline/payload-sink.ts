@@ -4,10 +4,21 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
+/** A raw message in a file: from byte `start` (0 by default), `length` bytes (to the end). */
+export interface RawFile {
+  path: string;
+  start?: number;
+  length?: number;
+}
+
 /** A whole attempt at a message for the post thread (api/post-thread/delivery-job.ts). */
 export interface DeliveryJob {
-  /** the raw message's bytes (handed over to the thread) */
-  raw: Uint8Array;
+  /**
+   * The raw message: its bytes (handed over to the thread), or the file that holds it (the
+   * thread reads it there: a large message is never read, parsed or sanitized on the thread
+   * that answers SMTP).
+   */
+  raw: Uint8Array | RawFile;
   /** where attachment files are written while the job runs */
   attachmentDir?: string;
   envelope: Envelope;

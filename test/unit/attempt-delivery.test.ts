@@ -150,13 +150,14 @@ class JobSink extends ScriptedSink {
   ): Promise<JobResult> | undefined {
     if (this.options.declines) return undefined;
     this.jobs.push(job);
-    const raw = this.options.transfers
-      ? new Uint8Array(
-          structuredClone(job.raw.buffer as ArrayBuffer, {
-            transfer: [job.raw.buffer as ArrayBuffer],
-          }),
-        )
-      : job.raw;
+    const raw =
+      this.options.transfers && job.raw instanceof Uint8Array
+        ? new Uint8Array(
+            structuredClone(job.raw.buffer as ArrayBuffer, {
+              transfer: [job.raw.buffer as ArrayBuffer],
+            }),
+          )
+        : job.raw;
     return (async () => {
       const failures = new Map<number, Error | undefined>();
       let next = 0;

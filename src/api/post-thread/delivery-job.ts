@@ -23,9 +23,15 @@ export async function runJob(
   post: PostPayload,
 ): Promise<JobAnswer> {
   const { raw } = job;
+  const inFile = !(raw instanceof Uint8Array);
   const answer = await postRoutes<Posted>(
-    Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
-    { attachmentDir: job.attachmentDir, filePrefix: jobFilePrefix(job) },
+    inFile ? raw.path : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
+    {
+      attachmentDir: job.attachmentDir,
+      filePrefix: jobFilePrefix(job),
+      start: inFile ? raw.start : undefined,
+      length: inFile ? raw.length : undefined,
+    },
     { envelope: job.envelope, groups: job.groups, mapping },
     {
       post: (payload, key) => post(payload, key),

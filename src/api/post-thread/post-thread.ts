@@ -101,11 +101,11 @@ export class PostThread {
       routes: job.groups.map(g => ({ index: g.index, posted: { code } })),
     });
     if (this.closed) return Promise.resolve(failed('EPOSTCLOSED'));
-    const raw = handedOver(job.raw);
+    const raw = job.raw instanceof Uint8Array ? handedOver(job.raw) : job.raw;
     return new Promise(resolve => {
       this.request(
         id => ({ id, job: { ...job, raw } }) satisfies JobRequest,
-        [raw.buffer as ArrayBuffer],
+        raw instanceof Uint8Array ? [raw.buffer as ArrayBuffer] : [],
         {
           settle: answer => resolve(answer as JobAnswer),
           // the worker will not dispose of the job's attachment files: removed here first
