@@ -39,6 +39,8 @@ export interface Metrics {
   authentications: Counter<'result'>;
   /** Sessions ended by the client's fault: gone mid-session, a TLS handshake failed or missing. */
   clientErrors: Counter;
+  /** Sessions closed with `421 4.4.2` by a deadline: command, data, session. */
+  sessionTimeouts: Counter<'deadline'>;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -122,6 +124,12 @@ export function createMetrics(): Metrics {
     clientErrors: new Counter({
       name: 'mailbridge_smtp_client_errors_total',
       help: 'SMTP sessions ended by a client error (gone, or a TLS handshake that failed or never came)',
+      registers: [registry],
+    }),
+    sessionTimeouts: new Counter({
+      name: 'mailbridge_smtp_session_timeouts_total',
+      help: 'SMTP sessions closed with 421 4.4.2 by a deadline: command (a command line not finished in time), data (DATA slower than its deadline), session (the whole session too long)',
+      labelNames: ['deadline'],
       registers: [registry],
     }),
   };

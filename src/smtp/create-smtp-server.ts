@@ -15,6 +15,7 @@ import { mailFromHandler } from './on-mail-from.js';
 import { rcptToHandler } from './on-rcpt-to.js';
 import { RcptCommands } from './rcpt-commands.js';
 import { loadServerTls } from './server-tls.js';
+import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { AUTH_METHODS } from './smtp-auth.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
@@ -25,6 +26,17 @@ export function clientLimits(config: Pick<Config, 'smtp'>): ClientLimits {
   return {
     maxConnections: config.smtp.maxConnectionsPerClient,
     perMinute: config.smtp.connectionRatePerClient,
+  };
+}
+
+/** The deadlines of a session, a command line and a DATA (smtp.*TimeoutMs, smtp.dataMinRate). */
+export function deadlineLimits(config: Pick<Config, 'smtp'>): DeadlineLimits {
+  return {
+    commandMs: config.smtp.commandTimeoutMs,
+    dataMs: config.smtp.dataTimeoutMs,
+    dataMinRate: config.smtp.dataMinRate,
+    dataMaxBytes: config.smtp.maxMessageSize,
+    sessionMs: config.smtp.sessionTimeoutMs,
   };
 }
 
@@ -39,7 +51,13 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const rcpts = config.smtp.lmtp ? new RcptCommands() : undefined;
   const connect = connectHandlers(deps, limiter);
   const logins = authHandlers(deps, limiter);
-  const server = new SMTPServer({
+  // smtp-server's socketTimeout is an idle time, which one byte resets: these are not
+  const deadlines: SessionDeadlines = new SessionDeadlines(
+    deadlineLimits(config),
+    deps,
+    () => server.connections,
+  );
+  const server: SMTPServer = new SMTPServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
     size: config.smtp.maxMessageSize,
@@ -70,14 +88,21 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
     lmtp: config.smtp.lmtp,
     logger: smtpLoggerAdapter(log) as never,
-    onConnect: connect.onConnect,
+    onConnect: (session, callback) =>
+      connect.onConnect(session, err => {
+        // an admitted session's deadlines start now
+        if (!err) deadlines.start(session);
+        callback(err);
+      }),
+    onSecure: deadlines.onSecure,
     onClose: (session, callback) => {
+      deadlines.stop(session);
       logins.forget(session);
       connect.onClose(session, callback);
     },
     onMailFrom: mailFromHandler(deps, rcpts),
     onRcptTo: rcptToHandler(deps, rcpts),
-    onData: dataHandler(deps, rcpts),
+    onData: deadlines.watchData(dataHandler(deps, rcpts)),
   });
   server.on('error', err => {
     // a client gone, or a TLS handshake that failed or never came: the client's doing

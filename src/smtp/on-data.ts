@@ -22,6 +22,7 @@ import { spoolHeader } from '../spool/spool-file.js';
 import type { Reply } from './lmtp-replies.js';
 import type { RcptCommands } from './rcpt-commands.js';
 import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
+import { DataDeadlineError } from './session-deadlines.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** The answer to a message: the 250 text, one reply per recipient, or the refusal. */
@@ -186,9 +187,14 @@ function answerFailed(
 ): SmtpReplyError {
   const reply = toSmtpReply(err);
   if (clientGone) {
-    // the client went away mid-message: nothing was accepted, nothing is wrong here
+    // the client went away mid-message, or was too slow (its 421 is sent): nothing was
+    // accepted, nothing is wrong here
+    const why =
+      err instanceof DataDeadlineError
+        ? 'DATA not received in time'
+        : 'client disconnected during DATA';
     deps.metrics.messages.inc({ outcome: 'aborted' });
-    log.info('message aborted: client disconnected during DATA', {
+    log.info(`message aborted: ${why}`, {
       ...fields,
       outcome: 'aborted',
     });

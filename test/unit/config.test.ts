@@ -72,6 +72,11 @@ describe('config', () => {
       ['smtp.host', '127.0.0.1'],
       ['smtp.port', 2525],
       ['smtp.maxMessageSize', 26214400],
+      // the deadlines a slow sender never meets: a line a minute, DATA 10 min + 500 B/s
+      ['smtp.commandTimeoutMs', 60000],
+      ['smtp.dataTimeoutMs', 600000],
+      ['smtp.dataMinRate', 500],
+      ['smtp.sessionTimeoutMs', 1800000],
       ['http.host', '127.0.0.1'],
       ['http.port', 9025],
       ['spool.dir', './var/spool'],
@@ -383,6 +388,10 @@ describe('config', () => {
       [{ api: { token: '' } }, 'api.token'],
       [{ api: { timeoutMs: -1 } }, 'api.timeoutMs'],
       [{ smtp: { inFlowDelayMs: -1 } }, 'smtp.inFlowDelayMs'],
+      [{ smtp: { commandTimeoutMs: 0 } }, 'smtp.commandTimeoutMs'],
+      [{ smtp: { dataTimeoutMs: 1.5 } }, 'smtp.dataTimeoutMs'],
+      [{ smtp: { dataMinRate: -1 } }, 'smtp.dataMinRate'],
+      [{ smtp: { sessionTimeoutMs: 'long' } }, 'smtp.sessionTimeoutMs'],
       // a client waiting at MAIL FROM longer than the idle limit would be dropped
       [
         { smtp: { inFlowDelayMs: 60000, socketTimeoutMs: 60000 } },
