@@ -1,5 +1,5 @@
-// Issue 16, through the real daemon: header-derived fields without control characters.
-// Real SMTP in, the JSON the API received out.
+// Issue 16, through the real daemon: header-derived fields without control characters, safe
+// attachment names. Real SMTP in, the JSON the API received out.
 import { expect } from 'chai';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
@@ -91,5 +91,45 @@ describe('body posted: hostile headers, names and images (issue 16)', () => {
     expect(
       stringsIn(headerDerived).filter(([, v]) => CONTROL.test(v)),
     ).to.deep.equal([]);
+  });
+
+  it('attachment names: bidi overrides removed, 255 bytes at most, the extension kept', async () => {
+    const long = `${'x'.repeat(4996)}.pdf`;
+    const pieces = long.match(/.{1,200}/g) ?? [];
+    const bridge = await bridgeWith();
+    const body = await post(
+      bridge,
+      makeMessage(
+        {
+          From: 'jane@example.com',
+          To: 'support@example.com',
+          Subject: 'files',
+          'MIME-Version': '1.0',
+          'Content-Type': 'multipart/mixed; boundary="mix"',
+        },
+        [
+          '--mix',
+          'Content-Type: application/octet-stream',
+          "Content-Disposition: attachment; filename*=UTF-8''invoice%E2%80%AEgpj.exe",
+          '',
+          'MZ',
+          '--mix',
+          'Content-Type: application/pdf',
+          'Content-Disposition: attachment;',
+          ...pieces.map(
+            (piece, i) =>
+              ` filename*${i}="${piece}"${i < pieces.length - 1 ? ';' : ''}`,
+          ),
+          '',
+          '%PDF',
+          '--mix--',
+          '',
+        ].join('\r\n'),
+      ),
+    );
+    const names = (body.attachments as Array<{ name: string }>).map(
+      a => a.name,
+    );
+    expect(names).to.deep.equal(['invoicegpj.exe', `${'x'.repeat(251)}.pdf`]);
   });
 });
