@@ -90,7 +90,7 @@ function content(
   // HTML that sanitizes to nothing (only a script, say) is no HTML body: fall back to the text.
   const html =
     rawHtml && mapping.sanitizeHtml
-      ? nonBlank(sanitizeMailHtml(rawHtml))
+      ? nonBlank(sanitizeMailHtml(rawHtml, mapping.remoteImages))
       : rawHtml;
   switch (mapping.content) {
     case 'text':

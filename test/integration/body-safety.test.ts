@@ -1,5 +1,5 @@
 // Issue 16, through the real daemon: header-derived fields without control characters, safe
-// attachment names. Real SMTP in, the JSON the API received out.
+// attachment names, remote images blocked. Real SMTP in, the JSON the API received out.
 import { expect } from 'chai';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
@@ -131,5 +131,47 @@ describe('body posted: hostile headers, names and images (issue 16)', () => {
       a => a.name,
     );
     expect(names).to.deep.equal(['invoicegpj.exe', `${'x'.repeat(251)}.pdf`]);
+  });
+
+  it('remote images: blocked by default (alt text and a link), kept with remoteImages keep', async () => {
+    const html = makeMessage(
+      {
+        From: 'jane@example.com',
+        To: 'support@example.com',
+        Subject: 'images',
+        'MIME-Version': '1.0',
+        'Content-Type': 'text/html; charset=utf-8',
+      },
+      [
+        '<p>Hello<img src="https://tracker.example/open.gif?u=42" width="1" height="1">',
+        '<img src="https://cdn.example/logo.png" alt="ACME logo">',
+        '<img src="cid:sig@example.com" alt="signature">',
+        '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="dot"></p>',
+        '',
+      ].join('\r\n'),
+    );
+
+    const blocked = (await post(await bridgeWith(), html)).content;
+    expect(blocked).to.be.a('string');
+    expect(blocked).to.include(
+      '<a href="https://tracker.example/open.gif?u=42" rel="noopener noreferrer">[image]</a>',
+    );
+    expect(blocked).to.include(
+      '<a href="https://cdn.example/logo.png" rel="noopener noreferrer">[image: ACME logo]</a>',
+    );
+    expect(blocked).to.include(
+      '<img src="cid:sig@example.com" alt="signature" />',
+    );
+    expect(blocked).to.include('<img src="data:image/gif;base64,');
+    expect(blocked).to.not.match(/<img\b[^>]*\bsrc="https?:/);
+
+    const keep = await bridgeWith({ mapping: { remoteImages: 'keep' } });
+    const kept = (await post(keep, html)).content;
+    expect(kept).to.include(
+      '<img src="https://tracker.example/open.gif?u=42" width="1" height="1" />',
+    );
+    expect(kept).to.include(
+      '<img src="https://cdn.example/logo.png" alt="ACME logo" />',
+    );
   });
 });

@@ -18,6 +18,7 @@ const MAPPING: MappingConfig = {
   addressFormat: 'address',
   messageIdBrackets: true,
   sanitizeHtml: true,
+  remoteImages: 'block',
   priority: { high: 1, normal: null, low: 5 },
 };
 
@@ -493,6 +494,35 @@ describe('toApiPayload', () => {
         mapping: { sanitizeHtml: false },
       },
       expected: HTML,
+    },
+    {
+      title:
+        'remoteImages block: a remote image becomes a link with its alt text, cid: stays',
+      input: {
+        message: {
+          html: '<p><img src="https://t.example/p.gif" alt="Logo"><img src="cid:a@b"></p>',
+        },
+      },
+      expected:
+        '<p><a href="https://t.example/p.gif" rel="noopener noreferrer">[image: Logo]</a><img src="cid:a@b" /></p>',
+    },
+    {
+      title: 'remoteImages keep: a remote image stays an image',
+      input: {
+        message: {
+          html: '<p><img src="https://t.example/p.gif" alt="Logo"></p>',
+        },
+        mapping: { remoteImages: 'keep' },
+      },
+      expected: '<p><img src="https://t.example/p.gif" alt="Logo" /></p>',
+    },
+    {
+      title: 'remoteImages block with sanitizeHtml false: the HTML untouched',
+      input: {
+        message: { html: '<img src="https://t.example/p.gif">' },
+        mapping: { sanitizeHtml: false },
+      },
+      expected: '<img src="https://t.example/p.gif">',
     },
     {
       title: 'html, with HTML: the sanitized HTML',
