@@ -160,6 +160,7 @@ export const configSchema = z.strictObject({
     addressFormat: z.enum(['address', 'full']),
     messageIdBrackets: z.boolean(),
     sanitizeHtml: z.boolean(),
+    remoteImages: z.enum(['keep', 'block']),
     priority: z.strictObject({
       high: priorityValue,
       normal: priorityValue,

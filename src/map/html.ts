@@ -1,5 +1,6 @@
 // HTML for the API: sanitized so that a helpdesk can show it safely, and text turned into HTML.
 import sanitizeHtml from 'sanitize-html';
+import type { MappingConfig } from '../config/schema.js';
 
 /** A CSS value with no url(), expression() or escapes: no style injection. */
 const SAFE_CSS_VALUE =
@@ -102,9 +103,53 @@ const OPTIONS: sanitizeHtml.IOptions = {
   },
 };
 
-/** Removes scripts, event handlers, javascript: URLs and unsafe CSS; keeps formatting. */
-export function sanitizeMailHtml(html: string): string {
-  return sanitizeHtml(html, OPTIONS);
+/**
+ * Whether an image's source is fetched from elsewhere when the HTML is shown: anything but a
+ * cid: or data: URL (a relative one too, since the helpdesk would fetch it). The scheme is read
+ * as sanitize-html reads it, without the characters up to the space that browsers ignore.
+ */
+function isRemoteSource(src: string | undefined): boolean {
+  // eslint-disable-next-line no-control-regex -- these are what browsers ignore in a URL
+  const bare = (src ?? '').replace(/[\u0000-\u0020]+/g, '');
+  return bare !== '' && !/^(?:cid|data):/i.test(bare);
+}
+
+/**
+ * mapping.remoteImages block: a remote image becomes a link to it, named by its alt text, so
+ * that the sender cannot learn when and where the message is read (a tracking pixel, a
+ * "web bug"); an agent who wants the image follows the link.
+ */
+const blockRemoteImage: sanitizeHtml.Transformer = (tagName, attribs) => {
+  if (!isRemoteSource(attribs.src)) return { tagName, attribs };
+  const alt = (attribs.alt ?? '').replace(/\s+/g, ' ').trim();
+  return {
+    tagName: 'a',
+    attribs: { href: attribs.src!, rel: 'noopener noreferrer' },
+    text: alt ? `[image: ${alt}]` : '[image]',
+  };
+};
+
+const OPTIONS_BY_REMOTE_IMAGES: Record<
+  MappingConfig['remoteImages'],
+  sanitizeHtml.IOptions
+> = {
+  keep: OPTIONS,
+  block: {
+    ...OPTIONS,
+    transformTags: { ...OPTIONS.transformTags, img: blockRemoteImage },
+  },
+};
+
+/**
+ * Removes scripts, event handlers, javascript: URLs and unsafe CSS; keeps formatting. With
+ * `remoteImages: 'block'` an image that is not cid: or data: becomes a link to it, with its
+ * alt text (mapping.remoteImages); 'keep' (the default of this function) leaves it an image.
+ */
+export function sanitizeMailHtml(
+  html: string,
+  remoteImages: MappingConfig['remoteImages'] = 'keep',
+): string {
+  return sanitizeHtml(html, OPTIONS_BY_REMOTE_IMAGES[remoteImages]);
 }
 
 /** Stands for a line break while the markup is stripped (a private-use character). */

@@ -4,6 +4,7 @@ import type { Envelope } from '../mail/envelope.js';
 import type { MailAddress, ParsedMessage } from '../parse/parsed-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { ApiPayload } from './api-payload.js';
+import { cleanHeaderText } from './header-text.js';
 import { htmlToPlainText, sanitizeMailHtml, textToHtml } from './html.js';
 import { extractIds, formatId, generatedId } from '../mail/message-id.js';
 
@@ -18,24 +19,34 @@ export interface MappingInput {
 export function toApiPayload(input: MappingInput): ApiPayload {
   const { message, envelope, group, mapping } = input;
   const format = (a: MailAddress) => formatAddress(a, mapping.addressFormat);
+  // No header-derived field carries control characters (contract): each is cleaned first.
   // An entry with no address (a bare group, a broken header) is no address at all.
-  const from = message.from?.address.trim() ? message.from : undefined;
-  const to = message.to.filter(a => a.address.trim());
-  const cc = message.cc.filter(a => a.address.trim());
+  const sender = message.from && cleanAddress(message.from);
+  const from = sender?.address.trim() ? sender : undefined;
+  const to = message.to.map(cleanAddress).filter(a => a.address.trim());
+  const cc = message.cc.map(cleanAddress).filter(a => a.address.trim());
   const visible = new Set([...to, ...cc].map(a => a.address.toLowerCase()));
-  const bcc = group.recipients.filter(r => !visible.has(r.toLowerCase()));
-  const ids = messageIds(message);
+  const bcc = group.recipients
+    .map(cleanHeaderText)
+    .filter(r => !visible.has(r.toLowerCase()));
+  const subject = clean(message.subject);
+  const ids = messageIds({
+    messageId: clean(message.messageId),
+    inReplyTo: clean(message.inReplyTo),
+    references: message.references.map(cleanHeaderText),
+    digest: message.digest,
+  });
 
   const mapped: ApiPayload = {
-    from: from ? format(from) : (envelope.mailFrom ?? undefined),
+    from: from ? format(from) : clean(envelope.mailFrom ?? undefined),
     to: joinAddresses(to.map(format)),
     cc: joinAddresses(cc.map(format)),
     bcc: joinAddresses(bcc),
-    subject: message.subject?.trim() ? message.subject : undefined,
+    subject: subject?.trim() ? subject : undefined,
     content: content(message, mapping),
     attachments: message.attachments.length
       ? message.attachments.map(a => ({
-          name: a.filename,
+          name: cleanHeaderText(a.filename),
           file: { path: a.path, size: a.size },
         }))
       : undefined,
@@ -44,7 +55,7 @@ export function toApiPayload(input: MappingInput): ApiPayload {
       ? formatId(ids.replyTo, mapping.messageIdBrackets)
       : undefined,
     mailbox_id: group.route.mailbox_id,
-    thread_id: group.threadId,
+    thread_id: clean(group.threadId),
     priority: mapping.priority[message.priority] ?? undefined,
   };
   // A route field (e.g. a default priority) stays unless the mapper has a value for its key.
@@ -52,7 +63,12 @@ export function toApiPayload(input: MappingInput): ApiPayload {
 }
 
 /** The normalised Message-ID (generated when missing) and the id this message replies to. */
-export function messageIds(message: ParsedMessage): {
+export function messageIds(
+  message: Pick<
+    ParsedMessage,
+    'messageId' | 'inReplyTo' | 'references' | 'digest'
+  >,
+): {
   messageId: string;
   replyTo?: string;
 } {
@@ -74,7 +90,7 @@ function content(
   // HTML that sanitizes to nothing (only a script, say) is no HTML body: fall back to the text.
   const html =
     rawHtml && mapping.sanitizeHtml
-      ? nonBlank(sanitizeMailHtml(rawHtml))
+      ? nonBlank(sanitizeMailHtml(rawHtml, mapping.remoteImages))
       : rawHtml;
   switch (mapping.content) {
     case 'text':
@@ -85,6 +101,17 @@ function content(
     case 'auto':
       return html ?? (text ? textToHtml(text) : undefined);
   }
+}
+
+function clean(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : cleanHeaderText(value);
+}
+
+function cleanAddress(address: MailAddress): MailAddress {
+  return {
+    address: cleanHeaderText(address.address),
+    name: cleanHeaderText(address.name),
+  };
 }
 
 function nonBlank(value: string | undefined): string | undefined {

@@ -38,14 +38,57 @@ export const EXTENSIONS: Record<string, string> = {
   'video/mp4': 'mp4',
 };
 
-/** Keeps the last path segment and drops control characters; null when nothing is left. */
+/**
+ * The longest name kept, in bytes of UTF-8: 255 is the most a file name may have on the common
+ * file systems (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never fewer), so a name posted
+ * can be saved as it is wherever the helpdesk or the agent stores it.
+ */
+export const MAX_FILENAME_BYTES = 255;
+
+/** The longest extension kept when a name is shortened; a longer "extension" is just text. */
+const MAX_EXTENSION_BYTES = 32;
+
+/**
+ * Control characters (C0, DEL, C1) and the bidi formatting characters (LRM, RLM, ALM, the
+ * embeddings and overrides LRE..RLO, the isolates LRI..PDI): an override makes
+ * `invoice\u202Egpj.exe` show as `invoiceexe.jpg`.
+ */
+const UNSAFE =
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what we strip
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+const byteLength = (text: string) => Buffer.byteLength(text, 'utf8');
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/**
+ * A sender's file name made safe: the last path segment, without control and bidi characters,
+ * shortened to MAX_FILENAME_BYTES with its extension kept. Null when nothing is left.
+ */
 export function safeFilename(name: string | null | undefined): string | null {
   if (!name) return null;
-  const base = name
-    .split(/[\\/]/)
-    .pop()
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what we strip
-    ?.replace(/[\u0000-\u001f\u007f]/g, '')
-    .trim();
-  return base && base !== '.' && base !== '..' ? base : null;
+  const base = name.replace(UNSAFE, '').split(/[\\/]/).pop()?.trim();
+  return base && base !== '.' && base !== '..' ? capLength(base) || null : null;
+}
+
+/**
+ * The name within MAX_FILENAME_BYTES: the part before the extension is cut after a whole
+ * character (a grapheme: no half emoji, no accent without its letter), the extension kept.
+ */
+function capLength(name: string): string {
+  if (byteLength(name) <= MAX_FILENAME_BYTES) return name;
+  const dot = name.lastIndexOf('.');
+  const extension = dot > 0 ? name.slice(dot) : '';
+  const kept = byteLength(extension) <= MAX_EXTENSION_BYTES ? extension : '';
+  const stem = kept ? name.slice(0, dot) : name;
+  let room = MAX_FILENAME_BYTES - byteLength(kept);
+  let cut = '';
+  // A character takes a byte at least, so one that starts past the first MAX_FILENAME_BYTES
+  // code units cannot fit: segmenting twice that many is enough, however long the name.
+  const head = stem.slice(0, 2 * MAX_FILENAME_BYTES);
+  for (const { segment } of graphemes.segment(head)) {
+    room -= byteLength(segment);
+    if (room < 0) break;
+    cut += segment;
+  }
+  return cut.trimEnd() + kept;
 }

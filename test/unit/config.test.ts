@@ -84,6 +84,7 @@ describe('config', () => {
       ['delivery.dedupeMaxRecords', 2000000],
       ['log.level', 'info'],
       ['mapping.content', 'auto'],
+      ['mapping.remoteImages', 'block'],
       ['mapping.priority', { high: 1, normal: null, low: 5 }],
       ['routes', [{ match: '*', thread_from_subaddress: false, fields: {} }]],
     ];
@@ -443,6 +444,7 @@ describe('config', () => {
       [{ http: { enabled: 'yes' } }, 'http.enabled'],
       [{ mapping: { content: 'rich' } }, 'mapping.content'],
       [{ mapping: { messageIdBrackets: 'no' } }, 'mapping.messageIdBrackets'],
+      [{ mapping: { remoteImages: 'hide' } }, 'mapping.remoteImages'],
       [{ mapping: { priority: { high: 'urgent' } } }, 'mapping.priority.high'],
       [{ routes: { match: '*' } }, 'routes'],
       [{ routes: [{ mailbox_id: 'mb' }] }, 'routes.0.match'],

@@ -230,6 +230,96 @@ describe('html', () => {
     }
   });
 
+  describe('sanitizeMailHtml with remoteImages block', () => {
+    /** An image that a browser would fetch from elsewhere: any source but cid: or data:. */
+    const REMOTE_IMG = /<img\b[^>]*\bsrc="(?!cid:|data:)/i;
+    const rows: Array<[title: string, html: string, out: string]> = [
+      [
+        'an http image: a link to it, named by its alt text',
+        '<p><img src="http://example.com/logo.png" alt="Logo" width="10"></p>',
+        '<p><a href="http://example.com/logo.png" rel="noopener noreferrer">[image: Logo]</a></p>',
+      ],
+      [
+        'a tracking pixel without alt: a link named [image]',
+        '<img src="https://t.example/o.gif?u=42" width="1" height="1" style="display:none">',
+        '<a href="https://t.example/o.gif?u=42" rel="noopener noreferrer">[image]</a>',
+      ],
+      [
+        'the alt text escaped and its whitespace collapsed',
+        '<img src="https://e.example/a.png" alt=" <b>Fish\n &amp; chips</b> ">',
+        '<a href="https://e.example/a.png" rel="noopener noreferrer">[image: &lt;b&gt;Fish &amp; chips&lt;/b&gt;]</a>',
+      ],
+      [
+        'an upper-case scheme',
+        '<img src="HTTPS://E.EXAMPLE/A.PNG">',
+        '<a href="HTTPS://E.EXAMPLE/A.PNG" rel="noopener noreferrer">[image]</a>',
+      ],
+      [
+        'an entity-encoded scheme',
+        '<img src="&#104;ttps://e.example/a.png">',
+        '<a href="https://e.example/a.png" rel="noopener noreferrer">[image]</a>',
+      ],
+      [
+        'a source padded with controls and spaces that browsers ignore',
+        '<img src=" &#1;https://e.example/a.png">',
+        '<a href=" \u0001https://e.example/a.png" rel="noopener noreferrer">[image]</a>',
+      ],
+      [
+        'a protocol-relative source: the link loses it as every such link does',
+        '<img src="//e.example/a.png" alt="a">',
+        '<a rel="noopener noreferrer">[image: a]</a>',
+      ],
+      [
+        'a relative source (fetched from the helpdesk) is not kept as an image either',
+        '<img src="logo.png">',
+        '<a href="logo.png" rel="noopener noreferrer">[image]</a>',
+      ],
+      [
+        'a javascript: source: a link without its href',
+        '<img src="javascript:alert(1)" alt="x">',
+        '<a rel="noopener noreferrer">[image: x]</a>',
+      ],
+      [
+        'a remote image inside a link: both links stay',
+        '<a href="https://shop.example/"><img src="https://shop.example/b.png" alt="Sale"></a>',
+        '<a href="https://shop.example/" rel="noopener noreferrer"><a href="https://shop.example/b.png" rel="noopener noreferrer">[image: Sale]</a></a>',
+      ],
+    ];
+    for (const [title, html, out] of rows) {
+      it(title, () => {
+        const clean = sanitizeMailHtml(html, 'block');
+        expect(clean).to.equal(out);
+        expect(clean).to.not.match(REMOTE_IMG);
+        for (const pattern of DANGEROUS) {
+          expect(clean).to.not.match(pattern);
+        }
+      });
+    }
+
+    const kept: Array<[title: string, html: string, out?: string]> = [
+      ['a cid: image', '<img src="cid:part1.abc@example.com" alt="Logo" />'],
+      ['a CID: image in upper case', '<img src="CID:part1@example.com" />'],
+      ['a data: image', '<img src="data:image/png;base64,iVBORw0KGgo=" />'],
+      ['an image without a source', '<img alt="nothing" />'],
+      [
+        'an image with only a srcset: the srcset dropped as before',
+        '<img srcset="https://e.example/a.png 1x" alt="a">',
+        '<img alt="a" />',
+      ],
+    ];
+    for (const [title, html, out] of kept) {
+      it(`keeps ${title}`, () => {
+        expect(sanitizeMailHtml(html, 'block')).to.equal(out ?? html);
+      });
+    }
+
+    it('keep (the default of the function) leaves a remote image an image', () => {
+      const html = '<img src="https://e.example/a.png" alt="a" />';
+      expect(sanitizeMailHtml(html, 'keep')).to.equal(html);
+      expect(sanitizeMailHtml(html)).to.equal(html);
+    });
+  });
+
   describe('textToHtml', () => {
     const rows: Array<[title: string, text: string, html: string]> = [
       ['plain words', 'hello', '<div>hello</div>'],

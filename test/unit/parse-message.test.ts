@@ -254,6 +254,59 @@ describe('parseMessage: attachments as files', () => {
     expect(message.text).to.equal('Body.');
   });
 
+  describe('attachment names as decoded, made safe', () => {
+    /** RFC 2231 continuations of 70 characters: a long name, as a mail client folds it. */
+    const continued = (name: string) =>
+      (name.match(/.{1,70}/g) ?? []).map(
+        (piece, i, all) =>
+          ` filename*${i}*=${i === 0 ? "UTF-8''" : ''}${encodeURIComponent(piece)}${i < all.length - 1 ? ';' : ''}`,
+      );
+    const rows: Array<[title: string, disposition: string[], name: string]> = [
+      [
+        'a right-to-left override (RFC 2231) removed: the true extension shows',
+        [
+          "Content-Disposition: attachment; filename*=UTF-8''invoice%E2%80%AEgpj.exe",
+        ],
+        'invoicegpj.exe',
+      ],
+      [
+        'a right-to-left override in an encoded word removed',
+        [
+          'Content-Disposition: attachment; filename="=?UTF-8?Q?invoice=E2=80=AEgpj.exe?="',
+        ],
+        'invoicegpj.exe',
+      ],
+      [
+        'CR/LF from an encoded word removed',
+        [
+          'Content-Disposition: attachment; filename="=?UTF-8?Q?a=0D=0AContent-Type:_x.txt?="',
+        ],
+        'aContent-Type: x.txt',
+      ],
+      [
+        'a name of 5,000 characters: 255 bytes, the extension kept',
+        [
+          'Content-Disposition: attachment;',
+          ...continued(`${'é'.repeat(4996)}.pdf`),
+        ],
+        `${'é'.repeat(125)}.pdf`,
+      ],
+    ];
+    for (const [title, disposition, name] of rows) {
+      it(title, async () => {
+        const message = await parse(
+          multipart([
+            base64Part(
+              ['Content-Type: application/octet-stream', ...disposition],
+              bytesOf(4),
+            ),
+          ]),
+        );
+        expect(message.attachments.map(a => a.filename)).to.deep.equal([name]);
+      });
+    }
+  });
+
   describe('the digest and size of the raw bytes, whatever the source', () => {
     const raw = multipart([
       base64Part(['Content-Type: image/gif'], bytesOf(70_000)),

@@ -18,6 +18,7 @@ const MAPPING: MappingConfig = {
   addressFormat: 'address',
   messageIdBrackets: true,
   sanitizeHtml: true,
+  remoteImages: 'block',
   priority: { high: 1, normal: null, low: 5 },
 };
 
@@ -187,6 +188,48 @@ describe('toApiPayload', () => {
       },
       expected: 'bounce@example.com',
     },
+    {
+      title:
+        'addressFormat full: CR/LF in the name become a space (header injection, regression)',
+      input: {
+        mapping: { addressFormat: 'full' },
+        message: {
+          from: addr('jane@example.com', 'Jane\r\nBcc: victim@example.net'),
+        },
+      },
+      expected: '"Jane Bcc: victim@example.net" <jane@example.com>',
+    },
+    {
+      title: 'addressFormat full: other controls of the name removed',
+      input: {
+        mapping: { addressFormat: 'full' },
+        message: {
+          from: addr('jane@example.com', 'Ja\u0000ne\u0007 \u009bDoe'),
+        },
+      },
+      expected: 'Jane Doe <jane@example.com>',
+    },
+    {
+      title: 'controls in the address: CR/LF a space, others removed',
+      input: {
+        message: { from: addr('ja\u0000ne@example.com\r\nBcc: x@example.net') },
+      },
+      expected: 'jane@example.com Bcc: x@example.net',
+    },
+    {
+      title:
+        'an address made only of controls is no address: the envelope sender',
+      input: { message: { from: addr('\r\n\u0000', 'Jane') } },
+      expected: 'bounce@example.com',
+    },
+    {
+      title: 'controls in the envelope sender removed',
+      input: {
+        message: { from: undefined },
+        envelope: { mailFrom: 'bounce\u0001@example.com' },
+      },
+      expected: 'bounce@example.com',
+    },
   ]);
 
   fieldTable('to', [
@@ -233,6 +276,20 @@ describe('toApiPayload', () => {
       input: { message: { to: [addr('', 'undisclosed-recipients')] } },
       expected: undefined,
     },
+    {
+      title:
+        'addressFormat full: CR/LF in a name become a space, controls removed',
+      input: {
+        mapping: { addressFormat: 'full' },
+        message: {
+          to: [
+            addr('a@example.com', 'Ann\r\nCc: x'),
+            addr('b@exa\u0000mple.com'),
+          ],
+        },
+      },
+      expected: '"Ann Cc: x" <a@example.com>, b@example.com',
+    },
   ]);
 
   fieldTable('cc', [
@@ -255,6 +312,15 @@ describe('toApiPayload', () => {
         message: { cc: [addr('c@example.com', 'Cee')] },
       },
       expected: 'Cee <c@example.com>',
+    },
+    {
+      title:
+        'addressFormat full: CR/LF in a name become a space, controls removed',
+      input: {
+        mapping: { addressFormat: 'full' },
+        message: { cc: [addr('c@example.com\u007f', 'C\u0085ee\u0000')] },
+      },
+      expected: 'C ee <c@example.com>',
     },
   ]);
 
@@ -309,6 +375,15 @@ describe('toApiPayload', () => {
       input: { envelope: { rcptTo: ['Hidden+T1@Example.com'] } },
       expected: 'Hidden+T1@Example.com',
     },
+    {
+      title: 'controls in a recipient removed',
+      input: {
+        envelope: {
+          rcptTo: ['support@example.com', 'hid\u0000den@example.com'],
+        },
+      },
+      expected: 'hidden@example.com',
+    },
   ]);
 
   fieldTable('subject', [
@@ -331,6 +406,29 @@ describe('toApiPayload', () => {
     {
       title: 'left out when only whitespace',
       input: { message: { subject: ' \t ' } },
+      expected: undefined,
+    },
+    {
+      // an encoded word `=?utf-8?q?Hello=0D=0ABcc:...?=` decodes to a line break
+      title: 'CR/LF become a space (header injection, regression)',
+      input: { message: { subject: 'Hello\r\nBcc: victim@example.net' } },
+      expected: 'Hello Bcc: victim@example.net',
+    },
+    {
+      title: 'a run of CR, LF, TAB, VT, FF and NEL becomes one space',
+      input: { message: { subject: 'a\r\n\tb\u000b\u000c\u0085c' } },
+      expected: 'a b c',
+    },
+    {
+      title: 'other C0 controls, DEL and C1 controls removed',
+      input: {
+        message: { subject: 'a\u0000b\u0008c\u007fd\u0080e\u009bf\u001b' },
+      },
+      expected: 'abcdef',
+    },
+    {
+      title: 'left out when only control characters',
+      input: { message: { subject: '\r\n\u0000\u0007' } },
       expected: undefined,
     },
   ]);
@@ -396,6 +494,35 @@ describe('toApiPayload', () => {
         mapping: { sanitizeHtml: false },
       },
       expected: HTML,
+    },
+    {
+      title:
+        'remoteImages block: a remote image becomes a link with its alt text, cid: stays',
+      input: {
+        message: {
+          html: '<p><img src="https://t.example/p.gif" alt="Logo"><img src="cid:a@b"></p>',
+        },
+      },
+      expected:
+        '<p><a href="https://t.example/p.gif" rel="noopener noreferrer">[image: Logo]</a><img src="cid:a@b" /></p>',
+    },
+    {
+      title: 'remoteImages keep: a remote image stays an image',
+      input: {
+        message: {
+          html: '<p><img src="https://t.example/p.gif" alt="Logo"></p>',
+        },
+        mapping: { remoteImages: 'keep' },
+      },
+      expected: '<p><img src="https://t.example/p.gif" alt="Logo" /></p>',
+    },
+    {
+      title: 'remoteImages block with sanitizeHtml false: the HTML untouched',
+      input: {
+        message: { html: '<img src="https://t.example/p.gif">' },
+        mapping: { sanitizeHtml: false },
+      },
+      expected: '<img src="https://t.example/p.gif">',
     },
     {
       title: 'html, with HTML: the sanitized HTML',
@@ -492,6 +619,27 @@ describe('toApiPayload', () => {
         },
       ],
     },
+    {
+      title: 'controls in a name: CR/LF a space, others removed',
+      input: {
+        message: {
+          attachments: [
+            {
+              filename: 're\u0007port\r\nfinal.pdf\u0085',
+              contentType: 'application/pdf',
+              path: '/spool/tmp/att-1.bin',
+              size: 8,
+            },
+          ],
+        },
+      },
+      expected: [
+        {
+          name: 'report final.pdf ',
+          file: { path: '/spool/tmp/att-1.bin', size: 8 },
+        },
+      ],
+    },
   ]);
 
   const GENERATED = `<${DIGEST.slice(0, 40)}@mailbridge.generated>`;
@@ -534,6 +682,16 @@ describe('toApiPayload', () => {
     {
       title: 'generated when the header is blank',
       input: { message: { messageId: '  ' } },
+      expected: GENERATED,
+    },
+    {
+      title: 'controls in the id removed',
+      input: { message: { messageId: '<m1\u0000@exam\u0085ple.com\u009b>' } },
+      expected: '<m1@example.com>',
+    },
+    {
+      title: 'generated when the id is only controls',
+      input: { message: { messageId: '<\u0001\u007f>' } },
       expected: GENERATED,
     },
     {
@@ -636,6 +794,18 @@ describe('toApiPayload', () => {
       expected: '<r2@example.com>',
     },
     {
+      title: 'controls in the In-Reply-To id removed',
+      input: { message: { inReplyTo: '<p1\u0000@example.com\u0085>' } },
+      expected: '<p1@example.com>',
+    },
+    {
+      title: 'controls in a References id removed',
+      input: {
+        message: { references: ['<r1@example.com>', '<r2\u009b@example.com>'] },
+      },
+      expected: '<r2@example.com>',
+    },
+    {
       title: 'messageIdBrackets false: bare id',
       input: {
         message: { inReplyTo: '<p1@example.com>' },
@@ -668,6 +838,11 @@ describe('toApiPayload', () => {
       title: 'left out when the group has none',
       input: {},
       expected: undefined,
+    },
+    {
+      title: 'controls in the thread id removed',
+      input: { group: { threadId: 'T1\u0000\u009b23' } },
+      expected: 'T123',
     },
   ]);
 
@@ -834,6 +1009,53 @@ describe('toApiPayload', () => {
         envelope: { mailFrom: null, rcptTo: [] },
       });
       expect(body).to.deep.equal({ ext_msg_id: GENERATED });
+    });
+
+    it('no header-derived value carries a control character (regression)', () => {
+      const hostile = (text: string) => `${text}\r\n\u0000\u0085\u009b\u007fX`;
+      const body = map({
+        mapping: { addressFormat: 'full' },
+        message: {
+          from: addr(hostile('jane@example.com'), hostile('Jane')),
+          to: [addr(hostile('support@example.com'), hostile('Support'))],
+          cc: [addr(hostile('boss@example.com'), hostile('Boss'))],
+          subject: hostile('Subject'),
+          messageId: hostile('<m2@example.com>'),
+          inReplyTo: hostile('<m1@example.com>'),
+          attachments: [
+            {
+              filename: hostile('a.txt'),
+              contentType: 'text/plain',
+              path: '/spool/tmp/att-1.bin',
+              size: 3,
+            },
+          ],
+        },
+        envelope: { rcptTo: [hostile('audit@example.com')] },
+        group: { threadId: hostile('T9') },
+      });
+      const { content, ...headerDerived } = body;
+      expect(content).to.be.a('string');
+      const values = Object.values(headerDerived).flatMap(value =>
+        Array.isArray(value)
+          ? value.map((a: { name: string }) => a.name)
+          : [String(value)],
+      );
+      for (const value of values) {
+        // eslint-disable-next-line no-control-regex -- what must not be there
+        expect(value).to.not.match(/[\u0000-\u001f\u007f-\u009f]/);
+      }
+      expect(Object.keys(headerDerived)).to.include.members([
+        'from',
+        'to',
+        'cc',
+        'bcc',
+        'subject',
+        'attachments',
+        'ext_msg_id',
+        'reply_to_ext_msg_id',
+        'thread_id',
+      ]);
     });
 
     it('never carries an empty string, null or undefined value', () => {
