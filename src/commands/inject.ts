@@ -65,6 +65,13 @@ export async function runInject(
     await unlink(received.path).catch(() => undefined);
     return tooBig(received.size, limit);
   }
+  if (received.malformed) {
+    // refused as SMTP refuses it: the parser could not take it, it would only go dead
+    process.stderr.write(
+      `mailbridge: 554 5.6.0 message structure refused: ${received.malformed.text}\n`,
+    );
+    return 1;
+  }
   const entry = withReceived(initial, received);
   await spool.commit(entry, received.path, 'queue');
   process.stdout.write(`queued as ${id}\n`);

@@ -72,6 +72,16 @@ export class PermanentError extends BridgeError {
   }
 }
 
+/**
+ * The message itself is past what the parser takes (its MIME structure over a limit): `554
+ * 5.6.0` at the end of DATA, never accepted. Its text names the limit, so the sender is told it.
+ */
+export class MalformedMessageError extends PermanentError {
+  constructor(message: string) {
+    super(message, { responseCode: 554 });
+  }
+}
+
 /** The daemon is closing: the client should come back later. */
 export class ShutdownError extends BridgeError {
   readonly temporary = true;

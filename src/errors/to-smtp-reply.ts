@@ -1,5 +1,5 @@
 // The one place that turns any error into what the SMTP client is told.
-import { BridgeError } from './bridge-error.js';
+import { BridgeError, MalformedMessageError } from './bridge-error.js';
 
 /** An Error shaped for smtp-server: `responseCode` plus a text safe to show a client. */
 export interface SmtpReplyError extends Error {
@@ -19,6 +19,10 @@ export function toSmtpReply(err: unknown): SmtpReplyError {
   if (err instanceof BridgeError) {
     if (err.responseCode === 451) {
       return smtpReply(451, 'Temporary failure, please try again later');
+    }
+    // the sender's own message: the text names what is wrong with it, nothing of ours
+    if (err instanceof MalformedMessageError) {
+      return smtpReply(554, err.message);
     }
     if (err.responseCode === 554) {
       return smtpReply(554, 'Message rejected by the destination');

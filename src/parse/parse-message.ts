@@ -133,13 +133,29 @@ export async function parseMessage(
     await files.dispose();
     // A failing disk is not the message's fault: let it surface as a local (temporary) error.
     if (localError) throw localError;
-    throw new PermanentError('Message could not be parsed', { cause: err });
+    // the parser's own words stay with the error: they become the dead reason
+    throw new PermanentError(`Message could not be parsed: ${reasonOf(err)}`, {
+      cause: err,
+    });
   }
   return toParsedMessage(headers, text, attachments, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
   });
+}
+
+/** The longest parser error kept in the message (and so in a dead reason). */
+const REASON_CHARS = 200;
+
+/** The parser's error, on one line and bounded: it may quote the message's bytes. */
+function reasonOf(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  return line.length > REASON_CHARS
+    ? `${line.slice(0, REASON_CHARS)}...`
+    : line;
 }
 
 /** `options.start`, checked: a whole number of bytes, and only where bytes can be skipped. */

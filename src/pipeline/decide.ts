@@ -130,12 +130,25 @@ export function decideUnparsed(
     route.lastError = unparsed.rawMissing
       ? 'raw message missing from the spool'
       : permanent
-        ? 'message could not be parsed'
+        ? unparsedText(unparsed.error)
         : `local error: ${(unparsed.error as Error).message}`;
     if (permanent) route.status = 'failed';
     texts[route.index] = route.lastError;
   }
   return conclude(entry, routes, texts, context, {});
+}
+
+/** How the lastError of a message the parser refused begins. */
+const UNPARSED = 'message could not be parsed';
+
+/**
+ * The route's lastError for a message the parser refused, keeping the parser's own words (the
+ * error's message, without parse/parse-message.ts's prefix if it has one).
+ */
+function unparsedText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const detail = text.replace(/^message could not be parsed:?\s*/i, '');
+  return detail ? `${UNPARSED}: ${detail}` : UNPARSED;
 }
 
 /** Decides the entry's fate from its routes: all delivered, some failed for good, or retry. */

@@ -10,6 +10,7 @@ import type { Envelope } from '../mail/envelope.js';
 import {
   BridgeError,
   isTemporary,
+  MalformedMessageError,
   PermanentError,
   TemporaryError,
 } from '../errors/bridge-error.js';
@@ -96,6 +97,12 @@ async function handleData(
       throw new PermanentError('Message exceeds fixed maximum message size', {
         responseCode: 552,
       });
+    }
+    if (received.malformed) {
+      // the parser would refuse it at delivery: the sender hears it now, not a 250 then silence
+      throw new MalformedMessageError(
+        `Message structure refused: ${received.malformed.text}`,
+      );
     }
     deps.metrics.messageBytes.observe(received.size);
     const accepted = await deps.intake.accept(received, envelope, entry);

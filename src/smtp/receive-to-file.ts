@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fdWriter, writeFully } from '../lib/durable-fs.js';
 import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
+import { StructureCheck, type StructureFault } from '../mail/structure.js';
 import {
   headerBlock,
   HEADER_SNIFF_BYTES,
@@ -31,6 +32,11 @@ export interface ReceivedFile {
   size: number;
   /** true when the message went over the limit: the file is incomplete and must not be used */
   oversized: boolean;
+  /**
+   * the limit of its MIME structure the message went over (mail/structure.ts), or null: such a
+   * message is not stored either, and must be refused
+   */
+  malformed: StructureFault | null;
   /** the raw Message-ID header value (unfolded), if the header block has one */
   messageId: string | null;
   /**
@@ -62,9 +68,10 @@ const DURABLE_FLAGS =
 
 /**
  * Writes `header` (if any) then the stream to `path` (created exclusively; on disk before it
- * resolves when `durable`). Past the size limit the rest is read and dropped, so the client gets
- * its 552 without the excess being buffered. On a stream or disk error the partial file is
- * removed and the error rethrown.
+ * resolves when `durable`). Past the size limit, or once the MIME structure goes over a limit
+ * (mail/structure.ts), the rest is read and dropped, so the client gets its 552 or 554 without
+ * the excess being buffered. On a stream or disk error the partial file is removed and the error
+ * rethrown.
  */
 export async function receiveToFile(
   stream: DataStream,
@@ -89,15 +96,19 @@ export async function receiveToFile(
   let fileError: Error | undefined;
   let created = false;
   const body = new BodyDigest();
+  const structure = new StructureCheck();
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (size < HEADER_SNIFF_BYTES) head.push(chunk);
       size += chunk.length;
       if (fileError) throw fileError;
-      if (!oversized && !stream.sizeExceeded) body.update(chunk);
-      if (oversized || stream.sizeExceeded) {
+      if (stream.sizeExceeded) oversized = true;
+      if (!oversized && !structure.fault) {
+        body.update(chunk);
+        structure.update(chunk);
+      }
+      if (oversized || structure.fault) {
         // the rest is read and dropped; what was written is of no use
-        oversized = true;
         small = [];
         continue;
       }
@@ -118,10 +129,11 @@ export async function receiveToFile(
         await once(file, 'drain');
       }
     }
+    const malformed = oversized ? null : structure.end();
     let raw: Buffer | undefined;
     let stored = true;
     let kept = false;
-    if (oversized) {
+    if (oversized || malformed) {
       await discard(file, path, () => created);
       stored = false;
     } else if (file) {
@@ -147,11 +159,13 @@ export async function receiveToFile(
       stored,
       size,
       oversized,
+      malformed,
       messageId,
-      // an oversized message is refused: its partial digest would mean nothing
-      fingerprint: oversized
-        ? ''
-        : fingerprint(headers, body.digest(), messageId),
+      // a refused message: its partial digest would mean nothing
+      fingerprint:
+        oversized || malformed
+          ? ''
+          : fingerprint(headers, body.digest(), messageId),
       offset: kept ? 0 : offset,
       raw,
     };

@@ -890,7 +890,10 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
             'failed',
           ]);
           expect(result.entry.lastError).to.equal(
-            'message could not be parsed',
+            'message could not be parsed: Max allowed child nodes exceeded',
+          );
+          expect(result.entry.dead?.reason).to.equal(
+            'refused: message could not be parsed: Max allowed child nodes exceeded',
           );
           expect(sink.posts).to.deep.equal([]);
         });

@@ -10,6 +10,7 @@ import { payloadToString } from '../../src/api/payload-stream.js';
 import type { Envelope } from '../../src/mail/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { parseMessage } from '../../src/parse/parse-message.js';
+import { StructureCheck } from '../../src/mail/structure.js';
 
 const CORPUS = fileURLToPath(new URL('../fixtures/corpus/', import.meta.url));
 
@@ -112,6 +113,22 @@ describe('corpus: real-world messages', () => {
         }
       });
     }
+  });
+
+  it('none is refused by the MIME structure check of DATA (whole, or 1 KiB at a time)', () => {
+    const refused: string[] = [];
+    for (const file of FILES) {
+      const raw = readFileSync(join(CORPUS, file));
+      for (const size of [raw.length, 1024]) {
+        const check = new StructureCheck();
+        for (let i = 0; i < raw.length; i += size) {
+          check.update(raw.subarray(i, i + size));
+        }
+        const fault = check.end();
+        if (fault) refused.push(`${file} (${size}): ${fault.text}`);
+      }
+    }
+    expect(refused).to.deep.equal([]);
   });
 
   describe('targeted expectations from MANIFEST.md', () => {

@@ -217,11 +217,21 @@ describe('decideUnparsed', () => {
     lastError: string;
   }> = [
     {
-      name: 'bytes the parser refuses: dead at once',
+      name: 'bytes the parser refuses: dead at once, its error kept',
+      error: new PermanentError(
+        'Message could not be parsed: Max allowed child nodes exceeded',
+      ),
+      rawMissing: false,
+      outcome: 'dead',
+      lastError:
+        'message could not be parsed: Max allowed child nodes exceeded',
+    },
+    {
+      name: 'a permanent error of another wording: its words kept after the same start',
       error: new PermanentError('unparseable'),
       rawMissing: false,
       outcome: 'dead',
-      lastError: 'message could not be parsed',
+      lastError: 'message could not be parsed: unparseable',
     },
     {
       name: 'the raw file gone: dead at once',
@@ -247,6 +257,9 @@ describe('decideUnparsed', () => {
       );
       expect(result.outcome).to.equal(row.outcome);
       expect(result.entry.lastError).to.equal(row.lastError);
+      if (row.outcome === 'dead') {
+        expect(result.entry.dead?.reason).to.equal(`refused: ${row.lastError}`);
+      }
       expect(result.configError).to.equal(false);
     });
   }

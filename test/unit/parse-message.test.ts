@@ -465,7 +465,10 @@ describe('parseMessage: attachments as files', () => {
         (err: unknown) => (error = err),
       );
       expect(error).to.be.instanceOf(PermanentError);
-      expect((error as Error).message).to.equal('Message could not be parsed');
+      // the parser's own words are kept: they become the dead reason
+      expect((error as Error).message).to.equal(
+        'Message could not be parsed: Max allowed child nodes exceeded',
+      );
       expect(await readdir(dir)).to.deep.equal([]);
     });
 

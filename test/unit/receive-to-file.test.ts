@@ -130,6 +130,7 @@ describe('receiveToFile', () => {
           path,
           size: bytes,
           oversized: false,
+          malformed: null,
           messageId: '<recv@example.net>',
           fingerprint: fingerprintOf(data),
           offset,
@@ -187,6 +188,7 @@ describe('receiveToFile', () => {
           path,
           size: bytes,
           oversized: true,
+          malformed: null,
           messageId: '<recv@example.net>',
           fingerprint: '',
           offset: HEADER.length,
@@ -322,6 +324,40 @@ describe('receiveToFile', () => {
       expect(received.raw).to.equal(undefined);
       expect(await readdir(dir)).to.deep.equal([]);
     });
+
+    for (const durable of [false, true]) {
+      it(`a message over a MIME structure limit once streamed to a file${durable ? ', durable' : ''}: malformed, nothing left`, async () => {
+        // 300 KiB of an attachment (streamed to the file), then more parts than the parser takes
+        const part = '--b\r\nContent-Type: text/plain\r\n\r\nx\r\n';
+        const data = Buffer.from(
+          'Subject: parts\r\nMessage-ID: <parts@example.net>\r\n' +
+            'Content-Type: multipart/mixed; boundary=b\r\n\r\n' +
+            '--b\r\nContent-Type: application/octet-stream\r\n\r\n' +
+            `${'QUFB'.repeat(19)}\r\n`.repeat(4000) +
+            part.repeat(1000) +
+            '--b--\r\n',
+        );
+        const received = await receiveToFile(
+          new DataStream(chunks(data)),
+          path,
+          {
+            durable,
+            header: HEADER,
+            keepSmall: true,
+          },
+        );
+        expect(received.malformed).to.deep.equal({
+          limit: 'parts',
+          text: 'more than 1000 MIME parts',
+        });
+        expect(received.oversized).to.equal(false);
+        expect(received.stored).to.equal(false);
+        expect(received.raw).to.equal(undefined);
+        expect(received.fingerprint).to.equal('');
+        expect(received.size).to.equal(data.length);
+        expect(await readdir(dir)).to.deep.equal([]);
+      });
+    }
 
     it('without keepSmall a small message is written to path (stored true)', async () => {
       const data = message(500);
