@@ -1,7 +1,7 @@
 // A message's MIME structure, checked while it is received: its parts, their nesting and each
 // header block, measured as mailparser's splitter (@zone-eu/mailsplit) measures them, so that a
 // message the parser cannot take is refused at the end of DATA, not accepted and then dead.
-import { boundaryOf } from './content-type.js';
+import { DELIMITER_SUFFIX, delimits, HeaderBlock, NEXT } from './mime-lines.js';
 
 /**
  * The most parts a message may have, itself included: the splitter's own limit
@@ -23,21 +23,9 @@ export const MAX_MIME_DEPTH = 100;
  */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
-/** The least a header line counts for against MAX_HEADER_BYTES (the splitter's figure). */
-const HEADER_LINE_MIN_COST = 64;
-
-/** What a delimiter line may carry besides its boundary: `--`, `--`, 998 SP/HTAB, CRLF. */
-const DELIMITER_SUFFIX = 2 + 2 + 998 + 2;
-
 const LF = 0x0a;
 const CR = 0x0d;
-const SP = 0x20;
-const HTAB = 0x09;
 const DASH = 0x2d;
-
-/** A delimiter line: the next part of a multipart, or its end. */
-const NEXT = 1;
-const CLOSE = 2;
 
 /** Which limit a message went over, and the words the sender is told. */
 export interface StructureFault {
@@ -316,112 +304,5 @@ export class StructureCheck {
             ? `MIME parts nested more than ${MAX_MIME_DEPTH} levels deep`
             : `a header block over ${MAX_HEADER_BYTES / 1024} KiB`,
     };
-  }
-}
-
-/**
- * Whether `line` (from `start`) is a delimiter of `boundary`: NEXT, CLOSE or 0. The splitter's
- * rule: `--boundary` and an optional `--`, then SP/HTAB, then CRs and an LF (only a closing
- * delimiter may end the message without a line ending).
- */
-function delimits(line: Buffer, start: number, boundary: Buffer): number {
-  const length = boundary.length;
-  if (
-    line.length < length + 3 + start ||
-    line.length > length + DELIMITER_SUFFIX + start
-  ) {
-    return 0;
-  }
-  if (line.compare(boundary, 0, length, start + 2, start + 2 + length) !== 0) {
-    return 0;
-  }
-  let i = start + 2 + length;
-  let kind = NEXT;
-  if (line[i] === DASH) {
-    if (line[i + 1] !== DASH) return 0;
-    kind = CLOSE;
-    i += 2;
-  }
-  while (i < line.length && (line[i] === SP || line[i] === HTAB)) i++;
-  if (i === line.length) return kind === CLOSE ? CLOSE : 0;
-  while (i < line.length && line[i] === CR) i++;
-  if (i < line.length && line[i] === LF) i++;
-  return i === line.length ? kind : 0;
-}
-
-/**
- * One part's header block, line by line: what it costs against MAX_HEADER_BYTES, and its first
- * Content-Type header, found as the splitter's Headers finds it (the key is what comes before the
- * first colon of the unfolded header, trimmed; a first line `From ` or `POST ` is no header).
- */
-class HeaderBlock {
-  ended = false;
-  private cost = 0;
-  private lines = 0;
-  /** the header being read, while it may be the Content-Type (its key not known yet, or it) */
-  private entry: string | null = null;
-  private keyKnown = false;
-  private contentType: string | null = null;
-
-  /** Counts a line (its LF included) of the block; returns the block's cost so far. */
-  add(line: Buffer): number {
-    const end =
-      (line.length === 1 && line[0] === LF) ||
-      (line.length === 2 && line[0] === CR && line[1] === LF);
-    this.cost += end
-      ? line.length
-      : Math.max(line.length, HEADER_LINE_MIN_COST);
-    if (end) {
-      this.finishEntry();
-      this.ended = true;
-      return this.cost;
-    }
-    // the line without its ending, as the splitter's Headers splits lines (at CRLF or LF)
-    const ending = line.at(-1) !== LF ? 0 : line.at(-2) === CR ? 2 : 1;
-    const text = line.toString('latin1', 0, line.length - ending);
-    const first = this.lines++ === 0;
-    if (!first && (text[0] === ' ' || text[0] === '\t')) {
-      if (this.entry === null) return this.cost;
-      const before = this.entry;
-      this.entry += `\r\n${text}`;
-      if (!this.keyKnown) this.findKey(before, text);
-      return this.cost;
-    }
-    this.finishEntry();
-    if (first && /^(?:from|post) /i.test(text)) return this.cost;
-    this.entry = text;
-    this.keyKnown = false;
-    this.findKey('', text);
-    return this.cost;
-  }
-
-  /** The cost with a line of `length` bytes not added yet. */
-  costWith(length: number): number {
-    return this.cost + Math.max(length, HEADER_LINE_MIN_COST);
-  }
-
-  /** The boundary the block's Content-Type declares, or null. */
-  boundary(): string | null {
-    this.finishEntry();
-    return this.contentType === null ? null : boundaryOf(this.contentType);
-  }
-
-  /** Settles the key once a colon appears: `before` is the entry so far, `text` the new line. */
-  private findKey(before: string, text: string): void {
-    const colon = text.indexOf(':');
-    if (colon < 0) return;
-    const key = (before ? `${before}\r\n` : '') + text.slice(0, colon);
-    this.keyKnown = true;
-    if (
-      this.contentType !== null ||
-      key.trim().toLowerCase() !== 'content-type'
-    ) {
-      this.entry = null;
-    }
-  }
-
-  private finishEntry(): void {
-    if (this.entry !== null && this.keyKnown) this.contentType ??= this.entry;
-    this.entry = null;
   }
 }

@@ -863,6 +863,22 @@ for (const mode of ['this thread', 'a delivery job'] as const) {
           expect(sink.posts).to.have.length(1);
         });
 
+        // parsing never on the thread that answers SMTP (issue 16, defect 2): a large message
+        // or a retry, read from its file, is parsed by the post thread too
+        it('a message in a file (no bytes in memory): a job naming the file, its offset and length', async () => {
+          const sink = new JobSink(() => undefined);
+          const entry = { ...entryFor(AB), rawOffset: 0 };
+          const result = await attemptDelivery(entry, rawPath, deps(sink));
+          expect(result.outcome).to.equal('delivered');
+          expect(sink.jobs.map(j => j.raw)).to.deep.equal([
+            { path: rawPath, start: 0, length: undefined },
+          ]);
+          expect(sink.posts.map(p => p.payload.mailbox_id)).to.deep.equal([
+            'mb-a',
+            'mb-b',
+          ]);
+        });
+
         it('a sink that declines the job (no usable thread): attempted here, from the bytes given', async () => {
           const sink = new JobSink(() => undefined, { declines: true });
           // the file is gone: only the bytes given can deliver it
