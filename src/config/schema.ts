@@ -161,6 +161,7 @@ export const configSchema = z.strictObject({
     messageIdBrackets: z.boolean(),
     sanitizeHtml: z.boolean(),
     remoteImages: z.enum(['keep', 'block']),
+    maxHtmlBytes: z.number().int().min(1024),
     priority: z.strictObject({
       high: priorityValue,
       normal: priorityValue,

@@ -163,6 +163,17 @@ const BREAKS: ReadonlyArray<[RegExp, string]> = [
 ];
 
 /**
+ * The text of HTML too large to parse (mapping.maxHtmlBytes): tags removed and whitespace
+ * collapsed in linear passes, entities left as written (the caller escapes the result).
+ */
+export function reducedText(html: string): string {
+  return html
+    .replace(/<[^>]*>?/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/**
  * The text of an HTML document, for `content: text` when a message has no text part:
  * entities decoded, source whitespace collapsed, line breaks at <br> and block ends.
  */

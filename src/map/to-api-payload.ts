@@ -5,7 +5,12 @@ import type { MailAddress, ParsedMessage } from '../parse/parsed-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { ApiPayload } from './api-payload.js';
 import { cleanHeaderText } from './header-text.js';
-import { htmlToPlainText, sanitizeMailHtml, textToHtml } from './html.js';
+import {
+  htmlToPlainText,
+  reducedText,
+  sanitizeMailHtml,
+  textToHtml,
+} from './html.js';
 import { extractIds, formatId, generatedId } from '../mail/message-id.js';
 
 export interface MappingInput {
@@ -87,6 +92,9 @@ function content(
 ): string | undefined {
   const text = nonBlank(message.text);
   const rawHtml = nonBlank(message.html);
+  if (rawHtml && rawHtml.length > mapping.maxHtmlBytes) {
+    return oversizedHtml(rawHtml, text, mapping);
+  }
   // HTML that sanitizes to nothing (only a script, say) is no HTML body: fall back to the text.
   const html =
     rawHtml && mapping.sanitizeHtml
@@ -101,6 +109,23 @@ function content(
     case 'auto':
       return html ?? (text ? textToHtml(text) : undefined);
   }
+}
+
+/**
+ * The content of a message whose HTML part is over mapping.maxHtmlBytes: never parsed as HTML
+ * (bounded work and memory whatever the markup); its text part, else its text with the tags
+ * removed (one linear pass over the first maxHtmlBytes), and a note saying why.
+ */
+function oversizedHtml(
+  html: string,
+  text: string | undefined,
+  mapping: MappingConfig,
+): string {
+  const shown = text ?? reducedText(html.slice(0, mapping.maxHtmlBytes));
+  const note = `[mailbridge: the HTML part (${html.length} characters) is over mapping.maxHtmlBytes (${mapping.maxHtmlBytes}); ${text ? 'its text part is' : 'its text, without the markup, is'} shown]`;
+  return mapping.content === 'text'
+    ? `${shown}\n\n${note}`
+    : `${textToHtml(shown)}${textToHtml(note)}`;
 }
 
 function clean(value: string | undefined): string | undefined {

@@ -30,8 +30,9 @@ const PARSER_OPTIONS = {
   skipTextToHtml: true,
   skipTextLinks: true,
   skipImageLinks: true,
-  // HTML larger than this is not converted to text (mailparser's html-to-text is costly).
-  maxHtmlLengthToParse: 10 * 1024 * 1024,
+  // HTML larger than this is not converted to text (mailparser's html-to-text is costly, and
+  // megabytes of nested tags cost hundreds of MiB): the mapper reduces it (mapping.maxHtmlBytes)
+  maxHtmlLengthToParse: 1024 * 1024,
   checksumAlgo: false,
 } as const;
 

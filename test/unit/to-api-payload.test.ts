@@ -19,6 +19,7 @@ const MAPPING: MappingConfig = {
   messageIdBrackets: true,
   sanitizeHtml: true,
   remoteImages: 'block',
+  maxHtmlBytes: 1024 * 1024,
   priority: { high: 1, normal: null, low: 5 },
 };
 
@@ -468,6 +469,40 @@ describe('toApiPayload', () => {
         },
       },
       expected: '<div>&lt;svg onload=alert(1)&gt;</div>',
+    },
+    // HTML over mapping.maxHtmlBytes is never parsed as HTML (issue 16, defect 2)
+    {
+      title: 'HTML over maxHtmlBytes: the text part, escaped, and a note',
+      input: {
+        message: {
+          text: 'the <text>',
+          html: `<div>${'<div>'.repeat(500)}x</div>`,
+        },
+        mapping: { maxHtmlBytes: 1024 },
+      },
+      expected:
+        '<div>the &lt;text&gt;</div><div>[mailbridge: the HTML part (2512 characters) is over mapping.maxHtmlBytes (1024); its text part is shown]</div>',
+    },
+    {
+      title:
+        'HTML over maxHtmlBytes without a text part: its text without the markup, cut there',
+      input: {
+        message: {
+          text: undefined,
+          html: `<p>Hello <b>you</b></p>${'<i>y</i>'.repeat(300)}`,
+        },
+        mapping: { maxHtmlBytes: 1024 },
+      },
+      expected: `<div>Hello you${' y'.repeat(125)}</div><div>[mailbridge: the HTML part (2423 characters) is over mapping.maxHtmlBytes (1024); its text, without the markup, is shown]</div>`,
+    },
+    {
+      title: 'text, HTML over maxHtmlBytes: plain text and the note',
+      input: {
+        message: { text: 'plain', html: 'x'.repeat(2000) },
+        mapping: { content: 'text', maxHtmlBytes: 1024 },
+      },
+      expected:
+        'plain\n\n[mailbridge: the HTML part (2000 characters) is over mapping.maxHtmlBytes (1024); its text part is shown]',
     },
     {
       title: 'html, HTML that sanitizes to nothing: the text as HTML',
