@@ -18,6 +18,7 @@ import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
+import { resolveRoute } from '../routing/resolve-route.js';
 import { createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
 
@@ -192,6 +193,8 @@ export async function startDaemon(
     health = started.server;
     httpPort = started.port;
   }
+  // a cluster worker (no recovery of its own) leaves these to its primary
+  if (options.recover !== false) logStartWarnings(config, log);
   log.info(options.startedMessage ?? 'mailbridge started', {
     pid: process.pid,
     claims: options.claimDir,
@@ -256,6 +259,19 @@ export async function startDaemon(
     reloadTls,
     close,
   };
+}
+
+/**
+ * What an operator must not miss at start, said once per daemon (a cluster's primary says it
+ * for its workers): a route table that refuses postmaster.
+ */
+export function logStartWarnings(config: Config, log: Logger): void {
+  if (!resolveRoute('postmaster', config.routes)) {
+    log.warn(
+      'no route takes postmaster mail: RCPT TO:<postmaster> is refused; RFC 5321 requires it, ' +
+        'so give one route postmaster: true',
+    );
+  }
 }
 
 /** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */

@@ -44,6 +44,21 @@ const routeSchema = z.strictObject({
       fields => !RESERVED_FIELDS.some(key => key in fields),
       `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
     ),
+  /** this route takes postmaster mail (absent: false; see routing/resolve-route.ts) */
+  postmaster: z.boolean().optional(),
+});
+
+/** The route table: at most one route takes postmaster mail. */
+const routesSchema = z.array(routeSchema).superRefine((routes, ctx) => {
+  const first = routes.findIndex(route => route.postmaster);
+  const second = routes.findIndex((r, i) => i > first && r.postmaster);
+  if (first >= 0 && second >= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `only one route may take postmaster mail (routes.${first} does already)`,
+      path: [second, 'postmaster'],
+    });
+  }
 });
 
 export const configSchema = z.strictObject({
@@ -162,7 +177,7 @@ export const configSchema = z.strictObject({
       low: priorityValue,
     }),
   }),
-  routes: z.array(routeSchema),
+  routes: routesSchema,
 });
 
 export type Config = z.output<typeof configSchema>;
