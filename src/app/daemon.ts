@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
+import { assertDryRunOnLoopback, isDryRun } from '../config/dry-run.js';
 import { maskUrl } from '../config/mask-secrets.js';
 import type { Environment } from '../config/environment.js';
 import type { Config } from '../config/schema.js';
@@ -41,11 +42,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** True when bodies are written to disk instead of posted: no token, not production. */
-export function isDryRun(config: Config, nodeEnv: string | undefined): boolean {
-  return !config.api.token && nodeEnv !== 'production';
-}
-
 /** Test seams: the clock and the randomness of the retry schedule. */
 export interface DaemonOptions {
   /**
@@ -78,6 +74,8 @@ export async function startDaemon(
   log: Logger,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
+  // before anything is opened: serve checked it already, an embedding caller may not have
+  assertDryRunOnLoopback(config, options.environment?.nodeEnv);
   const spool = await new Spool(
     resolve(config.spool.dir),
     options.claimDir,
@@ -194,7 +192,9 @@ export async function startDaemon(
     httpPort = started.port;
   }
   // a cluster worker (no recovery of its own) leaves these to its primary
-  if (options.recover !== false) logStartWarnings(config, log);
+  if (options.recover !== false) {
+    logStartWarnings(config, log, dryRun, spool.dir);
+  }
   log.info(options.startedMessage ?? 'mailbridge started', {
     pid: process.pid,
     claims: options.claimDir,
@@ -261,11 +261,23 @@ export async function startDaemon(
   };
 }
 
+/** The start line of dry-run (contract: one warn at start, and one per message). */
+export const DRY_RUN_START =
+  'DRY-RUN: no api.token, so mail is accepted and NOTHING IS POSTED; bodies are only written to disk';
+
 /**
  * What an operator must not miss at start, said once per daemon (a cluster's primary says it
- * for its workers): a route table that refuses postmaster.
+ * for its workers): dry-run, and a route table that refuses postmaster.
  */
-export function logStartWarnings(config: Config, log: Logger): void {
+export function logStartWarnings(
+  config: Config,
+  log: Logger,
+  dryRun: boolean,
+  spoolDir: string,
+): void {
+  if (dryRun) {
+    log.warn(DRY_RUN_START, { dryRunDir: join(spoolDir, 'dry-run') });
+  }
   if (!resolveRoute('postmaster', config.routes)) {
     log.warn(
       'no route takes postmaster mail: RCPT TO:<postmaster> is refused; RFC 5321 requires it, ' +

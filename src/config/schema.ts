@@ -26,27 +26,34 @@ export const RESERVED_FIELDS = [
   'thread_id',
 ] as const;
 
-const routeSchema = z.strictObject({
-  match: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .regex(
-      /^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/,
-      'must be an address, "*@domain" or "*"',
-    ),
-  mailbox_id: z.string().min(1).optional(),
-  thread_from_subaddress: z.boolean().default(false),
-  fields: z
-    .record(z.string(), z.unknown())
-    .default({})
-    .refine(
-      fields => !RESERVED_FIELDS.some(key => key in fields),
-      `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
-    ),
-  /** this route takes postmaster mail (absent: false; see routing/resolve-route.ts) */
-  postmaster: z.boolean().optional(),
-});
+const routeSchema = z
+  .strictObject({
+    match: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .regex(
+        /^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/,
+        'must be an address, "*@domain" or "*"',
+      ),
+    mailbox_id: z.string().min(1).optional(),
+    thread_from_subaddress: z.boolean().default(false),
+    fields: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .refine(
+        fields => !RESERVED_FIELDS.some(key => key in fields),
+        `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
+      ),
+    /** a "*" route meant for production (absent: false; see load-config.ts) */
+    catchAll: z.boolean().optional(),
+    /** this route takes postmaster mail (absent: false; see routing/resolve-route.ts) */
+    postmaster: z.boolean().optional(),
+  })
+  .refine(route => !route.catchAll || route.match === '*', {
+    message: 'only a "*" route can be a catch-all',
+    path: ['catchAll'],
+  });
 
 /** The route table: at most one route takes postmaster mail. */
 const routesSchema = z.array(routeSchema).superRefine((routes, ctx) => {

@@ -4,6 +4,12 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
+/**
+ * The outcome line of a message taken by the dry-run sink: a `warn`, never "message delivered",
+ * so that a missing token cannot pass for a working bridge (the body went to disk, not the API).
+ */
+export const DRY_RUN_OUTCOME = 'message NOT POSTED (dry-run: no api.token)';
+
 /** A whole attempt at a message for the post thread (api/post-thread/delivery-job.ts). */
 export interface DeliveryJob {
   /** the raw message's bytes (handed over to the thread) */
