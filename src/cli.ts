@@ -7,6 +7,7 @@ import {
   loadConfigAndEnvironment,
   type LoadedConfig,
 } from './config/load-config.js';
+import { assertDryRunOnLoopback } from './config/dry-run.js';
 import { ConfigError } from './errors/bridge-error.js';
 import { runCheckConfig } from './commands/check-config.js';
 import { runInject } from './commands/inject.js';
@@ -131,9 +132,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The configuration, with the files it names (TLS) read once to check them. */
+/**
+ * The configuration `serve` would run on, with the files it names (TLS) read once to check
+ * them, and dry-run only on loopback.
+ */
 function loadChecked(file: string | undefined): LoadedConfig {
   const loaded = loadConfigAndEnvironment({ file });
+  assertDryRunOnLoopback(loaded.config, loaded.environment.nodeEnv);
   loadServerTls(loaded.config.smtp.tls);
   return loaded;
 }

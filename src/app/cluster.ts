@@ -7,7 +7,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { maskUrl } from '../config/mask-secrets.js';
 import type { Environment } from '../config/environment.js';
 import type { Config } from '../config/schema.js';
-import { isDryRun, recoverSpool, startDaemon } from './daemon.js';
+import { isDryRun } from '../config/dry-run.js';
+import { logStartWarnings, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from '../observability/health-server.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { clientLimits } from '../smtp/create-smtp-server.js';
@@ -166,6 +167,7 @@ export async function runPrimary(
   }
   if (outcome === 'ready') {
     const dryRun = isDryRun(config, environment.nodeEnv);
+    logStartWarnings(config, log, dryRun, spool.dir);
     log.info('mailbridge started', {
       smtp: `${config.smtp.host}:${smtpPort}`,
       http: health ? `${config.http.host}:${health.port}` : 'off',

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
+import { assertDryRunOnLoopback, isDryRun } from '../config/dry-run.js';
 import { maskUrl } from '../config/mask-secrets.js';
 import type { Environment } from '../config/environment.js';
 import type { Config } from '../config/schema.js';
@@ -18,6 +19,7 @@ import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
+import { resolveRoute } from '../routing/resolve-route.js';
 import { createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
 
@@ -38,11 +40,6 @@ export interface Daemon {
   reloadTls(): boolean;
   /** Stops accepting, lets open sessions finish within smtp.closeTimeoutMs; safe to call twice. */
   close(): Promise<void>;
-}
-
-/** True when bodies are written to disk instead of posted: no token, not production. */
-export function isDryRun(config: Config, nodeEnv: string | undefined): boolean {
-  return !config.api.token && nodeEnv !== 'production';
 }
 
 /** Test seams: the clock and the randomness of the retry schedule. */
@@ -77,6 +74,8 @@ export async function startDaemon(
   log: Logger,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
+  // before anything is opened: serve checked it already, an embedding caller may not have
+  assertDryRunOnLoopback(config, options.environment?.nodeEnv);
   const spool = await new Spool(
     resolve(config.spool.dir),
     options.claimDir,
@@ -192,6 +191,10 @@ export async function startDaemon(
     health = started.server;
     httpPort = started.port;
   }
+  // a cluster worker (no recovery of its own) leaves these to its primary
+  if (options.recover !== false) {
+    logStartWarnings(config, log, dryRun, spool.dir);
+  }
   log.info(options.startedMessage ?? 'mailbridge started', {
     pid: process.pid,
     claims: options.claimDir,
@@ -256,6 +259,31 @@ export async function startDaemon(
     reloadTls,
     close,
   };
+}
+
+/** The start line of dry-run (contract: one warn at start, and one per message). */
+export const DRY_RUN_START =
+  'DRY-RUN: no api.token, so mail is accepted and NOTHING IS POSTED; bodies are only written to disk';
+
+/**
+ * What an operator must not miss at start, said once per daemon (a cluster's primary says it
+ * for its workers): dry-run, and a route table that refuses postmaster.
+ */
+export function logStartWarnings(
+  config: Config,
+  log: Logger,
+  dryRun: boolean,
+  spoolDir: string,
+): void {
+  if (dryRun) {
+    log.warn(DRY_RUN_START, { dryRunDir: join(spoolDir, 'dry-run') });
+  }
+  if (!resolveRoute('postmaster', config.routes)) {
+    log.warn(
+      'no route takes postmaster mail: RCPT TO:<postmaster> is refused; RFC 5321 requires it, ' +
+        'so give one route postmaster: true',
+    );
+  }
 }
 
 /** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */

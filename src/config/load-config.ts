@@ -113,6 +113,16 @@ function assertProductionReady(config: Config): void {
       'routes: at least one route is required when NODE_ENV=production',
     );
   }
+  // "*" takes mail for every domain: in production only when the operator says so
+  const star = config.routes.findIndex(
+    route => route.match === '*' && !route.catchAll,
+  );
+  if (star >= 0) {
+    throw new ConfigError(
+      `routes.${star}.catchAll: must be true for a "*" route when NODE_ENV=production ` +
+        '(it takes mail for any domain)',
+    );
+  }
 }
 
 function readConfigFile(path: string, required: boolean): Tree {

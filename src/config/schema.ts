@@ -26,24 +26,46 @@ export const RESERVED_FIELDS = [
   'thread_id',
 ] as const;
 
-const routeSchema = z.strictObject({
-  match: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .regex(
-      /^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/,
-      'must be an address, "*@domain" or "*"',
-    ),
-  mailbox_id: z.string().min(1).optional(),
-  thread_from_subaddress: z.boolean().default(false),
-  fields: z
-    .record(z.string(), z.unknown())
-    .default({})
-    .refine(
-      fields => !RESERVED_FIELDS.some(key => key in fields),
-      `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
-    ),
+const routeSchema = z
+  .strictObject({
+    match: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .regex(
+        /^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/,
+        'must be an address, "*@domain" or "*"',
+      ),
+    mailbox_id: z.string().min(1).optional(),
+    thread_from_subaddress: z.boolean().default(false),
+    fields: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .refine(
+        fields => !RESERVED_FIELDS.some(key => key in fields),
+        `may not set ${RESERVED_FIELDS.join(', ')} (the mapper fills them)`,
+      ),
+    /** a "*" route meant for production (absent: false; see load-config.ts) */
+    catchAll: z.boolean().optional(),
+    /** this route takes postmaster mail (absent: false; see routing/resolve-route.ts) */
+    postmaster: z.boolean().optional(),
+  })
+  .refine(route => !route.catchAll || route.match === '*', {
+    message: 'only a "*" route can be a catch-all',
+    path: ['catchAll'],
+  });
+
+/** The route table: at most one route takes postmaster mail. */
+const routesSchema = z.array(routeSchema).superRefine((routes, ctx) => {
+  const first = routes.findIndex(route => route.postmaster);
+  const second = routes.findIndex((r, i) => i > first && r.postmaster);
+  if (first >= 0 && second >= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `only one route may take postmaster mail (routes.${first} does already)`,
+      path: [second, 'postmaster'],
+    });
+  }
 });
 
 export const configSchema = z.strictObject({
@@ -168,7 +190,7 @@ export const configSchema = z.strictObject({
       low: priorityValue,
     }),
   }),
-  routes: z.array(routeSchema),
+  routes: routesSchema,
 });
 
 export type Config = z.output<typeof configSchema>;

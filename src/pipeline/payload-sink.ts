@@ -4,6 +4,12 @@ import type { ApiPayload } from '../map/api-payload.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
+/**
+ * The outcome line of a message taken by the dry-run sink: a `warn`, never "message delivered",
+ * so that a missing token cannot pass for a working bridge (the body went to disk, not the API).
+ */
+export const DRY_RUN_OUTCOME = 'message NOT POSTED (dry-run: no api.token)';
+
 /** A raw message in a file: from byte `start` (0 by default), `length` bytes (to the end). */
 export interface RawFile {
   path: string;

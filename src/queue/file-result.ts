@@ -1,6 +1,7 @@
 // An attempt's end in the spool: its result filed (removed, back to queue/, or dead) with the one
 // outcome log line; or the message handed back (release) or removed (discard) without one.
 import type { RetryConfig } from '../config/schema.js';
+import { DRY_RUN_OUTCOME } from '../pipeline/payload-sink.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Spool } from '../spool/spool.js';
@@ -19,6 +20,8 @@ export interface ResultFilerDeps {
   buffer: IntakeBuffer;
   schedule: Schedule;
   pause: DeliveryPause;
+  /** the sink writes bodies to disk (no token): "delivered" is said as not posted */
+  dryRun: boolean;
 }
 
 /** Files results for the runner and for hybrid mode's first attempts alike. */
@@ -45,7 +48,9 @@ export class ResultFiler {
       if (fresh) await spool.removeFresh(entry.id);
       else await spool.remove(entry.id, 'active');
       buffer.forget(entry.id);
-      log.info('message delivered', { ...fields, outcome });
+      if (this.deps.dryRun) {
+        log.warn(DRY_RUN_OUTCOME, { ...fields, outcome: 'dry-run' });
+      } else log.info('message delivered', { ...fields, outcome });
     } else if (outcome === 'dead') {
       if (fresh) await spool.park(entry, 'dead');
       else await spool.move(entry, 'active', 'dead');

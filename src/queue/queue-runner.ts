@@ -77,7 +77,12 @@ export class QueueRunner {
       onPauseChange: deps.onPauseChange,
     });
     const held = { buffer: this.buffer, schedule: this.schedule };
-    this.filer = new ResultFiler({ ...base, ...held, pause: this.pause });
+    this.filer = new ResultFiler({
+      ...base,
+      ...held,
+      pause: this.pause,
+      dryRun: deps.sink.kind === 'dry-run',
+    });
     this.attempts = new Attempts({
       ...base,
       ...held,

@@ -1,4 +1,5 @@
-// Recipient -> route: exact address, then "*@domain", then "*"; the most specific wins.
+// Recipient -> route: exact address, then "*@domain", then "*"; the most specific wins; postmaster
+// mail to the route that says so.
 import type { RouteConfig } from '../config/schema.js';
 import { splitAddress } from './address.js';
 
@@ -18,30 +19,75 @@ export interface RouteGroup {
   threadId?: string;
 }
 
+/** RFC 5321 4.5.1: the local part every domain we take mail for must accept, any case. */
+const POSTMASTER = 'postmaster';
+
 /**
  * Finds the route of one recipient, or null when none matches (the caller answers 550 5.1.1).
  * An exact pattern matches the address as written first, then without its +subaddress.
+ * Postmaster mail (see postmasterRoute) comes after the exact patterns.
  */
 export function resolveRoute(
   recipient: string,
   routes: readonly RouteConfig[],
 ): RouteMatch | null {
-  const parts = splitAddress(recipient.trim());
-  if (!parts) return null;
-  const full = recipient.trim().toLowerCase();
-  const base = `${parts.local}@${parts.domain}`;
-  const candidates = [full, base, `*@${parts.domain}`, '*'];
-  for (const pattern of candidates) {
-    const index = routes.findIndex(route => route.match === pattern);
-    const route = routes[index];
-    if (!route) continue;
-    const threadId =
-      route.thread_from_subaddress && pattern !== full
-        ? parts.detail
-        : undefined;
-    return { route, index, threadId };
+  const address = recipient.trim();
+  const parts = splitAddress(address);
+  if (!parts) {
+    return address.toLowerCase() === POSTMASTER
+      ? postmasterRoute(routes, null)
+      : null;
   }
-  return null;
+  const full = address.toLowerCase();
+  const base = `${parts.local}@${parts.domain}`;
+  return (
+    matchPattern(routes, full) ??
+    matchPattern(routes, base, parts.detail) ??
+    (parts.local === POSTMASTER
+      ? postmasterRoute(routes, parts.domain)
+      : null) ??
+    matchPattern(routes, `*@${parts.domain}`, parts.detail) ??
+    matchPattern(routes, '*', parts.detail)
+  );
+}
+
+/** The first route whose pattern is `pattern`; it threads from `detail` if it says so. */
+function matchPattern(
+  routes: readonly RouteConfig[],
+  pattern: string,
+  detail?: string,
+): RouteMatch | null {
+  const index = routes.findIndex(route => route.match === pattern);
+  const route = routes[index];
+  if (!route) return null;
+  const threadId = route.thread_from_subaddress ? detail : undefined;
+  return { route, index, threadId };
+}
+
+/**
+ * Postmaster mail: `<postmaster>` (no domain), or postmaster@ a domain some route takes mail
+ * for, goes to the route that says `postmaster: true`. Without one, `<postmaster>` goes to the
+ * "*" route and postmaster@domain is routed as any address. Never another domain's: that would
+ * make postmaster@ an open door.
+ */
+function postmasterRoute(
+  routes: readonly RouteConfig[],
+  domain: string | null,
+): RouteMatch | null {
+  if (domain !== null && !routes.some(route => covers(route, domain))) {
+    return null;
+  }
+  let index = routes.findIndex(route => route.postmaster === true);
+  if (index < 0 && domain === null) {
+    index = routes.findIndex(route => route.match === '*');
+  }
+  const route = routes[index];
+  return route ? { route, index } : null;
+}
+
+/** Whether a route takes mail for some address of `domain`. */
+function covers(route: RouteConfig, domain: string): boolean {
+  return route.match === '*' || route.match.endsWith(`@${domain}`);
 }
 
 /**

@@ -18,6 +18,7 @@ import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
 import type { Accepted } from '../intake/intake.js';
 import { newQueueId } from '../mail/queue-id.js';
 import { errorFields, type Logger } from '../observability/logger.js';
+import { DRY_RUN_OUTCOME } from '../pipeline/payload-sink.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import { spoolHeader } from '../spool/spool-file.js';
 import type { Reply } from './lmtp-replies.js';
@@ -173,13 +174,18 @@ function answerAccepted(
     return replies;
   }
   deps.metrics.messages.inc({ outcome: 'accepted' });
-  log.info(`message ${accepted.outcome}`, {
+  const line = {
     ...fields,
     messageId: accepted.messageId,
     outcome: accepted.outcome,
     mode,
     code: 250,
-  });
+  };
+  if (accepted.outcome === 'dry-run') {
+    // sync: this is the message's one outcome line; hybrid: the filer's has warned already
+    if (mode === 'sync') log.warn(DRY_RUN_OUTCOME, line);
+    else log.info(DRY_RUN_OUTCOME, line);
+  } else log.info(`message ${accepted.outcome}`, line);
   return accepted.reply;
 }
 

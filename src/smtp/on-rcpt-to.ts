@@ -1,4 +1,5 @@
-// RCPT TO: a recipient no route takes is refused (550 5.1.1); LMTP counts the accepted ones.
+// RCPT TO: a recipient no route takes is refused (550 5.1.1), postmaster as resolveRoute says;
+// LMTP counts the accepted ones.
 import type {
   SMTPServerAddress,
   SMTPServerOptions,

@@ -280,6 +280,53 @@ describe('cli', () => {
       expect(config.routes.map(r => r.mailbox_id)).to.deep.equal(['mb-org']);
     });
 
+    it('no token and smtp.host off loopback: exit 2 naming api.token (regression)', async () => {
+      const result = await runCli(['check-config', '--config', routesFile], {
+        MAILBRIDGE_API_TOKNE: 'secret-xyz',
+        MAILBRIDGE_SMTP_HOST: '192.0.2.25',
+      });
+      expect(result.code).to.equal(2);
+      expect(result.stdout).to.equal('');
+      expect(lines(result.stderr)).to.have.length(1);
+      expect(result.stderr).to.match(
+        /^mailbridge: invalid configuration: api\.token: required when smtp\.host \(192\.0\.2\.25\)/,
+      );
+    });
+
+    it('no token on loopback: valid, and says DRY-RUN', async () => {
+      const result = await runCli(['check-config', '--config', routesFile], {
+        MAILBRIDGE_SMTP_HOST: 'localhost',
+      });
+      expect(result.code).to.equal(0);
+      expect(result.stderr).to.equal(
+        'configuration is valid (DRY-RUN: no api.token, nothing will be posted)\n',
+      );
+    });
+
+    it('NODE_ENV=production with a "*" route without catchAll: true: exit 2 naming it (regression)', async () => {
+      const file = await configFile(
+        'star.yaml',
+        "routes:\n  - match: support@example.com\n  - match: '*'\n",
+      );
+      const result = await runCli(['check-config', '--config', file], {
+        NODE_ENV: 'production',
+        MAILBRIDGE_API_TOKEN: 'secret-xyz',
+      });
+      expect(result.code).to.equal(2);
+      expect(result.stdout).to.equal('');
+      expect(lines(result.stderr)).to.have.length(1);
+      expect(result.stderr).to.include('routes.1.catchAll');
+      const allowed = await configFile(
+        'star-ok.yaml',
+        "routes:\n  - match: '*'\n    catchAll: true\n",
+      );
+      const ok = await runCli(['check-config', '--config', allowed], {
+        NODE_ENV: 'production',
+        MAILBRIDGE_API_TOKEN: 'secret-xyz',
+      });
+      expect(ok.code, ok.stderr).to.equal(0);
+    });
+
     it('NODE_ENV=production without a token: exit 2 naming api.token', async () => {
       const result = await runCli(['check-config', '--config', routesFile], {
         NODE_ENV: 'production',
@@ -344,7 +391,7 @@ describe('cli', () => {
       daemon = undefined;
     });
 
-    it('starts on the given ports, writes a dry-run body, exits 0 on SIGTERM', async () => {
+    it('starts on the given ports, writes a dry-run body and says so, exits 0 on SIGTERM', async () => {
       const smtpPort = await freePort();
       const httpPort = await freePort();
       const spoolDir = join(dir, 'spool');
@@ -361,6 +408,9 @@ describe('cli', () => {
         dryRun: true,
         spool: spoolDir,
       });
+      // said loudly (issue 16): a warn line at start
+      const warned = daemon.logs.find(l => l.level === 'warn');
+      expect(String(warned?.message)).to.match(/^DRY-RUN: no api\.token/);
       expect(await httpStatus(httpPort, '/healthz')).to.equal(200);
 
       const sent = await sendRaw({
@@ -377,8 +427,15 @@ describe('cli', () => {
       // queue mode, the default: 250 once stored, the dry-run body written by a worker
       const queueId = /queued as (\S+)/.exec(sent.response)?.[1];
       expect(queueId, sent.response).to.be.a('string');
-      const delivered = await daemon.waitForLog('message delivered');
-      expect(delivered).to.include({ queueId, outcome: 'delivered' });
+      // never "message delivered" for a body that went to disk (issue 16)
+      const notPosted = await daemon.waitForLog(
+        'message NOT POSTED (dry-run: no api.token)',
+      );
+      expect(notPosted).to.include({
+        queueId,
+        outcome: 'dry-run',
+        level: 'warn',
+      });
       const written = JSON.parse(
         await readFile(join(spoolDir, 'dry-run', `${queueId}-0.json`), 'utf8'),
       ) as Json;
@@ -390,7 +447,9 @@ describe('cli', () => {
       daemon.child.kill('SIGTERM');
       const exit = await daemon.exited;
       expect(exit).to.deep.equal({ code: 0, signal: null });
-      expect(daemon.logs.map(l => l.message)).to.include('mailbridge stopped');
+      expect(daemon.logs.map(l => l.message))
+        .to.include('mailbridge stopped')
+        .and.not.include('message delivered');
       expect(daemon.stderr()).to.equal('');
     });
 
@@ -423,6 +482,31 @@ describe('cli', () => {
       } finally {
         await Promise.all(daemons.map(d => d.kill()));
       }
+    });
+
+    // Regression (issue 16): a misspelt token variable on a public listener made a daemon
+    // that answered 250 for any domain and posted nothing.
+    it('a misspelt token with a listener off loopback: exit 2 naming api.token, nothing listens', async () => {
+      daemon = startCli(['serve'], {
+        MAILBRIDGE_API_TOKNE: 'secret-xyz',
+        MAILBRIDGE_SMTP_HOST: '0.0.0.0',
+        MAILBRIDGE_SMTP_PORT: '0',
+        MAILBRIDGE_HTTP_PORT: '0',
+        MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
+        MAILBRIDGE_LOG_LEVEL: 'info',
+      });
+      const started = await daemon.waitForLog('mailbridge started').then(
+        () => true,
+        () => false,
+      );
+      expect(started, 'the daemon started').to.equal(false);
+      expect(await daemon.exited).to.deep.equal({ code: 2, signal: null });
+      expect(lines(daemon.stderr())).to.deep.equal([
+        'mailbridge: invalid configuration: api.token: required when smtp.host (0.0.0.0) ' +
+          'is not a loopback address; without it mail would be accepted and never posted ' +
+          '(set MAILBRIDGE_API_TOKEN)',
+      ]);
+      expect(daemon.logs).to.deep.equal([]);
     });
 
     it('exits 1 with a log line when the SMTP port is taken', async () => {

@@ -2,8 +2,10 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { watch } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError } from '../../src/errors/bridge-error.js';
 import {
   apiAt,
   startBridge,
@@ -248,5 +250,77 @@ describe('dry-run, then a token', () => {
     expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
       'mb-support',
     ]);
+  });
+});
+
+// Issue 16: a mistyped token (MAILBRIDGE_API_TOKNE) made a daemon that answered 250 for any
+// domain, logged "message delivered", and posted nothing.
+describe('dry-run is said loudly, and only on loopback (regression)', () => {
+  const t = useBridge();
+  const START =
+    /^DRY-RUN: no api\.token, so mail is accepted and NOTHING IS POSTED/;
+  const NOT_POSTED = 'message NOT POSTED (dry-run: no api.token)';
+
+  for (const mode of ['queue', 'sync', 'hybrid'] as const) {
+    it(`${mode} mode: one warn at start, one warn per message, never "message delivered"`, async () => {
+      // a postmaster route: the start's only warning is dry-run's
+      const routes = [{ ...ROUTES[0]!, postmaster: true }, ...ROUTES.slice(1)];
+      const bridge = await t.start({ delivery: { mode }, routes });
+      expect(bridge.daemon.dryRun).to.equal(true);
+      const ids: string[] = [];
+      for (const subject of ['one', 'two']) {
+        const sent = await sendRaw({
+          port: bridge.smtpPort,
+          to: ['support@example.com'],
+          raw: makeMessage({ From: 'jane@example.net', Subject: subject }),
+        });
+        expect(sent.code, sent.response).to.equal(250);
+        const id = /as (\S+)/.exec(sent.response)?.[1];
+        expect(id, sent.response).to.be.a('string');
+        ids.push(id!);
+        // the message's end: said as not posted, or (the defect) as delivered or "dry-run"
+        const end = await bridge.waitForLog(
+          l =>
+            l.queueId === id &&
+            (l.message === 'message delivered' ||
+              l.message === 'message dry-run' ||
+              (l.message === NOT_POSTED && l.level === 'warn')),
+        );
+        expect(end).to.include({ message: NOT_POSTED, outcome: 'dry-run' });
+      }
+      const warnings = bridge.logs.filter(l => l.level === 'warn');
+      expect(warnings).to.have.length(3);
+      expect(String(warnings[0]?.message)).to.match(START);
+      expect(warnings[0]?.dryRunDir).to.equal(join(bridge.spoolDir, 'dry-run'));
+      expect(warnings.slice(1).map(l => [l.message, l.queueId])).to.deep.equal(
+        ids.map(id => [NOT_POSTED, id]),
+      );
+      expect(bridge.logs.map(l => l.message)).not.to.include(
+        'message delivered',
+      );
+      expect(await readdir(join(bridge.spoolDir, 'dry-run'))).to.have.length(2);
+    });
+  }
+
+  it('without a token the daemon refuses a listener off loopback, naming api.token', async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mailbridge-test-'));
+    let started: TestBridge | undefined;
+    let error: unknown;
+    try {
+      started = await startBridge(
+        { smtp: { host: '0.0.0.0' }, routes: ROUTES },
+        { spoolDir },
+      );
+    } catch (err) {
+      error = err;
+    } finally {
+      await started?.close();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+    expect(started, 'a daemon started').to.equal(undefined);
+    expect(error).to.be.instanceOf(ConfigError);
+    expect((error as Error).message).to.match(
+      /^api\.token: required when smtp\.host \(0\.0\.0\.0\) is not a loopback address/,
+    );
   });
 });

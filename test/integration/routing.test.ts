@@ -159,4 +159,86 @@ describe('routing', () => {
       bcc: 'c@example.org',
     });
   });
+
+  describe('postmaster (RFC 5321 4.5.1)', () => {
+    /** The table above, its exact route for support@ also taking postmaster mail. */
+    const WITH_POSTMASTER: Route[] = [
+      { ...ROUTES[0]!, postmaster: true },
+      ...ROUTES.slice(1),
+    ];
+
+    /** A whole SMTP session, the message's recipients given as written; returns every reply. */
+    function dialog(rcpts: string[]): Promise<string[]> {
+      return smtpDialog(t.bridge.smtpPort, [
+        'EHLO client.example.net',
+        'MAIL FROM:<jane@example.net>',
+        ...rcpts.map(rcpt => `RCPT TO:<${rcpt}>`),
+        'DATA',
+        `${makeMessage({
+          From: 'jane@example.net',
+          To: 'postmaster@example.com',
+          Subject: 'abuse report',
+          'Message-ID': '<postmaster@example.net>',
+        })}\r\n.\r\n`,
+        'QUIT',
+      ]);
+    }
+
+    it('RCPT TO:<postmaster>, in any case, goes to the route that says postmaster: true', async () => {
+      await start(WITH_POSTMASTER);
+      const replies = await dialog(['PostMaster']);
+      expect(replies[3], 'RCPT').to.match(/^250 /);
+      expect(replies[5], 'after DATA').to.match(/^250 /);
+      expect(t.api.requests).to.have.length(1);
+      expect(t.api.requests[0]?.body).to.include({
+        mailbox_id: 'mb-support',
+        subject: 'abuse report',
+        bcc: 'PostMaster',
+      });
+      expect(t.api.requests[0]?.body).not.to.have.property('thread_id');
+    });
+
+    it('postmaster@ every routed domain goes there too, never postmaster@ another domain', async () => {
+      await start(WITH_POSTMASTER);
+      const replies = await dialog([
+        'postmaster@example.com', // the domain of exact routes only
+        'Postmaster@Example.ORG', // a domain that has its own "*@domain" route
+        'postmaster@elsewhere.test', // no route takes this domain: no open door
+      ]);
+      expect(replies[3], 'postmaster@example.com').to.match(/^250 /);
+      expect(replies[4], 'Postmaster@Example.ORG').to.match(/^250 /);
+      expect(replies[5], 'postmaster@elsewhere.test').to.match(/^550 5\.1\.1 /);
+      expect(replies[7], 'after DATA').to.match(/^250 /);
+      expect(t.api.requests.map(r => r.body.mailbox_id)).to.deep.equal([
+        'mb-support',
+      ]);
+    });
+
+    it('without a postmaster route: <postmaster> goes to "*", postmaster@domain as any address', async () => {
+      await start([...ROUTES, { match: '*', mailbox_id: 'mb-catchall' }]);
+      const replies = await dialog(['postmaster', 'postmaster@example.org']);
+      expect(replies[3]).to.match(/^250 /);
+      expect(replies[4]).to.match(/^250 /);
+      expect(replies[6]).to.match(/^250 /);
+      expect(t.api.requests.map(r => r.body.mailbox_id)).to.have.members([
+        'mb-catchall',
+        'mb-sales',
+      ]);
+    });
+
+    it('with neither, <postmaster> is refused, and the start says so', async () => {
+      await start();
+      const warning = t.bridge.logs.find(l =>
+        String(l.message).startsWith('no route takes postmaster mail'),
+      );
+      expect(warning?.level).to.equal('warn');
+      const replies = await smtpDialog(t.bridge.smtpPort, [
+        'EHLO client.example.net',
+        'MAIL FROM:<jane@example.net>',
+        'RCPT TO:<postmaster>',
+        'QUIT',
+      ]);
+      expect(replies[3]).to.match(/^550 5\.1\.1 /);
+    });
+  });
 });

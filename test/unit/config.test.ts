@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config/load-config.js';
+import {
+  assertDryRunOnLoopback,
+  isDryRun,
+  isLoopbackHost,
+} from '../../src/config/dry-run.js';
+import {
+  loadConfig,
+  type LoadConfigOptions,
+} from '../../src/config/load-config.js';
 import { maskSecrets } from '../../src/config/mask-secrets.js';
 import { RESERVED_FIELDS, type Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors/bridge-error.js';
@@ -456,6 +464,24 @@ describe('config', () => {
         'routes.0.thread_from_subaddress',
       ],
       [{ routes: [{ match: '*', fields: [] }] }, 'routes.0.fields'],
+      [{ routes: [{ match: '*', catchAll: 'yes' }] }, 'routes.0.catchAll'],
+      // only "*" takes any domain: catchAll elsewhere would mean nothing
+      [
+        { routes: [{ match: '*@example.org', catchAll: true }] },
+        'routes.0.catchAll',
+      ],
+      [{ routes: [{ match: '*', postmaster: 1 }] }, 'routes.0.postmaster'],
+      // postmaster mail has one home
+      [
+        {
+          routes: [
+            { match: 'a@example.com', postmaster: true },
+            { match: 'b@example.com', postmaster: false },
+            { match: 'c@example.com', postmaster: true },
+          ],
+        },
+        'routes.2.postmaster',
+      ],
     ];
     for (const [layer, key] of wrongType) {
       it(`${JSON.stringify(layer)} -> names ${key}`, () => {
@@ -536,6 +562,23 @@ describe('config', () => {
         local: ROUTES,
         env: { MAILBRIDGE_API_TOKEN: 'tok' },
       },
+      {
+        title: 'a "*" route without catchAll: true -> error (regression)',
+        local: { routes: [{ match: 'a@example.com' }, { match: '*' }] },
+        env: { MAILBRIDGE_API_TOKEN: 'tok' },
+        error: /^routes\.1\.catchAll: must be true for a "\*" route/,
+      },
+      {
+        title: 'a "*" route with catchAll: false -> error',
+        local: { routes: [{ match: '*', catchAll: false }] },
+        env: { MAILBRIDGE_API_TOKEN: 'tok' },
+        error: /^routes\.0\.catchAll: /,
+      },
+      {
+        title: 'a "*" route with catchAll: true -> loads',
+        local: { routes: [{ match: '*', mailbox_id: 'mb', catchAll: true }] },
+        env: { MAILBRIDGE_API_TOKEN: 'tok' },
+      },
     ];
     for (const row of rows) {
       it(row.title, () => {
@@ -554,6 +597,12 @@ describe('config', () => {
 
     it('outside production no token is fine (dry-run)', () => {
       expect(load({ NODE_ENV: 'development' }).api.token).to.equal(null);
+    });
+
+    it('outside production a "*" route needs no catchAll (the shipped default)', () => {
+      expect(load({ NODE_ENV: 'development' }).routes).to.deep.equal([
+        { match: '*', thread_from_subaddress: false, fields: {} },
+      ]);
     });
   });
 
@@ -691,5 +740,57 @@ describe('config', () => {
       expect(maskSecrets(config)).to.deep.equal(config);
       expect(maskSecrets(config).api.token).to.equal(null);
     });
+  });
+});
+
+describe('dry-run only on loopback', () => {
+  /** The shipped defaults with these overrides (no token unless given). */
+  function config(
+    overrides: NonNullable<LoadConfigOptions['overrides']>,
+  ): Config {
+    return loadConfig({ configDir: SHIPPED, env: {}, overrides });
+  }
+
+  const hosts: Array<[host: string, loopback: boolean]> = [
+    ['127.0.0.1', true],
+    ['127.8.9.10', true],
+    ['::1', true],
+    ['0:0:0:0:0:0:0:1', true],
+    ['::ffff:127.0.0.1', true],
+    ['localhost', true],
+    ['LocalHost', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['192.0.2.25', false],
+    ['10.0.0.1', false],
+    ['::ffff:192.0.2.25', false],
+    ['2001:db8::1', false],
+    ['mail.example.com', false],
+    ['localhost.example.com', false],
+  ];
+  for (const [host, loopback] of hosts) {
+    it(`smtp.host ${host}: ${loopback ? 'dry-run allowed' : 'api.token required'}`, () => {
+      expect(isLoopbackHost(host)).to.equal(loopback);
+      const check = () =>
+        assertDryRunOnLoopback(config({ smtp: { host } }), undefined);
+      if (loopback) expect(check).not.to.throw();
+      else {
+        expect(check).to.throw(
+          ConfigError,
+          `api.token: required when smtp.host (${host}) is not a loopback address`,
+        );
+      }
+    });
+  }
+
+  it('a token, or NODE_ENV=production (checked at load), is never dry-run', () => {
+    const open = { smtp: { host: '0.0.0.0' } };
+    const withToken = config({ ...open, api: { token: 'tok' } });
+    expect(isDryRun(withToken, undefined)).to.equal(false);
+    expect(() => assertDryRunOnLoopback(withToken, undefined)).not.to.throw();
+    expect(isDryRun(config(open), 'production')).to.equal(false);
+    expect(() =>
+      assertDryRunOnLoopback(config(open), 'production'),
+    ).not.to.throw();
   });
 });

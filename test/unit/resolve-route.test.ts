@@ -140,6 +140,101 @@ describe('routing', () => {
     });
   });
 
+  describe('postmaster (RFC 5321 4.5.1)', () => {
+    /** Exact and domain routes, no "*"; billing@ takes postmaster mail. */
+    const NAMED = routes([
+      { match: 'support@example.com', mailbox_id: 'mb-support' },
+      {
+        match: 'billing@example.com',
+        mailbox_id: 'mb-billing',
+        postmaster: true,
+      },
+      {
+        match: '*@example.org',
+        mailbox_id: 'mb-sales',
+        thread_from_subaddress: true,
+      },
+      { match: 'postmaster@example.net', mailbox_id: 'mb-abuse' },
+      { match: 'info@example.net', mailbox_id: 'mb-info' },
+    ]);
+    /** [table, recipient, mailbox_id of the chosen route, or null for no route] */
+    const rows: Array<[string, RouteConfig[], string, string | null]> = [
+      ['named', NAMED, 'postmaster', 'mb-billing'],
+      ['named', NAMED, 'POSTMASTER', 'mb-billing'],
+      ['named', NAMED, ' PostMaster ', 'mb-billing'],
+      // a domain of exact routes only
+      ['named', NAMED, 'postmaster@example.com', 'mb-billing'],
+      ['named', NAMED, 'Postmaster@EXAMPLE.com', 'mb-billing'],
+      ['named', NAMED, 'postmaster+x@example.com', 'mb-billing'],
+      // the named route wins over the domain's own "*@domain" route
+      ['named', NAMED, 'postmaster@example.org', 'mb-billing'],
+      // an exact route for the address still wins
+      ['named', NAMED, 'postmaster@example.net', 'mb-abuse'],
+      // no route takes the domain: refused, never an open door
+      ['named', NAMED, 'postmaster@elsewhere.test', null],
+      ['named', NAMED, 'postmaster@sub.example.org', null],
+      // only the local part "postmaster" is postmaster
+      ['named', NAMED, 'postmasters@example.com', null],
+      ['named', NAMED, 'postmaster@', null],
+      // the default with a "*" route: <postmaster> to "*", the rest routed as usual
+      ['default', TABLE, 'postmaster', 'mb-default'],
+      ['default', TABLE, 'Postmaster', 'mb-default'],
+      ['default', TABLE, 'postmaster@example.org', 'mb-sales'],
+      ['default', TABLE, 'postmaster@example.com', 'mb-default'],
+      ['default', TABLE, 'postmaster@elsewhere.test', 'mb-default'],
+    ];
+    // the default without "*": nothing new is accepted
+    const strict = routes([
+      { match: 'support@example.com', mailbox_id: 'mb-support' },
+      { match: '*@example.org', mailbox_id: 'mb-sales' },
+    ]);
+    rows.push(
+      ['neither', strict, 'postmaster', null],
+      ['neither', strict, 'postmaster@example.com', null],
+      ['neither', strict, 'postmaster@example.org', 'mb-sales'],
+    );
+    for (const [name, table, recipient, mailbox] of rows) {
+      it(`${name}: ${JSON.stringify(recipient)} -> ${mailbox ?? 'no route'}`, () => {
+        const match = resolveRoute(recipient, table);
+        if (mailbox === null) {
+          expect(match).to.equal(null);
+          return;
+        }
+        expect(match?.route.mailbox_id).to.equal(mailbox);
+        expect(table[match?.index ?? -1]).to.equal(match?.route);
+      });
+    }
+
+    it('postmaster mail has no thread id, even from a threading route', () => {
+      const table = routes([
+        {
+          match: '*@example.org',
+          thread_from_subaddress: true,
+          postmaster: true,
+        },
+      ]);
+      expect(resolveRoute('postmaster+T1@example.org', table)).to.deep.equal({
+        route: table[0],
+        index: 0,
+      });
+    });
+
+    it('groupByRoute puts postmaster with its route', () => {
+      const groups = groupByRoute(
+        ['postmaster', 'billing@example.com', 'postmaster@example.org'],
+        NAMED,
+      );
+      expect(groups.map(g => [g.route.mailbox_id, g.recipients])).to.deep.equal(
+        [
+          [
+            'mb-billing',
+            ['postmaster', 'billing@example.com', 'postmaster@example.org'],
+          ],
+        ],
+      );
+    });
+  });
+
   describe('groupByRoute', () => {
     const rows: Array<{
       title: string;
