@@ -509,14 +509,19 @@ describe('queue mode: delivery from the spool', () => {
     it('those waiting for their first attempt when a pause starts are parked in queue/', async () => {
       const bridge = await start({
         api: { ...apiAt(t.api.url), concurrency: 1 },
+        // no probe of the pause while the spool is looked at (20 ms was a race under load)
+        delivery: { retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } },
       });
-      // a slow 401: the first post holds the only slot while the others are accepted
-      t.api.reply({ status: 401, delayMs: 500 });
+      // the first post holds the only slot, unanswered, until the others are accepted; then
+      // its 401 starts the pause (a delay instead raced the senders on a loaded machine)
+      t.api.reply({ status: 401, stall: true });
       t.api.setDefault({ status: 204 });
       const ids: string[] = [];
       for (const n of [1, 2, 3]) {
         ids.push(await queue(bridge, message(`park-${n}`)));
       }
+      await t.api.waitForRequests(1);
+      t.api.releaseStalled({ status: 401 });
       await bridge.waitForLog(l =>
         String(l.message).startsWith('delivery paused'),
       );
