@@ -2,15 +2,21 @@
 // local stand-in API. Prints messages/s accepted and posted, accept latency, peak RSS.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { installHaraka, startHaraka } from './reference.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 
 interface Scenario {
@@ -71,7 +77,7 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise(resolve => {
     const server = createServer().listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
@@ -80,25 +86,29 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startStandIn(): Promise<{ child: ChildProcess; port: number }> {
+/** The stand-in API (bench/stand-in-api.ts); `env` is added to this process's environment. */
+export async function startStandIn(
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'bench/stand-in-api.ts'],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
     },
   );
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return { child, port: Number(line.toString().trim()) };
 }
 
-async function apiCount(port: number): Promise<number> {
+export async function apiCount(port: number): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${port}/count`);
   return ((await res.json()) as { posts: number }).posts;
 }
 
-async function waitForPosts(
+export async function waitForPosts(
   port: number,
   count: number,
   limitMs: number,
@@ -112,14 +122,32 @@ async function waitForPosts(
   }
 }
 
-interface Daemon {
+export interface Daemon {
   child: ChildProcess;
   smtpPort: number;
   httpPort: number;
   spool: string;
 }
 
-async function startDaemon(apiPort: number): Promise<Daemon> {
+/** What a caller may change in the daemon's configuration file (bench/hostile-html.ts). */
+export interface DaemonOptions {
+  /** the `smtp:` line's value; the throughput table's by default */
+  smtp?: string;
+}
+
+// A "*" route must say catchAll: true with NODE_ENV=production in releases that know the key
+// (and a release before it refuses the unknown key), so the bench runs against either.
+const CATCH_ALL = readFileSync(
+  join(ROOT, 'src/config/schema.ts'),
+  'utf8',
+).includes('catchAll')
+  ? ', catchAll: true'
+  : '';
+
+async function startDaemon(
+  apiPort: number,
+  options: DaemonOptions = {},
+): Promise<Daemon> {
   const spool = mkdtempSync(join(tmpdir(), 'mailbridge-bench-'));
   const smtpPort = await freePort();
   const httpPort = await freePort();
@@ -127,8 +155,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
   writeFileSync(
     config,
     [
-      'smtp: { maxClients: 200, maxMessageSize: 52428800 }',
-      'routes: [{ match: "*", mailbox_id: bench }]',
+      `smtp: ${options.smtp ?? '{ maxClients: 200, maxMessageSize: 52428800 }'}`,
+      `routes: [{ match: "*", mailbox_id: bench${CATCH_ALL} }]`,
       // api.concurrency as configured by default (4) unless BENCH_CONCURRENCY says otherwise;
       // BENCH_POST_THREAD=0 posts from the main thread (api.workerThread: false)
       `api: { ${[
@@ -149,6 +177,8 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
     // as npm start runs it
     [
       ...profile,
+      // BENCH_NODE_FLAGS='--trace-gc': Node or V8 flags that NODE_OPTIONS does not take
+      ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       // BENCH_SEMI_SPACE=2: another young generation size than npm start's
       `--max-semi-space-size=${process.env.BENCH_SEMI_SPACE ?? 1}`,
       // BENCH_PARALLEL_GC=1: V8's parallel scavenges, which npm start turns off
@@ -203,10 +233,13 @@ async function startDaemon(apiPort: number): Promise<Daemon> {
 class DaemonStartError extends Error {}
 
 /** Starts the daemon; once more (new ports) if it exits before it is ready. */
-async function startDaemonRetrying(apiPort: number): Promise<Daemon> {
+export async function startDaemonRetrying(
+  apiPort: number,
+  options: DaemonOptions = {},
+): Promise<Daemon> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startDaemon(apiPort);
+      return await startDaemon(apiPort, options);
     } catch (err) {
       if (!(err instanceof DaemonStartError) || attempt >= 3) throw err;
       console.error(`${err.message}; starting it again`);
@@ -214,14 +247,14 @@ async function startDaemonRetrying(apiPort: number): Promise<Daemon> {
   }
 }
 
-async function stopDaemon(daemon: Daemon): Promise<void> {
+export async function stopDaemon(daemon: Daemon): Promise<void> {
   daemon.child.kill('SIGTERM');
   await once(daemon.child, 'exit');
   rmSync(daemon.spool, { recursive: true, force: true });
 }
 
 /** Memory of a process from /proc: current and peak resident set, in MiB. */
-function memory(pid: number): { rss: number; hwm: number } {
+export function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) =>
     Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -229,7 +262,7 @@ function memory(pid: number): { rss: number; hwm: number } {
 }
 
 /** Resets the process's peak RSS (VmHWM) to its present RSS (Linux 4.0 and later). */
-function resetPeak(pid: number): void {
+export function resetPeak(pid: number): void {
   try {
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
   } catch {
@@ -521,7 +554,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch(err => {
-  console.error(err);
-  process.exit(1);
-});
+// run when started (npm run bench), not when another bench script imports the helpers above
+if (
+  process.argv[1] &&
+  realpathSync(resolve(process.argv[1])) ===
+    realpathSync(fileURLToPath(import.meta.url))
+) {
+  main().catch(err => {
+    console.error(err);
+    process.exit(1);
+  });
+}
