@@ -25,6 +25,18 @@ import type {
   PostContext,
 } from '../pipeline/payload-sink.js';
 import { serializePayload } from './payload-stream.js';
+import { Slots } from './slots.js';
+
+/** A message over this size is a large one: at most LARGE_PARSES_AT_ONCE parsed at once. */
+const LARGE_MESSAGE_BYTES = 1024 * 1024;
+const LARGE_PARSES_AT_ONCE = 2;
+
+/** A job's message size: its bytes, or what the job says of its file (unknown: large). */
+function sizeOf(job: DeliveryJob): number {
+  return job.raw instanceof Uint8Array
+    ? job.raw.byteLength
+    : (job.raw.length ?? job.size ?? Infinity);
+}
 
 /** Posts bodies to `api.url` with the bearer token. */
 export class ApiClient implements PayloadSink {
@@ -32,9 +44,13 @@ export class ApiClient implements PayloadSink {
   private readonly http: HttpPoster;
   private readonly httpAgent = new http.Agent(AGENT_OPTIONS);
   private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
-  /** POSTs in flight, at most `api.concurrency`; the others wait in `waiting`, in order. */
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** POSTs (and jobs) in flight, at most `api.concurrency`; the others wait, in order */
+  private readonly slots: Slots;
+  /**
+   * Jobs of large messages parsed at once: each may hold tens of MiB while it is parsed (a
+   * 20 MiB HTML part is decoded whole), so a burst of them waits its turn here first.
+   */
+  private readonly largeParses = new Slots(LARGE_PARSES_AT_ONCE);
   /** the time limit of each POST, from its start until its answer is read or drained */
   private readonly deadlines: Deadlines;
   /** posts Buffer bodies on a thread of its own (api.workerThread) */
@@ -50,6 +66,7 @@ export class ApiClient implements PayloadSink {
     environment: Pick<Environment, 'proxyConfigured'> = {},
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
+    this.slots = new Slots(config.concurrency);
     this.http = new HttpPoster(
       createHttp(config, this.httpAgent, this.httpsAgent, environment),
     );
@@ -65,7 +82,7 @@ export class ApiClient implements PayloadSink {
   async send(payload: ApiPayload, context: PostContext): Promise<void> {
     const started = this.now();
     const body = serializePayload(payload);
-    await this.acquireSlot();
+    await this.slots.acquire();
     let posted: Posted;
     try {
       posted = await postBody(
@@ -84,7 +101,7 @@ export class ApiClient implements PayloadSink {
               ),
       );
     } finally {
-      this.releaseSlot();
+      this.slots.release();
     }
     this.judge(posted, context, started);
   }
@@ -102,12 +119,18 @@ export class ApiClient implements PayloadSink {
     if (!thread?.usable || !this.mapping) return undefined;
     return (async () => {
       const started = this.now();
-      await this.acquireSlot();
+      const large = sizeOf(job) > LARGE_MESSAGE_BYTES;
+      if (large) await this.largeParses.acquire();
       let answer: JobAnswer;
       try {
-        answer = await thread.deliver(job);
+        await this.slots.acquire();
+        try {
+          answer = await thread.deliver(job);
+        } finally {
+          this.slots.release();
+        }
       } finally {
-        this.releaseSlot();
+        if (large) this.largeParses.release();
       }
       if (answer.kind === 'unparsed') {
         return { kind: 'unparsed', error: fromWire(answer.error) };
@@ -179,21 +202,6 @@ export class ApiClient implements PayloadSink {
       retryAt: failure.retryAt,
       api,
     });
-  }
-
-  private async acquireSlot(): Promise<void> {
-    if (this.active < this.config.concurrency) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>(resolve => this.waiting.push(resolve));
-  }
-
-  /** Hands the slot to the next waiting POST, or frees it. */
-  private releaseSlot(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.active--;
   }
 
   /** Resolves once the post thread (if any) has started. */

@@ -81,6 +81,7 @@ export async function acceptSync(
         messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
         fingerprint: received.fingerprint,
       },
+      size: received.size,
     },
     { mapping: deps.config.mapping, sink: deps.sink, dedupe: deps.dedupe },
   );

@@ -21,6 +21,8 @@ export interface AttemptInput {
   groups: RouteGroup[];
   /** what the message is recognised by (found at accept time) */
   keys: MessageKeys;
+  /** the message's size in bytes, when known */
+  size?: number;
 }
 
 export interface AttemptRoutesDeps {
@@ -103,6 +105,7 @@ async function post(
         attachmentDir: input.parse.attachmentDir,
         envelope,
         groups,
+        size: input.size,
       },
       envelope.id,
     );

@@ -30,6 +30,8 @@ export interface DeliveryJob {
   envelope: Envelope;
   /** the routes to post, in order */
   groups: RouteGroup[];
+  /** the message's size in bytes, when known (a large one waits for its turn to be parsed) */
+  size?: number;
 }
 
 export interface PostContext {

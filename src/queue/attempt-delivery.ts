@@ -59,6 +59,7 @@ export async function attemptDelivery(
       envelope: entry.envelope,
       groups: pendingOf(entry),
       keys: entry,
+      size: entry.size,
     },
     { mapping: deps.config.mapping, sink: deps.sink, dedupe: deps.dedupe },
   );

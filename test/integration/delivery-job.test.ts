@@ -137,6 +137,54 @@ describe('delivery jobs on the post thread', () => {
     expect(api.requests).to.have.length(2);
   });
 
+  // a burst of large messages must not be parsed all at once (issue 16, defect 2): each may
+  // hold tens of MiB while its parts are decoded
+  it('large messages in files: at most two parsed at once, the others wait their turn', async () => {
+    client = new ApiClient(
+      { ...CONFIG.api, ...apiAt(api.url), workerThread: true, concurrency: 4 },
+      createLogger({
+        level: 'error',
+        stream: new Writable({ write: (_c, _e, done) => done() }),
+      }),
+      Date.now,
+      CONFIG.mapping,
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-large-'));
+    try {
+      const path = join(dir, 'large.eml');
+      await writeFile(path, RAW);
+      api.setDefault({ status: 204, stall: true });
+      const one = (n: number) =>
+        client!.deliverJob(
+          {
+            ...job(),
+            groups: groupByRoute(['a@example.com'], CONFIG.routes),
+            raw: { path },
+            size: 2 * 1024 * 1024,
+          },
+          `LARGE${n}`,
+        )!;
+      const running = [one(1), one(2), one(3)];
+      await api.waitForRequests(2);
+      const waiting = (
+        client as unknown as { largeParses: { waiting: unknown[] } }
+      ).largeParses.waiting;
+      expect(waiting).to.have.length(1);
+      api.setDefault({ status: 204 });
+      api.releaseStalled();
+      const results = await Promise.all(running);
+      expect(results.map(r => r.kind)).to.deep.equal([
+        'posted',
+        'posted',
+        'posted',
+      ]);
+      expect(api.requests).to.have.length(3);
+      expect(api.maxInFlight).to.equal(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('an attachment file that cannot be written: unparsed, a temporary error; nothing posted', async () => {
     client = newClient();
     const result = await client.deliverJob(
