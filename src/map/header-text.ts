@@ -10,6 +10,10 @@ const BREAKS = /[\t\n\v\f\r\u0085]+/g;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what we remove
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
 
+/** Whether a value has any control character at all (most have none: one test, no copy). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what we look for
+const ANY_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 /**
  * A header-derived value (a subject, a display name, an address, an id, a file name) without
  * control characters: a run of CR, LF, TAB, VT, FF or NEL becomes one space, any other C0 or
@@ -18,5 +22,6 @@ const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
  * must not be header-injected.
  */
 export function cleanHeaderText(value: string): string {
+  if (!ANY_CONTROL.test(value)) return value;
   return value.replace(BREAKS, ' ').replace(CONTROLS, '');
 }
