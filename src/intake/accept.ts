@@ -70,6 +70,7 @@ export async function acceptSync(
       responseCode: 550,
     });
   }
+  const acceptedId = extractIds(received.messageId ?? undefined)[0] ?? null;
   const attempted = await attemptRoutes(
     {
       source: received.raw ?? received.path,
@@ -78,7 +79,7 @@ export async function acceptSync(
       envelope,
       groups,
       keys: {
-        messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
+        messageId: acceptedId,
         fingerprint: received.fingerprint,
       },
       size: received.size,
@@ -88,10 +89,7 @@ export async function acceptSync(
   if (attempted.kind === 'unparsed') throw attempted.error;
   const outcomes = attempted.routes;
   const reply = `OK: delivered as ${envelope.id}`;
-  const messageId =
-    attempted.messageId ??
-    extractIds(received.messageId ?? undefined)[0] ??
-    null;
+  const messageId = attempted.messageId ?? acceptedId;
   const failures = outcomes.flatMap(o =>
     o.outcome === 'failed' ? [o.failure] : [],
   );

@@ -68,7 +68,13 @@ export class SessionDeadlines {
 
   /** A session admitted by onConnect: its session deadline starts, its lines are watched. */
   start(session: SMTPServerSession): void {
-    const connection = [...this.connections()].find(c => c.id === session.id);
+    let connection: Connection | undefined;
+    for (const c of this.connections()) {
+      if (c.id === session.id) {
+        connection = c;
+        break;
+      }
+    }
     // not there: closed while onConnect was answered, and onClose is on its way
     if (!connection || connection._closing || connection._closed) return;
     const watch = new SessionWatch(connection, this.limits, deadline =>

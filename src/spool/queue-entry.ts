@@ -131,18 +131,6 @@ export function withReceived(
   };
 }
 
-/** The route groups still to deliver, in the shape the mapper takes. */
-export function pendingGroups(entry: QueueEntry): RouteGroup[] {
-  return entry.routes
-    .filter(r => r.status !== 'delivered')
-    .map(r => ({
-      route: r.route,
-      index: r.index,
-      recipients: r.recipients,
-      threadId: r.threadId,
-    }));
-}
-
 /** The route groups still pending (not delivered, not refused for good), in order. */
 export function pendingOf(entry: QueueEntry): RouteGroup[] {
   return entry.routes
