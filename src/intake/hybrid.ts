@@ -109,7 +109,7 @@ export function splitRefused(result: AttemptResult): SplitResult | null {
   // the other routes all came to an end, some held by their policy: the message is held
   const held = pending
     ? null
-    : heldInfo(routes, refusal ? Date.parse(refusal.at) : Date.now());
+    : heldInfo(routes, refusal?.at ?? new Date().toISOString());
   return {
     refused,
     kept: {

@@ -167,21 +167,18 @@ function unparsedText(error: unknown): string {
 }
 
 /**
- * Why a message whose routes are `routes` is held, at `now`: the held routes' reasons, each
- * once, joined with '; '. Null when no route is held.
+ * Why a message whose routes are `routes` is held, since `at` (ISO time): the held routes'
+ * reasons, each once, joined with '; '. Null when no route is held.
  */
 export function heldInfo(
   routes: readonly RouteState[],
-  now: number,
+  at: string,
 ): HeldInfo | null {
   const reasons = routes
     .filter(r => r.status === 'held')
     .map(r => r.heldReason ?? 'held');
   if (reasons.length === 0) return null;
-  return {
-    reason: [...new Set(reasons)].join('; '),
-    at: new Date(now).toISOString(),
-  };
+  return { reason: [...new Set(reasons)].join('; '), at };
 }
 
 /**
@@ -218,7 +215,7 @@ function conclude(
   const failed = routes.some(r => r.status === 'failed');
   const base = { configError: false };
   if (!pending && !failed) {
-    const held = heldInfo(routes, now);
+    const held = heldInfo(routes, new Date(now).toISOString());
     return held
       ? { ...base, entry: { ...next, held }, outcome: 'held' }
       : { ...base, entry: next, outcome: 'delivered' };
