@@ -23,11 +23,13 @@ Commands:
   preview FILE.eml [--rcpt ADDR]... [--from ADDR] [--pretty] [--config FILE]
                                                print the JSON body per route; sends nothing
   check-config [--config FILE]                 validate and print the effective configuration
-  queue list|dead [--json]                     messages waiting / dead (ID first)
+  queue list|dead|held [--json]                messages waiting / dead / held by a route's
+                                               policy (ID first; dead and held: the reason)
   queue show ID                                one message's full state
   queue retry ID|--all                         make waiting messages due now
-  queue replay ID                              put a dead message back in the queue
-  queue purge ID                               delete a waiting or dead message
+  queue replay ID                              put a dead message back in the queue; a held
+                                               one too, released from its hold (posted)
+  queue purge ID                               delete a waiting, dead or held message
   inject FILE.eml --rcpt ADDR [--from ADDR]    spool a message as if received by SMTP
 
 Options:

@@ -1,8 +1,13 @@
-// `queue list|show|retry|dead|replay|purge`: the spool of a stopped or running daemon, by hand.
+// `queue list|show|retry|dead|held|replay|purge`: the spool of a stopped or running daemon, by
+// hand.
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { replayEntry, type QueueEntry } from '../spool/queue-entry.js';
-import { Spool, type EntryState } from '../spool/spool.js';
+import {
+  releaseEntry,
+  replayEntry,
+  type QueueEntry,
+} from '../spool/queue-entry.js';
+import { isFinal, Spool, type EntryState } from '../spool/spool.js';
 
 export interface QueueCommand {
   action: string;
@@ -11,7 +16,7 @@ export interface QueueCommand {
   json: boolean;
 }
 
-/** One line of `list` / `dead`, and the element of their `--json` arrays. */
+/** One line of `list` / `dead` / `held`, and the element of their `--json` arrays. */
 export interface QueueSummary {
   id: string;
   messageId: string | null;
@@ -20,7 +25,7 @@ export interface QueueSummary {
   attempts: number;
   nextAttemptAt: string | null;
   lastError: string | null;
-  /** dead entries: why */
+  /** dead and held entries: why */
   reason?: string;
 }
 
@@ -50,6 +55,8 @@ export async function runQueue(
       return print(await listStates(spool, ['active', 'queue']), command.json);
     case 'dead':
       return print(await listStates(spool, ['dead']), command.json);
+    case 'held':
+      return print(await listStates(spool, ['held']), command.json, 'held');
     case 'show':
       return show(spool, id!);
     case 'retry':
@@ -60,7 +67,7 @@ export async function runQueue(
       return purge(spool, id!);
     default:
       return usage(
-        `unknown queue action "${action}" (list, show, retry, dead, replay, purge)`,
+        `unknown queue action "${action}" (list, show, retry, dead, held, replay, purge)`,
       );
   }
 }
@@ -92,21 +99,24 @@ export function summarise(entry: QueueEntry): QueueSummary {
     from: entry.envelope.mailFrom,
     recipients: entry.envelope.rcptTo,
     attempts: entry.attempts,
-    nextAttemptAt: entry.dead
-      ? null
-      : new Date(entry.nextAttemptAt).toISOString(),
+    nextAttemptAt:
+      entry.dead || entry.held
+        ? null
+        : new Date(entry.nextAttemptAt).toISOString(),
     lastError: entry.lastError,
     ...(entry.dead ? { reason: entry.dead.reason } : {}),
+    ...(entry.held && !entry.dead ? { reason: entry.held.reason } : {}),
   };
 }
 
-function print(rows: QueueSummary[], json: boolean): number {
+/** Prints rows; `final` stands where a row has no next attempt (dead or held). */
+function print(rows: QueueSummary[], json: boolean, final = 'dead'): number {
   if (json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return 0;
   }
   for (const row of rows) {
-    const when = row.nextAttemptAt ?? 'dead';
+    const when = row.nextAttemptAt ?? final;
     const error = row.reason ?? row.lastError ?? '';
     process.stdout.write(
       `${row.id}  ${when}  attempts=${row.attempts}  ${row.from ?? '<>'} -> ${row.recipients.join(',')}  ${row.messageId ?? ''}  ${error}\n`,
@@ -161,18 +171,37 @@ async function makeDue(
   return true;
 }
 
+/**
+ * Puts a dead or held message back in the queue, due now. A dead one's failed routes are
+ * pending again (held ones stay held); a held one's held routes are pending and `released`:
+ * the policy that held them lets them through, and the message is posted.
+ */
 async function replay(spool: Spool, id: string, now: number): Promise<number> {
-  // the daemon never touches dead/: read it, write the new state, only then drop the old one,
-  // so a failed write or a crash in between cannot lose the message
-  const entry = await spool.read('dead', id);
-  if (!entry) return fail(await whyNot(spool, id, 'queue replay'));
-  await spool.move(replayEntry(entry, now), 'dead', 'queue');
-  process.stdout.write(`${id} queued again\n`);
+  // read it, write the new state, only then drop the old one, so a failed write or a crash in
+  // between cannot lose the message
+  const dead = await spool.read('dead', id);
+  if (dead) {
+    await spool.move(replayEntry(dead, now), 'dead', 'queue');
+    process.stdout.write(`${id} queued again\n`);
+    return 0;
+  }
+  const held = await spool.read('held', id);
+  if (!held) return fail(await whyNot(spool, id, 'queue replay'));
+  await spool.move(releaseEntry(held, now), 'held', 'queue');
+  // the daemon deletes held messages past delivery.heldRetentionMs: one that expired while
+  // this replay wrote its state has no raw message left, and is taken back out
+  if (!(await spool.locateRaw(id))) {
+    await spool.take(id, 'queue');
+    return fail(
+      `${id} has no raw message left (expired by delivery.heldRetentionMs meanwhile?); not queued`,
+    );
+  }
+  process.stdout.write(`${id} released and queued again\n`);
   return 0;
 }
 
 async function purge(spool: Spool, id: string): Promise<number> {
-  for (const state of ['queue', 'dead'] as const) {
+  for (const state of ['queue', 'dead', 'held'] as const) {
     if (await spool.take(id, state)) {
       await spool.remove(id, null);
       process.stdout.write(`${id} purged\n`);
@@ -189,6 +218,6 @@ async function whyNot(spool: Spool, id: string, what: string): Promise<string> {
   if (found.state === 'active') {
     return `${id} is being delivered right now; try again`;
   }
-  const hint = found.state === 'dead' ? 'use queue replay' : 'use queue retry';
+  const hint = isFinal(found.state) ? 'use queue replay' : 'use queue retry';
   return `${what}: ${id} is in ${found.state}/ (${hint})`;
 }

@@ -164,6 +164,7 @@ export const configSchema = z.strictObject({
     shutdownTimeoutMs: z.number().int().nonnegative(),
     dedupeWindowMs: z.number().int().nonnegative(),
     dedupeMaxRecords: positiveInt,
+    heldRetentionMs: positiveInt,
     retry: z.strictObject({
       initialDelayMs: positiveInt,
       multiplier: z.number().min(1),

@@ -5,7 +5,7 @@ import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import { toSmtpReply, type SmtpReplyError } from '../errors/to-smtp-reply.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
-import type { AttemptResult } from '../pipeline/decide.js';
+import { heldInfo, type AttemptResult } from '../pipeline/decide.js';
 import type { HeldAttempt } from '../queue/held-attempt.js';
 import type { QueueEntry, RouteState } from '../spool/queue-entry.js';
 import type { Accepted } from './intake.js';
@@ -58,10 +58,11 @@ export async function attemptWhileWaiting(
     held.fileLate(failed);
     return queued;
   }
-  const nothingDelivered = result.entry.routes.every(
-    r => r.status !== 'delivered',
+  // a route held by its policy is kept (held/ or dead/ with it), never refused to the sender
+  const nothingKept = result.entry.routes.every(
+    r => r.status !== 'delivered' && r.status !== 'held',
   );
-  if (result.outcome === 'dead' && nothingDelivered) {
+  if (result.outcome === 'dead' && nothingKept) {
     await held.discard();
     throw new PermanentError(result.entry.lastError ?? 'refused by the API');
   }
@@ -87,7 +88,7 @@ export async function attemptWhileWaiting(
 
 /** A hybrid attempt's result with the routes the API refused for good taken out. */
 export interface SplitResult {
-  /** what is filed: the other routes, delivered or waiting for a retry; nothing for dead/ */
+  /** what is filed: the other routes, delivered, held or waiting for a retry; nothing for dead/ */
   kept: AttemptResult;
   refused: RouteState[];
 }
@@ -104,7 +105,11 @@ export function splitRefused(result: AttemptResult): SplitResult | null {
   if (refused.length === 0 || routes.length === 0) return null;
   const pending = routes.some(r => r.status === 'pending');
   if (pending && result.outcome === 'dead') return null;
-  const { dead: _refusal, ...entry } = result.entry;
+  const { dead: refusal, ...entry } = result.entry;
+  // the other routes all came to an end, some held by their policy: the message is held
+  const held = pending
+    ? null
+    : heldInfo(routes, refusal?.at ?? new Date().toISOString());
   return {
     refused,
     kept: {
@@ -117,8 +122,9 @@ export function splitRefused(result: AttemptResult): SplitResult | null {
             .map(r => r.lastError)
             .filter(Boolean)
             .at(-1) ?? null,
+        ...(held ? { held } : {}),
       },
-      outcome: pending ? 'retry' : 'delivered',
+      outcome: pending ? 'retry' : held ? 'held' : 'delivered',
     },
   };
 }

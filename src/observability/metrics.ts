@@ -16,8 +16,10 @@ export interface Metrics {
   messages: Counter<'outcome'>;
   /** POSTs to the API by result: delivered, dry_run, temporary, permanent. */
   posts: Counter<'result'>;
-  /** Queue-mode attempts by what they came to: delivered, retry, dead. */
+  /** Queue-mode attempts by what they came to: delivered, retry, dead, held. */
   deliveries: Counter<'outcome'>;
+  /** Held messages deleted by the daemon after `delivery.heldRetentionMs`. */
+  heldExpired: Counter;
   /**
    * Recipients refused on their own after DATA (LMTP's reply per recipient, in sync and hybrid
    * modes), by result: permanent (5xx), temporary (4xx).
@@ -25,7 +27,7 @@ export interface Metrics {
   refusedRecipients: Counter<'result'>;
   /** 1 while delivery is paused by a 401/403/404 from the API. */
   paused: Gauge;
-  /** Messages in the spool by state: queue, active, dead (set by the queue runner's scans). */
+  /** Messages in the spool by state: queue, active, dead, held (set by the queue runner's scans). */
   spool: Gauge<'state'>;
   /** Seconds from end of DATA to the reply. */
   acceptSeconds: Histogram;
@@ -65,6 +67,11 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_deliveries_total',
       help: 'Queue delivery attempts by outcome',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    heldExpired: new Counter({
+      name: 'mailbridge_held_expired_total',
+      help: 'Held messages deleted after delivery.heldRetentionMs',
       registers: [registry],
     }),
     refusedRecipients: new Counter({

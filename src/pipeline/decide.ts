@@ -9,22 +9,29 @@ import {
 import {
   HISTORY_LIMIT,
   type DeadInfo,
+  type HeldInfo,
   type QueueEntry,
   type RouteState,
 } from '../spool/queue-entry.js';
 import { nextAttemptAt } from './backoff.js';
 
 /**
- * What becomes of the message: removed (delivered), back to the queue (retry), or dead. A
- * retry whose failure says our own configuration is wrong (401/403/404) also pauses delivery:
+ * What becomes of the message: removed (delivered), back to the queue (retry), dead, or held
+ * (no route pending or failed, at least one held by its policy: kept in held/). A retry whose
+ * failure says our own configuration is wrong (401/403/404) also pauses delivery:
  * `configError` is set, and the message waits without expiring.
  */
-export type AttemptOutcome = 'delivered' | 'retry' | 'dead';
+export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'held';
 
-/** What one route of an attempt came to. */
+/**
+ * What one route of an attempt came to. `held`: a policy of the route held the message (an
+ * auto-reply, failed sender authentication...), nothing was posted for that route; `reason`
+ * says why, for `queue held` and the log. A route marked `released` must never come back held.
+ */
 export type RouteResult =
   | { index: number; outcome: 'delivered' | 'duplicate' }
-  | { index: number; outcome: 'failed'; failure: unknown };
+  | { index: number; outcome: 'failed'; failure: unknown }
+  | { index: number; outcome: 'held'; reason: string };
 
 /** Why a message could not be parsed for its attempt (nothing was posted). */
 export interface Unparsed {
@@ -79,6 +86,14 @@ export function decide(
   for (const result of results) {
     const route = byIndex.get(result.index);
     if (!route) continue;
+    if (result.outcome === 'held') {
+      texts[route.index] = `held: ${result.reason}`;
+      route.status = 'held';
+      route.heldReason = result.reason;
+      route.lastError = undefined;
+      route.api = undefined;
+      continue;
+    }
     if (result.outcome !== 'failed') {
       texts[route.index] = result.outcome;
       route.status = 'delivered';
@@ -151,7 +166,25 @@ function unparsedText(error: unknown): string {
   return detail ? `${UNPARSED}: ${detail}` : UNPARSED;
 }
 
-/** Decides the entry's fate from its routes: all delivered, some failed for good, or retry. */
+/**
+ * Why a message whose routes are `routes` is held, since `at` (ISO time): the held routes'
+ * reasons, each once, joined with '; '. Null when no route is held.
+ */
+export function heldInfo(
+  routes: readonly RouteState[],
+  at: string,
+): HeldInfo | null {
+  const reasons = routes
+    .filter(r => r.status === 'held')
+    .map(r => r.heldReason ?? 'held');
+  if (reasons.length === 0) return null;
+  return { reason: [...new Set(reasons)].join('; '), at };
+}
+
+/**
+ * Decides the entry's fate from its routes: all delivered, held (none pending or failed, some
+ * held), some failed for good, or retry.
+ */
 function conclude(
   entry: QueueEntry,
   routes: RouteState[],
@@ -166,8 +199,10 @@ function conclude(
       .map(r => r.lastError)
       .filter(Boolean)
       .at(-1) ?? null;
+  // a hold of an earlier attempt (its filing cut short) is decided again here
+  const { held: _held, ...rest } = entry;
   const next: QueueEntry = {
-    ...entry,
+    ...rest,
     routes,
     attempts,
     lastError,
@@ -180,7 +215,10 @@ function conclude(
   const failed = routes.some(r => r.status === 'failed');
   const base = { configError: false };
   if (!pending && !failed) {
-    return { ...base, entry: next, outcome: 'delivered' };
+    const held = heldInfo(routes, new Date(now).toISOString());
+    return held
+      ? { ...base, entry: { ...next, held }, outcome: 'held' }
+      : { ...base, entry: next, outcome: 'delivered' };
   }
   // a 401/403/404 says our token or URL is wrong, not the message: it waits, it does not expire
   const expired = !extra.configError && now - entry.createdAt >= retry.maxAgeMs;

@@ -1,5 +1,5 @@
-// An attempt's end in the spool: its result filed (removed, back to queue/, or dead) with the one
-// outcome log line; or the message handed back (release) or removed (discard) without one.
+// An attempt's end in the spool: its result filed (removed, back to queue/, dead or held) with
+// the one outcome log line; or the message handed back (release) or removed (discard) without one.
 import type { RetryConfig } from '../config/schema.js';
 import { DRY_RUN_OUTCOME } from '../pipeline/payload-sink.js';
 import { errorFields, type Logger } from '../observability/logger.js';
@@ -28,7 +28,7 @@ export interface ResultFilerDeps {
 export class ResultFiler {
   constructor(private readonly deps: ResultFilerDeps) {}
 
-  /** Files an attempt's result in the spool: removed, back in the queue, or dead. */
+  /** Files an attempt's result in the spool: removed, back in the queue, dead, or held. */
   async file(result: AttemptResult): Promise<void> {
     const { entry, outcome } = result;
     const { spool, buffer, metrics } = this.deps;
@@ -60,6 +60,17 @@ export class ResultFiler {
         ...fields,
         outcome,
         reason: entry.dead?.reason,
+      });
+    } else if (outcome === 'held') {
+      // like dead: out of delivery, kept until replayed, purged or delivery.heldRetentionMs
+      if (fresh) await spool.park(entry, 'held');
+      else await spool.move(entry, 'active', 'held');
+      buffer.forget(entry.id);
+      metrics.spool.inc({ state: 'held' });
+      log.info('message held', {
+        ...fields,
+        outcome,
+        reason: entry.held?.reason,
       });
     } else {
       if (fresh) await spool.park(entry, 'queue');

@@ -9,6 +9,7 @@ import type { QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import { ResultFiler } from './file-result.js';
 import { heldAttempt, type HeldAttempt } from './held-attempt.js';
+import { HeldExpiry } from './held-expiry.js';
 import { IntakeBuffer } from './intake-buffer.js';
 import { DeliveryPause } from './pause.js';
 import { Attempts } from './run-attempt.js';
@@ -41,11 +42,13 @@ export class QueueRunner {
   private readonly pause: DeliveryPause;
   private readonly filer: ResultFiler;
   private readonly attempts: Attempts;
+  private readonly heldExpiry: HeldExpiry;
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private scanTimer?: NodeJS.Timeout;
   private closing = false;
   private scanning: Promise<void> | undefined;
+  private sweeping: Promise<void> | undefined;
   /** hybrid attempts that outlived their sender's wait, filed when they end (see HeldAttempt) */
   private readonly late = new Set<Promise<void>>();
   private closed?: Promise<void>;
@@ -82,6 +85,10 @@ export class QueueRunner {
       ...held,
       pause: this.pause,
       dryRun: deps.sink.kind === 'dry-run',
+    });
+    this.heldExpiry = new HeldExpiry({
+      ...base,
+      retentionMs: config.delivery.heldRetentionMs,
     });
     this.attempts = new Attempts({
       ...base,
@@ -189,6 +196,7 @@ export class QueueRunner {
       this.buffer.close();
       clearTimeout(this.timer);
       clearInterval(this.scanTimer);
+      await this.sweeping;
       await this.settled(this.deps.config.delivery.shutdownTimeoutMs);
       if (this.buffer.waiting > 0) {
         this.deps.log.info(
@@ -209,16 +217,32 @@ export class QueueRunner {
   }
 
   /**
-   * Retries the parkings that failed, then reloads due times from queue/. A scan asked for
-   * while one runs (a slow disk) is that one: two would park the same message.
+   * Retries the parkings that failed, then reloads due times from queue/, then starts a sweep
+   * of held/ (see sweepHeld). A scan asked for while one runs (a slow disk) is that one: two
+   * would park the same message.
    */
   private scan(): Promise<void> {
     this.scanning ??= (async () => {
       await this.buffer.retryParking();
       await this.schedule.scan(this.running, this.buffer);
       this.pump();
+      this.sweepHeld();
     })().finally(() => (this.scanning = undefined));
     return this.scanning;
+  }
+
+  /**
+   * Deletes the held messages past delivery.heldRetentionMs (HeldExpiry), one sweep at a time,
+   * beside delivery: a large held/ read at the first scan does not hold up the start.
+   */
+  private sweepHeld(): void {
+    if (this.closing || this.sweeping) return;
+    this.sweeping = this.heldExpiry
+      .sweep()
+      .catch((err: unknown) => {
+        this.deps.log.error('held messages sweep failed', errorFields(err));
+      })
+      .finally(() => (this.sweeping = undefined));
   }
 
   /** Starts attempts while there is room and something due; otherwise sets the timer. */

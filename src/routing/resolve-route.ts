@@ -17,6 +17,11 @@ export interface RouteGroup {
   index: number;
   recipients: string[];
   threadId?: string;
+  /**
+   * An operator released this route of a held message (`queue replay`): no policy of the route
+   * may hold or drop it again; it is posted like any other (see RouteState.released).
+   */
+  released?: true;
 }
 
 /** RFC 5321 4.5.1: the local part every domain we take mail for must accept, any case. */

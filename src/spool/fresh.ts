@@ -4,7 +4,7 @@
 // - fresh: accepted here, not yet in queue/: its bytes in a journal segment or a claim-folder file.
 // - claim: owned by one process: its state or fresh file in that process's folder active[-n]/.
 // - commit: making a received message durable as fresh (commitFresh, journalFresh): then 250.
-// - park: fresh to spooled: raw bytes to msg/, then its state to queue/ or dead/.
+// - park: fresh to spooled: raw bytes to msg/, then its state to queue/, dead/ or held/.
 // - release: handing a message back to queue/ after an attempt that could not be filed.
 // - adopt: renaming a fresh message's own file from a claim folder to msg/ as its raw file.
 // - late: found done already by an earlier step whose caller never heard of it; left as is.
@@ -14,7 +14,12 @@ import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists } from '../lib/durable-fs.js';
 import { Journal } from './journal.js';
-import { isNotFound, unlinkIfPresent, type SpoolLayout } from './layout.js';
+import {
+  isNotFound,
+  unlinkIfPresent,
+  type ParkState,
+  type SpoolLayout,
+} from './layout.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 import { parseSpoolHeader, spoolHeader } from './spool-file.js';
 import { release } from './states.js';
@@ -24,10 +29,10 @@ export class FreshMessages {
   /** this process's journal of fresh small messages, opened with the first */
   private journal: Journal | undefined;
   /**
-   * journaled messages whose parking renamed their state into queue/ or dead/ but did not
-   * finish (the folder fsync failed): releaseFresh finishes only that
+   * journaled messages whose parking renamed their state into queue/, dead/ or held/ but did
+   * not finish (the folder fsync failed): releaseFresh finishes only that
    */
-  private readonly parkedInto = new Map<string, 'queue' | 'dead'>();
+  private readonly parkedInto = new Map<string, ParkState>();
   /** false once stopAccepting() was called */
   private accepting = true;
 
@@ -79,15 +84,11 @@ export class FreshMessages {
   }
 
   /**
-   * Turns a fresh message into a spooled one in `to` (queue/ or dead/) with the state `entry`:
-   * raw bytes to msg/ and state to `to`, in an order a crash at any step leaves for
+   * Turns a fresh message into a spooled one in `to` (queue/, dead/ or held/) with the state
+   * `entry`: raw bytes to msg/ and state to `to`, in an order a crash at any step leaves for
    * requeueClaims() to finish (docs/spool-internals.md, "Parking").
    */
-  async park(
-    entry: QueueEntry,
-    to: 'queue' | 'dead',
-    folder: string,
-  ): Promise<void> {
+  async park(entry: QueueEntry, to: ParkState, folder: string): Promise<void> {
     const { layout } = this;
     const claimed = join(layout.dir, folder, `${entry.id}.json`);
     if (folder === layout.claimDir && this.journal?.has(entry.id)) {
@@ -142,7 +143,7 @@ export class FreshMessages {
    * fsynced, then its record marked done. Remembered until then (parkedInto), so that a failed
    * fsync is all releaseFresh does again.
    */
-  private async finishParking(id: string, to: 'queue' | 'dead'): Promise<void> {
+  private async finishParking(id: string, to: ParkState): Promise<void> {
     this.parkedInto.set(id, to);
     await this.layout.dirSyncer.sync(join(this.layout.dir, to));
     this.journal?.done(id);

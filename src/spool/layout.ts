@@ -1,5 +1,5 @@
-// The spool's folders and paths (tmp/, msg/, signal/, queue/, active[-n]/, dead/), and the two
-// durable single-file writes every other piece of the spool builds on.
+// The spool's folders and paths (tmp/, msg/, signal/, queue/, active[-n]/, dead/, held/), and
+// the two durable single-file writes every other piece of the spool builds on.
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -11,10 +11,26 @@ import { segmentsOf } from './journal-format.js';
 import type { QueueEntry } from './queue-entry.js';
 import { readSpoolFile } from './spool-file.js';
 
-/** Where an entry's state file lives: waiting, claimed by a worker, or dead. */
-export type EntryState = 'queue' | 'active' | 'dead';
+/**
+ * Where an entry's state file lives: waiting, claimed by a worker, dead, or held (a route's
+ * policy held it; never delivered from there, only replayed, purged or expired).
+ */
+export type EntryState = 'queue' | 'active' | 'dead' | 'held';
 
-export const STATES: readonly EntryState[] = ['queue', 'active', 'dead'];
+export const STATES: readonly EntryState[] = [
+  'queue',
+  'active',
+  'dead',
+  'held',
+];
+
+/** The states a fresh message is parked into, and a claimed one filed into by an attempt. */
+export type ParkState = 'queue' | 'dead' | 'held';
+
+/** The states only an operator's command (or held/'s expiry) takes entries out of. */
+export function isFinal(state: EntryState): state is 'dead' | 'held' {
+  return state === 'dead' || state === 'held';
+}
 
 /**
  * The folders of one spool as one process sees them: which claim folder is its own, where each

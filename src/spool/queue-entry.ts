@@ -4,7 +4,11 @@ import type { Envelope } from '../mail/envelope.js';
 import { extractIds } from '../mail/message-id.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 
-export type RouteStatus = 'pending' | 'delivered' | 'failed';
+/**
+ * pending: to be attempted; delivered: the API took it (or a dedupe record says it did);
+ * failed: refused for good; held: a policy of the route kept it back, nothing posted for it.
+ */
+export type RouteStatus = 'pending' | 'delivered' | 'failed' | 'held';
 
 /** One route of a message, tracked on its own: A delivered and B failing retries only B. */
 export interface RouteState {
@@ -19,6 +23,14 @@ export interface RouteState {
   lastError?: string;
   /** the API's status and errors body for that failure, when the API answered */
   api?: { status?: number; errors: unknown[] };
+  /** status 'held': why the route's policy held the message */
+  heldReason?: string;
+  /**
+   * An operator released this route from its hold (`queue replay` of a held message). The
+   * pipeline must not hold it again: no policy of the route may hold or drop it, it is posted
+   * (or fails) like any other. Carried to the attempt as RouteGroup.released (pendingOf).
+   */
+  released?: true;
 }
 
 export interface AttemptRecord {
@@ -50,6 +62,8 @@ export interface QueueEntry {
   history: AttemptRecord[];
   /** why the message is dead, once it is */
   dead?: DeadInfo;
+  /** why the message is held (in held/), once it is: no route pending or failed, some held */
+  held?: HeldInfo;
   /**
    * Bytes in front of the raw message in its spool file (the X-Mailbridge-Queue header line).
    * Absent in files written before that line existed: 0.
@@ -67,6 +81,13 @@ export interface DeadInfo {
   at: string;
   status?: number;
   apiErrors?: unknown[];
+}
+
+export interface HeldInfo {
+  /** the held routes' reasons, joined with '; ' */
+  reason: string;
+  /** ISO time it was held: delivery.heldRetentionMs counts from here */
+  at: string;
 }
 
 /** Most attempts kept in `history`; older ones are dropped (the count stays in `attempts`). */
@@ -131,7 +152,10 @@ export function withReceived(
   };
 }
 
-/** The route groups still pending (not delivered, not refused for good), in order. */
+/**
+ * The route groups still pending (not delivered, not refused for good, not held), in order; a
+ * route an operator released from its hold says so (`released`).
+ */
 export function pendingOf(entry: QueueEntry): RouteGroup[] {
   return entry.routes
     .filter(r => r.status === 'pending')
@@ -140,17 +164,43 @@ export function pendingOf(entry: QueueEntry): RouteGroup[] {
       index: r.index,
       recipients: r.recipients,
       threadId: r.threadId,
+      ...(r.released ? { released: true as const } : {}),
     }));
 }
 
-/** Puts a dead message back in the queue: failed routes pending again, due now. */
+/**
+ * Puts a dead message back in the queue: failed routes (and routes left pending when it
+ * expired) pending again, due now. Routes delivered stay delivered, routes held stay held (a
+ * replay of the held message releases those).
+ */
 export function replayEntry(entry: QueueEntry, now: number): QueueEntry {
   return {
     ...entry,
     routes: entry.routes.map(r =>
-      r.status === 'delivered' ? r : { ...r, status: 'pending' },
+      r.status === 'delivered' || r.status === 'held'
+        ? r
+        : { ...r, status: 'pending' },
     ),
     dead: undefined,
+    attempts: 0,
+    createdAt: now,
+    nextAttemptAt: now,
+  };
+}
+
+/**
+ * Puts a held message back in the queue, due now: its held routes pending again and marked
+ * `released`, so the policy that held them lets them through this time.
+ */
+export function releaseEntry(entry: QueueEntry, now: number): QueueEntry {
+  return {
+    ...entry,
+    routes: entry.routes.map(r => {
+      if (r.status !== 'held') return r;
+      const { heldReason: _reason, ...route } = r;
+      return { ...route, status: 'pending', released: true };
+    }),
+    held: undefined,
     attempts: 0,
     createdAt: now,
     nextAttemptAt: now,

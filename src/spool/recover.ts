@@ -1,5 +1,6 @@
 // Crash recovery at start: temporary files dropped, claims and journal segments left by dead
 // processes put back in queue/, raw files without a state removed, states without one to dead/.
+// held/ is left as it is: its entries are never delivered, only replayed, purged or expired.
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FreshMessages } from './fresh.js';
@@ -52,7 +53,11 @@ export async function recover(
   );
   report.damagedSegments = damaged.length;
   const waiting = new Set(await ids(layout, 'queue'));
-  const known = new Set([...waiting, ...(await ids(layout, 'dead'))]);
+  const known = new Set([
+    ...waiting,
+    ...(await ids(layout, 'dead')),
+    ...(await ids(layout, 'held')),
+  ]);
   const raw = (await readdir(layout.msgDir))
     .filter(n => n.endsWith('.eml'))
     .map(n => n.slice(0, -'.eml'.length));
@@ -79,7 +84,7 @@ export async function recover(
 
 /**
  * Takes back the claims left in claim folders (by a process that died): each goes back to
- * queue/, or on to dead/ when its move there was cut short; a fresh message is parked in
+ * queue/, or on to dead/ or held/ when its move there was cut short; a fresh message is parked in
  * queue/ with the state of its header line; journal segments kept as damaged are added to
  * `damaged`. Returns how many.
  */
@@ -128,9 +133,9 @@ export async function requeueClaims(
     for (const id of states) {
       const path = join(layout.dir, folder, `${id}.json`);
       const state = await readEntry(path);
-      if (state?.dead) {
-        // its move to dead/ was cut short: finish it
-        await rename(path, layout.statePath('dead', id));
+      if (state?.dead || state?.held) {
+        // its move to dead/ or held/ was cut short: finish it
+        await rename(path, layout.statePath(state.dead ? 'dead' : 'held', id));
       } else if (waiting.has(id)) {
         await rm(path, { force: true });
       } else {
@@ -160,7 +165,7 @@ async function claimedIds(layout: SpoolLayout): Promise<Set<string>> {
  * Parks the messages of a claim folder's journal segments (left by a process that died or
  * stopped) in queue/, durably, then deletes each segment, or keeps it as `<name>.damaged`
  * (listed in `damaged`) when whole records followed bytes that were not. A message with a state
- * in queue/, dead/ or a claim folder is left where it is; this process's own segments are never
+ * in queue/, dead/, held/ or a claim folder is left where it is; this process's own segments are never
  * touched.
  */
 async function requeueJournal(
@@ -172,21 +177,25 @@ async function requeueJournal(
 ): Promise<number> {
   const { waiting, claimed } = known;
   let count = 0;
-  let dead: Set<string> | undefined;
+  /** the ids in dead/ and held/, read once there is a record to check */
+  let final: Set<string> | undefined;
   for (const path of await layout.segments(folder)) {
     if (fresh.ownsSegment(path)) continue;
     const contents = await readSegment(path);
     const parked: Array<{ id: string; state: QueueEntry }> = [];
     let unreadable = false;
     for (const { id, content } of contents.records) {
-      dead ??= new Set(await ids(layout, 'dead'));
+      final ??= new Set([
+        ...(await ids(layout, 'dead')),
+        ...(await ids(layout, 'held')),
+      ]);
       const parsed = parseSpoolHeader(content);
       if (!parsed || parsed.entry.id !== id) {
         // whole by its checksum, yet no header line of its own: kept for the operator
         unreadable = true;
         continue;
       }
-      if (waiting.has(id) || dead.has(id) || claimed.has(id)) continue;
+      if (waiting.has(id) || final.has(id) || claimed.has(id)) continue;
       // the raw files first, then their states: a state never names a raw file not on disk
       await layout.writeRaw(id, content.subarray(parsed.offset), false);
       parked.push({ id, state: withoutPosition(parsed.entry) });

@@ -3,17 +3,23 @@
 // recovery at start), signals.ts and lookups.ts (operators' signals and read-only lookups).
 // A message just accepted is a record of its accepting process's journal (journal.ts) or one
 // file (state line, then raw bytes) in that process's claim folder; one that waits has its raw
-// bytes in msg/ and its state in queue/ (waiting), active/ (claimed) or dead/.
+// bytes in msg/ and its state in queue/ (waiting), active/ (claimed), dead/ or held/ (a route's
+// policy held it).
 import { fsyncDir } from '../lib/durable-fs.js';
 import { FreshMessages } from './fresh.js';
-import { SpoolLayout, type EntryState } from './layout.js';
+import { SpoolLayout, type EntryState, type ParkState } from './layout.js';
 import { locateRaw } from './lookups.js';
 import type { QueueEntry } from './queue-entry.js';
 import { recover, requeueClaims, type RecoveryReport } from './recover.js';
 import { signal, takeSignals } from './signals.js';
 import * as states from './states.js';
 
-export { isNotFound, type EntryState } from './layout.js';
+export {
+  isFinal,
+  isNotFound,
+  type EntryState,
+  type ParkState,
+} from './layout.js';
 export type { RecoveryReport } from './recover.js';
 
 /**
@@ -109,10 +115,10 @@ export class Spool {
     return this.fresh.rawPath(id);
   }
 
-  /** Turns a fresh message into a spooled one in `to` (queue/ or dead/) with the state `entry`. */
+  /** Turns a fresh message into a spooled one in `to` (queue/, dead/, held/) with state `entry`. */
   park(
     entry: QueueEntry,
-    to: 'queue' | 'dead',
+    to: ParkState,
     folder = this.layout.claimDir,
   ): Promise<void> {
     return this.fresh.park(entry, to, folder);

@@ -1,9 +1,11 @@
 // The state machine of spooled entries: a state file in queue/ (waiting), a claim folder
-// (claimed) or dead/, moved between them by renames; and how the states are read and listed.
+// (claimed), dead/ or held/, moved between them by renames; and how the states are read and
+// listed.
 import { readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileDurable } from '../lib/durable-fs.js';
 import {
+  isFinal,
   isNotFound,
   readEntry,
   readFresh,
@@ -123,8 +125,8 @@ export async function move(
   from: EntryState | null,
   to: EntryState,
 ): Promise<void> {
-  // out of dead/ (an operator's command): new state first, dead one dropped after
-  const inPlace = from !== null && from !== 'dead';
+  // out of dead/ or held/ (an operator's command): new state first, old one dropped after
+  const inPlace = from !== null && !isFinal(from);
   const target = layout.statePath(inPlace ? from : to, entry.id);
   await layout.writeState(target, entry);
   if (!from || from === to) return;
@@ -135,7 +137,8 @@ export async function move(
 /**
  * Hands a claimed entry back to queue/ (active/ -> queue/) after an attempt that could not be
  * filed. A state already written to queue/ is newer and is kept. False when nothing was claimed.
- * A dead state (its move to dead/ failed) goes to queue/ too, to be filed again with its log line.
+ * A dead or held state (its move to dead/ or held/ failed) goes to queue/ too, to be filed again
+ * with its log line.
  */
 export async function release(
   layout: SpoolLayout,
@@ -194,7 +197,7 @@ export async function ids(
     // a record whose message has a state elsewhere was parked, its done mark still to come
     // (or lost): it is listed where its state is, once
     const elsewhere = new Set(found);
-    for (const other of ['queue', 'dead'] as const) {
+    for (const other of ['queue', 'dead', 'held'] as const) {
       for (const id of await ids(layout, other)) elsewhere.add(id);
     }
     for (const id of journaled) if (!elsewhere.has(id)) found.push(id);

@@ -1,12 +1,13 @@
 // Tools for queue-mode tests: a hand-driven clock, spool listings, scan events, hand-made entries.
 import { EventEmitter, once } from 'node:events';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RouteConfig } from '../../src/config/schema.js';
+import { decide, type RouteResult } from '../../src/pipeline/decide.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
 import { isSegmentName, readSegment } from '../../src/spool/journal.js';
 import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
-import type { EntryState, Spool } from '../../src/spool/spool.js';
+import { Spool, type EntryState } from '../../src/spool/spool.js';
 
 /** A clock that stands still until the test moves it (pass `clock.now` as the daemon's `now`). */
 export class ManualClock {
@@ -111,7 +112,8 @@ export function queueIdOf(response: string): string {
 
 /**
  * Writes a message into a spool folder by hand, as the daemon would have left it: the raw
- * bytes in msg/ and its state in `state` (queue/ or active/). For recovery and rescan tests.
+ * bytes in msg/ and its state in `state` (queue/, active/, dead/ or held/). For recovery, rescan
+ * and held/ tests.
  */
 export async function writeSpooledEntry(options: {
   dir: string;
@@ -136,7 +138,7 @@ export async function writeSpooledEntry(options: {
     size: Buffer.byteLength(options.raw),
     now,
   });
-  for (const sub of ['tmp', 'msg', 'queue', 'active', 'dead']) {
+  for (const sub of ['tmp', 'msg', 'queue', 'active', 'dead', 'held']) {
     await mkdir(join(options.dir, sub), { recursive: true });
   }
   await writeFile(join(options.dir, 'msg', `${options.id}.eml`), options.raw);
@@ -145,4 +147,63 @@ export async function writeSpooledEntry(options: {
     JSON.stringify(entry),
   );
   return entry;
+}
+
+/**
+ * Spools a message as held, through the spool's own moves: committed claimed (in a claim folder
+ * of its own, `active-99`, which no daemon of the test uses), decided by the real decision with
+ * every route (or those in `held`) held for `reason`, the others delivered, and moved to held/.
+ * No production policy holds a message yet: this is how tests get a held one.
+ */
+export async function spoolHeldMessage(options: {
+  dir: string;
+  id: string;
+  raw: string;
+  rcptTo: string[];
+  routes: RouteConfig[];
+  messageId: string | null;
+  reason?: string;
+  /** when it was held (ms since the epoch; default now) */
+  heldAt?: number;
+  /** the route indexes held (default every route) */
+  held?: number[];
+}): Promise<QueueEntry> {
+  const at = options.heldAt ?? Date.now();
+  const spool = await new Spool(options.dir, 'active-99').init();
+  const entry = newQueueEntry({
+    envelope: {
+      id: options.id,
+      mailFrom: 'sender@example.net',
+      rcptTo: options.rcptTo,
+      receivedAt: new Date(at).toISOString(),
+    },
+    groups: groupByRoute(options.rcptTo, options.routes),
+    messageId: options.messageId,
+    size: Buffer.byteLength(options.raw),
+    now: at,
+  });
+  const tmp = spool.tmpMessagePath(options.id);
+  await writeFile(tmp, options.raw);
+  await spool.commit(entry, tmp, 'active');
+  const reason = options.reason ?? 'auto-reply';
+  const results: RouteResult[] = entry.routes.map(r =>
+    (options.held ?? [r.index]).includes(r.index)
+      ? { index: r.index, outcome: 'held', reason }
+      : { index: r.index, outcome: 'delivered' },
+  );
+  const decided = decide(entry, results, {
+    startedAt: at,
+    now: at,
+    retry: {
+      initialDelayMs: 1000,
+      multiplier: 2,
+      maxDelayMs: 60_000,
+      maxAgeMs: 86_400_000,
+    },
+    random: () => 0.5,
+  });
+  if (decided.outcome !== 'held') throw new Error('nothing held');
+  await spool.move(decided.entry, 'active', 'held');
+  await rm(join(options.dir, 'active-99'), { recursive: true, force: true });
+  return decided.entry;
 }

@@ -90,6 +90,8 @@ describe('config', () => {
       ['spool.dir', './var/spool'],
       ['delivery.dedupeWindowMs', 604800000],
       ['delivery.dedupeMaxRecords', 2000000],
+      // 30 days
+      ['delivery.heldRetentionMs', 2592000000],
       ['log.level', 'info'],
       ['mapping.content', 'auto'],
       ['mapping.remoteImages', 'block'],
@@ -449,6 +451,7 @@ describe('config', () => {
       [{ smtp: { proxyProtocol: 'yes' } }, 'smtp.proxyProtocol'],
       [{ smtp: { proxyProtocol: ['haproxy.local'] } }, 'smtp.proxyProtocol.0'],
       [{ delivery: { dedupeMaxRecords: 0 } }, 'delivery.dedupeMaxRecords'],
+      [{ delivery: { heldRetentionMs: 0 } }, 'delivery.heldRetentionMs'],
       [{ http: { enabled: 'yes' } }, 'http.enabled'],
       [{ mapping: { content: 'rich' } }, 'mapping.content'],
       [{ mapping: { messageIdBrackets: 'no' } }, 'mapping.messageIdBrackets'],

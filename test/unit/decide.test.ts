@@ -1,5 +1,6 @@
 // The one decision point, one row per case: an attempt's route results and the message's state
-// -> delivered, retry at T, dead with its reason, or a retry that pauses delivery.
+// -> delivered, retry at T, dead with its reason, held with its reason, or a retry that pauses
+// delivery.
 import { expect } from 'chai';
 import {
   PermanentError,
@@ -13,6 +14,9 @@ import {
 } from '../../src/pipeline/decide.js';
 import {
   newQueueEntry,
+  pendingOf,
+  releaseEntry,
+  replayEntry,
   type QueueEntry,
   type RouteStatus,
 } from '../../src/spool/queue-entry.js';
@@ -55,6 +59,11 @@ const failed = (index: number, failure: unknown): RouteResult => ({
   outcome: 'failed',
   failure,
 });
+const held = (index: number, reason = 'auto-reply'): RouteResult => ({
+  index,
+  outcome: 'held',
+  reason,
+});
 const t503 = () =>
   new TemporaryError('API HTTP 503', { api: { status: 503, errors: [] } });
 const p422 = () =>
@@ -75,6 +84,8 @@ interface Row {
   nextAttemptAt?: number;
   reason?: string;
   deadStatus?: number;
+  /** the entry's held.reason, when held */
+  heldReason?: string;
 }
 
 const ROWS: Row[] = [
@@ -165,6 +176,93 @@ const ROWS: Row[] = [
     reason: 'refused: API HTTP 400',
     deadStatus: 400,
   },
+  {
+    name: 'every route held: held, the reasons each once',
+    results: [held(0), held(1)],
+    outcome: 'held',
+    statuses: ['held', 'held'],
+    heldReason: 'auto-reply',
+  },
+  {
+    name: 'held beside delivered: held, the held reason only',
+    results: [ok(0), held(1, 'DMARC fail (quarantine)')],
+    outcome: 'held',
+    statuses: ['delivered', 'held'],
+    heldReason: 'DMARC fail (quarantine)',
+  },
+  {
+    name: 'held beside a duplicate: held',
+    results: [held(0, 'bulk'), dup(1)],
+    outcome: 'held',
+    statuses: ['held', 'delivered'],
+    heldReason: 'bulk',
+  },
+  {
+    name: 'two routes held for different reasons: both reasons, in route order',
+    results: [held(0, 'auto-reply'), held(1, 'bulk')],
+    outcome: 'held',
+    statuses: ['held', 'held'],
+    heldReason: 'auto-reply; bulk',
+  },
+  {
+    name: 'held beside a temporary failure: retry the pending route, the held one stays held',
+    results: [held(0), failed(1, t503())],
+    outcome: 'retry',
+    statuses: ['held', 'pending'],
+    nextAttemptAt: NOW + 500,
+  },
+  {
+    name: 'held beside a permanent refusal: dead, refused',
+    results: [held(0), failed(1, p422())],
+    outcome: 'dead',
+    statuses: ['held', 'failed'],
+    reason: 'refused: API HTTP 422',
+    deadStatus: 422,
+  },
+  {
+    name: 'a route held by an earlier attempt, the other delivered now: held',
+    entry: e => ({
+      ...e,
+      routes: e.routes.map(r =>
+        r.index === 0 ? { ...r, status: 'held', heldReason: 'bulk' } : r,
+      ),
+    }),
+    results: [ok(1)],
+    outcome: 'held',
+    statuses: ['held', 'delivered'],
+    heldReason: 'bulk',
+  },
+  {
+    name: 'a route held by an earlier attempt, the other expired: dead, expired',
+    entry: e => ({
+      ...e,
+      createdAt: NOW - DAY,
+      routes: e.routes.map(r =>
+        r.index === 0 ? { ...r, status: 'held', heldReason: 'bulk' } : r,
+      ),
+    }),
+    results: [failed(1, t503())],
+    outcome: 'dead',
+    statuses: ['held', 'pending'],
+    reason: 'expired after 1 attempts in 86400 s: API HTTP 503',
+    deadStatus: 503,
+  },
+  {
+    name: 'a held state whose filing was cut short, attempted with nothing pending: held again',
+    entry: e => ({
+      ...e,
+      routes: e.routes.map(r => ({
+        ...r,
+        status: 'held',
+        heldReason: 'auto-reply',
+      })),
+      held: { reason: 'auto-reply', at: new Date(NOW - DAY).toISOString() },
+    }),
+    results: [],
+    outcome: 'held',
+    statuses: ['held', 'held'],
+    heldReason: 'auto-reply',
+  },
 ];
 
 describe('decide', () => {
@@ -184,6 +282,10 @@ describe('decide', () => {
       }
       expect(result.entry.dead?.reason).to.equal(row.reason);
       expect(result.entry.dead?.status).to.equal(row.deadStatus);
+      expect(result.entry.held?.reason).to.equal(row.heldReason);
+      if (row.heldReason !== undefined) {
+        expect(result.entry.held?.at).to.equal(new Date(NOW).toISOString());
+      }
       // the entry given is left as it was
       expect(before).to.deep.equal(unchanged);
     });
@@ -205,6 +307,101 @@ describe('decide', () => {
       },
     ]);
     expect(result.entry.lastError).to.equal('API HTTP 503');
+  });
+});
+
+describe('decide: held routes', () => {
+  it('a held route: status, reason, history "held: <reason>", no lastError', () => {
+    const result = decide(
+      entry(),
+      [ok(0), held(1, 'DMARC fail (quarantine)')],
+      CONTEXT,
+    );
+    const route = result.entry.routes[1]!;
+    expect(route).to.include({
+      status: 'held',
+      heldReason: 'DMARC fail (quarantine)',
+    });
+    expect(route.lastError).to.equal(undefined);
+    expect(result.entry.lastError).to.equal(null);
+    expect(result.entry.history.at(-1)?.results).to.deep.equal({
+      0: 'delivered',
+      1: 'held: DMARC fail (quarantine)',
+    });
+    expect(result.failures?.size).to.equal(0);
+  });
+
+  it('a held route is not pending: pendingOf leaves it out; a released one says so', () => {
+    const retried = decide(entry(), [held(0), failed(1, t503())], CONTEXT);
+    expect(pendingOf(retried.entry).map(g => g.index)).to.deep.equal([1]);
+    const released = releaseEntry(
+      decide(entry(), [held(0), ok(1)], CONTEXT).entry,
+      NOW + 1,
+    );
+    expect(pendingOf(released)).to.deep.equal([
+      {
+        route: released.routes[0]!.route,
+        index: 0,
+        recipients: ['a@example.com'],
+        threadId: undefined,
+        released: true,
+      },
+    ]);
+  });
+
+  it('releaseEntry: held routes pending and released, the hold gone, due now', () => {
+    const heldEntry = decide(entry(), [held(0), ok(1)], CONTEXT).entry;
+    const released = releaseEntry(heldEntry, NOW + 5);
+    expect(released.held).to.equal(undefined);
+    expect(released.routes.map(r => r.status)).to.deep.equal([
+      'pending',
+      'delivered',
+    ]);
+    expect(released.routes[0]).to.include({ released: true });
+    expect(released.routes[0]).to.not.have.property('heldReason');
+    expect(released.routes[1]).to.not.have.property('released');
+    expect(released).to.include({
+      attempts: 0,
+      createdAt: NOW + 5,
+      nextAttemptAt: NOW + 5,
+    });
+    // the history of the hold is kept
+    expect(released.history).to.deep.equal(heldEntry.history);
+  });
+
+  it('replayEntry of a dead message: failed routes pending again, held ones stay held', () => {
+    const dead = decide(entry(), [held(0), failed(1, p422())], CONTEXT).entry;
+    const replayed = replayEntry(dead, NOW + 5);
+    expect(replayed.routes.map(r => r.status)).to.deep.equal([
+      'held',
+      'pending',
+    ]);
+    expect(replayed.dead).to.equal(undefined);
+    // the replayed route delivered: the message is held, for its held route
+    const after = decide(replayed, [ok(1)], CONTEXT);
+    expect(after.outcome).to.equal('held');
+    expect(after.entry.held?.reason).to.equal('auto-reply');
+  });
+
+  it('a released route delivered: delivered, and a hold of before does not linger', () => {
+    const heldEntry = decide(entry(), [held(0), ok(1)], CONTEXT).entry;
+    const result = decide(releaseEntry(heldEntry, NOW), [ok(0)], CONTEXT);
+    expect(result.outcome).to.equal('delivered');
+    expect(result.entry.held).to.equal(undefined);
+  });
+
+  it('decideUnparsed leaves held routes held', () => {
+    const retried = decide(entry(), [held(0), failed(1, t503())], CONTEXT);
+    const result = decideUnparsed(
+      retried.entry,
+      { error: new PermanentError('unparseable'), rawMissing: false },
+      CONTEXT,
+    );
+    expect(result.outcome).to.equal('dead');
+    expect(result.entry.routes.map(r => r.status)).to.deep.equal([
+      'held',
+      'failed',
+    ]);
   });
 });
 

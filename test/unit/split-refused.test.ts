@@ -102,6 +102,28 @@ describe('splitRefused', () => {
       },
     },
     {
+      name: 'held and refused: the held one is filed as held',
+      statuses: ['held', 'failed', 'delivered'],
+      outcome: 'dead',
+      expected: {
+        refused: [1],
+        kept: [0, 2],
+        outcome: 'held',
+        lastError: 'error 0',
+      },
+    },
+    {
+      name: 'held, waiting and refused: filed for a retry, the held one stays held',
+      statuses: ['held', 'failed', 'pending'],
+      outcome: 'retry',
+      expected: {
+        refused: [1],
+        kept: [0, 2],
+        outcome: 'retry',
+        lastError: 'error 2',
+      },
+    },
+    {
       name: 'waiting and refused, but dead (outlived maxAgeMs): filed whole',
       statuses: ['failed', 'pending'],
       outcome: 'dead',
@@ -131,4 +153,14 @@ describe('splitRefused', () => {
       expect(split!.kept.messageId).to.equal('<m@example.net>');
     });
   }
+
+  it('held and refused: the kept entry says why it is held, since the refusal', () => {
+    const input = result(['held', 'failed'], 'dead');
+    input.entry.routes[0]!.heldReason = 'auto-reply';
+    const split = splitRefused(input);
+    expect(split?.kept.entry.held).to.deep.equal({
+      reason: 'auto-reply',
+      at: 'then',
+    });
+  });
 });

@@ -74,7 +74,7 @@ describe('Spool', () => {
     return e;
   }
 
-  it('init creates tmp/, msg/, queue/, active/ and dead/, and may run again', async () => {
+  it('init creates tmp/, msg/, queue/, active/, dead/ and held/, and may run again', async () => {
     await spool.init();
     expect(await listSpool(dir)).to.deep.equal({
       tmp: [],
@@ -83,6 +83,7 @@ describe('Spool', () => {
       active: [],
       dead: [],
     });
+    expect(await readdir(join(dir, 'held'))).to.deep.equal([]);
   });
 
   for (const into of ['queue', 'active'] as const) {
@@ -337,6 +338,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
     const empty: Record<string, string[]> = {
       active: [],
       dead: [],
+      held: [],
       msg: [],
       queue: [],
       tmp: [],
@@ -403,8 +405,8 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         delete listing[claimDir]; // a plain file now: readdir fails, files() skips it
         expect(listing).to.deep.equal(
           claimDir === 'active'
-            ? { dead: [], msg: [], queue: [], tmp: [] }
-            : { active: [], dead: [], msg: [], queue: [], tmp: [] },
+            ? { dead: [], held: [], msg: [], queue: [], tmp: [] }
+            : { active: [], dead: [], held: [], msg: [], queue: [], tmp: [] },
         );
         expect(await readFile(join(dir, claimDir), 'utf8')).to.equal('');
       });
@@ -498,7 +500,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
         expect(await spool.find('F9')).to.equal(null);
       });
 
-      for (const to of ['queue', 'dead'] as const) {
+      for (const to of ['queue', 'dead', 'held'] as const) {
         it(`park(entry, '${to}'): raw file to msg/<id>.eml, the given state to ${to}/, nothing left in the claim`, async () => {
           const { entry, bytes } = await accept(spool, 'P1');
           const state: QueueEntry = {
@@ -508,6 +510,9 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
             nextAttemptAt: NOW + 60_000,
             ...(to === 'dead'
               ? { dead: { reason: 'refused', at: new Date(NOW).toISOString() } }
+              : {}),
+            ...(to === 'held'
+              ? { held: { reason: 'bulk', at: new Date(NOW).toISOString() } }
               : {}),
           };
           await spool.park(state, to);
@@ -674,6 +679,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       'active-2': [],
       'active-3': [],
       dead: [],
+      held: [],
       msg: ['C1.eml', 'C2.eml'],
       queue: ['C1.json', 'C2.json'],
       tmp: [],
@@ -746,6 +752,7 @@ describe('Spool: fresh messages (one file in the claim folder)', () => {
       active: ['O1.eml'],
       'active-2': [],
       dead: [],
+      held: [],
       msg: ['O2.eml'],
       queue: ['O2.json'],
       tmp: [],
@@ -827,7 +834,7 @@ describe('Spool: fresh small messages in the journal', () => {
     expect(await spool.ids('active')).to.deep.equal(['J4']);
   });
 
-  for (const to of ['queue', 'dead'] as const) {
+  for (const to of ['queue', 'dead', 'held'] as const) {
     it(`park(entry, '${to}'): the raw bytes alone in msg/, the state in ${to}/ without journal offsets, the record done`, async () => {
       const entry = await accept(spool, 'JP');
       await spool.park({ ...entry, attempts: 1 }, to);
