@@ -49,6 +49,11 @@ const routeSchema = z
     catchAll: z.boolean().optional(),
     /** this route takes postmaster mail (absent: false; see routing/resolve-route.ts) */
     postmaster: z.boolean().optional(),
+    /**
+     * SPF/DKIM/DMARC: what the route does with the sender's judgement (auth/verdict.ts). Absent
+     * (as in entries spooled before it existed): record.
+     */
+    senderAuth: z.enum(['off', 'record', 'enforce']).optional(),
   })
   .refine(route => !route.catchAll || route.match === '*', {
     message: 'only a "*" route can be a catch-all',
@@ -67,6 +72,27 @@ const routesSchema = z.array(routeSchema).superRefine((routes, ctx) => {
     });
   }
 });
+
+/** A DNS server as node:dns takes it: an IP address, with a port if not 53. */
+const dnsServer = z
+  .string()
+  .refine(
+    value => dnsServerAddress(value) !== null,
+    'must be an IP address, with :port if not 53 ([IPv6]:port)',
+  );
+
+/** The address of a `host[:port]` DNS server entry, or null when it is not one. */
+export function dnsServerAddress(value: string): string | null {
+  if (isIP(value) !== 0) return value;
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value);
+  const plain = /^([^:]+):(\d{1,5})$/.exec(value);
+  const [, host, port] = bracketed ?? plain ?? [];
+  if (!host || isIP(host) === 0) return null;
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    return null;
+  }
+  return host;
+}
 
 export const configSchema = z.strictObject({
   smtp: z
@@ -191,6 +217,12 @@ export const configSchema = z.strictObject({
       low: priorityValue,
     }),
   }),
+  auth: z.strictObject({
+    dns: z.strictObject({
+      servers: z.array(dnsServer),
+      timeoutMs: z.number().int().min(100),
+    }),
+  }),
   routes: routesSchema,
 });
 
@@ -201,3 +233,4 @@ export type ApiConfig = Config['api'];
 export type SmtpConfig = Config['smtp'];
 export type DeliveryConfig = Config['delivery'];
 export type RetryConfig = DeliveryConfig['retry'];
+export type AuthConfig = Config['auth'];

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { dnsServerAddress } from '../../src/config/schema.js';
 import {
   assertDryRunOnLoopback,
   isDryRun,
@@ -95,6 +96,8 @@ describe('config', () => {
       ['log.level', 'info'],
       ['mapping.content', 'auto'],
       ['mapping.remoteImages', 'block'],
+      ['auth.dns.servers', []],
+      ['auth.dns.timeoutMs', 5000],
       ['mapping.priority', { high: 1, normal: null, low: 5 }],
       ['routes', [{ match: '*', thread_from_subaddress: false, fields: {} }]],
     ];
@@ -456,6 +459,17 @@ describe('config', () => {
       [{ mapping: { content: 'rich' } }, 'mapping.content'],
       [{ mapping: { messageIdBrackets: 'no' } }, 'mapping.messageIdBrackets'],
       [{ mapping: { remoteImages: 'hide' } }, 'mapping.remoteImages'],
+      [{ auth: { dns: { servers: ['dns.google'] } } }, 'auth.dns.servers.0'],
+      [
+        { auth: { dns: { servers: ['127.0.0.1:99999'] } } },
+        'auth.dns.servers.0',
+      ],
+      [{ auth: { dns: { timeoutMs: 10 } } }, 'auth.dns.timeoutMs'],
+      [{ auth: { resolver: 'x' } }, 'auth.resolver'],
+      [
+        { routes: [{ match: '*', senderAuth: 'strict' }] },
+        'routes.0.senderAuth',
+      ],
       [{ mapping: { priority: { high: 'urgent' } } }, 'mapping.priority.high'],
       [{ routes: { match: '*' } }, 'routes'],
       [{ routes: [{ mailbox_id: 'mb' }] }, 'routes.0.match'],
@@ -796,4 +810,25 @@ describe('dry-run only on loopback', () => {
       assertDryRunOnLoopback(config(open), 'production'),
     ).not.to.throw();
   });
+});
+
+describe('config: auth.dns.servers entries (dnsServerAddress)', () => {
+  const cases: Array<[string, string | null]> = [
+    ['10.0.0.53', '10.0.0.53'],
+    ['127.0.0.1:5353', '127.0.0.1'],
+    ['2001:db8::53', '2001:db8::53'],
+    ['[2001:db8::53]:5353', '2001:db8::53'],
+    ['[::1]', '::1'],
+    ['dns.example.com', null],
+    ['dns.example.com:53', null],
+    ['127.0.0.1:0', null],
+    ['127.0.0.1:65536', null],
+    ['[127.0.0.1', null],
+    ['', null],
+  ];
+  for (const [entry, address] of cases) {
+    it(`${JSON.stringify(entry)} -> ${address ?? 'refused'}`, () => {
+      expect(dnsServerAddress(entry)).to.equal(address);
+    });
+  }
 });
