@@ -20,6 +20,7 @@ const LAYERS: Record<string, number> = {
   dedupe: 8,
   spool: 8,
   map: 9,
+  auth: 9, // sender authentication: SPF, DKIM, DMARC, ARC (mailauth) and the verdict
   parse: 10,
   routing: 10,
   mail: 11,
