@@ -73,7 +73,8 @@ export class DeliveryPause {
       }
       return starting;
     }
-    if (this.state) {
+    // a message held on every route reached no API: it says nothing of our credentials
+    if (this.state && result.outcome !== 'held') {
       this.state = null;
       this.deps.metrics.paused.set(0);
       this.deps.log.info('delivery resumed');
