@@ -7,7 +7,11 @@ import { PermanentError, TemporaryError } from '../errors/bridge-error.js';
 import { fromWire } from '../errors/wire.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
-import type { DeliveryJob, JobAnswer } from './post-thread/messages.js';
+import type {
+  DeliveryJob,
+  JobAnswer,
+  PostWorkerData,
+} from './post-thread/messages.js';
 import { PostThread } from './post-thread/post-thread.js';
 import { classifyFailure, isSuccess } from './classify-failure.js';
 import {
@@ -64,6 +68,8 @@ export class ApiClient implements PayloadSink {
     private readonly mapping?: MappingConfig,
     /** whether a proxy is configured (see createHttp) */
     environment: Pick<Environment, 'proxyConfigured'> = {},
+    /** how the post thread judges senders for its jobs (absent: it does not) */
+    auth?: PostWorkerData['auth'],
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.slots = new Slots(config.concurrency);
@@ -74,7 +80,7 @@ export class ApiClient implements PayloadSink {
       this.thread = new PostThread(
         config,
         err => this.log.error('post thread failed', { error: err.message }),
-        { mapping, proxyConfigured: environment.proxyConfigured },
+        { mapping, proxyConfigured: environment.proxyConfigured, auth },
       );
     }
   }
@@ -132,12 +138,21 @@ export class ApiClient implements PayloadSink {
       } finally {
         if (large) this.largeParses.release();
       }
+      const judgement = { auth: answer.auth, judged: answer.judged };
       if (answer.kind === 'unparsed') {
-        return { kind: 'unparsed', error: fromWire(answer.error) };
+        return {
+          kind: 'unparsed',
+          error: fromWire(answer.error),
+          ...judgement,
+        };
       }
       const routes = answer.routes.map(route => {
         const { index } = route;
         if ('duplicate' in route) return { index, duplicate: true };
+        if ('held' in route) return { index, held: route.held };
+        if ('deferred' in route) {
+          return { index, failure: new TemporaryError(route.deferred) };
+        }
         try {
           this.judge(route.posted, { queueId, routeIndex: index }, started);
           return { index };
@@ -145,7 +160,12 @@ export class ApiClient implements PayloadSink {
           return { index, failure: err as Error };
         }
       });
-      return { kind: 'posted', routes, messageId: answer.messageId };
+      return {
+        kind: 'posted',
+        routes,
+        messageId: answer.messageId,
+        ...judgement,
+      };
     })();
   }
 

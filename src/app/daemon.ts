@@ -12,6 +12,7 @@ import { QueueRunner } from '../queue/queue-runner.js';
 import { DryRunSink } from '../api/dry-run-sink.js';
 import { countPosts } from '../api/counting-sink.js';
 import { createIntake } from '../intake/accept.js';
+import { SenderAuthenticator } from '../auth/sender-auth.js';
 import { startHealthServer } from '../observability/health-server.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { DedupeStore } from '../dedupe/dedupe-store.js';
@@ -96,6 +97,7 @@ export async function startDaemon(
           options.now,
           config.mapping,
           options.environment,
+          { dns: config.auth.dns, hostname: config.smtp.hostname },
         ),
     metrics,
   );
@@ -114,6 +116,12 @@ export async function startDaemon(
       maxRecords: config.delivery.dedupeMaxRecords,
     },
   );
+  // one per process: its DNS cache serves every message
+  const senderAuth = new SenderAuthenticator({
+    dns: config.auth.dns,
+    hostname: config.smtp.hostname,
+    observe: auth => metrics.senderAuth.inc({ verdict: auth.verdict }),
+  });
   let runner: QueueRunner | undefined;
   if (config.delivery.mode !== 'sync') {
     runner = new QueueRunner({
@@ -121,6 +129,7 @@ export async function startDaemon(
       spool,
       dedupe,
       sink,
+      senderAuth,
       log: log.child({ stage: 'deliver' }),
       metrics,
       now: options.now,
@@ -159,9 +168,11 @@ export async function startDaemon(
       spool,
       runner,
       dedupe,
+      senderAuth,
       log: smtpLog,
       now,
     }),
+    senderAuth,
     now,
     limiter: options.limiter,
   });

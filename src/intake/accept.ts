@@ -1,5 +1,6 @@
 // From a received message to its Accepted outcome, per delivery mode (sync | queue | hybrid):
 // the one Intake the daemon builds for the listener. Protocol-neutral.
+import type { SenderAuthenticator } from '../auth/sender-auth.js';
 import type { Config } from '../config/schema.js';
 import type { Envelope } from '../mail/envelope.js';
 import {
@@ -20,6 +21,7 @@ import {
   type QueueEntry,
 } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
+import { holdInSpool } from './hold-sync.js';
 import { attemptWhileWaiting, type HybridDeps } from './hybrid.js';
 import type { Accepted, Intake, Received } from './intake.js';
 
@@ -32,6 +34,8 @@ export interface IntakeDeps extends HybridDeps {
    * a 451 is then not posted again to the routes that took it the first time.
    */
   dedupe?: DedupeStore;
+  /** judges senders for the routes that ask (sync mode: before posting) */
+  senderAuth?: SenderAuthenticator;
   /** the clock of queue entries (received, first due) */
   now: () => number;
 }
@@ -83,8 +87,14 @@ export async function acceptSync(
         fingerprint: received.fingerprint,
       },
       size: received.size,
+      auth: received.auth,
     },
-    { mapping: deps.config.mapping, sink: deps.sink, dedupe: deps.dedupe },
+    {
+      mapping: deps.config.mapping,
+      sink: deps.sink,
+      dedupe: deps.dedupe,
+      senderAuth: deps.senderAuth,
+    },
   );
   if (attempted.kind === 'unparsed') throw attempted.error;
   const outcomes = attempted.routes;
@@ -102,7 +112,22 @@ export async function acceptSync(
   ) {
     throw decisiveFailure(failures);
   }
+  // a route's policy held it: stored before anyone hears 250 for its recipients
+  const held = outcomes.filter(o => o.outcome === 'held');
+  const heldReply = held.length
+    ? `OK: held as ${await holdInSpool(
+        received,
+        envelope,
+        groups,
+        held,
+        { auth: attempted.auth, messageId: acceptedId },
+        deps,
+      )}`
+    : undefined;
   if (failures.length === 0) {
+    if (heldReply && held.length === outcomes.length) {
+      return { reply: heldReply, outcome: 'held', messageId };
+    }
     return {
       reply,
       outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
@@ -110,16 +135,19 @@ export async function acceptSync(
     };
   }
   const byRecipient = new Map<string, unknown>();
+  const heldRecipients = new Set<string>();
   for (const result of outcomes) {
     const group = groups.find(g => g.index === result.index);
     const failure = result.outcome === 'failed' ? result.failure : undefined;
     for (const recipient of group?.recipients ?? []) {
       byRecipient.set(recipient, failure);
+      if (result.outcome === 'held') heldRecipients.add(recipient);
     }
   }
   const replies = envelope.rcptTo.map(recipient => {
     const failure = byRecipient.get(recipient);
-    return failure === undefined ? reply : toSmtpReply(failure);
+    if (failure !== undefined) return toSmtpReply(failure);
+    return heldRecipients.has(recipient) ? heldReply! : reply;
   });
   return {
     reply,
@@ -128,7 +156,7 @@ export async function acceptSync(
     perRecipient: {
       replies,
       failures,
-      delivered: outcomes.length - failures.length,
+      delivered: outcomes.length - failures.length - held.length,
     },
   };
 }

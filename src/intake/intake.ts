@@ -1,6 +1,7 @@
 // The port between a protocol's listener and the delivery mode: the Intake interface and its types.
 import type { Envelope } from '../mail/envelope.js';
 import type { SmtpReplyError } from '../errors/to-smtp-reply.js';
+import type { SenderAuth } from '../auth/verdict.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 
 /**
@@ -18,12 +19,14 @@ export interface Received {
   /** bytes written in front of the message (the spool header line), 0 without one */
   offset: number;
   raw?: Buffer;
+  /** the sender's judgement, when made at the end of DATA (a route enforces) */
+  auth?: SenderAuth;
 }
 
 /** The 250 text and what the outcome line of the log says. */
 export interface Accepted {
   reply: string;
-  outcome: 'delivered' | 'dry-run' | 'queued' | 'partial';
+  outcome: 'delivered' | 'dry-run' | 'queued' | 'held' | 'partial';
   messageId: string | null;
   /**
    * LMTP (sync or hybrid mode), when the routes fared differently: one reply per

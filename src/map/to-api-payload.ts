@@ -56,11 +56,14 @@ export function toApiPayload(input: MappingInput): ApiPayload {
         }))
       : undefined,
     ext_msg_id: formatId(ids.messageId, mapping.messageIdBrackets),
-    reply_to_ext_msg_id: ids.replyTo
-      ? formatId(ids.replyTo, mapping.messageIdBrackets)
-      : undefined,
+    // the thread guard: a sender that failed authentication starts a new ticket, whatever
+    // thread its headers or the +subaddress name (auth/verdict.ts)
+    reply_to_ext_msg_id:
+      ids.replyTo && !group.untrustedSender
+        ? formatId(ids.replyTo, mapping.messageIdBrackets)
+        : undefined,
     mailbox_id: group.route.mailbox_id,
-    thread_id: clean(group.threadId),
+    thread_id: group.untrustedSender ? undefined : clean(group.threadId),
     priority: mapping.priority[message.priority] ?? undefined,
   };
   // A route field (e.g. a default priority) stays unless the mapper has a value for its key.

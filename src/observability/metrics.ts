@@ -43,6 +43,8 @@ export interface Metrics {
   clientErrors: Counter;
   /** Sessions closed with `421 4.4.2` by a deadline: command, data, session. */
   sessionTimeouts: Counter<'deadline'>;
+  /** Senders judged (SPF, DKIM, DMARC, ARC), by verdict: pass, fail, none, temperror. */
+  senderAuth: Counter<'verdict'>;
 }
 
 /** Creates the metric set on a fresh registry, with Node's process metrics. */
@@ -137,6 +139,12 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_smtp_session_timeouts_total',
       help: 'SMTP sessions closed with 421 4.4.2 by a deadline: command (a command line not finished in time), data (DATA slower than its deadline), session (the whole session too long)',
       labelNames: ['deadline'],
+      registers: [registry],
+    }),
+    senderAuth: new Counter({
+      name: 'mailbridge_sender_auth_total',
+      help: 'Messages whose sender was judged (SPF, DKIM, DMARC, ARC), by verdict: pass, fail (DMARC failed, or no single From domain), none (nothing to check), temperror (DNS failed or too slow)',
+      labelNames: ['verdict'],
       registers: [registry],
     }),
   };

@@ -1,14 +1,18 @@
 // One attempt at some routes of a message, in every mode: skip those already delivered (their
 // dedupe records), post the others through the one per-route step (post-routes.ts) on this
 // thread or on the post thread, and record what the API took.
+import type { SenderAuthenticator } from '../auth/sender-auth.js';
+import type { SenderAuth } from '../auth/verdict.js';
 import type { MappingConfig } from '../config/schema.js';
+import { TemporaryError } from '../errors/bridge-error.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { ParseOptions } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
-import type { JobResult, PayloadSink } from './payload-sink.js';
+import type { JobResult, PayloadSink, RawFile } from './payload-sink.js';
 import type { RouteResult } from './decide.js';
 import { postRoutes, type RoutePoster } from './post-routes.js';
+import { applySenderPolicy } from './sender-policy.js';
 import { dedupeKey, type MessageKeys } from './route-keys.js';
 
 export interface AttemptInput {
@@ -23,6 +27,8 @@ export interface AttemptInput {
   keys: MessageKeys;
   /** the message's size in bytes, when known */
   size?: number;
+  /** the sender's judgement when made already (at the end of DATA, or by an earlier attempt) */
+  auth?: SenderAuth;
 }
 
 export interface AttemptRoutesDeps {
@@ -30,12 +36,18 @@ export interface AttemptRoutesDeps {
   sink: PayloadSink;
   /** without one (tools), every route is posted and nothing recorded */
   dedupe?: DedupeStore;
+  /** without one (tools), senders are not judged: every route posts as mapped */
+  senderAuth?: SenderAuthenticator;
 }
 
 /** The routes' results, or why the message could not be parsed (nothing was posted). */
-export type RoutesOutcome =
+export type RoutesOutcome = (
   | { kind: 'posted'; routes: RouteResult[]; messageId?: string }
-  | { kind: 'unparsed'; error: unknown };
+  | { kind: 'unparsed'; error: unknown }
+) & {
+  /** the sender's judgement, when a route asked for one (input.auth, or made now) */
+  auth?: SenderAuth;
+};
 
 /**
  * Attempts `input.groups`. Never throws for a delivery failure (a route's failure is in its
@@ -60,10 +72,17 @@ export async function attemptRoutes(
     [...toPost.values()].map(p => p.group),
     deps,
   );
-  if (posted.kind === 'unparsed') return posted;
+  // a judgement the post thread made is counted here, once
+  if (posted.judged && posted.auth) deps.senderAuth?.count(posted.auth);
+  const auth = posted.auth;
+  if (posted.kind === 'unparsed') return { ...posted, auth };
   for (const route of posted.routes) {
     if (route.duplicate) {
       results.push({ index: route.index, outcome: 'duplicate' });
+      continue;
+    }
+    if (route.held !== undefined) {
+      results.push({ index: route.index, outcome: 'held', reason: route.held });
       continue;
     }
     if (route.failure !== undefined) {
@@ -81,8 +100,25 @@ export async function attemptRoutes(
     if (key) await deps.dedupe!.add(key).catch(() => undefined);
     results.push({ index: route.index, outcome: 'delivered' });
   }
-  results.sort((a, b) => a.index - b.index);
-  return { kind: 'posted', routes: results, messageId: posted.messageId };
+  return {
+    kind: 'posted',
+    routes: sorted(results),
+    messageId: posted.messageId,
+    auth,
+  };
+}
+
+/** The message's own bytes in `input.source`, or where in its file they lie. */
+function rawOf(input: AttemptInput): Buffer | RawFile {
+  const { source } = input;
+  const { start = 0, length } = input.parse;
+  return Buffer.isBuffer(source)
+    ? source.subarray(start, start + (length ?? source.length - start))
+    : { path: source, start, length };
+}
+
+function sorted(results: RouteResult[]): RouteResult[] {
+  return results.sort((a, b) => a.index - b.index);
 }
 
 /**
@@ -96,36 +132,57 @@ async function post(
 ): Promise<JobResult> {
   const { source, envelope } = input;
   if (deps.sink.deliverJob) {
-    const { start = 0, length } = input.parse;
     const running = deps.sink.deliverJob(
       {
-        raw: Buffer.isBuffer(source)
-          ? source.subarray(start, start + (length ?? source.length - start))
-          : { path: source, start, length },
+        raw: rawOf(input),
         attachmentDir: input.parse.attachmentDir,
         envelope,
         groups,
         size: input.size,
+        auth: input.auth,
       },
       envelope.id,
     );
     if (running) return running;
   }
+  // here: the sender judged (if a route asks), each route's policy, then the per-route step
+  const policy = await applySenderPolicy(groups, {
+    raw: rawOf(input),
+    envelope,
+    known: input.auth,
+    authenticator: deps.senderAuth,
+  });
+  const decided = [
+    ...policy.held.map(h => ({ index: h.index, held: h.reason })),
+    ...policy.deferred.map(d => ({
+      index: d.index,
+      failure: new TemporaryError(d.reason),
+    })),
+  ];
+  // judged here: evaluate() has counted it already
+  const judgement = { auth: policy.auth };
+  if (policy.post.length === 0) {
+    return { kind: 'posted', routes: decided, ...judgement };
+  }
   const answer = await postRoutes(
     source,
     input.parse,
-    { envelope, groups, mapping: deps.mapping },
+    { envelope, groups: policy.post, mapping: deps.mapping },
     sinkPoster(deps.sink, envelope.id),
   );
-  if (answer.kind === 'unparsed') return answer;
+  if (answer.kind === 'unparsed') return { ...answer, ...judgement };
   return {
     kind: 'posted',
     messageId: answer.messageId,
-    routes: answer.routes.map(r =>
-      'duplicate' in r
-        ? { index: r.index, duplicate: true }
-        : { index: r.index, failure: r.answer.failure },
-    ),
+    routes: [
+      ...decided,
+      ...answer.routes.map(r =>
+        'duplicate' in r
+          ? { index: r.index, duplicate: true }
+          : { index: r.index, failure: r.answer.failure },
+      ),
+    ],
+    ...judgement,
   };
 }
 

@@ -1,5 +1,6 @@
 // The port the pipeline posts through: where mapped bodies go (the API, or the dry-run folder
 // when no token is configured), and the whole attempts a sink may run on another thread.
+import type { SenderAuth } from '../auth/verdict.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
@@ -32,6 +33,11 @@ export interface DeliveryJob {
   groups: RouteGroup[];
   /** the message's size in bytes, when known (a large one waits for its turn to be parsed) */
   size?: number;
+  /**
+   * The sender's judgement, when made already; else the job judges it if a route asks
+   * (pipeline/sender-policy.ts), on the thread that runs it
+   */
+  auth?: SenderAuth;
 }
 
 export interface PostContext {
@@ -44,16 +50,30 @@ export interface PostContext {
 }
 
 /** A delivery job's outcome, judged: each route's failure (none: the API took it), or why nothing was posted. */
-export type JobResult =
+export type JobResult = (
   | {
       kind: 'posted';
-      /** `duplicate`: an earlier route of the job took the same mailbox; not posted */
-      routes: Array<{ index: number; failure?: unknown; duplicate?: boolean }>;
+      /**
+       * `duplicate`: an earlier route of the job took the same mailbox; not posted. `held`:
+       * the route's policy held it (the reason); not posted.
+       */
+      routes: Array<{
+        index: number;
+        failure?: unknown;
+        duplicate?: boolean;
+        held?: string;
+      }>;
       /** the normalised Message-ID of the parsed message */
       messageId?: string;
     }
   /** the raw message could not be parsed (PermanentError) or read (TemporaryError) */
-  | { kind: 'unparsed'; error: unknown };
+  | { kind: 'unparsed'; error: unknown }
+) & {
+  /** the sender's judgement, when a route asked for one */
+  auth?: SenderAuth;
+  /** true when the job made it (not given it): count it once */
+  judged?: boolean;
+};
 
 /** Takes one body; throws TemporaryError or PermanentError when it was not taken. */
 export interface PayloadSink {

@@ -8,6 +8,7 @@ import {
   type AttemptResult,
 } from '../pipeline/decide.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
+import type { SenderAuthenticator } from '../auth/sender-auth.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import { exists } from '../lib/durable-fs.js';
 import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
@@ -19,6 +20,8 @@ export interface AttemptDeps {
   config: Pick<Config, 'mapping' | 'delivery'>;
   sink: PayloadSink;
   dedupe: DedupeStore;
+  /** judges senders for the routes that ask (absent: no route's sender is judged) */
+  senderAuth?: SenderAuthenticator;
   now: () => number;
   random: () => number;
   /**
@@ -60,9 +63,17 @@ export async function attemptDelivery(
       groups: pendingOf(entry),
       keys: entry,
       size: entry.size,
+      auth: entry.auth,
     },
-    { mapping: deps.config.mapping, sink: deps.sink, dedupe: deps.dedupe },
+    {
+      mapping: deps.config.mapping,
+      sink: deps.sink,
+      dedupe: deps.dedupe,
+      senderAuth: deps.senderAuth,
+    },
   );
+  // the judgement made by this attempt is kept: later attempts, the log and `queue show` read it
+  if (outcome.auth) entry = { ...entry, auth: outcome.auth };
   const context = {
     startedAt,
     now: deps.now(),

@@ -1,6 +1,7 @@
 // An attempt's end in the spool: its result filed (removed, back to queue/, dead or held) with
 // the one outcome log line; or the message handed back (release) or removed (discard) without one.
 import type { RetryConfig } from '../config/schema.js';
+import { describe } from '../auth/verdict.js';
 import { DRY_RUN_OUTCOME } from '../pipeline/payload-sink.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -39,6 +40,10 @@ export class ResultFiler {
       messageId: result.messageId ?? entry.messageId,
       attempts: entry.attempts,
       routes: entry.routes.length,
+      // the sender's judgement, when a route asked for one (auth/verdict.ts)
+      ...(entry.auth
+        ? { senderAuth: entry.auth.verdict, authResults: describe(entry.auth) }
+        : {}),
     };
     metrics.deliveries.inc({ outcome });
     // a pause starting parks the fresh messages waiting: done before this one's outcome line

@@ -8,6 +8,7 @@ import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import { ResultFiler } from './file-result.js';
+import type { SenderAuthenticator } from '../auth/sender-auth.js';
 import { heldAttempt, type HeldAttempt } from './held-attempt.js';
 import { HeldExpiry } from './held-expiry.js';
 import { IntakeBuffer } from './intake-buffer.js';
@@ -26,6 +27,8 @@ export interface QueueRunnerDeps {
   random?: () => number;
   /** told when delivery pauses (with the reason) or resumes (null) */
   onPauseChange?: (reason: string | null) => void;
+  /** judges senders for the routes that ask */
+  senderAuth?: SenderAuthenticator;
 }
 
 /**
@@ -98,6 +101,7 @@ export class QueueRunner {
         config,
         sink: deps.sink,
         dedupe: deps.dedupe,
+        senderAuth: deps.senderAuth,
         now: this.now,
         random: deps.random ?? Math.random,
         attachmentDir: spool.tmpDir,

@@ -22,6 +22,11 @@ export interface RouteGroup {
    * may hold or drop it again; it is posted like any other (see RouteState.released).
    */
   released?: true;
+  /**
+   * The sender failed authentication and the route judges it (senderAuth record or enforce):
+   * posted without thread_id and reply_to_ext_msg_id (the thread guard, auth/verdict.ts).
+   */
+  untrustedSender?: boolean;
 }
 
 /** RFC 5321 4.5.1: the local part every domain we take mail for must accept, any case. */

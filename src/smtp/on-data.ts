@@ -6,6 +6,7 @@ import type {
   SMTPServerOptions,
   SMTPServerSession,
 } from 'smtp-server';
+import { describe } from '../auth/verdict.js';
 import type { Envelope } from '../mail/envelope.js';
 import {
   BridgeError,
@@ -25,6 +26,7 @@ import type { Reply } from './lmtp-replies.js';
 import type { RcptCommands } from './rcpt-commands.js';
 import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
 import { DataDeadlineError } from './session-deadlines.js';
+import { judgeAtData } from './judge-sender.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** The answer to a message: the 250 text, one reply per recipient, or the refusal. */
@@ -105,8 +107,15 @@ async function handleData(
         `Message structure refused: ${received.malformed.text}`,
       );
     }
+    // a route that enforces sender authentication hears the verdict before the 250
+    const auth = await judgeAtData(deps, envelope, received);
+    if (auth) outcome.fields.senderAuth = describe(auth);
     deps.metrics.messageBytes.observe(received.size);
-    const accepted = await deps.intake.accept(received, envelope, entry);
+    const accepted = await deps.intake.accept(
+      { ...received, auth },
+      envelope,
+      entry,
+    );
     renamed = mode !== 'sync';
     return answerAccepted(accepted, outcome);
   } catch (err) {

@@ -1,4 +1,5 @@
 // What the SMTP server and its stage handlers are given: the delivery mode behind its Intake port.
+import type { SenderAuthenticator } from '../auth/sender-auth.js';
 import type { Config } from '../config/schema.js';
 import type { Intake } from '../intake/intake.js';
 import type { Logger } from '../observability/logger.js';
@@ -11,6 +12,8 @@ export interface SmtpDeps {
   metrics: Metrics;
   /** the delivery mode: where a message goes once received, and flow control */
   intake: Intake;
+  /** judges senders at the end of DATA for a route that enforces (absent: none is judged) */
+  senderAuth?: SenderAuthenticator;
   /** the clock of the per-client limits */
   now: () => number;
   /**

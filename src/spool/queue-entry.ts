@@ -1,4 +1,5 @@
 // The state of one spooled message, as stored beside its raw bytes; and its pure transitions.
+import type { SenderAuth } from '../auth/verdict.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { Envelope } from '../mail/envelope.js';
 import { extractIds } from '../mail/message-id.js';
@@ -53,6 +54,12 @@ export interface QueueEntry {
    */
   fingerprint?: string;
   size: number;
+  /**
+   * The sender's judgement (SPF, DKIM, DMARC, ARC), once made: at the end of DATA for a route
+   * that enforces, else by the first attempt. Absent until then (a message recovered after a
+   * crash before it was written is judged again).
+   */
+  auth?: SenderAuth;
   routes: RouteState[];
   attempts: number;
   /** ms since the epoch */
@@ -141,10 +148,12 @@ export function withReceived(
     messageId: string | null;
     fingerprint?: string;
     offset: number;
+    auth?: SenderAuth;
   },
 ): QueueEntry {
   return {
     ...entry,
+    ...(received.auth ? { auth: received.auth } : {}),
     size: received.size,
     messageId: extractIds(received.messageId ?? undefined)[0] ?? null,
     fingerprint: received.fingerprint,

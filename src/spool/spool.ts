@@ -90,7 +90,7 @@ export class Spool {
   commit(
     entry: QueueEntry,
     tmpMessage: string,
-    into: 'queue' | 'active' = 'queue',
+    into: 'queue' | 'active' | 'held' = 'queue',
   ): Promise<void> {
     return states.commit(this.layout, entry, tmpMessage, into);
   }

@@ -18,14 +18,15 @@ import { findJournaled, journaledEntries } from './lookups.js';
 import type { QueueEntry } from './queue-entry.js';
 
 /**
- * Spools a message as waiting (inject), or claimed by this process with `into: 'active'`: the
- * state is fsynced, raw and state renamed into place, both folders fsynced.
+ * Spools a message as waiting (inject), claimed by this process with `into: 'active'`, or held
+ * (`into: 'held'`: sync mode, a route's policy held it): the state is fsynced, raw and state
+ * renamed into place, both folders fsynced.
  */
 export async function commit(
   layout: SpoolLayout,
   entry: QueueEntry,
   tmpMessage: string,
-  into: 'queue' | 'active',
+  into: 'queue' | 'active' | 'held',
 ): Promise<void> {
   const tmpState = layout.tmpStatePath(entry.id);
   try {

@@ -30,6 +30,12 @@ const LABEL_VALUES: Record<string, Record<string, string[]>> = {
     outcome: ['accepted', 'rejected', 'deferred', 'aborted', 'partial'],
   },
   mailbridge_smtp_auth_total: { result: ['success', 'failure'] },
+  mailbridge_smtp_session_timeouts_total: {
+    deadline: ['command', 'data', 'session'],
+  },
+  mailbridge_sender_auth_total: {
+    verdict: ['pass', 'fail', 'none', 'temperror'],
+  },
 };
 
 describe('docs/prometheus-alerts.yml', () => {

@@ -1,4 +1,6 @@
 // What crosses between the main thread and the post thread: requests, jobs and their answers.
+import type { SenderAuthOptions } from '../../auth/sender-auth.js';
+import type { SenderAuth } from '../../auth/verdict.js';
 import type { ApiConfig, MappingConfig } from '../../config/schema.js';
 import type { WireError } from '../../errors/wire.js';
 import type { Exchange, Posted } from '../http-exchange.js';
@@ -12,14 +14,25 @@ export type { DeliveryJob };
  * have been found, and this one not posted).
  */
 export type RouteAnswer =
-  { index: number; posted: Posted } | { index: number; duplicate: true };
+  | { index: number; posted: Posted }
+  | { index: number; duplicate: true }
+  /** the route's senderAuth policy held it, or deferred it (DNS): the reason */
+  | { index: number; held: string }
+  | { index: number; deferred: string };
 
 /** What a job came to. */
 export type JobAnswer =
   /** every route of the job was posted (or tried, or found a duplicate), by route index */
-  | { kind: 'posted'; routes: RouteAnswer[]; messageId?: string }
-  /** the raw message could not be parsed (or an attachment file not written): nothing posted */
-  | { kind: 'unparsed'; error: WireError };
+  (
+    | { kind: 'posted'; routes: RouteAnswer[]; messageId?: string }
+    /** the raw message could not be parsed (or an attachment file not written): nothing posted */
+    | { kind: 'unparsed'; error: WireError }
+  ) & {
+    /** the sender's judgement, when a route asked for one */
+    auth?: SenderAuth;
+    /** true when the job made it */
+    judged?: boolean;
+  };
 
 /** A POST for the post thread. */
 export interface PostRequest {
@@ -45,4 +58,6 @@ export interface PostWorkerData {
   mapping?: MappingConfig;
   /** whether a proxy is configured (see createHttp); the thread reads no environment */
   proxyConfigured?: boolean;
+  /** how the thread judges senders for the jobs that need it (absent: it does not) */
+  auth?: Omit<SenderAuthOptions, 'observe'>;
 }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { EVALUATION_TIMEOUTS } from '../../auth/sender-auth.js';
 import type { ApiConfig, MappingConfig } from '../../config/schema.js';
 import type { Exchange } from '../http-exchange.js';
 import { removeJobFiles } from './job-files.js';
@@ -61,6 +62,8 @@ export class PostThread {
       mapping?: MappingConfig;
       /** whether a proxy is configured (see createHttp) */
       proxyConfigured?: boolean;
+      /** how the thread judges senders (absent: jobs post without judging) */
+      auth?: PostWorkerData['auth'];
     } = {},
   ) {}
 
@@ -115,10 +118,18 @@ export class PostThread {
           limitMs:
             (this.options.jobParseAllowanceMs ?? JOB_PARSE_ALLOWANCE_MS) +
             job.groups.length * this.config.timeoutMs +
+            this.judgingAllowanceMs(job) +
             WATCH_GRACE_MS,
         },
       );
     });
+  }
+
+  /** The longest the job may spend judging its sender (sender-auth.ts bounds it so). */
+  private judgingAllowanceMs(job: DeliveryJob): number {
+    const auth = this.options.auth;
+    if (!auth || job.auth) return 0;
+    return auth.dns.timeoutMs * EVALUATION_TIMEOUTS;
   }
 
   /** Hands a request to the worker (started if need be); its answer goes to `waiting.settle`. */
@@ -160,6 +171,7 @@ export class PostThread {
       config: this.config,
       mapping: this.options.mapping,
       proxyConfigured: this.options.proxyConfigured,
+      auth: this.options.auth,
     };
     const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
     let ready = false;

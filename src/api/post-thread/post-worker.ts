@@ -11,6 +11,7 @@ import {
   postBody,
 } from '../http-exchange.js';
 import { createHttp, HttpPoster } from '../http-poster.js';
+import { SenderAuthenticator } from '../../auth/sender-auth.js';
 import { runJob } from './delivery-job.js';
 import { serializePayload } from '../payload-stream.js';
 import type {
@@ -20,7 +21,9 @@ import type {
   PostWorkerData,
 } from './messages.js';
 
-const { config, mapping, proxyConfigured } = workerData as PostWorkerData;
+const { config, mapping, proxyConfigured, auth } = workerData as PostWorkerData;
+// one for the thread: its DNS cache serves every job the thread runs
+const authenticator = auth && new SenderAuthenticator(auth);
 const client = new HttpPoster(
   createHttp(
     config,
@@ -35,10 +38,14 @@ const port = parentPort!;
 port.on('message', (request: PostRequest | JobRequest) => {
   if ('job' in request) {
     // (the main thread sends jobs only to a thread made with the mapping)
-    void runJob(request.job, mapping!, (payload, key) =>
-      postBody(serializePayload(payload), key, (bytes, headers) =>
-        exchange(client, deadlines, config.url, bytes, headers),
-      ),
+    void runJob(
+      request.job,
+      mapping!,
+      (payload, key) =>
+        postBody(serializePayload(payload), key, (bytes, headers) =>
+          exchange(client, deadlines, config.url, bytes, headers),
+        ),
+      authenticator,
     ).then(answer => port.postMessage({ id: request.id, ...answer }));
     return;
   }
