@@ -1,7 +1,9 @@
 // Sender authentication against a real DNS server on loopback, with real DKIM signatures: what
 // each route policy does (off, record, enforce), the thread guard, and DNS failures.
 import { expect } from 'chai';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { QueueEntry } from '../../src/spool/queue-entry.js';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
@@ -392,5 +394,35 @@ describe('sender authentication (SPF, DKIM, DMARC) with a loopback DNS server', 
     const text = await bridge.daemon.metrics.registry.metrics();
     // the forged sender judged at its attempt, the quarantined one at DATA: once each
     expect(text).to.match(/mailbridge_sender_auth_total\{verdict="fail"\} 2/);
+  });
+
+  it('behind a PROXY header, SPF judges the client it names, not the proxy', async () => {
+    // bank.test's SPF lists 192.0.2.1 only: through a proxy naming that client, its mail passes
+    const bridge = await start({ smtp: { proxyProtocol: ['127.0.0.1'] } });
+    const socket = connect(bridge.smtpPort, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let said = '';
+    socket.on('data', (chunk: string) => (said += chunk));
+    const heard = async (pattern: RegExp) => {
+      while (!pattern.test(said)) await once(socket, 'data');
+    };
+    socket.write('PROXY TCP4 192.0.2.1 192.0.2.25 40000 25\r\n');
+    await heard(/^220 /m);
+    socket.write(
+      'EHLO mail.bank.test\r\nMAIL FROM:<ceo@bank.test>\r\n' +
+        'RCPT TO:<support+T6@helpdesk.test>\r\nDATA\r\n',
+    );
+    await heard(/^354 /m);
+    const raw = reply('ceo@bank.test', 'support+T6@helpdesk.test');
+    socket.write(`${raw}\r\n.\r\n`);
+    await heard(/^250 .*queued as \S+/m);
+    const id = queueIdOf(/^250 .*queued as \S+/m.exec(said)![0]);
+    socket.end('QUIT\r\n');
+    const line = await bridge.waitForLog(
+      l => l.queueId === id && typeof l.attempts === 'number',
+    );
+    expect(line.senderAuth).to.equal('pass');
+    expect(line.authResults).to.match(/spf=pass/);
+    expect(t.api.requests[0]!.body.thread_id).to.equal('T6');
   });
 });
