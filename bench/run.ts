@@ -156,7 +156,12 @@ async function startDaemon(
     config,
     [
       `smtp: ${options.smtp ?? '{ maxClients: 200, maxMessageSize: 52428800 }'}`,
-      `routes: [{ match: "*", mailbox_id: bench${CATCH_ALL} }]`,
+      // BENCH_SENDER_AUTH=off: the route judges no sender (default: record, as shipped)
+      `routes: [{ match: "*", mailbox_id: bench${CATCH_ALL}${
+        process.env.BENCH_SENDER_AUTH
+          ? `, senderAuth: ${process.env.BENCH_SENDER_AUTH}`
+          : ''
+      } }]`,
       // api.concurrency as configured by default (4) unless BENCH_CONCURRENCY says otherwise;
       // BENCH_POST_THREAD=0 posts from the main thread (api.workerThread: false)
       `api: { ${[

@@ -213,6 +213,26 @@ describe('queue and inject commands', function () {
       expect(await spoolContents()).to.deep.equal(EMPTY);
     });
 
+    it('a message over the parser limits exits 1 with 554 5.6.0 and leaves nothing in tmp/ or anywhere', async () => {
+      // 1001 MIME parts: as SMTP refuses it at the end of DATA (mail/structure.ts)
+      const parts = Array.from(
+        { length: 1001 },
+        (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`,
+      ).join('');
+      const file = join(dir, 'many-parts.eml');
+      await writeFile(
+        file,
+        'From: jane@example.net\r\nTo: support@example.com\r\nSubject: parts\r\n' +
+          'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+          `${parts}--b--\r\n`,
+      );
+      const result = await cli('inject', file, '--rcpt', 'support@example.com');
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.match(/554 5\.6\.0 message structure refused: /);
+      expect(result.stdout).to.equal('');
+      expect(await spoolContents()).to.deep.equal(EMPTY);
+    });
+
     it('a missing file exits 1 and leaves nothing in tmp/ or anywhere', async () => {
       const missing = join(dir, 'no-such.eml');
       const result = await cli(
