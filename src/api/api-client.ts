@@ -27,8 +27,10 @@ import type {
   JobResult,
   PayloadSink,
   PostContext,
+  SendReceipt,
 } from '../pipeline/payload-sink.js';
 import { serializePayload } from './payload-stream.js';
+import { postFitted, type ContentFormat, type FittedPost } from './fit-body.js';
 import { Slots } from './slots.js';
 
 /** A message over this size is a large one: at most LARGE_PARSES_AT_ONCE parsed at once. */
@@ -85,31 +87,42 @@ export class ApiClient implements PayloadSink {
     }
   }
 
-  async send(payload: ApiPayload, context: PostContext): Promise<void> {
+  async send(payload: ApiPayload, context: PostContext): Promise<SendReceipt> {
     const started = this.now();
-    const body = serializePayload(payload);
     await this.slots.acquire();
-    let posted: Posted;
+    let posted: FittedPost;
     try {
-      posted = await postBody(
-        body,
-        context.idempotencyKey,
-        (request, headers) =>
-          // streamed bodies (attachments read from their files) go from here
-          this.thread?.usable && Buffer.isBuffer(request)
-            ? this.thread.post(this.config.url, request, headers)
-            : exchange(
-                this.http,
-                this.deadlines,
-                this.config.url,
-                request,
-                headers,
-              ),
+      // fitted to api.maxBodyBytes, and smaller again after a 413 (fit-body.ts)
+      posted = await postFitted(payload, this.fitting, body =>
+        postBody(
+          serializePayload(body),
+          context.idempotencyKey,
+          (request, headers) =>
+            // streamed bodies (attachments read from their files) go from here
+            this.thread?.usable && Buffer.isBuffer(request)
+              ? this.thread.post(this.config.url, request, headers)
+              : exchange(
+                  this.http,
+                  this.deadlines,
+                  this.config.url,
+                  request,
+                  headers,
+                ),
+        ),
       );
     } finally {
       this.slots.release();
     }
     this.judge(posted, context, started);
+    return posted.leftOut ? { leftOut: posted.leftOut } : {};
+  }
+
+  /** How bodies are fitted to the API (fit-body.ts). */
+  private get fitting(): { limit: number; format: ContentFormat } {
+    return {
+      limit: this.config.maxBodyBytes,
+      format: this.mapping?.content === 'text' ? 'text' : 'html',
+    };
   }
 
   /**
@@ -155,7 +168,8 @@ export class ApiClient implements PayloadSink {
         }
         try {
           this.judge(route.posted, { queueId, routeIndex: index }, started);
-          return { index };
+          const trimmed = (route.posted as FittedPost).leftOut;
+          return trimmed ? { index, trimmed } : { index };
         } catch (err) {
           return { index, failure: err as Error };
         }

@@ -21,13 +21,15 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
     kind: sink.kind,
     ready: sink.ready && (() => sink.ready!()),
     async send(payload, context) {
+      let receipt;
       try {
-        await sink.send(payload, context);
+        receipt = await sink.send(payload, context);
       } catch (err) {
         count(err);
         throw err;
       }
       count();
+      return receipt;
     },
     deliverJob:
       sink.deliverJob &&

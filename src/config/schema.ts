@@ -176,6 +176,7 @@ export const configSchema = z.strictObject({
     timeoutMs: positiveInt,
     concurrency: positiveInt,
     workerThread: z.boolean(),
+    maxBodyBytes: z.number().int().min(1024),
   }),
   http: z.strictObject({
     enabled: z.boolean(),

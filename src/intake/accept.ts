@@ -112,18 +112,24 @@ export async function acceptSync(
   ) {
     throw decisiveFailure(failures);
   }
-  // a route's policy held it: stored before anyone hears 250 for its recipients
+  // a route's policy held it, or a route was posted without what the API could not take: the
+  // message is stored (held/) before anyone hears 250 for its recipients
   const held = outcomes.filter(o => o.outcome === 'held');
-  const heldReply = held.length
-    ? `OK: held as ${await holdInSpool(
-        received,
-        envelope,
-        groups,
-        held,
-        { auth: attempted.auth, messageId: acceptedId },
-        deps,
-      )}`
-    : undefined;
+  const kept = outcomes.filter(
+    o => o.outcome === 'held' || (o.outcome === 'delivered' && o.trimmed),
+  );
+  const keptId =
+    kept.length > 0
+      ? await holdInSpool(
+          received,
+          envelope,
+          groups,
+          kept,
+          { auth: attempted.auth, messageId: acceptedId },
+          deps,
+        )
+      : undefined;
+  const heldReply = held.length ? `OK: held as ${keptId}` : undefined;
   if (failures.length === 0) {
     if (heldReply && held.length === outcomes.length) {
       return { reply: heldReply, outcome: 'held', messageId };

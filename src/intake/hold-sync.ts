@@ -2,6 +2,7 @@
 // is stored in held/ (listed by `queue held`, replayable) before the sender hears it.
 import type { SenderAuth } from '../auth/verdict.js';
 import type { Config } from '../config/schema.js';
+import { fsyncFile } from '../lib/durable-fs.js';
 import type { Envelope } from '../mail/envelope.js';
 import { decide, type RouteResult } from '../pipeline/decide.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
@@ -10,9 +11,9 @@ import type { Spool } from '../spool/spool.js';
 import type { Received } from './intake.js';
 
 /**
- * Stores the message of `received` in held/ with the routes of `held` (their results) as held
- * ones; the other routes are not in it (they were delivered, or their recipients are answered
- * on their own). Returns the message's queue id.
+ * Stores the message of `received` in held/ with the routes of `held` (their results: held,
+ * or delivered without what the API could not take); the other routes are not in it (they were
+ * delivered whole, or their recipients are answered on their own). Returns the queue id.
  */
 export async function holdInSpool(
   received: Received,
@@ -45,6 +46,8 @@ export async function holdInSpool(
     retry: deps.config.delivery.retry,
     random: Math.random,
   });
+  // sync mode receives without O_DSYNC: the only copy of the message is made durable first
+  await fsyncFile(received.path);
   await deps.spool.commit(result.entry, received.path, 'held');
   return entry.id;
 }

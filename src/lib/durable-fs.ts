@@ -114,6 +114,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** fsyncs a file's data (one written without O_DSYNC, to be kept). */
+export async function fsyncFile(path: string): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await fsyncFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Group commit for directory fsyncs (see GroupCommit), keyed by the folder's path. */
 export class DirSyncer extends GroupCommit {
   constructor() {

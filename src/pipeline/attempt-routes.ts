@@ -98,7 +98,11 @@ export async function attemptRoutes(
     // would forget that this route was delivered and post it again for sure.
     const key = toPost.get(route.index)?.key;
     if (key) await deps.dedupe!.add(key).catch(() => undefined);
-    results.push({ index: route.index, outcome: 'delivered' });
+    results.push(
+      route.trimmed
+        ? { index: route.index, outcome: 'delivered', trimmed: route.trimmed }
+        : { index: route.index, outcome: 'delivered' },
+    );
   }
   return {
     kind: 'posted',
@@ -179,27 +183,34 @@ async function post(
       ...answer.routes.map(r =>
         'duplicate' in r
           ? { index: r.index, duplicate: true }
-          : { index: r.index, failure: r.answer.failure },
+          : {
+              index: r.index,
+              failure: r.answer.failure,
+              trimmed: r.answer.trimmed,
+            },
       ),
     ],
     ...judgement,
   };
 }
 
-/** Posts on this thread through the sink: a route's answer is its failure, if any. */
+/**
+ * Posts on this thread through the sink: a route's answer is its failure, if any, and what the
+ * sink left out to fit the API.
+ */
 function sinkPoster(
   sink: PayloadSink,
   queueId: string,
-): RoutePoster<{ failure?: unknown }> {
+): RoutePoster<{ failure?: unknown; trimmed?: string[] }> {
   return {
     async post(payload, idempotencyKey, group) {
       try {
-        await sink.send(payload, {
+        const receipt = await sink.send(payload, {
           idempotencyKey,
           queueId,
           routeIndex: group.index,
         });
-        return {};
+        return receipt?.leftOut ? { trimmed: receipt.leftOut } : {};
       } catch (failure) {
         return { failure };
       }

@@ -29,7 +29,9 @@ export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'held';
  * says why, for `queue held` and the log. A route marked `released` must never come back held.
  */
 export type RouteResult =
-  | { index: number; outcome: 'delivered' | 'duplicate' }
+  | { index: number; outcome: 'duplicate' }
+  /** `trimmed`: taken with these left out to fit the API; the raw message is then kept (held) */
+  | { index: number; outcome: 'delivered'; trimmed?: string[] }
   | { index: number; outcome: 'failed'; failure: unknown }
   | { index: number; outcome: 'held'; reason: string };
 
@@ -95,8 +97,13 @@ export function decide(
       continue;
     }
     if (result.outcome !== 'failed') {
-      texts[route.index] = result.outcome;
+      const trimmed =
+        result.outcome === 'delivered' ? result.trimmed : undefined;
+      texts[route.index] = trimmed
+        ? `delivered without ${trimmed.join(', ')}`
+        : result.outcome;
       route.status = 'delivered';
+      if (trimmed) route.trimmed = trimmed;
       route.lastError = undefined;
       route.api = undefined;
       continue;
@@ -174,9 +181,15 @@ export function heldInfo(
   routes: readonly RouteState[],
   at: string,
 ): HeldInfo | null {
-  const reasons = routes
-    .filter(r => r.status === 'held')
-    .map(r => r.heldReason ?? 'held');
+  const reasons = routes.flatMap(r =>
+    r.status === 'held'
+      ? [r.heldReason ?? 'held']
+      : r.trimmed
+        ? [
+            `body too large for the API, posted without: ${r.trimmed.join(', ')}`,
+          ]
+        : [],
+  );
   if (reasons.length === 0) return null;
   return { reason: [...new Set(reasons)].join('; '), at };
 }

@@ -62,6 +62,8 @@ export type JobResult = (
         failure?: unknown;
         duplicate?: boolean;
         held?: string;
+        /** taken, with these left out to fit the API (api/fit-body.ts) */
+        trimmed?: string[];
       }>;
       /** the normalised Message-ID of the parsed message */
       messageId?: string;
@@ -75,10 +77,16 @@ export type JobResult = (
   judged?: boolean;
 };
 
+/** What a sink says of a body it took: what it left out to fit the API (api/fit-body.ts). */
+export interface SendReceipt {
+  /** the names of what was left out (attachments; the text, as "(the message text)") */
+  leftOut?: string[];
+}
+
 /** Takes one body; throws TemporaryError or PermanentError when it was not taken. */
 export interface PayloadSink {
   readonly kind: 'api' | 'dry-run';
-  send(payload: ApiPayload, context: PostContext): Promise<void>;
+  send(payload: ApiPayload, context: PostContext): Promise<SendReceipt | void>;
   /**
    * Parses, maps and posts a message on another thread (delivery-job.ts). Undefined when the
    * sink cannot: the job is not taken, and the caller attempts the message itself.

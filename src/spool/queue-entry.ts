@@ -32,6 +32,11 @@ export interface RouteState {
    * (or fails) like any other. Carried to the attempt as RouteGroup.released (pendingOf).
    */
   released?: true;
+  /**
+   * The route was posted with these left out to fit the API (api/fit-body.ts): the raw message
+   * is kept in held/ once every route is done, as the only whole copy.
+   */
+  trimmed?: string[];
 }
 
 export interface AttemptRecord {

@@ -11,6 +11,7 @@ import {
   postBody,
 } from '../http-exchange.js';
 import { createHttp, HttpPoster } from '../http-poster.js';
+import { postFitted } from '../fit-body.js';
 import { SenderAuthenticator } from '../../auth/sender-auth.js';
 import { runJob } from './delivery-job.js';
 import { serializePayload } from '../payload-stream.js';
@@ -33,6 +34,10 @@ const client = new HttpPoster(
   ),
 );
 const deadlines = new Deadlines(config.timeoutMs);
+const fitting = {
+  limit: config.maxBodyBytes,
+  format: mapping?.content === 'text' ? ('text' as const) : ('html' as const),
+};
 const port = parentPort!;
 
 port.on('message', (request: PostRequest | JobRequest) => {
@@ -42,8 +47,11 @@ port.on('message', (request: PostRequest | JobRequest) => {
       request.job,
       mapping!,
       (payload, key) =>
-        postBody(serializePayload(payload), key, (bytes, headers) =>
-          exchange(client, deadlines, config.url, bytes, headers),
+        // fitted to api.maxBodyBytes, and smaller again after a 413 (fit-body.ts)
+        postFitted(payload, fitting, body =>
+          postBody(serializePayload(body), key, (bytes, headers) =>
+            exchange(client, deadlines, config.url, bytes, headers),
+          ),
         ),
       authenticator,
     ).then(answer => port.postMessage({ id: request.id, ...answer }));
