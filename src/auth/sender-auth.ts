@@ -1,6 +1,7 @@
 // Sender authentication of one message: SPF (client address, HELO, MAIL FROM), DKIM, DMARC and
-// ARC evaluated by mailauth from the bytes as received, within a bounded time.
+// ARC evaluated by mailauth from the bytes as received, within a bounded time, lookups and CPU.
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { authenticate } from 'mailauth';
@@ -12,8 +13,21 @@ import { summarise, type SenderAuth } from './verdict.js';
 export type RawMessage =
   Buffer | { path: string; start?: number; length?: number };
 
-/** A whole evaluation takes at most this many DNS time limits (SPF alone may chain ten). */
+/** A whole evaluation takes at most this many DNS time limits (SPF alone: one). */
 export const EVALUATION_TIMEOUTS = 3;
+
+/** The most DNS lookups one evaluation may make (SPF alone may make 10, plus its void ones). */
+export const MAX_LOOKUPS = 40;
+
+/**
+ * The most signature fields (DKIM-Signature, ARC-Seal, ARC-Message-Signature) a message may have
+ * to be evaluated: each costs lookups and a body hash, one after the other, and a stranger can
+ * write thousands. A message over it is judged `fail` without mailauth.
+ */
+export const MAX_SIGNATURES = 16;
+
+/** The longest header block read to count its signatures (the structure check refuses more). */
+const HEADER_LIMIT = 1024 * 1024;
 
 export interface SenderAuthOptions {
   dns: DnsOptions;
@@ -23,16 +37,16 @@ export interface SenderAuthOptions {
   observe?: (auth: SenderAuth) => void;
 }
 
-/** Evaluates messages' senders; one per process, so that its DNS cache serves them all. */
+/** Evaluates messages' senders; one per thread, so that its DNS cache serves them all. */
 export class SenderAuthenticator {
   private readonly lookup: Lookup;
-  private readonly deadlineMs: number;
+  private readonly timeoutMs: number;
   private readonly mta: string;
   private readonly observe: (auth: SenderAuth) => void;
 
   constructor(options: SenderAuthOptions, lookup?: Lookup) {
     this.lookup = lookup ?? cachedLookup(options.dns);
-    this.deadlineMs = options.dns.timeoutMs * EVALUATION_TIMEOUTS;
+    this.timeoutMs = options.dns.timeoutMs;
     this.mta = options.hostname ?? hostname();
     this.observe = options.observe ?? (() => undefined);
   }
@@ -51,40 +65,107 @@ export class SenderAuthenticator {
 
   /**
    * The judgement on `raw`, sent by `envelope`'s client. Never throws: a message mailauth cannot
-   * read is a `fail` (permerror), an evaluation out of time a `temperror`.
+   * read is a `fail` (permerror), one that cannot be read from disk a `temperror`, and one
+   * whose evaluation runs out of time a `temperror` marked `late` (which the thread guard does
+   * not trust: a stranger's own slow DNS must not buy a thread).
    */
   private async judge(
     raw: RawMessage,
     envelope: Envelope,
   ): Promise<SenderAuth> {
+    let signatures: number;
+    try {
+      signatures = countSignatures(await headerOf(raw));
+    } catch {
+      return failed('temperror', 'temperror');
+    }
+    if (signatures > MAX_SIGNATURES) {
+      return { ...failed('permerror', 'fail'), dkim: 'policy' };
+    }
+    const deadline = Date.now() + this.timeoutMs * EVALUATION_TIMEOUTS;
+    const budget = budgeted(this.lookup, deadline);
     const input = readable(raw);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>(resolve => {
-      timer = setTimeout(() => resolve('late'), this.deadlineMs);
+      timer = setTimeout(() => resolve('late'), deadline - Date.now());
     });
     const running = authenticate(input, {
       ip: clientAddress(envelope.remoteAddress),
       helo: envelope.helo || undefined,
       sender: envelope.mailFrom ?? undefined,
       mta: this.mta,
-      resolver: this.lookup as never,
+      resolver: budget as never,
       disableBimi: true,
-    });
+      // SPF gives up after one time limit: DMARC then still concludes from DKIM
+      maxElapsedTime: this.timeoutMs,
+    } as Parameters<typeof authenticate>[1]);
     try {
       const result = await Promise.race([running, late]);
       if (result === 'late') {
-        // its lookups end within their own limits; what they find is cached for the next
+        // what is still running finds its lookups refused from now on (budgeted)
         running.catch(() => undefined);
-        return failed('temperror', 'temperror');
+        return { ...failed('temperror', 'temperror'), late: true };
       }
       return summarise(result);
-    } catch {
+    } catch (err) {
+      // the file could not be read: a disk matter, judged again at the next attempt
+      if ((err as { code?: unknown }).code)
+        return failed('temperror', 'temperror');
       return failed('permerror', 'fail');
     } finally {
       clearTimeout(timer);
       if (!Buffer.isBuffer(input)) (input as Readable).destroy();
     }
   }
+}
+
+/**
+ * `lookup` for one evaluation: at most MAX_LOOKUPS, none after `deadline` (an evaluation given
+ * up on must not go on asking in the background).
+ */
+function budgeted(lookup: Lookup, deadline: number): Lookup {
+  let left = MAX_LOOKUPS;
+  return (name, rrtype) => {
+    if (left-- <= 0 || Date.now() >= deadline) {
+      return Promise.reject(
+        Object.assign(new Error(`DNS lookup budget spent (${name})`), {
+          code: 'ETIMEOUT',
+        }),
+      );
+    }
+    return lookup(name, rrtype);
+  };
+}
+
+/** The signature fields of a header block (DKIM and ARC: those that cost lookups and hashes). */
+export function countSignatures(header: Buffer): number {
+  const text = header.toString('latin1');
+  return (
+    text.match(
+      /^(?:dkim-signature|arc-seal|arc-message-signature)[ \t]*:/gim,
+    ) ?? []
+  ).length;
+}
+
+/** The header block of `raw` (up to HEADER_LIMIT bytes): what is before the first empty line. */
+async function headerOf(raw: RawMessage): Promise<Buffer> {
+  if (Buffer.isBuffer(raw)) return headerEnd(raw.subarray(0, HEADER_LIMIT));
+  const handle = await open(raw.path, 'r');
+  try {
+    const size = Math.min(raw.length ?? HEADER_LIMIT, HEADER_LIMIT);
+    const buffer = Buffer.alloc(size);
+    const { bytesRead } = await handle.read(buffer, 0, size, raw.start ?? 0);
+    return headerEnd(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
+function headerEnd(head: Buffer): Buffer {
+  const crlf = head.indexOf('\r\n\r\n');
+  const lf = head.indexOf('\n\n');
+  const ends = [crlf, lf].filter(i => i >= 0);
+  return ends.length ? head.subarray(0, Math.min(...ends)) : head;
 }
 
 function readable(raw: RawMessage): Buffer | Readable {

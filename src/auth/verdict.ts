@@ -46,6 +46,12 @@ export interface SenderAuth {
   /** the From domain judged, when there is one */
   domain?: string;
   verdict: Verdict;
+  /**
+   * The evaluation ran out of time (a temperror): unlike a DNS failure, which a stranger cannot
+   * cause for someone else's domain, slowness can be bought with one's own slow DNS, so the
+   * thread guard does not trust it
+   */
+  late?: true;
 }
 
 /** Results in the order a signature's is chosen to stand for the message's DKIM. */
@@ -118,8 +124,8 @@ function fromDomain(result: AuthenticateResult): string | undefined {
  * What a route does with a message, by its policy and the sender's judgement:
  * - `post`: as mapped;
  * - `guard`: posted without `thread_id` and `reply_to_ext_msg_id`, so that a forged sender
- *   starts a new ticket instead of writing into someone's thread (any failed sender, unless
- *   the policy is off);
+ *   starts a new ticket instead of writing into someone's thread (any failed sender, or one
+ *   whose judgement ran out of time, unless the policy is off);
  * - `hold`: kept in `queue held` (enforce, DMARC quarantine; or reject when it is too late to
  *   refuse);
  * - `reject`: refused with 550 5.7.1 (enforce, DMARC reject, while the sender still waits);
@@ -140,12 +146,13 @@ export function routeAction(
       if (auth.policy === 'quarantine') return 'hold';
     }
   }
-  return auth.verdict === 'fail' ? 'guard' : 'post';
+  return auth.verdict === 'fail' || auth.late ? 'guard' : 'post';
 }
 
 /** One line's worth of an evaluation, for logs and reasons: `dmarc=fail (reject) spf=...`. */
 export function describe(auth: SenderAuth): string {
   const policy = auth.policy ? ` (p=${auth.policy})` : '';
   const domain = auth.domain ? ` for ${auth.domain}` : '';
-  return `dmarc=${auth.dmarc}${policy} spf=${auth.spf} dkim=${auth.dkim} arc=${auth.arc}${domain}`;
+  const late = auth.late ? ' (out of time)' : '';
+  return `dmarc=${auth.dmarc}${policy}${late} spf=${auth.spf} dkim=${auth.dkim} arc=${auth.arc}${domain}`;
 }

@@ -98,6 +98,7 @@ export async function acceptSync(
   );
   if (attempted.kind === 'unparsed') throw attempted.error;
   const outcomes = attempted.routes;
+  const auth = attempted.auth;
   const reply = `OK: delivered as ${envelope.id}`;
   const messageId = attempted.messageId ?? acceptedId;
   const failures = outcomes.flatMap(o =>
@@ -132,12 +133,13 @@ export async function acceptSync(
   const heldReply = held.length ? `OK: held as ${keptId}` : undefined;
   if (failures.length === 0) {
     if (heldReply && held.length === outcomes.length) {
-      return { reply: heldReply, outcome: 'held', messageId };
+      return { reply: heldReply, outcome: 'held', messageId, auth };
     }
     return {
       reply,
       outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
       messageId,
+      auth,
     };
   }
   const byRecipient = new Map<string, unknown>();
@@ -159,6 +161,7 @@ export async function acceptSync(
     reply,
     outcome: 'partial',
     messageId,
+    auth,
     perRecipient: {
       replies,
       failures,

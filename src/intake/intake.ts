@@ -28,6 +28,8 @@ export interface Accepted {
   reply: string;
   outcome: 'delivered' | 'dry-run' | 'queued' | 'held' | 'partial';
   messageId: string | null;
+  /** sync mode: the sender's judgement the attempt used, for the outcome line */
+  auth?: SenderAuth;
   /**
    * LMTP (sync or hybrid mode), when the routes fared differently: one reply per
    * recipient, in RCPT order (the reply text, or the refusal), and the failures.

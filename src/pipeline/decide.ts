@@ -1,5 +1,6 @@
 // THE decision point: what an attempt's per-route results make of a message. Pure: no I/O, no
 // clock but the one given. Every lane (queue, hybrid, LMTP per-recipient replies) reads it.
+import type { SenderAuth } from '../auth/verdict.js';
 import type { RetryConfig } from '../config/schema.js';
 import {
   BridgeError,
@@ -52,6 +53,8 @@ export interface AttemptResult {
   configError: boolean;
   /** each route's failure of this attempt, typed, by route index */
   failures?: ReadonlyMap<number, unknown>;
+  /** the sender's judgement this attempt used (for its outcome line) */
+  auth?: SenderAuth;
 }
 
 /** What the decision needs besides the results: the clock, the policy, the jitter. */

@@ -72,21 +72,35 @@ export async function attemptDelivery(
       senderAuth: deps.senderAuth,
     },
   );
-  // the judgement made by this attempt is kept: later attempts, the log and `queue show` read it
-  if (outcome.auth) entry = { ...entry, auth: outcome.auth };
+  // the judgement made by this attempt is kept: later attempts, the log and `queue show` read
+  // it; a temperror is not (the next attempt judges again, DNS may be back)
+  if (outcome.auth) {
+    entry =
+      outcome.auth.verdict === 'temperror'
+        ? { ...entry, auth: undefined }
+        : { ...entry, auth: outcome.auth };
+  }
   const context = {
     startedAt,
     now: deps.now(),
     retry: deps.config.delivery.retry,
     random: deps.random,
   };
+  let result: AttemptResult;
   if (outcome.kind === 'unparsed') {
     // an ENOENT of the attachment folder is a disk matter: the raw file itself is checked
     const rawMissing = !raw && !(await exists(rawPath));
-    return decideUnparsed(entry, { error: outcome.error, rawMissing }, context);
+    result = decideUnparsed(
+      entry,
+      { error: outcome.error, rawMissing },
+      context,
+    );
+  } else {
+    result = decide(entry, outcome.routes, {
+      ...context,
+      messageId: outcome.messageId ?? entry.messageId ?? undefined,
+    });
   }
-  return decide(entry, outcome.routes, {
-    ...context,
-    messageId: outcome.messageId ?? entry.messageId ?? undefined,
-  });
+  // the outcome line tells this attempt's judgement, the temperror included
+  return outcome.auth ? { ...result, auth: outcome.auth } : result;
 }

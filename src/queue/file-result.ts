@@ -32,6 +32,7 @@ export class ResultFiler {
   /** Files an attempt's result in the spool: removed, back in the queue, dead, or held. */
   async file(result: AttemptResult): Promise<void> {
     const { entry, outcome } = result;
+    const auth = result.auth ?? entry.auth;
     const { spool, buffer, metrics } = this.deps;
     // no child logger: one per message costs more than the line it writes
     const log = this.deps.log;
@@ -41,8 +42,8 @@ export class ResultFiler {
       attempts: entry.attempts,
       routes: entry.routes.length,
       // the sender's judgement, when a route asked for one (auth/verdict.ts)
-      ...(entry.auth
-        ? { senderAuth: entry.auth.verdict, authResults: describe(entry.auth) }
+      ...(auth
+        ? { senderAuth: auth.verdict, authResults: describe(auth) }
         : {}),
     };
     metrics.deliveries.inc({ outcome });

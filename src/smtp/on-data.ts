@@ -109,13 +109,21 @@ async function handleData(
     }
     // a route that enforces sender authentication hears the verdict before the 250
     const auth = await judgeAtData(deps, envelope, received);
-    if (auth) outcome.fields.senderAuth = describe(auth);
+    if (auth) {
+      outcome.fields.senderAuth = auth.verdict;
+      outcome.fields.authResults = describe(auth);
+    }
     deps.metrics.messageBytes.observe(received.size);
     const accepted = await deps.intake.accept(
       { ...received, auth },
       envelope,
       entry,
     );
+    // sync mode judged it while posting: the one outcome line says so
+    if (accepted.auth && !auth) {
+      outcome.fields.senderAuth = accepted.auth.verdict;
+      outcome.fields.authResults = describe(accepted.auth);
+    }
     renamed = mode !== 'sync';
     return answerAccepted(accepted, outcome);
   } catch (err) {

@@ -262,7 +262,9 @@ describe('sender authentication (SPF, DKIM, DMARC) with a loopback DNS server', 
       'ceo@bank.test',
     );
     const text = await bridge.daemon.metrics.registry.metrics();
-    expect(text).to.match(/mailbridge_sender_auth_total\{verdict="fail"\} 1/);
+    expect(text).to.match(
+      /^mailbridge_sender_auth_total\{verdict="fail"\} 1$/m,
+    );
   });
 
   it('sync mode: enforce refuses, record guards', async () => {
@@ -281,6 +283,10 @@ describe('sender authentication (SPF, DKIM, DMARC) with a loopback DNS server', 
       raw: reply('ceo@bank.test', 'support+T3@helpdesk.test'),
     });
     expect(sent.code, sent.response).to.equal(250);
+    // the one outcome line of sync mode carries the judgement too
+    const line = await bridge.waitForLog(l => l.outcome === 'delivered');
+    expect(line.senderAuth).to.equal('fail');
+    expect(line.authResults).to.match(/^dmarc=fail \(p=reject\)/);
     expect(t.api.requests).to.have.length(1);
     expect(t.api.requests[0]!.body).not.to.have.property('thread_id');
     expect(t.api.requests[0]!.body).not.to.have.property('reply_to_ext_msg_id');
@@ -393,7 +399,9 @@ describe('sender authentication (SPF, DKIM, DMARC) with a loopback DNS server', 
     expect(t.api.requests).to.have.length(1);
     const text = await bridge.daemon.metrics.registry.metrics();
     // the forged sender judged at its attempt, the quarantined one at DATA: once each
-    expect(text).to.match(/mailbridge_sender_auth_total\{verdict="fail"\} 2/);
+    expect(text).to.match(
+      /^mailbridge_sender_auth_total\{verdict="fail"\} 2$/m,
+    );
   });
 
   it('behind a PROXY header, SPF judges the client it names, not the proxy', async () => {
@@ -424,5 +432,86 @@ describe('sender authentication (SPF, DKIM, DMARC) with a loopback DNS server', 
     expect(line.senderAuth).to.equal('pass');
     expect(line.authResults).to.match(/spf=pass/);
     expect(t.api.requests[0]!.body.thread_id).to.equal('T6');
+  });
+
+  /** `count` DKIM-Signature fields naming `domain`'s selector s1 (nothing really signed). */
+  function fakeSignatures(domain: string, count: number): string {
+    return Array.from(
+      { length: count },
+      (_, i) =>
+        `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=${domain}; s=s${i}; h=from:to:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n`,
+    ).join('');
+  }
+
+  it('a stranger whose own DNS answers too slowly does not buy a thread', async () => {
+    // the SPF record of the MAIL FROM domain is answered after 5 s: SPF gives up after one
+    // time limit (300 ms) with temperror, and DMARC still concludes: fail
+    dns.delay('slow.test', 5000);
+    const bridge = await start({
+      auth: { dns: { servers: [dns.address], timeoutMs: 300 } },
+    });
+    const line = await deliver(
+      bridge,
+      'support+T11@helpdesk.test',
+      reply('ceo@bank.test', 'support+T11@helpdesk.test'),
+      'x@slow.test',
+    );
+    expect(line.senderAuth).to.equal('fail');
+    expect(line.authResults).to.match(
+      /^dmarc=fail \(p=reject\) spf=temperror /,
+    );
+    const body = t.api.requests[0]!.body;
+    expect(body).not.to.have.property('thread_id');
+    expect(body).not.to.have.property('reply_to_ext_msg_id');
+  });
+
+  it('more signature fields than 16: judged fail at once, no key looked up', async () => {
+    const bridge = await start();
+    dns.clearQueries();
+    const line = await deliver(
+      bridge,
+      'support+T12@helpdesk.test',
+      fakeSignatures('many.test', 17) +
+        reply('jane@customer.test', 'support+T12@helpdesk.test'),
+      'jane@customer.test',
+    );
+    expect(line.senderAuth).to.equal('fail');
+    expect(line.authResults).to.match(/dkim=policy/);
+    expect(dns.queries.filter(q => q.name.endsWith('many.test'))).to.deep.equal(
+      [],
+    );
+    expect(t.api.requests[0]!.body).not.to.have.property('thread_id');
+  });
+
+  it('a large message (its own spool file, past 128 KiB): signed and judged from the file', async () => {
+    const bridge = await start();
+    const big = makeMessage(
+      {
+        From: 'jane@customer.test',
+        To: 'secure+T13@helpdesk.test',
+        Subject: 'Re: logs',
+        'Message-ID': '<big-1@customer.test>',
+        'In-Reply-To': '<thread-42@helpdesk.test>',
+      },
+      `${'log line 0123456789 abcdefghij\r\n'.repeat(7000)}`,
+    );
+    const signed = await genuine.sign(big);
+    expect(signed.length).to.be.greaterThan(200_000);
+    const line = await deliver(
+      bridge,
+      'secure+T13@helpdesk.test',
+      signed,
+      'jane@customer.test',
+    );
+    expect(line.senderAuth).to.equal('pass');
+    expect(t.api.requests[0]!.body.thread_id).to.equal('T13');
+    // and a large forged one is refused at DATA from its file as well
+    const forged = await sendRaw({
+      port: bridge.smtpPort,
+      from: 'ceo@bank.test',
+      to: ['secure@helpdesk.test'],
+      raw: big.replace('jane@customer.test', 'ceo@bank.test'),
+    });
+    expect(forged.code).to.equal(550);
   });
 });

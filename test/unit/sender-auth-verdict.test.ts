@@ -2,6 +2,7 @@
 // policy does with that judgement.
 import { expect } from 'chai';
 import type { AuthenticateResult } from 'mailauth';
+import { countSignatures } from '../../src/auth/sender-auth.js';
 import {
   describe as describeAuth,
   routeAction,
@@ -150,6 +151,7 @@ describe('sender authentication: what a route does (routeAction)', () => {
   const pass = judged('pass', 'pass', 'reject');
   const none = judged('none', 'none');
   const dns = judged('temperror', 'temperror');
+  const late: SenderAuth = { ...dns, late: true };
   const cases: Array<
     [
       Parameters<typeof routeAction>[0],
@@ -177,6 +179,10 @@ describe('sender authentication: what a route does (routeAction)', () => {
     ['enforce', none, 'data', 'post'],
     ['enforce', dns, 'data', 'defer'],
     ['enforce', dns, 'attempt', 'defer'],
+    // out of time: slowness a stranger can buy with their own DNS buys no thread
+    ['record', late, 'attempt', 'guard'],
+    ['enforce', late, 'data', 'defer'],
+    ['off', late, 'attempt', 'post'],
   ];
   for (const [policy, auth, stage, action] of cases) {
     const what = auth
@@ -184,6 +190,33 @@ describe('sender authentication: what a route does (routeAction)', () => {
       : 'not judged';
     it(`${policy}, ${what}, at ${stage}: ${action}`, () => {
       expect(routeAction(policy, auth, stage)).to.equal(action);
+    });
+  }
+});
+
+describe('sender authentication: signature fields counted before mailauth (countSignatures)', () => {
+  const cases: Array<[string, string, number]> = [
+    ['none', 'From: a@b.example\r\nSubject: x', 0],
+    ['one DKIM', 'DKIM-Signature: v=1; d=b.example\r\nFrom: a@b.example', 1],
+    [
+      'any case, space before the colon',
+      'dkim-signature : v=1\r\nDKIM-SIGNATURE:v=1',
+      2,
+    ],
+    [
+      'an ARC set counts its seal and message signature, not its results',
+      'ARC-Seal: i=1\r\nARC-Message-Signature: i=1\r\nARC-Authentication-Results: i=1',
+      2,
+    ],
+    [
+      'a folded value that mentions one is not one',
+      'Subject: about\r\n dkim-signature: no',
+      0,
+    ],
+  ];
+  for (const [name, header, count] of cases) {
+    it(`${name}: ${count}`, () => {
+      expect(countSignatures(Buffer.from(header))).to.equal(count);
     });
   }
 });
