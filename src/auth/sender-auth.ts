@@ -109,8 +109,9 @@ export class SenderAuthenticator {
       return summarise(result);
     } catch (err) {
       // the file could not be read: a disk matter, judged again at the next attempt
-      if ((err as { code?: unknown }).code)
+      if ((err as { code?: unknown }).code) {
         return failed('temperror', 'temperror');
+      }
       return failed('permerror', 'fail');
     } finally {
       clearTimeout(timer);
