@@ -7,6 +7,42 @@ export type HtmlElement = Parameters<typeof DomUtils.getAttributeValue>[0];
 
 export { parseDocument };
 
+/** Elements that never hold others (no end tag). */
+const VOID = new Set([
+  'area',
+  'base',
+  'br',
+  'col',
+  'embed',
+  'hr',
+  'img',
+  'input',
+  'link',
+  'meta',
+  'param',
+  'source',
+  'track',
+  'wbr',
+]);
+
+/**
+ * Whether the tags of `html` nest at most `limit` deep, counted roughly in one linear pass
+ * (an end tag left out counts as still open: an overestimate, never an underestimate of what a
+ * well-formed document does). htmlparser2 10's parser costs time in the square of the depth
+ * (its open-element stack grows at the front): 200,000 nested <div>s took over 30 s.
+ */
+export function nestsWithin(html: string, limit: number): boolean {
+  let depth = 0;
+  for (const match of html.matchAll(/<(\/?)([a-zA-Z][^\s/>]*)[^>]*>/g)) {
+    const [tag, closing, name] = match as unknown as [string, string, string];
+    if (closing) depth = Math.max(0, depth - 1);
+    else if (!VOID.has(name.toLowerCase()) && !tag.endsWith('/>')) {
+      if (++depth > limit) return false;
+    }
+  }
+  return true;
+}
+
 export const isElement = (node: HtmlNode): node is HtmlElement =>
   DomUtils.isTag(node);
 

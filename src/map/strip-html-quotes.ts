@@ -9,6 +9,7 @@ import {
   hasMeaningfulAfter,
   isElement,
   isMeaningful,
+  nestsWithin,
   parseDocument,
   previousMeaningful,
   render,
@@ -30,6 +31,12 @@ import {
 
 /** The most quote candidates judged in one message (each judgement walks part of it). */
 const MAX_CANDIDATES = 50;
+
+/**
+ * HTML nested deeper than this is kept as it is, unparsed (html-dom.ts nestsWithin): real mail,
+ * a 40-reply thread included, stays far below; parsing costs time in the square of the depth.
+ */
+const MAX_DEPTH = 2000;
 
 /** Classes and ids of the quote containers that hold the whole quoted message. */
 const QUOTE_CLASSES = [
@@ -56,9 +63,10 @@ type Candidate = {
  * moz-cite-prefix, Proton's) or a blockquote that cites (Apple Mail and Thunderbird's
  * type="cite", a cite attribute, an attribution line just before it) when nothing but
  * whitespace follows it and no answer stands between its quotes. A forwarded-message line at
- * the cut keeps everything; so does a cut that leaves nothing.
+ * the cut keeps everything; so does a cut that leaves nothing, and HTML nested too deep.
  */
 export function stripHtmlQuotes(html: string): string {
+  if (!nestsWithin(html, MAX_DEPTH)) return html;
   const document = parseDocument(html);
   let judged = 0;
   for (const candidate of candidates(document.children)) {

@@ -14,6 +14,13 @@ import {
   type HeaderKind,
 } from './quote-patterns.js';
 
+/**
+ * How far down the quote is looked for: a reply's new text is above it, and every line
+ * scanned costs a few pattern tests. Past it (a text of thousands of lines with no quote
+ * header yet) the text is kept whole.
+ */
+const MAX_SCAN_LINES = 5000;
+
 /** A `>` quoted line (as written by every client; up to three spaces before it). */
 function isQuoted(line: string): boolean {
   return /^ {0,3}>/.test(line);
@@ -30,25 +37,26 @@ function isBlank(line: string): boolean {
  *   From:/Sent:/To:/Subject: block) or at a `>` block that runs to the end;
  * - bottom-posting: one leading `>` block (with its attribution) and the answer below it;
  * - anything else (answers between quotes, a forwarded-message line first) is kept whole.
- * A "Sent from my iPhone" line left last is dropped; a cut that leaves nothing keeps it all.
+ * A "Sent from my iPhone" line left last is dropped; a cut that leaves nothing (or only that
+ * line) keeps it all, and so does a quote that starts below the first MAX_SCAN_LINES lines.
  */
 export function stripTextQuotes(text: string): string {
   const lines = text.split(/\r?\n/);
   const kept = keptLines(lines);
   if (!kept) return text;
   const trimmed = withoutTrailing(kept);
+  // nothing left but a mobile signature: nothing new, keep it all
   const unsigned = withoutTrailing(
     trimmed.length && isMobileSignature(trimmed.at(-1)!)
       ? trimmed.slice(0, -1)
       : trimmed,
   );
-  if (unsigned.length) return unsigned.join('\n');
-  return trimmed.length ? trimmed.join('\n') : text;
+  return unsigned.length ? unsigned.join('\n') : text;
 }
 
 /** The lines to keep, or undefined to keep the text as it is. */
 function keptLines(lines: string[]): string[] | undefined {
-  for (let i = 0; i < lines.length; i++) {
+  for (let i = 0; i < Math.min(lines.length, MAX_SCAN_LINES); i++) {
     const line = lines[i]!;
     if (isBlank(line)) continue;
     if (isForwardMarker(line)) return undefined;
