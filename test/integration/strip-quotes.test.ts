@@ -10,7 +10,7 @@ const REPLY = readFileSync(
   new URL('../fixtures/corpus/threading/talon-gmail.eml', import.meta.url),
 );
 
-const ROUTES = [
+const ROUTES: Array<Record<string, string | boolean>> = [
   {
     match: 'support@example.com',
     mailbox_id: 'mb-support',
