@@ -104,7 +104,7 @@ const MOBILE_SIGNATURE =
   /^\s*(?:sent from my |sent from outlook for |get outlook for |sent from yahoo mail|von meinem .{1,40} gesendet|gesendet von meinem |envoyé de mon |envoyé depuis mon |enviado desde mi |enviado do meu |inviato da |verzonden vanaf mijn |verstuurd vanaf mijn |skickat från min |sendt fra min |wysłane z mojego |отправлено с моего |отправлено из )/iu;
 
 export function isMobileSignature(line: string): boolean {
-  return line.length <= 200 && MOBILE_SIGNATURE.test(line);
+  return line.length <= 80 && MOBILE_SIGNATURE.test(line);
 }
 
 /** A line that starts a forwarded message (Gmail, Thunderbird, Apple Mail, Outlook.com, ...). */

@@ -4,6 +4,7 @@
 // id="divRplyFwdMsg", type="cite", class="moz-cite-prefix", name="quote") are attributes the
 // sanitizer removes. What it returns is HTML still to be sanitized, as any raw HTML is.
 import {
+  childrenOf,
   classesOf,
   cutFrom,
   hasMeaningfulAfter,
@@ -25,9 +26,23 @@ import {
   introducesQuote,
   isForwardMarker,
   isHeaderBlock,
+  isMobileSignature,
   isOriginalMessageLine,
   type HeaderKind,
 } from './quote-patterns.js';
+
+/** Elements within a line of text. */
+const INLINE = new Set([
+  'a',
+  'span',
+  'font',
+  'b',
+  'i',
+  'em',
+  'strong',
+  'u',
+  'small',
+]);
 
 /** The most quote candidates judged in one message (each judgement walks part of it). */
 const MAX_CANDIDATES = 50;
@@ -75,9 +90,53 @@ export function stripHtmlQuotes(html: string): string {
     if (!cut) continue;
     if (startsForward(cut)) return html;
     cutFrom(cut);
-    return document.children.some(isMeaningful) ? render(document) : html;
+    if (!document.children.some(isMeaningful)) return html;
+    const stripped = render(document);
+    // a "Sent from my iPhone" left last goes too, unless it is all there is
+    if (!removeMobileSignature(document.children)) return stripped;
+    return document.children.some(isMeaningful) ? render(document) : stripped;
   }
   return html;
+}
+
+/**
+ * Removes the last text of a document when it is a mobile signature ("Sent from my iPhone"),
+ * with the elements that hold nothing else; whether it did.
+ */
+function removeMobileSignature(roots: HtmlNode[]): boolean {
+  let last: HtmlNode | undefined;
+  for (const root of roots) {
+    for (const node of subtree(root)) {
+      if (node.type === 'text' && /[^\s\u00a0]/.test(node.data)) last = node;
+    }
+  }
+  if (!last) return false;
+  // the line the text belongs to: "Get <a>Outlook for Android</a>" is one line
+  let top: HtmlNode = last;
+  while (isInline(top.parent as HtmlNode | null)) top = top.parent as HtmlNode;
+  const block = top.parent as HtmlNode | null;
+  if (block && !isDocumentLevel(block)) top = block;
+  if (!isMobileSignature(textOf(top, 201).replace(/\s+/g, ' ').trim())) {
+    return false;
+  }
+  // with the elements around it that hold nothing else
+  for (;;) {
+    const parent = top.parent as HtmlNode | null;
+    if (!parent || isDocumentLevel(parent)) break;
+    if (childrenOf(parent).some(c => c !== top && isMeaningful(c))) break;
+    top = parent;
+  }
+  cutFrom(top);
+  return true;
+}
+
+/** The document itself, <html> or <body>: never removed as a signature's container. */
+function isDocumentLevel(node: HtmlNode): boolean {
+  return !isElement(node) || ['body', 'html'].includes(node.name);
+}
+
+function isInline(node: HtmlNode | null): boolean {
+  return node !== null && isElement(node) && INLINE.has(node.name);
 }
 
 /** The quote candidates of a document, in document order. */

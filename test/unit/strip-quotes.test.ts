@@ -1,6 +1,8 @@
 // Unit tables for stripQuotedReplies: each client's quote style in text and HTML, what is kept
 // when unsure, and which messages count as replies.
 import { expect } from 'chai';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ConfigError } from '../../src/errors/bridge-error.js';
 import { htmlToPlainText, sanitizeMailHtml } from '../../src/map/html.js';
 import { isStrippableReply } from '../../src/map/reply-kind.js';
 import { stripHtmlQuotes } from '../../src/map/strip-html-quotes.js';
@@ -172,6 +174,16 @@ describe('strip quotes', () => {
         "It's 1.0.",
       ],
       [
+        'iPhone Mail: the signature above blockquote type=cite goes too',
+        '<div>Hello</div><div><br><div id="AppleMailSignature">Sent from my iPhone</div><br><blockquote type="cite"><div>On Apr 3, 2012, at 4:19 PM, bob &lt;b@x.com&gt; wrote:</div>Hi</blockquote></div>',
+        'Hello',
+      ],
+      [
+        'Outlook for Android: "Get Outlook for Android" and divRplyFwdMsg',
+        '<div>Sure, 3pm.</div><div><br></div><div>Get <a href="https://aka.ms/x">Outlook for Android</a></div><hr><div id="divRplyFwdMsg"><b>From:</b> Bob</div><div>When?</div>',
+        'Sure, 3pm.',
+      ],
+      [
         'a <cite> and a trailing blockquote (OpenPaaS, TMail)',
         '<p>Dear Anton,</p><cite>On May 10, 2023 6:35 AM, from g@example.com</cite><blockquote>Hi Anton</blockquote>',
         'Dear Anton,',
@@ -242,6 +254,28 @@ describe('strip quotes', () => {
           reply,
         ));
     }
+  });
+
+  describe('the route key', () => {
+    const load = (route: Record<string, unknown>) =>
+      loadConfig({ env: { NODE_ENV: 'test' }, overrides: { routes: [route] } });
+
+    it('is optional (absent: not stripped) and takes a boolean', () => {
+      expect(load({ match: '*' }).routes[0]?.stripQuotedReplies).to.equal(
+        undefined,
+      );
+      expect(
+        load({ match: '*', stripQuotedReplies: true }).routes[0]
+          ?.stripQuotedReplies,
+      ).to.equal(true);
+    });
+
+    it('refuses anything else, naming the key', () => {
+      expect(() => load({ match: '*', stripQuotedReplies: 'yes' }))
+        .to.throw(ConfigError)
+        .with.property('message')
+        .that.includes('routes.0.stripQuotedReplies');
+    });
   });
 
   it('subjectPrefixes reads the leading prefixes, list tags skipped', () => {
