@@ -257,7 +257,7 @@ describe('strip quotes', () => {
   });
 
   describe('the route key', () => {
-    const load = (route: Record<string, unknown>) =>
+    const load = (route: Record<string, string | boolean>) =>
       loadConfig({ env: { NODE_ENV: 'test' }, overrides: { routes: [route] } });
 
     it('is optional (absent: not stripped) and takes a boolean', () => {
