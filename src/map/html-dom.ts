@@ -33,12 +33,20 @@ const VOID = new Set([
  */
 export function nestsWithin(html: string, limit: number): boolean {
   let depth = 0;
-  for (const match of html.matchAll(/<(\/?)([a-zA-Z][^\s/>]*)[^>]*>/g)) {
-    const [tag, closing, name] = match as unknown as [string, string, string];
-    if (closing) depth = Math.max(0, depth - 1);
-    else if (!VOID.has(name.toLowerCase()) && !tag.endsWith('/>')) {
-      if (++depth > limit) return false;
+  // one pass: from each '<' to the next '>', never back (no regular expression over the tag)
+  for (let at = html.indexOf('<'); at >= 0; at = html.indexOf('<', at)) {
+    const end = html.indexOf('>', at + 1);
+    if (end < 0) break;
+    const name = /^\/?([a-zA-Z][^\s/>]{0,30})/.exec(
+      html.slice(at + 1, at + 34),
+    );
+    if (name) {
+      if (html[at + 1] === '/') depth = Math.max(0, depth - 1);
+      else if (!VOID.has(name[1]!.toLowerCase()) && html[end - 1] !== '/') {
+        if (++depth > limit) return false;
+      }
     }
+    at = end + 1;
   }
   return true;
 }
