@@ -49,7 +49,7 @@ export function isOriginalMessageLine(line: string): boolean {
 
 /** The separator Outlook draws above its From:/Sent: block in text. */
 export function isOutlookSeparator(line: string): boolean {
-  return /^\s*_{10,}\s*$/.test(line) && line.length <= MAX_MARKER_LINE;
+  return line.length <= MAX_MARKER_LINE && /^\s*_{10,}\s*$/.test(line);
 }
 
 /** What a header line of a quoted message's header block names. */
