@@ -67,6 +67,36 @@ describe('strip quotes', () => {
         'Gracias',
       ],
       [
+        'Italian: Il ... ha scritto',
+        'Grazie\n\nIl giorno lun 2 mar 2026 alle ore 10:00 Ana <ana@x.it> ha scritto:\n> Ciao',
+        'Grazie',
+      ],
+      [
+        'Dutch: Op ... schreef',
+        'Bedankt\n\nOp ma 2 mrt. 2026 om 10:00 schreef Jan <jan@x.nl>:\n> Hoi',
+        'Bedankt',
+      ],
+      [
+        'Swedish: Den ... skrev',
+        'Tack\n\nDen 2 mars 2026 10:00 skrev Eva <eva@x.se>:\n> Hej',
+        'Tack',
+      ],
+      [
+        'Polish: W dniu ... napisał',
+        'Dzięki\n\nW dniu 2.03.2026 o 10:00, Jan <jan@x.pl> napisał:\n> Cześć',
+        'Dzięki',
+      ],
+      [
+        'Chinese: ... 写道：',
+        '谢谢\n\n在 2026年3月2日 10:00，张三 <z@x.cn> 写道：\n> 你好',
+        '谢谢',
+      ],
+      [
+        'Outlook in German: Von:/Gesendet:/An:/Betreff:',
+        'Erledigt.\n\nVon: Bob <bob@x.de>\nGesendet: Montag, 2. März 2026 10:00\nAn: Support\nBetreff: Drucker\n\nEr klemmt.',
+        'Erledigt.',
+      ],
+      [
         'GMX: Gesendet:/Von:/An:/Betreff:',
         'YIPPEE\n \nGesendet: Dienstag, 08. Dezember 2020 um 12:59 Uhr\nVon: bob@gmx.de\nAn: "Alice" <alice@gmx.de>\nBetreff: Re: x\nNow?',
         'YIPPEE',
