@@ -292,7 +292,15 @@ function insideQuote(node: HtmlNode, container: HtmlNode): boolean {
 
 /** Whether the quote at the cut, or the line just above it, starts a forwarded message. */
 function startsForward(cut: HtmlNode): boolean {
+  const filled = (node: HtmlNode) =>
+    textOf(node, 300, 200)
+      .split('\n')
+      .filter(line => /\S/.test(line));
   const before = previousMeaningful(cut);
-  const heads = [textOf(cut, 300, 200), before ? textOf(before, 300, 200) : ''];
-  return heads.some(head => head.split('\n').some(isForwardMarker));
+  // its first lines (a forward quoted deeper down is history, not news), or the line above it
+  const lines = [
+    ...filled(cut).slice(0, 2),
+    ...(before ? filled(before).slice(-1) : []),
+  ];
+  return lines.some(isForwardMarker);
 }

@@ -179,6 +179,16 @@ describe('strip quotes', () => {
         'Done.',
       ],
       [
+        'Outlook in German: Von:/Gesendet: paragraph',
+        '<p class="MsoNormal">Erledigt.</p><p class="MsoNormal"><b>Von:</b> Bob &lt;b@x.de&gt;<br><b>Gesendet:</b> Montag, 2. März 2026 10:00<br><b>An:</b> Support<br><b>Betreff:</b> Drucker</p><p class="MsoNormal">Er klemmt.</p>',
+        'Erledigt.',
+      ],
+      [
+        'a reply to a forward: the forward is part of the quoted history',
+        '<div>Thanks, done.</div><div class="gmail_quote"><div class="gmail_attr">On Mon, Mar 2, 2026, Bob &lt;b@x.com&gt; wrote:</div><blockquote class="gmail_quote">FYI<div class="gmail_quote">---------- Forwarded message ---------<br>From: Carol</div></blockquote></div>',
+        'Thanks, done.',
+      ],
+      [
         'Apple Mail: blockquote type=cite after an attribution',
         '<div>Sure.</div><div><br><blockquote type="cite"><div>On 9 May 2022, at 17:41, Anton &lt;a@x.com&gt; wrote:</div><div>Yes</div></blockquote></div>',
         'Sure.',
