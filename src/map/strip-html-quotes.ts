@@ -62,7 +62,7 @@ const QUOTE_CLASSES = [
   'moz-cite-prefix', // Thunderbird's attribution, the blockquote after it
 ];
 
-/** Outlook: the From:/Sent: block, the quoted message after it (not inside). */
+/** Outlook (web, Windows, Mac) marks its From:/Sent: block; the quoted message comes after it. */
 const OUTLOOK_IDS = ['divrplyfwdmsg', 'appendonsend', 'olk_src_body_section'];
 
 type Candidate = {
@@ -194,13 +194,14 @@ function outlookHeader(node: HtmlNode): HtmlNode | null {
     .split('\n')
     .map(l => l.trim())
     .filter(Boolean);
-  const isId = isElement(node) && node.attribs.id !== undefined;
+  // an element candidate is one Outlook marked by its id: no need to read the block
+  const marked = isElement(node);
   const kinds = lines
     .slice(0, 10)
     .map(headerKind)
     .filter((k): k is HeaderKind => k !== undefined);
   const confirmed =
-    isId ||
+    marked ||
     isOriginalMessageLine(lines[0] ?? '') ||
     (headerKind(lines[0] ?? '') !== undefined && isHeaderBlock(kinds));
   if (!confirmed) return null;
