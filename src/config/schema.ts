@@ -54,6 +54,8 @@ const routeSchema = z
      * (as in entries spooled before it existed): record.
      */
     senderAuth: z.enum(['off', 'record', 'enforce']).optional(),
+    /** content keeps the new text of a reply only (map/strip-quotes.ts; absent: false) */
+    stripQuotedReplies: z.boolean().optional(),
   })
   .refine(route => !route.catchAll || route.match === '*', {
     message: 'only a "*" route can be a catch-all',

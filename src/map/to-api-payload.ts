@@ -12,6 +12,7 @@ import {
   textToHtml,
 } from './html.js';
 import { extractIds, formatId, generatedId } from '../mail/message-id.js';
+import { bodiesToMap, type Bodies } from './strip-quotes.js';
 
 export interface MappingInput {
   message: ParsedMessage;
@@ -48,7 +49,10 @@ export function toApiPayload(input: MappingInput): ApiPayload {
     cc: joinAddresses(cc.map(format)),
     bcc: joinAddresses(bcc),
     subject: subject?.trim() ? subject : undefined,
-    content: content(message, mapping),
+    content: content(
+      bodiesToMap(message, group.route, mapping.maxHtmlBytes),
+      mapping,
+    ),
     attachments: message.attachments.length
       ? message.attachments.map(a => ({
           name: cleanHeaderText(a.filename),
@@ -89,10 +93,7 @@ export function messageIds(
   return { messageId, replyTo };
 }
 
-function content(
-  message: ParsedMessage,
-  mapping: MappingConfig,
-): string | undefined {
+function content(message: Bodies, mapping: MappingConfig): string | undefined {
   const text = nonBlank(message.text);
   const rawHtml = nonBlank(message.html);
   if (rawHtml && rawHtml.length > mapping.maxHtmlBytes) {
