@@ -11,7 +11,7 @@ import {
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { extractIds } from '../mail/message-id.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
-import { decisiveFailure } from '../pipeline/decide.js';
+import { decisiveFailure, type RouteResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../queue/queue-runner.js';
 import { groupByRoute } from '../routing/resolve-route.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
@@ -124,14 +124,23 @@ export async function acceptSync(
         deps,
       )}`
     : undefined;
+  const dropped = droppedOf(outcomes);
+  const note = dropped ? { dropped } : {};
   if (failures.length === 0) {
-    if (heldReply && held.length === outcomes.length) {
-      return { reply: heldReply, outcome: 'held', messageId };
+    // nothing posted: every route held or dropped, some held
+    const done = held.length + (dropped?.routes ?? 0);
+    if (heldReply && done === outcomes.length) {
+      return { reply: heldReply, outcome: 'held', messageId, ...note };
+    }
+    if (dropped?.routes === outcomes.length) {
+      const text = `OK: dropped as ${envelope.id}`;
+      return { reply: text, outcome: 'dropped', messageId, dropped };
     }
     return {
       reply,
       outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
       messageId,
+      ...note,
     };
   }
   const byRecipient = new Map<string, unknown>();
@@ -153,12 +162,27 @@ export async function acceptSync(
     reply,
     outcome: 'partial',
     messageId,
+    ...note,
     perRecipient: {
       replies,
       failures,
-      delivered: outcomes.length - failures.length - held.length,
+      delivered:
+        outcomes.length -
+        failures.length -
+        held.length -
+        (dropped?.routes ?? 0),
     },
   };
+}
+
+/** The routes a policy dropped, counted and named for the outcome line; undefined for none. */
+function droppedOf(outcomes: RouteResult[]): Accepted['dropped'] {
+  const reasons = outcomes.flatMap(o =>
+    o.outcome === 'dropped' ? [`route ${o.index}: ${o.reason}`] : [],
+  );
+  return reasons.length
+    ? { routes: reasons.length, reason: reasons.join('; ') }
+    : undefined;
 }
 
 /**
