@@ -2,6 +2,10 @@
 // policy (deliver | hold | drop) in queue and sync mode; `queue held` and replay of a held one.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { runCli } from '../helpers/run-cli.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
@@ -158,5 +162,65 @@ describe("auto-replies, bounces and list mail: each route's policy", function ()
     expect(t.api.requests).to.have.length(0);
     expect(await metric(bridge, 'mailbridge_dropped_total')).to.equal(1);
     expect(await spoolFiles(bridge.spoolDir, 'held')).to.have.length(1);
+  });
+});
+
+describe('preview names each route that would hold or drop the message', function () {
+  this.timeout(30_000);
+
+  it('one stderr line per such route, with the reason; stdout keeps one body per route', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-noise-preview-'));
+    try {
+      const config = join(dir, 'routes.yaml');
+      await writeFile(
+        config,
+        [
+          'routes:',
+          '  - match: support@example.com',
+          '    mailbox_id: mb-support',
+          '  - match: sales@example.com',
+          '    mailbox_id: mb-sales',
+          '    autoReplies: drop',
+          '  - match: ops@example.com',
+          '    mailbox_id: mb-ops',
+          '    autoReplies: deliver',
+          '',
+        ].join('\n'),
+      );
+      const file = fileURLToPath(
+        new URL(
+          '../fixtures/corpus/auto-replies/sisimai-rfc3834-01.eml',
+          import.meta.url,
+        ),
+      );
+      const rcpt = [
+        'support@example.com',
+        'sales@example.com',
+        'ops@example.com',
+      ];
+      const result = await runCli([
+        'preview',
+        file,
+        '--config',
+        config,
+        ...rcpt.flatMap(r => ['--rcpt', r]),
+      ]);
+      expect(result.code, result.stderr).to.equal(0);
+      expect(result.stderr.split('\n').filter(Boolean)).to.deep.equal([
+        'mailbridge: policy: route 0 (support@example.com) would be held: auto-reply: Auto-Submitted: auto-replied (autoReplies: hold)',
+        'mailbridge: policy: route 1 (sales@example.com) would be dropped (nothing posted): auto-reply: Auto-Submitted: auto-replied (autoReplies: drop)',
+      ]);
+      const bodies = result.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map(l => JSON.parse(l) as Record<string, unknown>);
+      expect(bodies.map(b => b.mailbox_id)).to.deep.equal([
+        'mb-support',
+        'mb-sales',
+        'mb-ops',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
