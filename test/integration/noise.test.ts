@@ -32,7 +32,10 @@ describe("auto-replies, bounces and list mail: each route's policy", function ()
   this.timeout(30_000);
   const t = useBridge();
 
-  function start(routes: unknown[], extra: Record<string, unknown> = {}) {
+  function start(
+    routes: Array<Record<string, string>>,
+    extra: Record<string, Record<string, string>> = {},
+  ) {
     return t.start({
       api: apiAt(t.api.url),
       delivery: { scanIntervalMs: 50 },
