@@ -35,6 +35,8 @@ export class ResultFiler {
     const { spool, buffer, metrics } = this.deps;
     // no child logger: one per message costs more than the line it writes
     const log = this.deps.log;
+    // the routes a policy dropped are named on the line, whatever became of the others
+    const dropped = droppedRoutes(entry.routes);
     const fields = {
       queueId: entry.id,
       messageId: result.messageId ?? entry.messageId,
@@ -44,6 +46,7 @@ export class ResultFiler {
       ...(entry.auth
         ? { senderAuth: entry.auth.verdict, authResults: describe(entry.auth) }
         : {}),
+      ...(dropped && outcome !== 'dropped' ? { dropped } : {}),
     };
     metrics.deliveries.inc({ outcome });
     if (result.dropped) metrics.dropped.inc(result.dropped.length);
@@ -54,16 +57,11 @@ export class ResultFiler {
       if (fresh) await spool.removeFresh(entry.id);
       else await spool.remove(entry.id, 'active');
       buffer.forget(entry.id);
-      // the routes a policy dropped are named on the line, whatever became of the others
-      const dropped = droppedRoutes(entry.routes);
       if (outcome === 'dropped') {
         log.info('message dropped', { ...fields, outcome, reason: dropped });
       } else if (this.deps.dryRun) {
         log.warn(DRY_RUN_OUTCOME, { ...fields, outcome: 'dry-run' });
-      } else {
-        const note = dropped ? { dropped } : {};
-        log.info('message delivered', { ...fields, outcome, ...note });
-      }
+      } else log.info('message delivered', { ...fields, outcome });
     } else if (outcome === 'dead') {
       if (fresh) await spool.park(entry, 'dead');
       else await spool.move(entry, 'active', 'dead');

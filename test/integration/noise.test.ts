@@ -147,6 +147,34 @@ describe("auto-replies, bounces and list mail: each route's policy", function ()
     expect(await metric(bridge, 'mailbridge_dropped_total')).to.equal(1);
   });
 
+  it('hybrid mode: a message dropped on every route is answered 250 dropped, and counted once', async () => {
+    const bridge = await start([{ match: '*', autoReplies: 'drop' }], {
+      delivery: { mode: 'hybrid' },
+    });
+    const sent = await send(bridge, BOUNCE, ['support@example.com'], '');
+    expect(sent.response).to.match(/dropped as \S+/);
+    const line = await outcome(bridge, 'message dropped');
+    expect(line.reason).to.match(/^route 0: bounce: /);
+    expect(t.api.requests).to.have.length(0);
+    expect(await metric(bridge, 'mailbridge_dropped_total')).to.equal(1);
+  });
+
+  it('api.workerThread false (the policy step on the main thread): held and dropped alike', async () => {
+    const bridge = await t.start({
+      api: apiAt(t.api.url, { workerThread: false }),
+      routes: [
+        { match: 'support@example.com', bulk: 'hold' },
+        { match: 'sales@example.com', bulk: 'drop' },
+      ],
+    });
+    await send(bridge, LIST_POST, ['support@example.com', 'sales@example.com']);
+    const held = await outcome(bridge, 'message held');
+    expect(held.reason).to.equal('bulk: List-Id (bulk: hold)');
+    expect(held.dropped).to.equal('route 1: bulk: List-Id (bulk: drop)');
+    expect(t.api.requests).to.have.length(0);
+    expect(await metric(bridge, 'mailbridge_dropped_total')).to.equal(1);
+  });
+
   it('sync mode: held in held/ before the 250; dropped with a 250, logged and counted', async () => {
     const bridge = await start(
       [
