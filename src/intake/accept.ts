@@ -145,18 +145,23 @@ export async function acceptSync(
   }
   const byRecipient = new Map<string, unknown>();
   const heldRecipients = new Set<string>();
+  const droppedRecipients = new Set<string>();
   for (const result of outcomes) {
     const group = groups.find(g => g.index === result.index);
     const failure = result.outcome === 'failed' ? result.failure : undefined;
     for (const recipient of group?.recipients ?? []) {
       byRecipient.set(recipient, failure);
       if (result.outcome === 'held') heldRecipients.add(recipient);
+      if (result.outcome === 'dropped') droppedRecipients.add(recipient);
     }
   }
   const replies = envelope.rcptTo.map(recipient => {
     const failure = byRecipient.get(recipient);
     if (failure !== undefined) return toSmtpReply(failure);
-    return heldRecipients.has(recipient) ? heldReply! : reply;
+    if (heldRecipients.has(recipient)) return heldReply!;
+    return droppedRecipients.has(recipient)
+      ? `OK: dropped as ${envelope.id}`
+      : reply;
   });
   return {
     reply,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { runCli } from '../helpers/run-cli.js';
-import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import { makeMessage, openSession, sendRaw } from '../helpers/smtp-client.js';
 import { spoolFiles } from '../helpers/wait-for.js';
 
 const corpus = (file: string) =>
@@ -193,6 +193,35 @@ describe("auto-replies, bounces and list mail: each route's policy", function ()
     expect(t.api.requests).to.have.length(0);
     expect(await metric(bridge, 'mailbridge_dropped_total')).to.equal(1);
     expect(await spoolFiles(bridge.spoolDir, 'held')).to.have.length(1);
+  });
+
+  it('LMTP, sync mode: the recipient of a dropping route hears "dropped", the other its own failure', async () => {
+    const bridge = await t.start({
+      api: apiAt(t.api.url),
+      delivery: { mode: 'sync' },
+      smtp: { lmtp: true },
+      routes: [
+        { match: 'support@example.com', bulk: 'drop' },
+        { match: 'billing@example.com', mailbox_id: 'mb-billing' },
+      ],
+    });
+    t.api.respondWith(() => ({ status: 503 }));
+    const session = await openSession(bridge.smtpPort);
+    session.socket.write(
+      'LHLO client.example.net\r\nMAIL FROM:<announce@lists.example.org>\r\n' +
+        'RCPT TO:<support@example.com>\r\nRCPT TO:<billing@example.com>\r\nDATA\r\n',
+    );
+    await session.waitFor(/^354 /m);
+    session.clear();
+    session.socket.write(`${LIST_POST}.\r\n`);
+    // one reply per RCPT after the dot: both, each a whole line
+    await session.waitFor(/^250 [^\r\n]*\r\n/m);
+    await session.waitFor(/^451 [^\r\n]*\r\n/m);
+    const finals = session.replies().match(/^\d{3} .*$/gm) ?? [];
+    session.socket.destroy();
+    const [support, billing] = finals;
+    expect(support).to.match(/^250 .*dropped as /);
+    expect(billing).to.match(/^451 /);
   });
 });
 
