@@ -163,6 +163,7 @@ export class ApiClient implements PayloadSink {
         const { index } = route;
         if ('duplicate' in route) return { index, duplicate: true };
         if ('held' in route) return { index, held: route.held };
+        if ('dropped' in route) return { index, dropped: route.dropped };
         if ('deferred' in route) {
           return { index, failure: new TemporaryError(route.deferred) };
         }

@@ -5,7 +5,13 @@ import type { Config } from '../config/schema.js';
 import { buildPayloads } from '../pipeline/build-payloads.js';
 import { serializePayload } from '../api/payload-stream.js';
 import type { Envelope } from '../mail/envelope.js';
+import { classifyNoise } from '../mail/noise.js';
 import { parseMessage } from '../parse/parse-message.js';
+import {
+  noiseAction,
+  noiseReason,
+  readHeaderBlock,
+} from '../pipeline/route-policy.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 
@@ -64,8 +70,19 @@ async function printPayloads(
     rcptTo,
     receivedAt: new Date().toISOString(),
   };
+  // the noise policies, on stderr: stdout stays one body per route, as posted (or on replay)
+  const noise = classifyNoise(await readHeaderBlock({ path: options.file }));
+  const built = buildPayloads(message, envelope, config, noise?.kind);
+  for (const { group } of built) {
+    const action = noise ? noiseAction(group.route, noise) : 'deliver';
+    if (action === 'deliver') continue;
+    const verb = action === 'hold' ? 'held' : 'dropped (nothing posted)';
+    process.stderr.write(
+      `mailbridge: policy: route ${group.index} (${group.route.match}) would be ${verb}: ${noiseReason(noise!, action)}\n`,
+    );
+  }
   const indent = options.pretty ? 2 : 0;
-  for (const { payload } of buildPayloads(message, envelope, config)) {
+  for (const { payload } of built) {
     // streamed: an attachment's base64 is never held whole in memory
     await write(serializePayload(payload, { indent }).stream());
     await write(['\n']);

@@ -56,6 +56,13 @@ const routeSchema = z
     senderAuth: z.enum(['off', 'record', 'enforce']).optional(),
     /** content keeps the new text of a reply only (map/strip-quotes.ts; absent: false) */
     stripQuotedReplies: z.boolean().optional(),
+    /**
+     * Auto-replies, bounces and read receipts (mail/noise.ts): deliver, hold or drop. Absent (as
+     * in entries spooled before it existed): hold (pipeline/route-policy.ts).
+     */
+    autoReplies: z.enum(['deliver', 'hold', 'drop']).optional(),
+    /** List and bulk mail: deliver, hold or drop. Absent: deliver. */
+    bulk: z.enum(['deliver', 'hold', 'drop']).optional(),
   })
   .refine(route => !route.catchAll || route.match === '*', {
     message: 'only a "*" route can be a catch-all',

@@ -11,7 +11,7 @@ import {
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { extractIds } from '../mail/message-id.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
-import { decisiveFailure } from '../pipeline/decide.js';
+import { decisiveFailure, type RouteResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../queue/queue-runner.js';
 import { groupByRoute } from '../routing/resolve-route.js';
 import type { DedupeStore } from '../dedupe/dedupe-store.js';
@@ -131,43 +131,72 @@ export async function acceptSync(
         )
       : undefined;
   const heldReply = held.length ? `OK: held as ${keptId}` : undefined;
+  const dropped = droppedOf(outcomes);
+  const note = dropped ? { dropped } : {};
   if (failures.length === 0) {
-    if (heldReply && held.length === outcomes.length) {
-      return { reply: heldReply, outcome: 'held', messageId, auth };
+    // nothing posted: every route held or dropped, some held
+    const done = held.length + (dropped?.routes ?? 0);
+    if (heldReply && done === outcomes.length) {
+      return { reply: heldReply, outcome: 'held', messageId, auth, ...note };
+    }
+    if (dropped?.routes === outcomes.length) {
+      const text = `OK: dropped as ${envelope.id}`;
+      return { reply: text, outcome: 'dropped', messageId, auth, dropped };
     }
     return {
       reply,
       outcome: deps.sink.kind === 'dry-run' ? 'dry-run' : 'delivered',
       messageId,
       auth,
+      ...note,
     };
   }
   const byRecipient = new Map<string, unknown>();
   const heldRecipients = new Set<string>();
+  const droppedRecipients = new Set<string>();
   for (const result of outcomes) {
     const group = groups.find(g => g.index === result.index);
     const failure = result.outcome === 'failed' ? result.failure : undefined;
     for (const recipient of group?.recipients ?? []) {
       byRecipient.set(recipient, failure);
       if (result.outcome === 'held') heldRecipients.add(recipient);
+      if (result.outcome === 'dropped') droppedRecipients.add(recipient);
     }
   }
   const replies = envelope.rcptTo.map(recipient => {
     const failure = byRecipient.get(recipient);
     if (failure !== undefined) return toSmtpReply(failure);
-    return heldRecipients.has(recipient) ? heldReply! : reply;
+    if (heldRecipients.has(recipient)) return heldReply!;
+    return droppedRecipients.has(recipient)
+      ? `OK: dropped as ${envelope.id}`
+      : reply;
   });
   return {
     reply,
     outcome: 'partial',
     messageId,
     auth,
+    ...note,
     perRecipient: {
       replies,
       failures,
-      delivered: outcomes.length - failures.length - held.length,
+      delivered:
+        outcomes.length -
+        failures.length -
+        held.length -
+        (dropped?.routes ?? 0),
     },
   };
+}
+
+/** The routes a policy dropped, counted and named for the outcome line; undefined for none. */
+function droppedOf(outcomes: RouteResult[]): Accepted['dropped'] {
+  const reasons = outcomes.flatMap(o =>
+    o.outcome === 'dropped' ? [`route ${o.index}: ${o.reason}`] : [],
+  );
+  return reasons.length
+    ? { routes: reasons.length, reason: reasons.join('; ') }
+    : undefined;
 }
 
 /**

@@ -78,6 +78,12 @@ export async function attemptWhileWaiting(
     await release(err);
   }
   if (split) return perRecipientReplies(entry, split, result);
+  if (result.outcome === 'dropped') {
+    // the filer has logged and counted it
+    const id = entry.id;
+    const messageId = result.messageId ?? entry.messageId;
+    return { reply: `OK: dropped as ${id}`, outcome: 'dropped', messageId };
+  }
   if (result.outcome !== 'delivered') return queued;
   return {
     reply: `OK: delivered as ${entry.id}`,

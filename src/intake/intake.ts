@@ -26,10 +26,15 @@ export interface Received {
 /** The 250 text and what the outcome line of the log says. */
 export interface Accepted {
   reply: string;
-  outcome: 'delivered' | 'dry-run' | 'queued' | 'held' | 'partial';
+  outcome: 'delivered' | 'dry-run' | 'queued' | 'held' | 'dropped' | 'partial';
   messageId: string | null;
   /** sync mode: the sender's judgement the attempt used, for the outcome line */
   auth?: SenderAuth;
+  /**
+   * Sync mode: the routes whose policy dropped the message (nothing posted for them), and
+   * why (`route N: reason`, joined with '; '), for the outcome line and the metric.
+   */
+  dropped?: { routes: number; reason: string };
   /**
    * LMTP (sync or hybrid mode), when the routes fared differently: one reply per
    * recipient, in RCPT order (the reply text, or the refusal), and the failures.

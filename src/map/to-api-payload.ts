@@ -68,7 +68,9 @@ export function toApiPayload(input: MappingInput): ApiPayload {
         : undefined,
     mailbox_id: group.route.mailbox_id,
     thread_id: group.untrustedSender ? undefined : clean(group.threadId),
-    priority: mapping.priority[message.priority] ?? undefined,
+    // list and machine-sent mail is never urgent (nor low): its headers are not taken
+    priority:
+      mapping.priority[group.noise ? 'normal' : message.priority] ?? undefined,
   };
   // A route field (e.g. a default priority) stays unless the mapper has a value for its key.
   return withoutEmpty({ ...group.route.fields, ...withoutEmpty(mapped) });

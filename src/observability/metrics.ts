@@ -21,6 +21,11 @@ export interface Metrics {
   /** Held messages deleted by the daemon after `delivery.heldRetentionMs`. */
   heldExpired: Counter;
   /**
+   * Routes whose policy dropped the message (autoReplies or bulk: drop), in every delivery mode:
+   * nothing posted for them, never silent.
+   */
+  dropped: Counter;
+  /**
    * Recipients refused on their own after DATA (LMTP's reply per recipient, in sync and hybrid
    * modes), by result: permanent (5xx), temporary (4xx).
    */
@@ -69,6 +74,11 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_deliveries_total',
       help: 'Queue delivery attempts by outcome',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: 'mailbridge_dropped_total',
+      help: 'Routes of messages dropped by their policy (autoReplies, bulk: drop), nothing posted',
       registers: [registry],
     }),
     heldExpired: new Counter({

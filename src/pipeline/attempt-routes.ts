@@ -12,7 +12,7 @@ import type { DedupeStore } from '../dedupe/dedupe-store.js';
 import type { JobResult, PayloadSink, RawFile } from './payload-sink.js';
 import type { RouteResult } from './decide.js';
 import { postRoutes, type RoutePoster } from './post-routes.js';
-import { applySenderPolicy } from './sender-policy.js';
+import { applyRoutePolicy } from './route-policy.js';
 import { dedupeKey, type MessageKeys } from './route-keys.js';
 
 export interface AttemptInput {
@@ -85,6 +85,11 @@ export async function attemptRoutes(
       results.push({ index: route.index, outcome: 'held', reason: route.held });
       continue;
     }
+    if (route.dropped !== undefined) {
+      const reason = route.dropped;
+      results.push({ index: route.index, outcome: 'dropped', reason });
+      continue;
+    }
     if (route.failure !== undefined) {
       results.push({
         index: route.index,
@@ -149,8 +154,8 @@ async function post(
     );
     if (running) return running;
   }
-  // here: the sender judged (if a route asks), each route's policy, then the per-route step
-  const policy = await applySenderPolicy(groups, {
+  // here: each route's policies (noise; the sender judged if a route asks), then the per-route step
+  const policy = await applyRoutePolicy(groups, {
     raw: rawOf(input),
     envelope,
     known: input.auth,
@@ -158,6 +163,7 @@ async function post(
   });
   const decided = [
     ...policy.held.map(h => ({ index: h.index, held: h.reason })),
+    ...policy.dropped.map(d => ({ index: d.index, dropped: d.reason })),
     ...policy.deferred.map(d => ({
       index: d.index,
       failure: new TemporaryError(d.reason),

@@ -18,23 +18,27 @@ import { nextAttemptAt } from './backoff.js';
 
 /**
  * What becomes of the message: removed (delivered), back to the queue (retry), dead, or held
- * (no route pending or failed, at least one held by its policy: kept in held/). A retry whose
+ * (no route pending or failed, at least one held by its policy: kept in held/). `dropped`: like
+ * delivered (removed), but every route was dropped by its policy: nothing was posted. A retry whose
  * failure says our own configuration is wrong (401/403/404) also pauses delivery:
  * `configError` is set, and the message waits without expiring.
  */
-export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'held';
+export type AttemptOutcome =
+  'delivered' | 'dropped' | 'retry' | 'dead' | 'held';
 
 /**
  * What one route of an attempt came to. `held`: a policy of the route held the message (an
  * auto-reply, failed sender authentication...), nothing was posted for that route; `reason`
- * says why, for `queue held` and the log. A route marked `released` must never come back held.
+ * says why, for `queue held` and the log. `dropped`: a policy of the route dropped the message;
+ * nothing posted, the route done like a delivered one. A route marked `released` must never come
+ * back held or dropped.
  */
 export type RouteResult =
   | { index: number; outcome: 'duplicate' }
   /** `trimmed`: taken with these left out to fit the API; the raw message is then kept (held) */
   | { index: number; outcome: 'delivered'; trimmed?: string[] }
   | { index: number; outcome: 'failed'; failure: unknown }
-  | { index: number; outcome: 'held'; reason: string };
+  | { index: number; outcome: 'held' | 'dropped'; reason: string };
 
 /** Why a message could not be parsed for its attempt (nothing was posted). */
 export interface Unparsed {
@@ -55,6 +59,8 @@ export interface AttemptResult {
   failures?: ReadonlyMap<number, unknown>;
   /** the sender's judgement this attempt used (for its outcome line) */
   auth?: SenderAuth;
+  /** the routes this attempt dropped: `route N: reason` each (the log line, the metric) */
+  dropped?: string[];
 }
 
 /** What the decision needs besides the results: the clock, the policy, the jitter. */
@@ -88,9 +94,20 @@ export function decide(
   let configError = false;
   let retryAt: number | undefined;
   let lastApi: BridgeError['api'];
+  const dropped: string[] = [];
   for (const result of results) {
     const route = byIndex.get(result.index);
     if (!route) continue;
+    if (result.outcome === 'dropped') {
+      // done like a delivered route (never attempted again), the reason kept
+      texts[route.index] = `dropped: ${result.reason}`;
+      route.status = 'delivered';
+      route.dropped = result.reason;
+      route.lastError = undefined;
+      route.api = undefined;
+      dropped.push(`route ${route.index}: ${result.reason}`);
+      continue;
+    }
     if (result.outcome === 'held') {
       texts[route.index] = `held: ${result.reason}`;
       route.status = 'held';
@@ -136,6 +153,7 @@ export function decide(
     messageId: context.messageId,
     configError,
     failures,
+    ...(dropped.length ? { dropped } : {}),
   };
 }
 
@@ -198,8 +216,8 @@ export function heldInfo(
 }
 
 /**
- * Decides the entry's fate from its routes: all delivered, held (none pending or failed, some
- * held), some failed for good, or retry.
+ * Decides the entry's fate from its routes: all delivered (or dropped: every one dropped), held
+ * (none pending or failed, some held), some failed for good, or retry.
  */
 function conclude(
   entry: QueueEntry,
@@ -232,9 +250,9 @@ function conclude(
   const base = { configError: false };
   if (!pending && !failed) {
     const held = heldInfo(routes, new Date(now).toISOString());
-    return held
-      ? { ...base, entry: { ...next, held }, outcome: 'held' }
-      : { ...base, entry: next, outcome: 'delivered' };
+    if (held) return { ...base, entry: { ...next, held }, outcome: 'held' };
+    const none = routes.every(r => r.dropped !== undefined);
+    return { ...base, entry: next, outcome: none ? 'dropped' : 'delivered' };
   }
   // a 401/403/404 says our token or URL is wrong, not the message: it waits, it does not expire
   const expired = !extra.configError && now - entry.createdAt >= retry.maxAgeMs;

@@ -35,7 +35,7 @@ export interface DeliveryJob {
   size?: number;
   /**
    * The sender's judgement, when made already; else the job judges it if a route asks
-   * (pipeline/sender-policy.ts), on the thread that runs it
+   * (pipeline/route-policy.ts), on the thread that runs it
    */
   auth?: SenderAuth;
 }
@@ -55,7 +55,8 @@ export type JobResult = (
       kind: 'posted';
       /**
        * `duplicate`: an earlier route of the job took the same mailbox; not posted. `held`:
-       * the route's policy held it (the reason); not posted.
+       * the route's policy held it (the reason); not posted. `dropped`: the route's policy
+       * dropped it (the reason); not posted, the route done.
        */
       routes: Array<{
         index: number;
@@ -64,6 +65,7 @@ export type JobResult = (
         held?: string;
         /** taken, with these left out to fit the API (api/fit-body.ts) */
         trimmed?: string[];
+        dropped?: string;
       }>;
       /** the normalised Message-ID of the parsed message */
       messageId?: string;

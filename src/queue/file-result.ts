@@ -1,4 +1,4 @@
-// An attempt's end in the spool: its result filed (removed, back to queue/, dead or held) with
+// An attempt's end in the spool: its result filed (removed, dropped, back to queue/, dead or held) with
 // the one outcome log line; or the message handed back (release) or removed (discard) without one.
 import type { RetryConfig } from '../config/schema.js';
 import { describe } from '../auth/verdict.js';
@@ -36,6 +36,8 @@ export class ResultFiler {
     const { spool, buffer, metrics } = this.deps;
     // no child logger: one per message costs more than the line it writes
     const log = this.deps.log;
+    // the routes a policy dropped are named on the line, whatever became of the others
+    const dropped = droppedRoutes(entry.routes);
     const fields = {
       queueId: entry.id,
       messageId: result.messageId ?? entry.messageId,
@@ -45,16 +47,20 @@ export class ResultFiler {
       ...(auth
         ? { senderAuth: auth.verdict, authResults: describe(auth) }
         : {}),
+      ...(dropped && outcome !== 'dropped' ? { dropped } : {}),
     };
     metrics.deliveries.inc({ outcome });
+    if (result.dropped) metrics.dropped.inc(result.dropped.length);
     // a pause starting parks the fresh messages waiting: done before this one's outcome line
     await this.notePause(result);
     const fresh = buffer.isFresh(entry.id);
-    if (outcome === 'delivered') {
+    if (outcome === 'delivered' || outcome === 'dropped') {
       if (fresh) await spool.removeFresh(entry.id);
       else await spool.remove(entry.id, 'active');
       buffer.forget(entry.id);
-      if (this.deps.dryRun) {
+      if (outcome === 'dropped') {
+        log.info('message dropped', { ...fields, outcome, reason: dropped });
+      } else if (this.deps.dryRun) {
         log.warn(DRY_RUN_OUTCOME, { ...fields, outcome: 'dry-run' });
       } else log.info('message delivered', { ...fields, outcome });
     } else if (outcome === 'dead') {
@@ -135,4 +141,14 @@ export class ResultFiler {
     });
     if (starting) await this.deps.buffer.parkAll(waiting);
   }
+}
+
+/** The routes a policy dropped, `route N: reason` each, joined with '; '; undefined for none. */
+function droppedRoutes(
+  routes: AttemptResult['entry']['routes'],
+): string | undefined {
+  const dropped = routes.flatMap(r =>
+    r.dropped === undefined ? [] : [`route ${r.index}: ${r.dropped}`],
+  );
+  return dropped.length ? dropped.join('; ') : undefined;
 }

@@ -1,5 +1,6 @@
 // Recipient -> route: exact address, then "*@domain", then "*"; the most specific wins; postmaster
 // mail to the route that says so.
+import type { NoiseKind } from '../mail/noise.js';
 import type { RouteConfig } from '../config/schema.js';
 import { splitAddress } from './address.js';
 
@@ -27,6 +28,11 @@ export interface RouteGroup {
    * posted without thread_id and reply_to_ext_msg_id (the thread guard, auth/verdict.ts).
    */
   untrustedSender?: boolean;
+  /**
+   * The message is machine-sent or list mail (mail/noise.ts) and the route delivers it: posted
+   * with the normal priority, whatever its Priority, X-Priority or Importance say.
+   */
+  noise?: NoiseKind;
 }
 
 /** RFC 5321 4.5.1: the local part every domain we take mail for must accept, any case. */

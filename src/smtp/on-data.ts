@@ -167,6 +167,13 @@ function answerAccepted(
   accepted: Accepted,
   { deps, log, mode, fields }: Outcome,
 ): DataReply {
+  // sync mode: routes a policy dropped (the filer counts them in the other modes)
+  const { dropped } = accepted;
+  if (dropped) deps.metrics.dropped.inc(dropped.routes);
+  if (dropped) {
+    fields[accepted.outcome === 'dropped' ? 'reason' : 'dropped'] =
+      dropped.reason;
+  }
   if (accepted.perRecipient) {
     // LMTP, sync or hybrid mode: routes fared differently; each recipient hears its own
     const { replies, failures, delivered } = accepted.perRecipient;

@@ -27,6 +27,11 @@ export interface RouteState {
   /** status 'held': why the route's policy held the message */
   heldReason?: string;
   /**
+   * Status 'delivered' without a POST: the route's policy dropped the message (an auto-reply,
+   * a bounce, list mail...), and why. The route is done; nothing was posted for it.
+   */
+  dropped?: string;
+  /**
    * An operator released this route from its hold (`queue replay` of a held message). The
    * pipeline must not hold it again: no policy of the route may hold or drop it, it is posted
    * (or fails) like any other. Carried to the attempt as RouteGroup.released (pendingOf).

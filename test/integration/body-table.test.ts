@@ -57,7 +57,10 @@ describe('body posted: one test per row of the contract table', () => {
   }
 
   it('from: the From address, else the envelope sender', async () => {
-    const bridge = await bridgeWith();
+    // a route that delivers auto-replies: by default a null sender's message is held
+    const bridge = await bridgeWith({
+      routes: [{ match: '*', autoReplies: 'deliver' }],
+    });
     const withFrom = await post(
       bridge,
       makeMessage({

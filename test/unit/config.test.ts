@@ -470,6 +470,11 @@ describe('config', () => {
         { routes: [{ match: '*', senderAuth: 'strict' }] },
         'routes.0.senderAuth',
       ],
+      [
+        { routes: [{ match: '*', autoReplies: 'ignore' }] },
+        'routes.0.autoReplies',
+      ],
+      [{ routes: [{ match: '*', bulk: true }] }, 'routes.0.bulk'],
       [{ mapping: { priority: { high: 'urgent' } } }, 'mapping.priority.high'],
       [{ routes: { match: '*' } }, 'routes'],
       [{ routes: [{ mailbox_id: 'mb' }] }, 'routes.0.match'],

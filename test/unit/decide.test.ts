@@ -64,6 +64,11 @@ const held = (index: number, reason = 'auto-reply'): RouteResult => ({
   outcome: 'held',
   reason,
 });
+const dropped = (index: number, reason = 'bounce: X'): RouteResult => ({
+  index,
+  outcome: 'dropped',
+  reason,
+});
 const t503 = () =>
   new TemporaryError('API HTTP 503', { api: { status: 503, errors: [] } });
 const p422 = () =>
@@ -86,6 +91,8 @@ interface Row {
   deadStatus?: number;
   /** the entry's held.reason, when held */
   heldReason?: string;
+  /** the result's dropped routes, `route N: reason` */
+  dropped?: string[];
 }
 
 const ROWS: Row[] = [
@@ -263,6 +270,47 @@ const ROWS: Row[] = [
     statuses: ['held', 'held'],
     heldReason: 'auto-reply',
   },
+  {
+    name: 'every route dropped: dropped (removed like delivered, nothing posted)',
+    results: [dropped(0), dropped(1, 'bulk: List-Id (bulk: drop)')],
+    outcome: 'dropped',
+    statuses: ['delivered', 'delivered'],
+    dropped: ['route 0: bounce: X', 'route 1: bulk: List-Id (bulk: drop)'],
+  },
+  {
+    name: 'dropped beside delivered: delivered, the dropped route named',
+    results: [ok(0), dropped(1)],
+    outcome: 'delivered',
+    statuses: ['delivered', 'delivered'],
+    dropped: ['route 1: bounce: X'],
+  },
+  {
+    name: 'dropped beside held: held',
+    results: [dropped(0), held(1)],
+    outcome: 'held',
+    statuses: ['delivered', 'held'],
+    heldReason: 'auto-reply',
+    dropped: ['route 0: bounce: X'],
+  },
+  {
+    name: 'dropped beside a temporary failure: retry the other route only',
+    results: [dropped(0), failed(1, t503())],
+    outcome: 'retry',
+    statuses: ['delivered', 'pending'],
+    dropped: ['route 0: bounce: X'],
+  },
+  {
+    name: 'a route dropped by an earlier attempt, the other delivered now: delivered',
+    entry: e => ({
+      ...e,
+      routes: e.routes.map(r =>
+        r.index === 0 ? { ...r, status: 'delivered', dropped: 'bounce: X' } : r,
+      ),
+    }),
+    results: [ok(1)],
+    outcome: 'delivered',
+    statuses: ['delivered', 'delivered'],
+  },
 ];
 
 describe('decide', () => {
@@ -283,6 +331,7 @@ describe('decide', () => {
       expect(result.entry.dead?.reason).to.equal(row.reason);
       expect(result.entry.dead?.status).to.equal(row.deadStatus);
       expect(result.entry.held?.reason).to.equal(row.heldReason);
+      expect(result.dropped).to.deep.equal(row.dropped);
       if (row.heldReason !== undefined) {
         expect(result.entry.held?.at).to.equal(new Date(NOW).toISOString());
       }

@@ -20,7 +20,7 @@ const rules = (
 /** Label values the daemon sets, by metric and label (see metrics.ts and its callers). */
 const LABEL_VALUES: Record<string, Record<string, string[]>> = {
   mailbridge_deliveries_total: {
-    outcome: ['delivered', 'retry', 'dead', 'held'],
+    outcome: ['delivered', 'dropped', 'retry', 'dead', 'held'],
   },
   mailbridge_spool_messages: { state: ['queue', 'active', 'dead', 'held'] },
   mailbridge_api_posts_total: {

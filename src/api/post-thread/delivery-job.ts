@@ -1,5 +1,5 @@
-// One attempt at a message, run on the post thread: the sender-authentication step
-// (pipeline/sender-policy.ts), then the one per-route step (post-routes.ts) with POSTs made on
+// One attempt at a message, run on the post thread: the policy step
+// (pipeline/route-policy.ts: noise, sender authentication), then the one per-route step (post-routes.ts) with POSTs made on
 // that thread. The main thread decides what goes into a job (routes already delivered are left
 // out) and judges what comes back.
 import type { SenderAuthenticator } from '../../auth/sender-auth.js';
@@ -7,7 +7,7 @@ import type { MappingConfig } from '../../config/schema.js';
 import { toWire } from '../../errors/wire.js';
 import type { ApiPayload } from '../../map/api-payload.js';
 import { postRoutes } from '../../pipeline/post-routes.js';
-import { applySenderPolicy } from '../../pipeline/sender-policy.js';
+import { applyRoutePolicy } from '../../pipeline/route-policy.js';
 import { isSuccess } from '../classify-failure.js';
 import type { Posted } from '../http-exchange.js';
 import { jobFilePrefix } from './job-files.js';
@@ -19,7 +19,7 @@ export type PostPayload = (
   idempotencyKey: string,
 ) => Promise<Posted>;
 
-/** Runs `job` through the sender policies and the one per-route step: never throws. */
+/** Runs `job` through the route policies and the one per-route step: never throws. */
 export async function runJob(
   job: DeliveryJob,
   mapping: MappingConfig,
@@ -31,7 +31,7 @@ export async function runJob(
   const bytes = inFile
     ? undefined
     : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const policy = await applySenderPolicy(job.groups, {
+  const policy = await applyRoutePolicy(job.groups, {
     raw: bytes ?? (raw as Exclude<typeof raw, Uint8Array>),
     envelope: job.envelope,
     known: job.auth,
@@ -40,6 +40,7 @@ export async function runJob(
   const judgement = { auth: policy.auth, judged: policy.judged };
   const decided: RouteAnswer[] = [
     ...policy.held.map(h => ({ index: h.index, held: h.reason })),
+    ...policy.dropped.map(d => ({ index: d.index, dropped: d.reason })),
     ...policy.deferred.map(d => ({ index: d.index, deferred: d.reason })),
   ];
   if (policy.post.length === 0) {

@@ -16,8 +16,9 @@ export type { DeliveryJob };
 export type RouteAnswer =
   | { index: number; posted: Posted }
   | { index: number; duplicate: true }
-  /** the route's senderAuth policy held it, or deferred it (DNS): the reason */
+  /** the route's policy held it, dropped it, or deferred it (DNS): the reason */
   | { index: number; held: string }
+  | { index: number; dropped: string }
   | { index: number; deferred: string };
 
 /** What a job came to. */
