@@ -203,6 +203,9 @@ function toParsedMessage(
     from: addresses(from)[0],
     to: addresses(headers.get('to') as AddressObject | AddressObject[]),
     cc: addresses(headers.get('cc') as AddressObject | AddressObject[]),
+    replyTo: addresses(
+      headers.get('reply-to') as AddressObject | AddressObject[],
+    ),
     subject: typeof subject === 'string' ? subject : undefined,
     text: text?.text,
     html: typeof text?.html === 'string' ? text.html : undefined,
