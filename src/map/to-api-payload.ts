@@ -11,7 +11,12 @@ import {
   sanitizeMailHtml,
   textToHtml,
 } from './html.js';
-import { extractIds, formatId, generatedId } from '../mail/message-id.js';
+import {
+  extractIds,
+  formatId,
+  generatedId,
+  isThreadableId,
+} from '../mail/message-id.js';
 import { threadFromSubject } from './thread-from-subject.js';
 
 export interface MappingInput {
@@ -106,10 +111,11 @@ export function messageIds(
 } {
   const messageId =
     extractIds(message.messageId)[0] ?? generatedId(message.digest);
-  // References as one value: a comment may span several of its words.
+  // References as one value: a comment may span several of its words. Only an id that looks
+  // like one (id-left@id-right) is a reply target: a fragment of a broken fold is skipped.
   const replyTo =
-    extractIds(message.inReplyTo)[0] ??
-    extractIds(message.references.join(' ')).at(-1);
+    extractIds(message.inReplyTo).find(isThreadableId) ??
+    extractIds(message.references.join(' ')).findLast(isThreadableId);
   return { messageId, replyTo };
 }
 

@@ -1,0 +1,61 @@
+// Corpus messages of threads, senders and lying labels: the fields that matter, as posted.
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { payloadToString } from '../../src/api/payload-stream.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import type { Config } from '../../src/config/schema.js';
+import type { ApiPayload } from '../../src/map/api-payload.js';
+import { parseMessage } from '../../src/parse/parse-message.js';
+import { buildPayloads } from '../../src/pipeline/build-payloads.js';
+
+const CORPUS = fileURLToPath(new URL('../fixtures/corpus/', import.meta.url));
+
+const CONFIG: Config = loadConfig({
+  env: { NODE_ENV: 'test' },
+  overrides: { routes: [{ match: '*' }] },
+});
+
+/** The one body (as posted) a corpus file gives for the catch-all route. */
+async function bodyOf(file: string): Promise<ApiPayload<string>> {
+  const message = await parseMessage(join(CORPUS, file));
+  try {
+    const bodies = buildPayloads(
+      message,
+      {
+        id: 'corpus',
+        mailFrom: 'sender@example.net',
+        rcptTo: ['support@example.com'],
+        receivedAt: '2026-01-01T00:00:00.000Z',
+      },
+      CONFIG,
+    );
+    expect(bodies).to.have.length(1);
+    return JSON.parse(
+      await payloadToString(bodies[0]!.payload),
+    ) as ApiPayload<string>;
+  } finally {
+    await message.dispose();
+  }
+}
+
+describe('corpus: threads and senders', () => {
+  const rows: Array<{ file: string; expected: Partial<ApiPayload<string>> }> = [
+    {
+      // References: <baz@bar.net>, <invalid.\n something@bar.net> (a broken fold)
+      file: 'headers-edge/mikelmail-multiple_references_with_one_invalid.eml',
+      expected: {
+        ext_msg_id: '<105647271315.NCV17523@x263.net>',
+        reply_to_ext_msg_id: '<baz@bar.net>',
+      },
+    },
+  ];
+  for (const { file, expected } of rows) {
+    it(file, async () => {
+      const body = await bodyOf(file);
+      for (const [key, value] of Object.entries(expected)) {
+        expect(body[key], key).to.deep.equal(value);
+      }
+    });
+  }
+});
