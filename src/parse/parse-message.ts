@@ -11,6 +11,11 @@ import {
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
 import { EXTENSIONS, safeFilename } from './attachment-names.js';
+import {
+  bareAddressHeaders,
+  repairHeaders,
+  splitBareName,
+} from './header-repair.js';
 import type {
   MailAddress,
   ParsedAttachment,
@@ -88,6 +93,12 @@ export async function parseMessage(
   const parser = new MailParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
+  let bare = new Set<string>();
+  parser.once(
+    'headerLines',
+    (lines: Array<{ key: string; line: string }>) =>
+      (bare = bareAddressHeaders(lines)),
+  );
   /** an error of the disk or the source, not of the message */
   let localError: Error | undefined;
   /** the attachment being written: a failed parser never ends it, so it is ended for it */
@@ -97,7 +108,7 @@ export async function parseMessage(
   if (Buffer.isBuffer(input)) {
     digest = hashOf('sha256', input, 'hex');
     size = input.length;
-    parser.end(input);
+    parser.end(repairHeaders(input));
   } else {
     size = 0;
     feed(input, parser, {
@@ -106,6 +117,7 @@ export async function parseMessage(
         size += chunk.length;
       },
       error: err => (localError ??= err),
+      first: repairHeaders,
     });
   }
   const attachments: ParsedAttachment[] = [];
@@ -139,7 +151,7 @@ export async function parseMessage(
       cause: err,
     });
   }
-  return toParsedMessage(headers, text, attachments, {
+  return toParsedMessage(headers, bare, text, attachments, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
@@ -192,6 +204,7 @@ function lengthOf(
 
 function toParsedMessage(
   headers: Headers,
+  bare: Set<string>,
   text: MessageText | undefined,
   attachments: ParsedAttachment[],
   raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
@@ -199,13 +212,16 @@ function toParsedMessage(
   const priority = headers.get('priority');
   const from = headers.get('from') as AddressObject | undefined;
   const subject = headers.get('subject');
+  const list = (key: string) =>
+    addresses(
+      headers.get(key) as AddressObject | AddressObject[] | undefined,
+      bare.has(key),
+    );
   return {
-    from: addresses(from)[0],
-    to: addresses(headers.get('to') as AddressObject | AddressObject[]),
-    cc: addresses(headers.get('cc') as AddressObject | AddressObject[]),
-    replyTo: addresses(
-      headers.get('reply-to') as AddressObject | AddressObject[],
-    ),
+    from: addresses(from, bare.has('from'))[0],
+    to: list('to'),
+    cc: list('cc'),
+    replyTo: list('reply-to'),
     subject: typeof subject === 'string' ? subject : undefined,
     text: text?.text,
     html: typeof text?.html === 'string' ? text.html : undefined,
@@ -235,8 +251,13 @@ function referenceList(value: string | string[] | undefined): string[] {
 
 type AddressEntry = AddressObject['value'][number];
 
+/**
+ * The addresses of a header; `bare` when it was written as bare addresses separated by spaces
+ * (which the parser reads as one address whose display name is the others).
+ */
 function addresses(
   field: AddressObject | AddressObject[] | undefined,
+  bare = false,
 ): MailAddress[] {
   if (!field) return [];
   const objects = Array.isArray(field) ? field : [field];
@@ -245,7 +266,15 @@ function addresses(
   return objects
     .flatMap(object => object.value.flatMap(flatten))
     .filter(entry => Boolean(entry.address))
-    .map(entry => ({ address: entry.address ?? '', name: entry.name ?? '' }));
+    .flatMap(entry => {
+      const others = bare ? splitBareName(entry.name ?? '') : [];
+      return others.length
+        ? [entry.address ?? '', ...others].map(address => ({
+            address,
+            name: '',
+          }))
+        : [{ address: entry.address ?? '', name: entry.name ?? '' }];
+    });
 }
 
 function toAttachment(
