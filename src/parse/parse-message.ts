@@ -10,6 +10,11 @@ import {
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
+import {
+  decodeRawHeader,
+  utf8AwareDecoder,
+  type BodyDecoder,
+} from './charset-choice.js';
 import { EXTENSIONS, safeFilename } from './attachment-names.js';
 import {
   bareAddressHeaders,
@@ -40,6 +45,20 @@ const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 1024 * 1024,
   checksumAlgo: false,
 } as const;
+
+/**
+ * mailparser, except that a text part whose charset label cannot be right (UTF-8 bytes under a
+ * legacy label) is decoded as UTF-8 (parse/charset-choice.ts). `getDecoder` is mailparser's
+ * (internal) factory of body decoders, called by its constructor.
+ */
+class LabelCheckingParser extends MailParser {
+  getDecoder(): BodyDecoder {
+    const base = (
+      MailParser.prototype as unknown as { getDecoder(): BodyDecoder }
+    ).getDecoder.call(this);
+    return utf8AwareDecoder(base);
+  }
+}
 
 export interface ParseOptions {
   /**
@@ -90,15 +109,15 @@ export async function parseMessage(
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
   const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
   let digest: string | undefined;
-  const parser = new MailParser(PARSER_OPTIONS);
+  const parser = new LabelCheckingParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
   let bare = new Set<string>();
-  parser.once(
-    'headerLines',
-    (lines: Array<{ key: string; line: string }>) =>
-      (bare = bareAddressHeaders(lines)),
-  );
+  let rawSubject: Buffer | undefined;
+  parser.once('headerLines', (lines: Array<{ key: string; line: string }>) => {
+    bare = bareAddressHeaders(lines);
+    rawSubject = rawValue(lines, 'subject');
+  });
   /** an error of the disk or the source, not of the message */
   let localError: Error | undefined;
   /** the attachment being written: a failed parser never ends it, so it is ended for it */
@@ -151,11 +170,38 @@ export async function parseMessage(
       cause: err,
     });
   }
+  const subject = subjectOf(headers, rawSubject);
+  if (subject !== undefined) headers.set('subject', subject);
   return toParsedMessage(headers, bare, text, attachments, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
   });
+}
+
+/** A header's raw bytes (the first line of `key`), unfolded, when it holds no encoded word. */
+function rawValue(
+  lines: Array<{ key: string; line: string }>,
+  key: string,
+): Buffer | undefined {
+  const line = lines.find(entry => entry.key === key)?.line;
+  if (line === undefined || line.includes('=?')) return undefined;
+  const value = line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n(?=[ \t])/g, '');
+  // mailparser's header lines hold the bytes as received, one character per byte
+  return Buffer.from(value.trim(), 'latin1');
+}
+
+/** A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label. */
+function subjectOf(
+  headers: Headers,
+  raw: Buffer | undefined,
+): string | undefined {
+  if (!raw) return undefined;
+  const contentType = headers.get('content-type') as
+    { params?: Record<string, string> } | undefined;
+  return decodeRawHeader(raw, contentType?.params?.charset);
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */

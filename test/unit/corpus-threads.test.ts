@@ -39,6 +39,25 @@ async function bodyOf(file: string): Promise<ApiPayload<string>> {
   }
 }
 
+describe('corpus: lying charset labels', () => {
+  it('charsets/spamscope-mail_test_12: a UTF-8 body labelled GB2312 is UTF-8', async () => {
+    const body = await bodyOf('charsets/spamscope-mail_test_12.eml');
+    expect(body.content).to.include('你好！我公司可代开各类增值税发票');
+    expect(body.content).to.not.include('浣犲ソ');
+    expect(body.subject).to.equal('代开各地增值税发票');
+  });
+
+  it('charsets/mikelmail-content_transfer_encoding_empty: double-encoded Big5 subject and body', async () => {
+    const body = await bodyOf(
+      'charsets/mikelmail-content_transfer_encoding_empty.eml',
+    );
+    expect(body.subject).to.equal(
+      '4d8119\u3000(大補泡麵專賣) 大家說英語 每日聽MP3 (2004年6月份) 繁體中文光碟版 (英語教學)\u30008afb90',
+    );
+    expect(body.content).to.include('Yahoo! 工具列');
+  });
+});
+
 describe('corpus: threads and senders', () => {
   const rows: Array<{ file: string; expected: Partial<ApiPayload<string>> }> = [
     {
