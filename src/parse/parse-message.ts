@@ -27,6 +27,7 @@ import type {
   ParsedMessage,
 } from './parsed-message.js';
 import { feed, openRaw } from './raw-source.js';
+import { withoutYenc } from './yenc.js';
 
 /**
  * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
@@ -269,7 +270,7 @@ function toParsedMessage(
     cc: list('cc'),
     replyTo: list('reply-to'),
     subject: typeof subject === 'string' ? subject : undefined,
-    text: text?.text,
+    text: text?.text === undefined ? undefined : withoutYenc(text.text),
     html: typeof text?.html === 'string' ? text.html : undefined,
     messageId: headerText(headers.get('message-id')),
     inReplyTo: headerText(headers.get('in-reply-to')),

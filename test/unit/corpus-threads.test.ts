@@ -58,6 +58,17 @@ describe('corpus: lying charset labels', () => {
   });
 });
 
+describe('corpus: yEnc in a text part', () => {
+  it('plain/mimekit-simple: the yEnc file is left out with a note, not dumped as binary', async () => {
+    const body = await bodyOf('plain/mimekit-simple.eml');
+    expect(body.content).to.include(
+      '[mailbridge: a yEnc-encoded file (&quot;testfile.txt&quot;, 584 bytes) was left out]',
+    );
+    expect(body.content).to.not.include('\ufffd');
+    expect(body.content).to.not.include('=ybegin');
+  });
+});
+
 describe('corpus: threads and senders', () => {
   const rows: Array<{ file: string; expected: Partial<ApiPayload<string>> }> = [
     {
