@@ -73,14 +73,18 @@ function strictDecode(label: string, bytes: Uint8Array): string | undefined {
 }
 
 /**
- * `base`'s decoder, except that a text part labelled with a legacy charset whose bytes are
+ * `base`'s decoder (`seen` is told each legacy label it decodes), except that a text part labelled with a legacy charset whose bytes are
  * UTF-8 (prefersUtf8) is decoded as UTF-8. The part's bytes are gathered first (the parser
  * keeps the whole decoded text anyway), then judged.
  */
-export function utf8AwareDecoder(base: BodyDecoder): BodyDecoder {
+export function utf8AwareDecoder(
+  base: BodyDecoder,
+  seen?: (legacyLabel: string) => void,
+): BodyDecoder {
   return {
     decodeStream(charset: string): Transform {
       if (isUnicodeLabel(charset)) return base.decodeStream(charset);
+      seen?.(charset);
       return new JudgingDecoder(charset, base);
     },
   };

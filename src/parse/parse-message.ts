@@ -53,11 +53,14 @@ const PARSER_OPTIONS = {
  * (internal) factory of body decoders, called by its constructor.
  */
 class LabelCheckingParser extends MailParser {
+  /** the first legacy charset label of a text part: the fallback of raw 8-bit headers */
+  declare textLabel: string | undefined;
+
   getDecoder(): BodyDecoder {
     const base = (
       MailParser.prototype as unknown as { getDecoder(): BodyDecoder }
     ).getDecoder.call(this);
-    return utf8AwareDecoder(base);
+    return utf8AwareDecoder(base, label => (this.textLabel ??= label));
   }
 }
 
@@ -171,7 +174,7 @@ export async function parseMessage(
       cause: err,
     });
   }
-  const subject = subjectOf(headers, rawSubject);
+  const subject = subjectOf(headers, rawSubject, parser.textLabel);
   if (subject !== undefined) headers.set('subject', subject);
   return toParsedMessage(headers, bare, text, attachments, {
     digest: digest ?? hash!.digest('hex'),
@@ -194,15 +197,19 @@ function rawValue(
   return Buffer.from(value.trim(), 'latin1');
 }
 
-/** A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label. */
+/**
+ * A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label: the
+ * top-level Content-Type's, else (a multipart) the first legacy label of a text part.
+ */
 function subjectOf(
   headers: Headers,
   raw: Buffer | undefined,
+  textLabel: string | undefined,
 ): string | undefined {
   if (!raw) return undefined;
   const contentType = headers.get('content-type') as
     { params?: Record<string, string> } | undefined;
-  return decodeRawHeader(raw, contentType?.params?.charset);
+  return decodeRawHeader(raw, contentType?.params?.charset ?? textLabel);
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */

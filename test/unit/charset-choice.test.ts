@@ -5,6 +5,7 @@ import {
   isMultibyteUtf8,
   overrideDecoding,
 } from '../../src/parse/charset-choice.js';
+import { parseMessage } from '../../src/parse/parse-message.js';
 
 const utf8 = (text: string) => Buffer.from(text, 'utf8');
 const bytes = (...values: number[]) => Buffer.from(values);
@@ -97,4 +98,44 @@ describe('decodeRawHeader', () => {
       expect(decodeRawHeader(raw, label)).to.equal(expected);
     });
   }
+});
+
+describe('parseMessage: a raw 8-bit Subject', () => {
+  const big5Subject = Buffer.from([0xa4, 0x75, 0xa8, 0xe3, 0xa6, 0x43]); // 工具列
+
+  async function subjectOf(raw: Buffer): Promise<string | undefined> {
+    const message = await parseMessage(raw);
+    await message.dispose();
+    return message.subject;
+  }
+
+  it('of a multipart message is read with the charset of its text part', async () => {
+    const raw = Buffer.concat([
+      Buffer.from('From: a@x.example\r\nSubject: '),
+      big5Subject,
+      Buffer.from(
+        '\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n' +
+          '--b\r\nContent-Type: text/plain; charset=big5\r\n\r\n',
+      ),
+      big5Subject,
+      Buffer.from('\r\n--b--\r\n'),
+    ]);
+    expect(await subjectOf(raw)).to.equal('工具列');
+  });
+
+  it('of a single part is read with its Content-Type charset', async () => {
+    const raw = Buffer.concat([
+      Buffer.from('From: a@x.example\r\nSubject: '),
+      big5Subject,
+      Buffer.from('\r\nContent-Type: text/plain; charset=big5\r\n\r\nhi\r\n'),
+    ]);
+    expect(await subjectOf(raw)).to.equal('工具列');
+  });
+
+  it('in UTF-8 is kept as the parser read it', async () => {
+    const raw = Buffer.from(
+      'From: a@x.example\r\nSubject: Grüße 你好\r\nContent-Type: text/plain; charset=big5\r\n\r\nhi\r\n',
+    );
+    expect(await subjectOf(raw)).to.equal('Grüße 你好');
+  });
 });
