@@ -1,6 +1,6 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
 import { createHash, hash as hashOf } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   MailParser,
   type AddressObject,
@@ -27,7 +27,7 @@ import type {
   ParsedMessage,
 } from './parsed-message.js';
 import { feed, openRaw } from './raw-source.js';
-import { withoutYenc } from './yenc.js';
+import { decodeYencBlocks, withoutYenc } from './yenc.js';
 
 /**
  * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
@@ -145,6 +145,8 @@ export async function parseMessage(
   }
   const attachments: ParsedAttachment[] = [];
   let text: MessageText | undefined;
+  /** yEnc blocks of the text were decoded from the raw bytes (a Buffer source) into attachments */
+  let yencFiles: boolean | undefined;
   try {
     for await (const data of parser as AsyncIterable<
       AttachmentStream | MessageText
@@ -163,6 +165,23 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
+    yencFiles = Buffer.isBuffer(input) && text?.text?.includes('=ybegin ');
+    for (const file of yencFiles ? decodeYencBlocks(input as Buffer) : []) {
+      const stored = await files.store(
+        Readable.from([file.data]),
+        attachments.length,
+      );
+      if ('error' in stored) {
+        localError ??= stored.error;
+        throw stored.error;
+      }
+      attachments.push({
+        filename:
+          safeFilename(file.name) ?? `attachment-${attachments.length + 1}.bin`,
+        contentType: 'application/octet-stream',
+        ...stored,
+      });
+    }
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
@@ -176,7 +195,7 @@ export async function parseMessage(
   }
   const subject = subjectOf(headers, rawSubject, parser.textLabel);
   if (subject !== undefined) headers.set('subject', subject);
-  return toParsedMessage(headers, bare, text, attachments, {
+  return toParsedMessage(headers, bare, text, attachments, yencFiles === true, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
@@ -261,6 +280,7 @@ function toParsedMessage(
   bare: Set<string>,
   text: MessageText | undefined,
   attachments: ParsedAttachment[],
+  yencAttached: boolean,
   raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
 ): ParsedMessage {
   const priority = headers.get('priority');
@@ -277,7 +297,10 @@ function toParsedMessage(
     cc: list('cc'),
     replyTo: list('reply-to'),
     subject: typeof subject === 'string' ? subject : undefined,
-    text: text?.text === undefined ? undefined : withoutYenc(text.text),
+    text:
+      text?.text === undefined
+        ? undefined
+        : withoutYenc(text.text, yencAttached),
     html: typeof text?.html === 'string' ? text.html : undefined,
     messageId: headerText(headers.get('message-id')),
     inReplyTo: headerText(headers.get('in-reply-to')),

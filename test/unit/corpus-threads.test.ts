@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
 import { payloadToString } from '../../src/api/payload-stream.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
@@ -59,10 +60,15 @@ describe('corpus: lying charset labels', () => {
 });
 
 describe('corpus: yEnc in a text part', () => {
-  it('plain/mimekit-simple: the yEnc file is left out with a note, not dumped as binary', async () => {
+  it('plain/mimekit-simple: the yEnc file is an attachment, the text a note, not binary', async () => {
     const body = await bodyOf('plain/mimekit-simple.eml');
+    expect(body.attachments?.map(a => a.name)).to.deep.equal(['testfile.txt']);
+    const file = Buffer.from(body.attachments![0]!.file, 'base64');
+    expect(file.length).to.equal(584);
+    // the =yend line's crc32=ded29f4f
+    expect(crc32(file)).to.equal(0xded29f4f);
     expect(body.content).to.include(
-      '[mailbridge: a yEnc-encoded file (&quot;testfile.txt&quot;, 584 bytes) was left out]',
+      '[mailbridge: a yEnc-encoded file (&quot;testfile.txt&quot;, 584 bytes) is attached]',
     );
     expect(body.content).to.not.include('\ufffd');
     expect(body.content).to.not.include('=ybegin');
