@@ -60,9 +60,9 @@ function encode(data: number[]): Buffer {
   const out: number[] = [];
   for (const byte of data) {
     const value = (byte + 42) % 256;
-    if ([0x00, 0x0a, 0x0d, 0x3d].includes(value))
+    if ([0x00, 0x0a, 0x0d, 0x3d].includes(value)) {
       out.push(0x3d, (value + 64) % 256);
-    else out.push(value);
+    } else out.push(value);
   }
   return Buffer.from(out);
 }
