@@ -72,6 +72,9 @@ function applied(
   return Buffer.concat(parts);
 }
 
+/** The headers whose addresses the mapper posts. */
+const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'reply-to']);
+
 /** An address and nothing else: no space, no brackets, no quotes, one `@` inside. */
 const BARE_ADDRESS = /^[^\s@<>"(),;:]+@[^\s@<>"(),;:]+$/;
 
@@ -87,6 +90,7 @@ export function bareAddressHeaders(
   const bare = new Set<string>();
   const mixed = new Set<string>();
   for (const { key, line } of lines) {
+    if (!ADDRESS_HEADERS.has(key)) continue;
     const value = line.slice(line.indexOf(':') + 1).trim();
     if (/[<"(,;]/.test(value) || !/\s/.test(value)) mixed.add(key);
     else bare.add(key);
