@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { networkError } from './networks.js';
+import { subjectPatternProblem } from './subject-pattern.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -38,6 +39,17 @@ const routeSchema = z
       ),
     mailbox_id: z.string().min(1).optional(),
     thread_from_subaddress: z.boolean().default(false),
+    /** a regex whose first capturing group in the subject is thread_id (map/thread-from-subject.ts) */
+    threadFromSubject: z
+      .string()
+      .min(1)
+      .superRefine((pattern, ctx) => {
+        const problem = subjectPatternProblem(pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+    /** from = the Reply-To address when it names exactly one (absent: false) */
+    fromReplyTo: z.boolean().optional(),
     fields: z
       .record(z.string(), z.unknown())
       .default({})

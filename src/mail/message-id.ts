@@ -41,6 +41,15 @@ export function normaliseId(value: string): string | undefined {
   return bare ? `<${bare}>` : undefined;
 }
 
+/**
+ * Whether an id can name a thread: `<id-left@id-right>`, both sides non-empty. A piece of an id
+ * that a broken fold cut in two (`<invalid.>` of `<invalid.\r\n something@bar.net>`) cannot
+ * name the message it meant, and would thread the reply onto nothing.
+ */
+export function isThreadableId(id: string): boolean {
+  return /^<[^<>\s@]+(?:@[^<>\s@]*)*@[^<>\s@]+>$/.test(id);
+}
+
 /** The brackets as the API wants them: kept, or stripped for APIs that store bare ids. */
 export function formatId(id: string, brackets: boolean): string {
   return brackets ? id : id.slice(1, -1);

@@ -11,8 +11,14 @@ import {
   sanitizeMailHtml,
   textToHtml,
 } from './html.js';
-import { extractIds, formatId, generatedId } from '../mail/message-id.js';
+import {
+  extractIds,
+  formatId,
+  generatedId,
+  isThreadableId,
+} from '../mail/message-id.js';
 import { bodiesToMap, type Bodies } from './strip-quotes.js';
+import { threadFromSubject } from './thread-from-subject.js';
 
 export interface MappingInput {
   message: ParsedMessage;
@@ -27,8 +33,7 @@ export function toApiPayload(input: MappingInput): ApiPayload {
   const format = (a: MailAddress) => formatAddress(a, mapping.addressFormat);
   // No header-derived field carries control characters (contract): each is cleaned first.
   // An entry with no address (a bare group, a broken header) is no address at all.
-  const sender = message.from && cleanAddress(message.from);
-  const from = sender?.address.trim() ? sender : undefined;
+  const from = senderOf(message, group.route.fromReplyTo === true);
   const to = message.to.map(cleanAddress).filter(a => a.address.trim());
   const cc = message.cc.map(cleanAddress).filter(a => a.address.trim());
   const visible = new Set([...to, ...cc].map(a => a.address.toLowerCase()));
@@ -67,13 +72,37 @@ export function toApiPayload(input: MappingInput): ApiPayload {
         ? formatId(ids.replyTo, mapping.messageIdBrackets)
         : undefined,
     mailbox_id: group.route.mailbox_id,
-    thread_id: group.untrustedSender ? undefined : clean(group.threadId),
+    // the +subaddress first: the helpdesk wrote it into the address; a subject is easily edited
+    thread_id: group.untrustedSender
+      ? undefined
+      : clean(
+          group.threadId ??
+            threadFromSubject(subject, group.route.threadFromSubject),
+        ),
     // list and machine-sent mail is never urgent (nor low): its headers are not taken
     priority:
       mapping.priority[group.noise ? 'normal' : message.priority] ?? undefined,
   };
   // A route field (e.g. a default priority) stays unless the mapper has a value for its key.
   return withoutEmpty({ ...group.route.fields, ...withoutEmpty(mapped) });
+}
+
+/**
+ * Whose message it is: the From address; with `fromReplyTo`, the Reply-To address instead when
+ * Reply-To names exactly one (a web form sends as noreply@ with the customer in Reply-To).
+ */
+function senderOf(
+  message: ParsedMessage,
+  fromReplyTo: boolean,
+): MailAddress | undefined {
+  if (fromReplyTo) {
+    const replyTo = (message.replyTo ?? [])
+      .map(cleanAddress)
+      .filter(a => a.address.trim());
+    if (replyTo.length === 1) return replyTo[0];
+  }
+  const sender = message.from && cleanAddress(message.from);
+  return sender?.address.trim() ? sender : undefined;
 }
 
 /** The normalised Message-ID (generated when missing) and the id this message replies to. */
@@ -88,10 +117,11 @@ export function messageIds(
 } {
   const messageId =
     extractIds(message.messageId)[0] ?? generatedId(message.digest);
-  // References as one value: a comment may span several of its words.
+  // References as one value: a comment may span several of its words. Only an id that looks
+  // like one (id-left@id-right) is a reply target: a fragment of a broken fold is skipped.
   const replyTo =
-    extractIds(message.inReplyTo)[0] ??
-    extractIds(message.references.join(' ')).at(-1);
+    extractIds(message.inReplyTo).find(isThreadableId) ??
+    extractIds(message.references.join(' ')).findLast(isThreadableId);
   return { messageId, replyTo };
 }
 

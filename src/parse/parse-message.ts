@@ -1,6 +1,6 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
 import { createHash, hash as hashOf } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   MailParser,
   type AddressObject,
@@ -10,13 +10,24 @@ import {
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
+import {
+  decodeRawHeader,
+  utf8AwareDecoder,
+  type BodyDecoder,
+} from './charset-choice.js';
 import { EXTENSIONS, safeFilename } from './attachment-names.js';
+import {
+  bareAddressHeaders,
+  repairHeaders,
+  splitBareName,
+} from './header-repair.js';
 import type {
   MailAddress,
   ParsedAttachment,
   ParsedMessage,
 } from './parsed-message.js';
 import { feed, openRaw } from './raw-source.js';
+import { decodeYencBlocks, withoutYenc } from './yenc.js';
 
 /**
  * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
@@ -35,6 +46,23 @@ const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 1024 * 1024,
   checksumAlgo: false,
 } as const;
+
+/**
+ * mailparser, except that a text part whose charset label cannot be right (UTF-8 bytes under a
+ * legacy label) is decoded as UTF-8 (parse/charset-choice.ts). `getDecoder` is mailparser's
+ * (internal) factory of body decoders, called by its constructor.
+ */
+class LabelCheckingParser extends MailParser {
+  /** the first legacy charset label of a text part: the fallback of raw 8-bit headers */
+  declare textLabel: string | undefined;
+
+  getDecoder(): BodyDecoder {
+    const base = (
+      MailParser.prototype as unknown as { getDecoder(): BodyDecoder }
+    ).getDecoder.call(this);
+    return utf8AwareDecoder(base, label => (this.textLabel ??= label));
+  }
+}
 
 export interface ParseOptions {
   /**
@@ -85,9 +113,15 @@ export async function parseMessage(
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
   const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
   let digest: string | undefined;
-  const parser = new MailParser(PARSER_OPTIONS);
+  const parser = new LabelCheckingParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
+  let bare = new Set<string>();
+  let rawSubject: Buffer | undefined;
+  parser.once('headerLines', (lines: Array<{ key: string; line: string }>) => {
+    bare = bareAddressHeaders(lines);
+    rawSubject = rawValue(lines, 'subject');
+  });
   /** an error of the disk or the source, not of the message */
   let localError: Error | undefined;
   /** the attachment being written: a failed parser never ends it, so it is ended for it */
@@ -97,7 +131,7 @@ export async function parseMessage(
   if (Buffer.isBuffer(input)) {
     digest = hashOf('sha256', input, 'hex');
     size = input.length;
-    parser.end(input);
+    parser.end(repairHeaders(input));
   } else {
     size = 0;
     feed(input, parser, {
@@ -106,10 +140,13 @@ export async function parseMessage(
         size += chunk.length;
       },
       error: err => (localError ??= err),
+      first: repairHeaders,
     });
   }
   const attachments: ParsedAttachment[] = [];
   let text: MessageText | undefined;
+  /** yEnc blocks of the text were decoded from the raw bytes (a Buffer source) into attachments */
+  let yencFiles: boolean | undefined;
   try {
     for await (const data of parser as AsyncIterable<
       AttachmentStream | MessageText
@@ -128,6 +165,23 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
+    yencFiles = Buffer.isBuffer(input) && text?.text?.includes('=ybegin ');
+    for (const file of yencFiles ? decodeYencBlocks(input as Buffer) : []) {
+      const stored = await files.store(
+        Readable.from([file.data]),
+        attachments.length,
+      );
+      if ('error' in stored) {
+        localError ??= stored.error;
+        throw stored.error;
+      }
+      attachments.push({
+        filename:
+          safeFilename(file.name) ?? `attachment-${attachments.length + 1}.bin`,
+        contentType: 'application/octet-stream',
+        ...stored,
+      });
+    }
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
@@ -139,11 +193,42 @@ export async function parseMessage(
       cause: err,
     });
   }
-  return toParsedMessage(headers, text, attachments, {
+  const subject = subjectOf(headers, rawSubject, parser.textLabel);
+  if (subject !== undefined) headers.set('subject', subject);
+  return toParsedMessage(headers, bare, text, attachments, yencFiles === true, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: () => files.dispose(),
   });
+}
+
+/** A header's raw bytes (the first line of `key`), unfolded, when it holds no encoded word. */
+function rawValue(
+  lines: Array<{ key: string; line: string }>,
+  key: string,
+): Buffer | undefined {
+  const line = lines.find(entry => entry.key === key)?.line;
+  if (line === undefined || line.includes('=?')) return undefined;
+  const value = line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n(?=[ \t])/g, '');
+  // mailparser's header lines hold the bytes as received, one character per byte
+  return Buffer.from(value.trim(), 'latin1');
+}
+
+/**
+ * A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label: the
+ * top-level Content-Type's, else (a multipart) the first legacy label of a text part.
+ */
+function subjectOf(
+  headers: Headers,
+  raw: Buffer | undefined,
+  textLabel: string | undefined,
+): string | undefined {
+  if (!raw) return undefined;
+  const contentType = headers.get('content-type') as
+    { params?: Record<string, string> } | undefined;
+  return decodeRawHeader(raw, contentType?.params?.charset ?? textLabel);
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */
@@ -192,19 +277,30 @@ function lengthOf(
 
 function toParsedMessage(
   headers: Headers,
+  bare: Set<string>,
   text: MessageText | undefined,
   attachments: ParsedAttachment[],
+  yencAttached: boolean,
   raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
 ): ParsedMessage {
   const priority = headers.get('priority');
   const from = headers.get('from') as AddressObject | undefined;
   const subject = headers.get('subject');
+  const list = (key: string) =>
+    addresses(
+      headers.get(key) as AddressObject | AddressObject[] | undefined,
+      bare.has(key),
+    );
   return {
-    from: addresses(from)[0],
-    to: addresses(headers.get('to') as AddressObject | AddressObject[]),
-    cc: addresses(headers.get('cc') as AddressObject | AddressObject[]),
+    from: addresses(from, bare.has('from'))[0],
+    to: list('to'),
+    cc: list('cc'),
+    replyTo: list('reply-to'),
     subject: typeof subject === 'string' ? subject : undefined,
-    text: text?.text,
+    text:
+      text?.text === undefined
+        ? undefined
+        : withoutYenc(text.text, yencAttached),
     html: typeof text?.html === 'string' ? text.html : undefined,
     messageId: headerText(headers.get('message-id')),
     inReplyTo: headerText(headers.get('in-reply-to')),
@@ -232,8 +328,13 @@ function referenceList(value: string | string[] | undefined): string[] {
 
 type AddressEntry = AddressObject['value'][number];
 
+/**
+ * The addresses of a header; `bare` when it was written as bare addresses separated by spaces
+ * (which the parser reads as one address whose display name is the others).
+ */
 function addresses(
   field: AddressObject | AddressObject[] | undefined,
+  bare = false,
 ): MailAddress[] {
   if (!field) return [];
   const objects = Array.isArray(field) ? field : [field];
@@ -242,7 +343,15 @@ function addresses(
   return objects
     .flatMap(object => object.value.flatMap(flatten))
     .filter(entry => Boolean(entry.address))
-    .map(entry => ({ address: entry.address ?? '', name: entry.name ?? '' }));
+    .flatMap(entry => {
+      const others = bare ? splitBareName(entry.name ?? '') : [];
+      return others.length
+        ? [entry.address ?? '', ...others].map(address => ({
+            address,
+            name: '',
+          }))
+        : [{ address: entry.address ?? '', name: entry.name ?? '' }];
+    });
 }
 
 function toAttachment(

@@ -23,6 +23,8 @@ export interface ParsedMessage {
   from?: MailAddress;
   to: MailAddress[];
   cc: MailAddress[];
+  /** the Reply-To header's addresses (a route with fromReplyTo may post one as `from`) */
+  replyTo?: MailAddress[];
   subject?: string;
   text?: string;
   html?: string;

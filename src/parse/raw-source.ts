@@ -62,11 +62,19 @@ async function readAt(
 export function feed(
   raw: Readable,
   parser: Writable,
-  on: { chunk: (chunk: Buffer) => void; error: (err: Error) => void },
+  on: {
+    chunk: (chunk: Buffer) => void;
+    error: (err: Error) => void;
+    /** what the parser gets of the first chunk (seen by `chunk` as it came) */
+    first?: (chunk: Buffer) => Buffer;
+  },
 ): void {
+  let first = on.first;
   raw.on('data', (chunk: Buffer) => {
     on.chunk(chunk);
-    if (!parser.write(chunk)) raw.pause();
+    const given = first ? first(chunk) : chunk;
+    first = undefined;
+    if (!parser.write(given)) raw.pause();
   });
   parser.on('drain', () => raw.resume());
   raw.once('end', () => parser.end());
