@@ -16,13 +16,20 @@ const MESSAGE = makeMessage({
 describe('hybrid mode', () => {
   const t = useBridge();
 
-  /** A hybrid bridge: a POST gives up after 600 ms, the sender waits at most 300 ms. */
-  function start(overrides: Record<string, unknown> = {}) {
+  /**
+   * A hybrid bridge: a POST gives up after 600 ms, the sender waits at most `syncTimeoutMs`:
+   * by default far longer than any attempt here, so that what an attempt came to is what the
+   * sender hears however slow the machine is (a POST that stalls still ends at 600 ms).
+   */
+  function start(
+    overrides: Record<string, unknown> = {},
+    syncTimeoutMs = 30_000,
+  ) {
     return t.start({
       api: apiAt(t.api.url, { timeoutMs: 600 }),
       delivery: {
         mode: 'hybrid',
-        syncTimeoutMs: 300,
+        syncTimeoutMs,
         scanIntervalMs: 100,
         retry: { initialDelayMs: 20, maxDelayMs: 200 },
       },
@@ -113,6 +120,9 @@ describe('hybrid mode', () => {
   // marked done and the next start would post the message again. (Before that fix this test
   // passed too, by the order the shutdown happened to run in: it pins the outcome, not the race.)
   it('stopped while an attempt that outlived syncTimeoutMs is in flight: filed before the stop, not posted again', async () => {
+    // the sender waits 300 ms; the API answers after 700
+    await t.bridge.close();
+    await start({}, 300);
     t.api.reply({ status: 204, delayMs: 700 });
     const result = await send();
     expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
