@@ -163,7 +163,8 @@ describe('the journal of fresh small messages', function () {
       keepSpool: true,
     });
     const config = {
-      api: apiAt(t.api.url),
+      // the stalled POSTs must outlast the test however slow the machine: not 2 s
+      api: apiAt(t.api.url, { timeoutMs: 120_000 }),
       delivery: { shutdownTimeoutMs: 100 },
     };
     try {
