@@ -71,6 +71,43 @@ export function safeFilename(name: string | null | undefined): string | null {
 }
 
 /**
+ * An attachment's name: its decoded filename, else the last segment of its Content-Location
+ * (given the extension of its type when it has none), else `attachment-N.ext`.
+ */
+export function attachmentName(part: {
+  filename?: string | null;
+  contentLocation?: string;
+  contentType: string;
+  /** the attachment's position in the message, from 0 */
+  index: number;
+}): string {
+  const extension = EXTENSIONS[part.contentType] ?? 'bin';
+  const named = safeFilename(part.filename);
+  if (named) return named;
+  const located = safeFilename(locationName(part.contentLocation));
+  if (located) {
+    return /\.[^.]+$/.test(located)
+      ? located
+      : safeFilename(`${located}.${extension}`)!;
+  }
+  return `attachment-${part.index + 1}.${extension}`;
+}
+
+/** The file name a Content-Location ends with: no query or fragment, percent-decoded. */
+function locationName(location: string | undefined): string | undefined {
+  if (!location) return undefined;
+  const path = location
+    .replace(/[?#].*$/s, '')
+    .replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '');
+  const last = path.split(/[\\/]/).pop() ?? '';
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
+/**
  * The name within MAX_FILENAME_BYTES: the part before the extension is cut after a whole
  * character (a grapheme: no half emoji, no accent without its letter), the extension kept.
  */

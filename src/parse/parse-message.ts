@@ -10,7 +10,8 @@ import {
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
-import { EXTENSIONS, safeFilename } from './attachment-names.js';
+import { attachmentName } from './attachment-names.js';
+import { embedInlineImages } from './inline-images.js';
 import type {
   MailAddress,
   ParsedAttachment,
@@ -127,6 +128,10 @@ export async function parseMessage(
       }
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
+    }
+    // the images the HTML shows get their data: URLs, within the inline-image budget
+    if (typeof text?.html === 'string') {
+      await embedInlineImages(text.html, attachments);
     }
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
@@ -253,13 +258,22 @@ function toAttachment(
   const contentType = (attachment.contentType || 'application/octet-stream')
     .toLowerCase()
     .trim();
+  const location = attachment.headers.get('content-location');
+  const contentLocation =
+    typeof location === 'string' && location.trim()
+      ? location.trim()
+      : undefined;
   return {
-    filename:
-      safeFilename(attachment.filename) ??
-      `attachment-${index + 1}.${EXTENSIONS[contentType] ?? 'bin'}`,
+    filename: attachmentName({
+      filename: attachment.filename,
+      contentLocation,
+      contentType,
+      index,
+    }),
     contentType,
     path: stored.path,
     size: stored.size,
     contentId: attachment.cid,
+    ...(contentLocation && { contentLocation }),
   };
 }

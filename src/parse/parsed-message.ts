@@ -17,6 +17,13 @@ export interface ParsedAttachment {
   size: number;
   /** Content-ID without brackets, for inline parts */
   contentId?: string;
+  /** Content-Location as written (MHTML names its images by it), if any */
+  contentLocation?: string;
+  /**
+   * The `data:` URL of an image the HTML shows, within the inline-image budget
+   * (parse/inline-images.ts); the image stays an attachment too
+   */
+  dataUrl?: string;
 }
 
 export interface ParsedMessage {

@@ -251,8 +251,8 @@ describe('corpus: real-world messages', () => {
       ],
       [
         'attachments/mikelmail-attachment_content_location.eml',
-        'nameless image: generated name',
-        ['attachment-1.jpg'],
+        'nameless image: the name of its Content-Location',
+        ['Photo25.jpg'],
       ],
       [
         'threading/mimekit-epilogue.eml',

@@ -1,0 +1,112 @@
+// Attachments and inline images of real-world messages (test/fixtures/corpus), as posted.
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { payloadToString } from '../../src/api/payload-stream.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import type { Config } from '../../src/config/schema.js';
+import type { ApiPayload } from '../../src/map/api-payload.js';
+import { parseMessage } from '../../src/parse/parse-message.js';
+import { buildPayloads } from '../../src/pipeline/build-payloads.js';
+
+const CORPUS = fileURLToPath(new URL('../fixtures/corpus/', import.meta.url));
+
+const CONFIG: Config = loadConfig({
+  env: { NODE_ENV: 'test' },
+  overrides: { routes: [{ match: '*' }] },
+});
+
+/** The body (as posted) a corpus file gives for the catch-all route. */
+async function bodyOf(
+  file: string,
+  config: Pick<Config, 'routes' | 'mapping'> = CONFIG,
+): Promise<ApiPayload<string>> {
+  const message = await parseMessage(join(CORPUS, file));
+  try {
+    const [only] = buildPayloads(
+      message,
+      {
+        id: 'corpus',
+        mailFrom: 'sender@example.net',
+        rcptTo: ['support@example.com'],
+        receivedAt: '2026-01-01T00:00:00.000Z',
+      },
+      config,
+    );
+    return JSON.parse(
+      await payloadToString(only!.payload),
+    ) as ApiPayload<string>;
+  } finally {
+    await message.dispose();
+  }
+}
+
+const names = (body: ApiPayload<string>) =>
+  (body.attachments ?? []).map(a => a.name);
+
+const decodedSize = (base64: string) => Buffer.from(base64, 'base64').length;
+
+describe('corpus: attachments and inline images', () => {
+  describe('inline images: shown as data: URLs, no cid: left, still attachments', () => {
+    const rows: Array<[file: string, shown: number, attachments: number]> = [
+      ['html/deltachat-many_images_amazon_via_apple_mail.eml', 15, 15],
+      ['html/deltachat-apple_cid_jpg.eml', 1, 1],
+      ['html/deltachat-wrong-html.eml', 1, 1],
+      ['html/mailparser-nodemailer.eml', 2, 4],
+      ['html/mimekit-multipart-related-mhtml.eml', 1, 1],
+      ['attachments/mimekit-related.eml', 1, 1],
+      ['forwarded/mikelmail-attachment_message_rfc822_inline_image.eml', 1, 2],
+      ['bounces-dsn/deltachat-gmail_ndn.eml', 1, 2],
+    ];
+    for (const [file, shown, attachments] of rows) {
+      it(file, async () => {
+        const body = await bodyOf(file);
+        const content = body.content ?? '';
+        expect(content).to.not.match(/cid:/i);
+        const urls = content.match(
+          /<img\b[^>]*\bsrc="data:image\/[a-z]+;base64,/g,
+        );
+        expect(urls, 'data: URLs').to.have.length(shown);
+        expect(body.attachments).to.have.length(attachments);
+      });
+    }
+
+    it('the Amazon message: each image shown is its attachment', async () => {
+      const body = await bodyOf(
+        'html/deltachat-many_images_amazon_via_apple_mail.eml',
+      );
+      const content = body.content ?? '';
+      for (const attachment of body.attachments ?? []) {
+        expect(content, attachment.name).to.include(
+          `;base64,${attachment.file}"`,
+        );
+      }
+    });
+
+    it('MHTML: the image named by Content-Location is shown and named after it', async () => {
+      const body = await bodyOf('html/mimekit-multipart-related-mhtml.eml');
+      expect(names(body)).to.deep.equal(['image1.png']);
+      expect(body.content).to.include(
+        `<img src="data:image/png;base64,${body.attachments![0]!.file}"`,
+      );
+    });
+
+    it('an empty image (0 bytes) is named, not shown', async () => {
+      const body = await bodyOf(
+        'bounces-dsn/sisimai-lhost-googleworkspace-01.eml',
+      );
+      expect(body.content).to.not.match(/cid:/i);
+      expect(body.content).to.include('[image: icon.png]');
+      expect(names(body)).to.include('icon.png');
+    });
+
+    it('with content: text the images are named in the text', async () => {
+      const body = await bodyOf('html/mimekit-multipart-related-mhtml.eml', {
+        routes: CONFIG.routes,
+        mapping: { ...CONFIG.mapping, content: 'text' },
+      });
+      expect(body.content).to.not.include('data:');
+      expect(decodedSize(body.attachments![0]!.file)).to.equal(889);
+    });
+  });
+});
