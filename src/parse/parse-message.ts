@@ -12,6 +12,7 @@ import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
 import { attachmentName } from './attachment-names.js';
 import { embedInlineImages } from './inline-images.js';
+import { unpackTnef } from './tnef-unpack.js';
 import type {
   MailAddress,
   ParsedAttachment,
@@ -129,6 +130,10 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
+    // winmail.dat gives its files, and its HTML body when the message has none
+    const tnef = await unpackTnef(attachments, files);
+    attachments.splice(0, attachments.length, ...tnef.attachments);
+    text = withTnefBody(text, tnef);
     // the images the HTML shows get their data: URLs, within the inline-image budget
     if (typeof text?.html === 'string') {
       await embedInlineImages(text.html, attachments);
@@ -149,6 +154,18 @@ export async function parseMessage(
     size,
     dispose: () => files.dispose(),
   });
+}
+
+/** The message's body, given the HTML (or, with no body at all, the text) of its TNEF. */
+function withTnefBody(
+  text: MessageText | undefined,
+  tnef: { html?: string; text?: string },
+): MessageText | undefined {
+  if (text && typeof text.html !== 'string' && tnef.html) {
+    return { ...text, html: tnef.html };
+  }
+  if (text || !(tnef.html || tnef.text)) return text;
+  return { type: 'text', html: tnef.html, text: tnef.text };
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */

@@ -109,4 +109,41 @@ describe('corpus: attachments and inline images', () => {
       expect(decodedSize(body.attachments![0]!.file)).to.equal(889);
     });
   });
+
+  describe('TNEF: winmail.dat unpacked into its files and body', () => {
+    it('tnef/mimekit-rich-text.eml: the JPEG and the attached messages', async () => {
+      const body = await bodyOf('tnef/mimekit-rich-text.eml');
+      expect(names(body)).to.deep.equal([
+        'kitten-playing-with-a-christmas-tree.jpg',
+        'Build a train table.rtf',
+        'Christmas Celebration!.rtf',
+        // the attached message "Christmas Celebration!" carries the photo too
+        'kitten-playing-with-a-christmas-tree.jpg',
+      ]);
+      const jpeg = Buffer.from(body.attachments![0]!.file, 'base64');
+      expect(jpeg.length).to.equal(375081);
+      expect([...jpeg.subarray(0, 3)]).to.deep.equal([0xff, 0xd8, 0xff]);
+      const rtf = Buffer.from(body.attachments![1]!.file, 'base64');
+      expect(rtf.toString('latin1')).to.match(/^\{\\rtf1/);
+      expect(body.content).to.include('Christmas to remember');
+    });
+
+    it('tnef/mimekit-ukr.eml: the HTML body (KOI8-R) is the content, nothing left over', async () => {
+      const body = await bodyOf('tnef/mimekit-ukr.eml');
+      expect(body).to.not.have.property('attachments');
+      expect(body.content).to.include('<p>шостий</p>');
+      expect(body.content).to.include('RR Test 1');
+    });
+
+    for (const file of [
+      'tnef/sisimai-lhost-amazonworkmail-01.eml',
+      'tnef/sisimai-lhost-amazonworkmail-07.eml',
+    ]) {
+      it(`${file}: a winmail.dat of properties only is not posted`, async () => {
+        const body = await bodyOf(file);
+        expect(names(body)).to.not.include('winmail.dat');
+        expect(names(body)).to.have.length(1);
+      });
+    }
+  });
 });

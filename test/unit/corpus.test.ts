@@ -259,7 +259,6 @@ describe('corpus: real-world messages', () => {
         'nameless application/postscript: generated .bin',
         ['attachment-1.bin'],
       ],
-      ['tnef/mimekit-ukr.eml', 'TNEF stays one winmail.dat', ['winmail.dat']],
     ];
     for (const [file, notable, expected] of names) {
       it(`attachment names: ${notable} (${file})`, async () => {
