@@ -32,6 +32,7 @@ export const EXTENSIONS: Record<string, string> = {
   'text/rfc822-headers': 'txt',
   'message/rfc822': 'eml',
   'message/global': 'eml',
+  'message/news': 'eml',
   'message/delivery-status': 'txt',
   'message/disposition-notification': 'txt',
   'audio/mpeg': 'mp3',
@@ -81,16 +82,24 @@ export function attachmentName(part: {
   /** the attachment's position in the message, from 0 */
   index: number;
 }): string {
-  const extension = EXTENSIONS[part.contentType] ?? 'bin';
+  return (
+    givenName(part) ??
+    `attachment-${part.index + 1}.${EXTENSIONS[part.contentType] ?? 'bin'}`
+  );
+}
+
+/** The name a part was given (its filename, else its Content-Location's), or null. */
+export function givenName(part: {
+  filename?: string | null;
+  contentLocation?: string;
+  contentType: string;
+}): string | null {
   const named = safeFilename(part.filename);
   if (named) return named;
   const located = safeFilename(locationName(part.contentLocation));
-  if (located) {
-    return /\.[^.]+$/.test(located)
-      ? located
-      : safeFilename(`${located}.${extension}`)!;
-  }
-  return `attachment-${part.index + 1}.${extension}`;
+  if (!located) return null;
+  if (/\.[^.]+$/.test(located)) return located;
+  return safeFilename(`${located}.${EXTENSIONS[part.contentType] ?? 'bin'}`);
 }
 
 /** The file name a Content-Location ends with: no query or fragment, percent-decoded. */

@@ -10,7 +10,8 @@ import {
 } from 'mailparser';
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
-import { attachmentName } from './attachment-names.js';
+import { attachmentName, givenName } from './attachment-names.js';
+import { calendarOnce, nameAttachedMessages } from './attachment-cleanup.js';
 import { embedInlineImages } from './inline-images.js';
 import { unpackTnef } from './tnef-unpack.js';
 import type {
@@ -132,7 +133,13 @@ export async function parseMessage(
     }
     // winmail.dat gives its files, and its HTML body when the message has none
     const tnef = await unpackTnef(attachments, files);
-    attachments.splice(0, attachments.length, ...tnef.attachments);
+    // an invitation once, as invite.ics; attached messages named after their subject
+    attachments.splice(
+      0,
+      attachments.length,
+      ...(await calendarOnce(tnef.attachments)),
+    );
+    await nameAttachedMessages(attachments, attachedSubject);
     text = withTnefBody(text, tnef);
     // the images the HTML shows get their data: URLs, within the inline-image budget
     if (typeof text?.html === 'string') {
@@ -166,6 +173,32 @@ function withTnefBody(
   }
   if (text || !(tnef.html || tnef.text)) return text;
   return { type: 'text', html: tnef.html, text: tnef.text };
+}
+
+/** How much of an attached message is read for its Subject: its header block, mostly. */
+const ATTACHED_HEAD_BYTES = 64 * 1024;
+
+/** The decoded Subject of an attached message (a file), read from its first bytes. */
+async function attachedSubject(path: string): Promise<string | undefined> {
+  const head = await openRaw(path, 0, ATTACHED_HEAD_BYTES);
+  if (!Buffer.isBuffer(head)) {
+    head.destroy();
+    return undefined;
+  }
+  const end = /\r?\n\r?\n/.exec(head.toString('latin1'));
+  const block = head.subarray(0, end ? end.index : head.length);
+  const parser = new MailParser(PARSER_OPTIONS);
+  const subject = await new Promise<unknown>(resolve => {
+    parser.once('headers', (headers: Headers) =>
+      resolve(headers.get('subject')),
+    );
+    parser.once('error', () => resolve(undefined));
+    parser.once('end', () => resolve(undefined));
+    parser.resume();
+    parser.end(Buffer.concat([block, Buffer.from('\r\n\r\n')]));
+  });
+  parser.destroy();
+  return typeof subject === 'string' ? subject : undefined;
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */
@@ -280,13 +313,14 @@ function toAttachment(
     typeof location === 'string' && location.trim()
       ? location.trim()
       : undefined;
+  const given = givenName({
+    filename: attachment.filename,
+    contentLocation,
+    contentType,
+  });
   return {
-    filename: attachmentName({
-      filename: attachment.filename,
-      contentLocation,
-      contentType,
-      index,
-    }),
+    filename: given ?? attachmentName({ contentType, index }),
+    ...(!given && { generatedName: true }),
     contentType,
     path: stored.path,
     size: stored.size,

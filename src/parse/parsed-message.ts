@@ -10,6 +10,8 @@ export interface MailAddress {
 export interface ParsedAttachment {
   /** decoded filename, or a generated `attachment-N.ext` */
   filename: string;
+  /** true when `filename` is generated (the part had no name of its own) */
+  generatedName?: boolean;
   contentType: string;
   /** the file holding the decoded bytes; removed by the message's `dispose()` */
   path: string;

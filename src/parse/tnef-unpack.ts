@@ -2,7 +2,7 @@
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { AttachmentFiles } from './attachment-files.js';
-import { EXTENSIONS, attachmentName } from './attachment-names.js';
+import { EXTENSIONS, attachmentName, givenName } from './attachment-names.js';
 import type { ParsedAttachment } from './parsed-message.js';
 import { decodeTnef, isTnef, type TnefContent } from './tnef.js';
 
@@ -58,6 +58,9 @@ export async function unpackTnef(
           filename: file.name,
           contentType,
           index: out.length,
+        }),
+        ...(!givenName({ filename: file.name, contentType }) && {
+          generatedName: true,
         }),
         contentType,
         path: stored.path,

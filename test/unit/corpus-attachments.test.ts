@@ -110,6 +110,70 @@ describe('corpus: attachments and inline images', () => {
     });
   });
 
+  describe('calendar invitations: posted once', () => {
+    const rows: Array<[string, string[]]> = [
+      ['calendar/james-alternative.cal.eml', ['invite.ics']],
+      ['calendar/james-yahooInvitation.eml', ['invite.ics']],
+      // the sender named it: its name is kept (the images are the invitation's icons)
+      [
+        'calendar/james-invitationEmailFromOP.eml',
+        [
+          'account-multiple.png',
+          'check.png',
+          'clock.png',
+          'email.png',
+          'logo.png',
+          'meeting.ics',
+        ],
+      ],
+      ['calendar/james-calendar.eml', ['invite.ics']],
+      ['calendar/deltachat-calendar-alternative.eml', ['invite.ics']],
+    ];
+    for (const [file, expected] of rows) {
+      it(file, async () => {
+        const body = await bodyOf(file);
+        expect(names(body)).to.deep.equal(expected);
+        const ics = body.attachments!.find(a => a.name.endsWith('.ics'))!;
+        expect(Buffer.from(ics.file, 'base64').toString()).to.match(
+          /^BEGIN:VCALENDAR/,
+        );
+      });
+    }
+  });
+
+  describe('attached messages: named after their subject', () => {
+    const rows: Array<[string, string[]]> = [
+      [
+        'forwarded/deltachat-big_forwarded_with_big_attachment.eml',
+        ['Some subject.eml'],
+      ],
+      [
+        'forwarded/flanker-apache-message-news-mime.eml',
+        ['Netscape Enterprise vs. Apache Secure.eml'],
+      ],
+      [
+        'forwarded/mimekit-rfc2060.eml',
+        [
+          'attachment-1.bin',
+          'This part specifier should be_ 3.eml',
+          'attachment-3.gif',
+          'This part specifier should be_ 4.2.eml',
+        ],
+      ],
+      // no Subject in the attached message: a generated name, not ".eml"
+      ['forwarded/deltachat-attached-eml.eml', ['attachment-1.eml']],
+      // a name of its own is kept
+      ['forwarded/flanker-enclosed.eml', ['thanks.eml']],
+      // RFC 2047 decoded
+      ['bounces-dsn/sisimai-lhost-office365-04.eml', ['ニャーン.eml']],
+    ];
+    for (const [file, expected] of rows) {
+      it(file, async () => {
+        expect(names(await bodyOf(file))).to.deep.equal(expected);
+      });
+    }
+  });
+
   describe('TNEF: winmail.dat unpacked into its files and body', () => {
     it('tnef/mimekit-rich-text.eml: the JPEG and the attached messages', async () => {
       const body = await bodyOf('tnef/mimekit-rich-text.eml');
