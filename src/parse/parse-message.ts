@@ -13,6 +13,11 @@ import { AttachmentFiles } from './attachment-files.js';
 import { attachmentName, givenName } from './attachment-names.js';
 import { calendarOnce, nameAttachedMessages } from './attachment-cleanup.js';
 import { embedInlineImages } from './inline-images.js';
+import {
+  encryptedNote,
+  openSecureParts,
+  type SecureParts,
+} from './secure-parts.js';
 import { unpackTnef } from './tnef-unpack.js';
 import type {
   MailAddress,
@@ -62,6 +67,11 @@ export interface ParseOptions {
    * (a record of a journal segment); up to the end by default.
    */
   length?: number;
+  /**
+   * Set when parsing the MIME entity of an opaque signed part: signed parts within it are not
+   * opened again (one level, whatever the nesting).
+   */
+  nested?: boolean;
 }
 
 /**
@@ -112,6 +122,8 @@ export async function parseMessage(
     });
   }
   const attachments: ParsedAttachment[] = [];
+  /** messages opened from opaque signed parts: their files go with this message's */
+  let opened: ParsedMessage[] = [];
   let text: MessageText | undefined;
   try {
     for await (const data of parser as AsyncIterable<
@@ -141,6 +153,16 @@ export async function parseMessage(
     );
     await nameAttachedMessages(attachments, attachedSubject);
     text = withTnefBody(text, tnef);
+    // an opaque signed S/MIME message opened (its signature kept); encryption said in words
+    const secure = await openSecureParts(
+      attachments,
+      options.nested
+        ? undefined
+        : bytes => parseMessage(bytes, { ...nestedOptions(options) }),
+    );
+    opened = secure.opened;
+    attachments.splice(0, attachments.length, ...secure.attachments);
+    text = withSecureBody(text, secure);
     // the images the HTML shows get their data: URLs, within the inline-image budget
     if (typeof text?.html === 'string') {
       await embedInlineImages(text.html, attachments);
@@ -148,7 +170,7 @@ export async function parseMessage(
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
-    await files.dispose();
+    await Promise.all([files.dispose(), ...opened.map(m => m.dispose())]);
     // A failing disk is not the message's fault: let it surface as a local (temporary) error.
     if (localError) throw localError;
     // the parser's own words stay with the error: they become the dead reason
@@ -159,8 +181,40 @@ export async function parseMessage(
   return toParsedMessage(headers, text, attachments, {
     digest: digest ?? hash!.digest('hex'),
     size,
-    dispose: () => files.dispose(),
+    dispose: async () => {
+      await Promise.all([files.dispose(), ...opened.map(m => m.dispose())]);
+    },
   });
+}
+
+/** The options of the MIME entity of an opaque signed part: the same folder, all its bytes. */
+function nestedOptions(options: ParseOptions): ParseOptions {
+  const { attachmentDir, filePrefix } = options;
+  return {
+    ...(attachmentDir !== undefined && { attachmentDir }),
+    ...(filePrefix !== undefined && { filePrefix }),
+    nested: true,
+  };
+}
+
+/**
+ * The message's body, else the body of the message an opaque signed part holds, else (an
+ * encrypted message) a note that says so.
+ */
+function withSecureBody(
+  text: MessageText | undefined,
+  secure: SecureParts,
+): MessageText | undefined {
+  if (text?.html || text?.text?.trim()) return text;
+  const inner = secure.opened.find(m => m.html || m.text?.trim());
+  if (inner) return { type: 'text', html: inner.html, text: inner.text };
+  if (secure.encrypted) {
+    return {
+      type: 'text',
+      text: encryptedNote(secure.encrypted, secure.attachments),
+    };
+  }
+  return text;
 }
 
 /** The message's body, given the HTML (or, with no body at all, the text) of its TNEF. */

@@ -174,6 +174,40 @@ describe('corpus: attachments and inline images', () => {
     }
   });
 
+  describe('signed and encrypted', () => {
+    it('opaque S/MIME signed (x-pkcs7-mime): the signed text is the content, the signature kept', async () => {
+      const body = await bodyOf(
+        'signed-encrypted/james-mail_with_signature_and_content_type_xpkcs7mime.eml',
+      );
+      expect(body.content).to.include('test SMIME');
+      expect(names(body)).to.deep.equal(['smime.p7m']);
+    });
+
+    it('S/MIME encrypted: the content says so', async () => {
+      const body = await bodyOf('signed-encrypted/james-crypted.eml');
+      expect(body.content).to.include('this message is encrypted (S/MIME)');
+      expect(names(body)).to.deep.equal(['smime.p7m']);
+    });
+
+    for (const file of [
+      'signed-encrypted/deltachat-thunderbird_encrypted_signed.eml',
+      'signed-encrypted/deltachat-thunderbird_encrypted_unsigned_with_unencrypted_subject.eml',
+    ]) {
+      it(`PGP/MIME encrypted: the content says so, no Version: 1 part (${file})`, async () => {
+        const body = await bodyOf(file);
+        expect(body.content).to.include('this message is encrypted (OpenPGP)');
+        expect(names(body)).to.deep.equal(['encrypted.asc']);
+      });
+    }
+
+    it('detached S/MIME signature: unchanged (text and smime.p7s)', async () => {
+      const body = await bodyOf(
+        'signed-encrypted/mimekit-thunderbird-signed.eml',
+      );
+      expect(names(body)).to.deep.equal(['signed.jpg', 'smime.p7s']);
+    });
+  });
+
   describe('TNEF: winmail.dat unpacked into its files and body', () => {
     it('tnef/mimekit-rich-text.eml: the JPEG and the attached messages', async () => {
       const body = await bodyOf('tnef/mimekit-rich-text.eml');
