@@ -128,3 +128,13 @@ export async function nameAttachedMessages(
         };
   }
 }
+
+/**
+ * Without message/external-body parts: they only point at a file kept elsewhere (an FTP site, a
+ * mail server), and would be posted as empty files.
+ */
+export function withoutExternalBodies(
+  attachments: readonly ParsedAttachment[],
+): ParsedAttachment[] {
+  return attachments.filter(a => a.contentType !== 'message/external-body');
+}

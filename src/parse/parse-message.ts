@@ -11,14 +11,7 @@ import {
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
 import { attachmentName, givenName } from './attachment-names.js';
-import { calendarOnce, nameAttachedMessages } from './attachment-cleanup.js';
-import { embedInlineImages } from './inline-images.js';
-import {
-  encryptedNote,
-  openSecureParts,
-  type SecureParts,
-} from './secure-parts.js';
-import { unpackTnef } from './tnef-unpack.js';
+import { refineParts, type Body } from './refine-parts.js';
 import type {
   MailAddress,
   ParsedAttachment,
@@ -123,8 +116,9 @@ export async function parseMessage(
   }
   const attachments: ParsedAttachment[] = [];
   /** messages opened from opaque signed parts: their files go with this message's */
-  let opened: ParsedMessage[] = [];
+  const opened: ParsedMessage[] = [];
   let text: MessageText | undefined;
+  let body: Body = {};
   try {
     for await (const data of parser as AsyncIterable<
       AttachmentStream | MessageText
@@ -143,30 +137,25 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
-    // winmail.dat gives its files, and its HTML body when the message has none
-    const tnef = await unpackTnef(attachments, files);
-    // an invitation once, as invite.ics; attached messages named after their subject
-    attachments.splice(
-      0,
-      attachments.length,
-      ...(await calendarOnce(tnef.attachments)),
-    );
-    await nameAttachedMessages(attachments, attachedSubject);
-    text = withTnefBody(text, tnef);
-    // an opaque signed S/MIME message opened (its signature kept); encryption said in words
-    const secure = await openSecureParts(
+    // winmail.dat, calendars, names, signed and encrypted parts, inline images
+    const refined = await refineParts(
       attachments,
-      options.nested
-        ? undefined
-        : bytes => parseMessage(bytes, { ...nestedOptions(options) }),
+      {
+        ...(typeof text?.html === 'string' && { html: text.html }),
+        ...(typeof text?.text === 'string' && { text: text.text }),
+      },
+      {
+        files,
+        subjectOf: attachedSubject,
+        opened,
+        ...(!options.nested && {
+          parseEntity: (bytes: Buffer) =>
+            parseMessage(bytes, nestedOptions(options)),
+        }),
+      },
     );
-    opened = secure.opened;
-    attachments.splice(0, attachments.length, ...secure.attachments);
-    text = withSecureBody(text, secure);
-    // the images the HTML shows get their data: URLs, within the inline-image budget
-    if (typeof text?.html === 'string') {
-      await embedInlineImages(text.html, attachments);
-    }
+    attachments.splice(0, attachments.length, ...refined.attachments);
+    body = refined.body;
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
@@ -178,7 +167,7 @@ export async function parseMessage(
       cause: err,
     });
   }
-  return toParsedMessage(headers, text, attachments, {
+  return toParsedMessage(headers, body, attachments, {
     digest: digest ?? hash!.digest('hex'),
     size,
     dispose: async () => {
@@ -195,38 +184,6 @@ function nestedOptions(options: ParseOptions): ParseOptions {
     ...(filePrefix !== undefined && { filePrefix }),
     nested: true,
   };
-}
-
-/**
- * The message's body, else the body of the message an opaque signed part holds, else (an
- * encrypted message) a note that says so.
- */
-function withSecureBody(
-  text: MessageText | undefined,
-  secure: SecureParts,
-): MessageText | undefined {
-  if (text?.html || text?.text?.trim()) return text;
-  const inner = secure.opened.find(m => m.html || m.text?.trim());
-  if (inner) return { type: 'text', html: inner.html, text: inner.text };
-  if (secure.encrypted) {
-    return {
-      type: 'text',
-      text: encryptedNote(secure.encrypted, secure.attachments),
-    };
-  }
-  return text;
-}
-
-/** The message's body, given the HTML (or, with no body at all, the text) of its TNEF. */
-function withTnefBody(
-  text: MessageText | undefined,
-  tnef: { html?: string; text?: string },
-): MessageText | undefined {
-  if (text && typeof text.html !== 'string' && tnef.html) {
-    return { ...text, html: tnef.html };
-  }
-  if (text || !(tnef.html || tnef.text)) return text;
-  return { type: 'text', html: tnef.html, text: tnef.text };
 }
 
 /** How much of an attached message is read for its Subject: its header block, mostly. */
@@ -301,7 +258,7 @@ function lengthOf(
 
 function toParsedMessage(
   headers: Headers,
-  text: MessageText | undefined,
+  body: Body,
   attachments: ParsedAttachment[],
   raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
 ): ParsedMessage {
@@ -313,8 +270,8 @@ function toParsedMessage(
     to: addresses(headers.get('to') as AddressObject | AddressObject[]),
     cc: addresses(headers.get('cc') as AddressObject | AddressObject[]),
     subject: typeof subject === 'string' ? subject : undefined,
-    text: text?.text,
-    html: typeof text?.html === 'string' ? text.html : undefined,
+    text: body.text,
+    html: body.html,
     messageId: headerText(headers.get('message-id')),
     inReplyTo: headerText(headers.get('in-reply-to')),
     references: referenceList(

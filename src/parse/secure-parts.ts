@@ -38,8 +38,9 @@ export interface SecureParts {
  */
 export async function openSecureParts(
   attachments: readonly ParsedAttachment[],
-  /** parses a signed MIME entity; without it, signed parts stay as they are */
-  parseEntity?: (bytes: Buffer) => Promise<ParsedMessage>,
+  parseEntity: (bytes: Buffer) => Promise<ParsedMessage>,
+  /** false: signed parts stay as they are (within a signed part already) */
+  openSigned = true,
 ): Promise<SecureParts> {
   const out: ParsedAttachment[] = [];
   const opened: ParsedMessage[] = [];
@@ -60,7 +61,7 @@ export async function openSecureParts(
     ) {
       const cms = readCms(await readWhole(attachment.path));
       if (cms.kind === 'encrypted') encrypted ??= 'S/MIME';
-      if (cms.kind === 'signed' && parseEntity) {
+      if (cms.kind === 'signed' && openSigned) {
         const message = await openEntity(cms.content, parseEntity);
         if (message) {
           opened.push(message);

@@ -1,6 +1,7 @@
 // Calendar parts once, attached messages named after their subject: the pure parts, by table.
 import { expect } from 'chai';
 import {
+  withoutExternalBodies,
   isCalendar,
   subjectFilename,
   wantsSubjectName,
@@ -95,5 +96,11 @@ describe('attachment cleanup', () => {
         expect(isCalendar(part(over))).to.equal(calendar);
       });
     }
+  });
+
+  it('withoutExternalBodies drops only message/external-body parts', () => {
+    const kept = part({ contentType: 'text/plain' });
+    const external = part({ contentType: 'message/external-body', size: 0 });
+    expect(withoutExternalBodies([external, kept])).to.deep.equal([kept]);
   });
 });

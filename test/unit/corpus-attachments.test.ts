@@ -174,6 +174,19 @@ describe('corpus: attachments and inline images', () => {
     }
   });
 
+  it('message/external-body: no empty files (attachments/flanker-message-external-body.eml)', async () => {
+    const body = await bodyOf('attachments/flanker-message-external-body.eml');
+    expect(body).to.not.have.property('attachments');
+    expect(body.content).to.include('authentication');
+  });
+
+  it('a nameless part named by its Content-Location (attachments/mikelmail-attachment_content_location.eml)', async () => {
+    const body = await bodyOf(
+      'attachments/mikelmail-attachment_content_location.eml',
+    );
+    expect(names(body)).to.deep.equal(['Photo25.jpg']);
+  });
+
   describe('signed and encrypted', () => {
     it('opaque S/MIME signed (x-pkcs7-mime): the signed text is the content, the signature kept', async () => {
       const body = await bodyOf(

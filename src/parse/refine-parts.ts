@@ -1,0 +1,90 @@
+// After mailparser: the parts of a message made what a helpdesk wants, one stage after another.
+import type { AttachmentFiles } from './attachment-files.js';
+import {
+  calendarOnce,
+  nameAttachedMessages,
+  withoutExternalBodies,
+} from './attachment-cleanup.js';
+import { embedInlineImages } from './inline-images.js';
+import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
+import {
+  encryptedNote,
+  openSecureParts,
+  type SecureParts,
+} from './secure-parts.js';
+import { unpackTnef } from './tnef-unpack.js';
+
+/** A message's body as the parser found it, or as a stage changed it. */
+export interface Body {
+  html?: string;
+  text?: string;
+}
+
+export interface RefineTools {
+  /** where unpacked files are written (and removed with the message's) */
+  files: AttachmentFiles;
+  /** the decoded Subject of an attached message's file */
+  subjectOf: (path: string) => Promise<string | undefined>;
+  /** parses the MIME entity of an opaque signed part; without it, signed parts stay closed */
+  parseEntity?: (bytes: Buffer) => Promise<ParsedMessage>;
+  /** receives each message opened from a signed part, at once, so that it is disposed of */
+  opened: ParsedMessage[];
+}
+
+/**
+ * The stages, in order: winmail.dat unpacked; message/external-body references dropped; an
+ * invitation once; attached messages named; an opaque signed part opened, encryption said; the
+ * images the HTML shows given their data: URLs.
+ */
+export async function refineParts(
+  parsed: readonly ParsedAttachment[],
+  body: Body,
+  tools: RefineTools,
+): Promise<{ attachments: ParsedAttachment[]; body: Body }> {
+  const tnef = await unpackTnef(parsed, tools.files);
+  let attachments = await calendarOnce(withoutExternalBodies(tnef.attachments));
+  await nameAttachedMessages(attachments, tools.subjectOf);
+  let refined = withTnefBody(body, tnef);
+  const secure = await openSecureParts(
+    attachments,
+    async bytes => {
+      const message = await tools.parseEntity!(bytes);
+      tools.opened.push(message);
+      return message;
+    },
+    Boolean(tools.parseEntity),
+  );
+  attachments = secure.attachments;
+  refined = withSecureBody(refined, secure, tools.opened);
+  if (refined.html !== undefined) {
+    await embedInlineImages(refined.html, attachments);
+  }
+  return { attachments, body: refined };
+}
+
+/** The body, given the HTML (or, with no body at all, the text) of its TNEF. */
+function withTnefBody(body: Body, tnef: Body): Body {
+  if (body.html === undefined && tnef.html) return { ...body, html: tnef.html };
+  if (body.text === undefined && body.html === undefined && tnef.text) {
+    return { text: tnef.text };
+  }
+  return body;
+}
+
+/**
+ * The body, else the body of the message an opaque signed part holds, else (an encrypted
+ * message) a note that says so.
+ */
+function withSecureBody(
+  body: Body,
+  secure: SecureParts,
+  opened: readonly ParsedMessage[],
+): Body {
+  if (body.html || body.text?.trim()) return body;
+  const inner = opened.find(m => m.html || m.text?.trim());
+  if (inner) return { html: inner.html, text: inner.text };
+  if (secure.encrypted) {
+    return { text: encryptedNote(secure.encrypted, secure.attachments) };
+  }
+  return body;
+}
