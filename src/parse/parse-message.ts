@@ -11,6 +11,7 @@ import {
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
 import { attachmentName, givenName } from './attachment-names.js';
+import { correctedDisposition, type PartHeaders } from './part-disposition.js';
 import { refineParts, type Body } from './refine-parts.js';
 import type {
   MailAddress,
@@ -36,6 +37,40 @@ const PARSER_OPTIONS = {
   maxHtmlLengthToParse: 1024 * 1024,
   checksumAlgo: false,
 } as const;
+
+/** The part of mailparser's tree node the disposition correction sets. */
+interface TreeNode {
+  disposition?: string;
+  isAttachment?: boolean;
+}
+
+/**
+ * MailParser with text parts' dispositions corrected (parse/part-disposition.ts): its internal
+ * `createNode`, which reads each part's headers, is wrapped; a mailparser without it fails here,
+ * at load, not quietly.
+ */
+class BridgeParser extends MailParser {}
+const createNode = (
+  MailParser.prototype as unknown as {
+    createNode?: (this: MailParser, part: PartHeaders) => TreeNode;
+  }
+).createNode;
+if (typeof createNode !== 'function') {
+  throw new Error(
+    'mailparser has no createNode(): part-disposition.ts needs updating',
+  );
+}
+Object.defineProperty(BridgeParser.prototype, 'createNode', {
+  value(this: MailParser, part: PartHeaders): TreeNode {
+    const node = createNode.call(this, part);
+    const disposition = correctedDisposition(part);
+    if (disposition) {
+      node.disposition = disposition;
+      node.isAttachment = disposition === 'attachment';
+    }
+    return node;
+  },
+});
 
 export interface ParseOptions {
   /**
@@ -91,7 +126,7 @@ export async function parseMessage(
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
   const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
   let digest: string | undefined;
-  const parser = new MailParser(PARSER_OPTIONS);
+  const parser = new BridgeParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
   /** an error of the disk or the source, not of the message */

@@ -187,6 +187,26 @@ describe('corpus: attachments and inline images', () => {
     expect(names(body)).to.deep.equal(['Photo25.jpg']);
   });
 
+  it('a named text part without Content-Disposition stays an attachment (attachments/james-noContentDispositionWithCID.eml)', async () => {
+    const body = await bodyOf(
+      'attachments/james-noContentDispositionWithCID.eml',
+    );
+    expect(names(body)).to.deep.equal(['attachment.txt']);
+    expect(
+      Buffer.from(body.attachments![0]!.file, 'base64').toString(),
+    ).to.equal("I'm a Schroedinger cat");
+    expect(body.content).to.include("I'm the body!");
+    expect(body.content).to.not.include('Schroedinger');
+  });
+
+  it('an HTML body with invalid dispositions is the content (malformed/mikelmail-multiple_invalid_content_dispositions.eml)', async () => {
+    const body = await bodyOf(
+      'malformed/mikelmail-multiple_invalid_content_dispositions.eml',
+    );
+    expect(body.content?.trim()).to.equal('<p>foo</p>');
+    expect(body).to.not.have.property('attachments');
+  });
+
   describe('signed and encrypted', () => {
     it('opaque S/MIME signed (x-pkcs7-mime): the signed text is the content, the signature kept', async () => {
       const body = await bodyOf(
