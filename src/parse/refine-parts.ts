@@ -1,10 +1,13 @@
 // After mailparser: the parts of a message made what a helpdesk wants, one stage after another.
+import { PermanentError } from '../errors/bridge-error.js';
 import type { AttachmentFiles } from './attachment-files.js';
 import {
+  MESSAGE_TYPES,
   calendarOnce,
   nameAttachedMessages,
   withoutExternalBodies,
 } from './attachment-cleanup.js';
+import { readFile } from 'node:fs/promises';
 import { embedInlineImages } from './inline-images.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import {
@@ -56,6 +59,17 @@ export async function refineParts(
   );
   attachments = secure.attachments;
   refined = withSecureBody(refined, secure, tools.opened);
+  if (tools.parseEntity) {
+    ({ attachments, body: refined } = await openLoneMessage(
+      attachments,
+      refined,
+      async bytes => {
+        const message = await tools.parseEntity!(bytes);
+        tools.opened.push(message);
+        return message;
+      },
+    ));
+  }
   if (refined.html !== undefined) {
     await embedInlineImages(refined.html, attachments);
   }
@@ -87,4 +101,46 @@ function withSecureBody(
     return { text: encryptedNote(secure.encrypted, secure.attachments) };
   }
   return body;
+}
+
+/** The largest attached message opened when it is all a message holds. */
+export const LONE_MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A message with no body whose one attachment is a message (a forward with nothing said, a
+ * message/rfc822 or a digest sent as it is): that message is opened one level, its body becomes
+ * the content and its attachments (a digest's messages) come first; the attached message stays.
+ */
+async function openLoneMessage(
+  attachments: ParsedAttachment[],
+  body: Body,
+  parseEntity: (bytes: Buffer) => Promise<ParsedMessage>,
+): Promise<{ attachments: ParsedAttachment[]; body: Body }> {
+  const [only] = attachments;
+  if (body.html?.trim() || body.text?.trim()) return { attachments, body };
+  if (
+    attachments.length !== 1 ||
+    !only ||
+    !MESSAGE_TYPES.has(only.contentType)
+  ) {
+    return { attachments, body };
+  }
+  if (only.size > LONE_MESSAGE_MAX_BYTES) return { attachments, body };
+  const inner = await parseEntity(await readFile(only.path)).catch(
+    (err: unknown) => {
+      if (err instanceof PermanentError) return undefined;
+      throw err;
+    },
+  );
+  if (!inner) return { attachments, body };
+  const names = inner.attachments.map(a => a.filename);
+  const opened =
+    inner.html?.trim() || inner.text?.trim()
+      ? { html: inner.html, text: inner.text }
+      : names.length
+        ? {
+            text: `[mailbridge: this message carries only attachments: ${names.join(', ')}]`,
+          }
+        : body;
+  return { attachments: [...inner.attachments, only], body: opened };
 }

@@ -1,5 +1,7 @@
 // Attachments and inline images of real-world messages (test/fixtures/corpus), as posted.
 import { expect } from 'chai';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { payloadToString } from '../../src/api/payload-stream.js';
@@ -205,6 +207,34 @@ describe('corpus: attachments and inline images', () => {
     );
     expect(body.content?.trim()).to.equal('<p>foo</p>');
     expect(body).to.not.have.property('attachments');
+  });
+
+  it('a message that is only a multipart/digest gives its messages (forwarded/mimekit-multipart-digest.eml)', async () => {
+    const body = await bodyOf('forwarded/mimekit-multipart-digest.eml');
+    expect(names(body)).to.deep.equal(['m1.eml', 'm2.eml', 'submsg.eml']);
+    const m2 = Buffer.from(body.attachments![1]!.file, 'base64').toString();
+    expect(m2).to.include('m2 body');
+    expect(body.content).to.include('m1.eml, m2.eml');
+  });
+
+  it('files of opened messages (digest, signed) and unpacked TNEF are removed by dispose()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mb-att-'));
+    try {
+      for (const file of [
+        'forwarded/mimekit-multipart-digest.eml',
+        'signed-encrypted/james-mail_with_signature_and_content_type_xpkcs7mime.eml',
+        'tnef/mimekit-rich-text.eml',
+      ]) {
+        const message = await parseMessage(join(CORPUS, file), {
+          attachmentDir: dir,
+        });
+        expect(await readdir(dir), file).to.not.deep.equal([]);
+        await message.dispose();
+        expect(await readdir(dir), file).to.deep.equal([]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe('signed and encrypted', () => {
