@@ -184,7 +184,7 @@ export async function parseMessage(
         subjectOf: attachedSubject,
         opened,
         ...(!options.nested && {
-          parseEntity: (bytes: Buffer) =>
+          parseEntity: (bytes: Buffer | string) =>
             parseMessage(bytes, nestedOptions(options)),
         }),
       },

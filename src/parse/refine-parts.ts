@@ -7,7 +7,6 @@ import {
   nameAttachedMessages,
   withoutExternalBodies,
 } from './attachment-cleanup.js';
-import { readFile } from 'node:fs/promises';
 import { embedInlineImages } from './inline-images.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import {
@@ -28,8 +27,11 @@ export interface RefineTools {
   files: AttachmentFiles;
   /** the decoded Subject of an attached message's file */
   subjectOf: (path: string) => Promise<string | undefined>;
-  /** parses the MIME entity of an opaque signed part; without it, signed parts stay closed */
-  parseEntity?: (bytes: Buffer) => Promise<ParsedMessage>;
+  /**
+   * parses a MIME entity (bytes, or a file's path: streamed when large) one level down; without
+   * it, signed parts and lone attached messages stay closed
+   */
+  parseEntity?: (source: Buffer | string) => Promise<ParsedMessage>;
   /** receives each message opened from a signed part, at once, so that it is disposed of */
   opened: ParsedMessage[];
 }
@@ -63,8 +65,8 @@ export async function refineParts(
     ({ attachments, body: refined } = await openLoneMessage(
       attachments,
       refined,
-      async bytes => {
-        const message = await tools.parseEntity!(bytes);
+      async path => {
+        const message = await tools.parseEntity!(path);
         tools.opened.push(message);
         return message;
       },
@@ -103,9 +105,6 @@ function withSecureBody(
   return body;
 }
 
-/** The largest attached message opened when it is all a message holds. */
-export const LONE_MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
-
 /**
  * A message with no body whose one attachment is a message (a forward with nothing said, a
  * message/rfc822 or a digest sent as it is): that message is opened one level, its body becomes
@@ -114,7 +113,8 @@ export const LONE_MESSAGE_MAX_BYTES = 32 * 1024 * 1024;
 async function openLoneMessage(
   attachments: ParsedAttachment[],
   body: Body,
-  parseEntity: (bytes: Buffer) => Promise<ParsedMessage>,
+  /** parses the attached message from its file (streamed when large, as any message) */
+  parseEntity: (path: string) => Promise<ParsedMessage>,
 ): Promise<{ attachments: ParsedAttachment[]; body: Body }> {
   const [only] = attachments;
   if (body.html?.trim() || body.text?.trim()) return { attachments, body };
@@ -125,13 +125,10 @@ async function openLoneMessage(
   ) {
     return { attachments, body };
   }
-  if (only.size > LONE_MESSAGE_MAX_BYTES) return { attachments, body };
-  const inner = await parseEntity(await readFile(only.path)).catch(
-    (err: unknown) => {
-      if (err instanceof PermanentError) return undefined;
-      throw err;
-    },
-  );
+  const inner = await parseEntity(only.path).catch((err: unknown) => {
+    if (err instanceof PermanentError) return undefined;
+    throw err;
+  });
   if (!inner) return { attachments, body };
   const names = inner.attachments.map(a => a.filename);
   const opened =
