@@ -91,8 +91,9 @@ const OPTIONS: sanitizeHtml.IOptions = {
     tr: TABLE_ATTRIBUTES,
     '*': ['style', 'dir', 'lang', 'align'],
   },
-  allowedSchemes: ['http', 'https', 'mailto', 'tel', 'cid'],
-  allowedSchemesByTag: { img: ['http', 'https', 'cid', 'data'] },
+  // no cid: survives: map/cid.ts has resolved every image a message's parts hold
+  allowedSchemes: ['http', 'https', 'mailto', 'tel'],
+  allowedSchemesByTag: { img: ['http', 'https', 'data'] },
   allowProtocolRelative: false,
   allowedStyles: {
     '*': Object.fromEntries(STYLE_PROPERTIES.map(p => [p, [SAFE_CSS_VALUE]])),
@@ -100,8 +101,24 @@ const OPTIONS: sanitizeHtml.IOptions = {
   // Links open outside the helpdesk and do not leak the opener.
   transformTags: {
     a: sanitizeHtml.simpleTransform('a', { rel: 'noopener noreferrer' }),
+    img: (tagName, attribs) => ({ tagName, attribs: withSafeData(attribs) }),
   },
 };
+
+/** A data: URL the content may show: base64 of an image type browsers render as a picture. */
+const IMAGE_DATA_URL =
+  /^data:image\/(?:png|jpeg|gif|webp|bmp);base64,[A-Za-z0-9+/=\s]*$/i;
+
+/** An image's attributes without a data: src that is not IMAGE_DATA_URL (an HTML or SVG document). */
+function withSafeData(
+  attribs: sanitizeHtml.Attributes,
+): sanitizeHtml.Attributes {
+  // eslint-disable-next-line no-control-regex -- these are what browsers ignore in a URL
+  const bare = (attribs.src ?? '').replace(/^[\u0000-\u0020]+/, '');
+  if (!/^data:/i.test(bare) || IMAGE_DATA_URL.test(bare)) return attribs;
+  const { src: _unsafe, ...rest } = attribs;
+  return rest;
+}
 
 /**
  * Whether an image's source is fetched from elsewhere when the HTML is shown: anything but a
@@ -120,7 +137,9 @@ function isRemoteSource(src: string | undefined): boolean {
  * "web bug"); an agent who wants the image follows the link.
  */
 const blockRemoteImage: sanitizeHtml.Transformer = (tagName, attribs) => {
-  if (!isRemoteSource(attribs.src)) return { tagName, attribs };
+  if (!isRemoteSource(attribs.src)) {
+    return { tagName, attribs: withSafeData(attribs) };
+  }
   const alt = (attribs.alt ?? '').replace(/\s+/g, ' ').trim();
   return {
     tagName: 'a',

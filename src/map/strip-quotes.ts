@@ -5,7 +5,8 @@ import { isStrippableReply } from './reply-kind.js';
 import { stripHtmlQuotes } from './strip-html-quotes.js';
 import { stripTextQuotes } from './strip-text-quotes.js';
 
-export type Bodies = Pick<ParsedMessage, 'text' | 'html'>;
+/** What `content` is made of: the bodies, and the attachments their inline images point at. */
+export type Bodies = Pick<ParsedMessage, 'text' | 'html' | 'attachments'>;
 
 /**
  * The text and HTML parts to map: as they came, or, for a route with stripQuotedReplies and a
@@ -18,11 +19,12 @@ export function bodiesToMap(
   route: Pick<RouteConfig, 'stripQuotedReplies'>,
   maxHtmlBytes: number,
 ): Bodies {
-  const { text, html } = message;
+  const { text, html, attachments } = message;
   if (!route.stripQuotedReplies || !isStrippableReply(message)) {
-    return { text, html };
+    return { text, html, attachments };
   }
   return {
+    attachments,
     text: text && stripTextQuotes(text),
     html: html && html.length <= maxHtmlBytes ? stripHtmlQuotes(html) : html,
   };

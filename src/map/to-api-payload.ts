@@ -4,6 +4,7 @@ import type { Envelope } from '../mail/envelope.js';
 import type { MailAddress, ParsedMessage } from '../parse/parsed-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
 import type { ApiPayload } from './api-payload.js';
+import { resolveInlineImages } from './cid.js';
 import { cleanHeaderText } from './header-text.js';
 import {
   htmlToPlainText,
@@ -127,10 +128,13 @@ export function messageIds(
 
 function content(message: Bodies, mapping: MappingConfig): string | undefined {
   const text = nonBlank(message.text);
-  const rawHtml = nonBlank(message.html);
-  if (rawHtml && rawHtml.length > mapping.maxHtmlBytes) {
-    return oversizedHtml(rawHtml, text, mapping);
+  const writtenHtml = nonBlank(message.html);
+  if (writtenHtml && writtenHtml.length > mapping.maxHtmlBytes) {
+    return oversizedHtml(writtenHtml, text, mapping);
   }
+  // inline images shown (data: URLs) or named: no cid: left dangling
+  const rawHtml =
+    writtenHtml && resolveInlineImages(writtenHtml, message.attachments);
   // HTML that sanitizes to nothing (only a script, say) is no HTML body: fall back to the text.
   const html =
     rawHtml && mapping.sanitizeHtml

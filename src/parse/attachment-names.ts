@@ -32,6 +32,7 @@ export const EXTENSIONS: Record<string, string> = {
   'text/rfc822-headers': 'txt',
   'message/rfc822': 'eml',
   'message/global': 'eml',
+  'message/news': 'eml',
   'message/delivery-status': 'txt',
   'message/disposition-notification': 'txt',
   'audio/mpeg': 'mp3',
@@ -68,6 +69,51 @@ export function safeFilename(name: string | null | undefined): string | null {
   if (!name) return null;
   const base = name.replace(UNSAFE, '').split(/[\\/]/).pop()?.trim();
   return base && base !== '.' && base !== '..' ? capLength(base) || null : null;
+}
+
+/**
+ * An attachment's name: its decoded filename, else the last segment of its Content-Location
+ * (given the extension of its type when it has none), else `attachment-N.ext`.
+ */
+export function attachmentName(part: {
+  filename?: string | null;
+  contentLocation?: string;
+  contentType: string;
+  /** the attachment's position in the message, from 0 */
+  index: number;
+}): string {
+  return (
+    givenName(part) ??
+    `attachment-${part.index + 1}.${EXTENSIONS[part.contentType] ?? 'bin'}`
+  );
+}
+
+/** The name a part was given (its filename, else its Content-Location's), or null. */
+export function givenName(part: {
+  filename?: string | null;
+  contentLocation?: string;
+  contentType: string;
+}): string | null {
+  const named = safeFilename(part.filename);
+  if (named) return named;
+  const located = safeFilename(locationName(part.contentLocation));
+  if (!located) return null;
+  if (/\.[^.]+$/.test(located)) return located;
+  return safeFilename(`${located}.${EXTENSIONS[part.contentType] ?? 'bin'}`);
+}
+
+/** The file name a Content-Location ends with: no query or fragment, percent-decoded. */
+function locationName(location: string | undefined): string | undefined {
+  if (!location) return undefined;
+  const path = location
+    .replace(/[?#].*$/s, '')
+    .replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '');
+  const last = path.split(/[\\/]/).pop() ?? '';
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
 }
 
 /**

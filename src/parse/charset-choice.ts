@@ -145,3 +145,28 @@ export function decodeRawHeader(
   if (isMultibyteUtf8(bytes)) return overrideDecoding(label, bytes);
   return strictDecode(label, bytes);
 }
+
+/** A header's raw bytes (the first line of `key`), unfolded, when it holds no encoded word. */
+export function rawHeaderValue(
+  lines: Array<{ key: string; line: string }>,
+  key: string,
+): Buffer | undefined {
+  const line = lines.find(entry => entry.key === key)?.line;
+  if (line === undefined || line.includes('=?')) return undefined;
+  const value = line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n(?=[ \t])/g, '');
+  // mailparser's header lines hold the bytes as received, one character per byte
+  return Buffer.from(value.trim(), 'latin1');
+}
+
+/**
+ * A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label (the
+ * top-level Content-Type's, else, a multipart, the first legacy label of a text part).
+ */
+export function rawSubjectOf(
+  raw: Buffer | undefined,
+  label: string | undefined,
+): string | undefined {
+  return raw ? decodeRawHeader(raw, label) : undefined;
+}

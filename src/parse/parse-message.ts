@@ -1,9 +1,8 @@
 // Raw message bytes -> ParsedMessage, attachments streamed to files. The ONLY module importing mailparser.
 import { createHash, hash as hashOf } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   MailParser,
-  type AddressObject,
   type AttachmentStream,
   type Headers,
   type MessageText,
@@ -11,23 +10,18 @@ import {
 import { PermanentError } from '../errors/bridge-error.js';
 import { AttachmentFiles } from './attachment-files.js';
 import {
-  decodeRawHeader,
+  rawHeaderValue,
+  rawSubjectOf,
   utf8AwareDecoder,
   type BodyDecoder,
 } from './charset-choice.js';
-import { EXTENSIONS, safeFilename } from './attachment-names.js';
-import {
-  bareAddressHeaders,
-  repairHeaders,
-  splitBareName,
-} from './header-repair.js';
-import type {
-  MailAddress,
-  ParsedAttachment,
-  ParsedMessage,
-} from './parsed-message.js';
+import { bareAddressHeaders, repairHeaders } from './header-repair.js';
+import { correctedDisposition, type PartHeaders } from './part-disposition.js';
+import { refineParts, type Body } from './refine-parts.js';
+import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
+import { toAttachment, toParsedMessage } from './parsed-from-headers.js';
 import { feed, openRaw } from './raw-source.js';
-import { decodeYencBlocks, withoutYenc } from './yenc.js';
+import { storeYencFiles, withoutYenc } from './yenc-files.js';
 
 /**
  * Caps for hostile input; the size limit of SMTP already bounds the whole message. `cid:` links
@@ -47,12 +41,20 @@ const PARSER_OPTIONS = {
   checksumAlgo: false,
 } as const;
 
+/** The part of mailparser's tree node the disposition correction sets. */
+interface TreeNode {
+  disposition?: string;
+  isAttachment?: boolean;
+}
+
 /**
- * mailparser, except that a text part whose charset label cannot be right (UTF-8 bytes under a
- * legacy label) is decoded as UTF-8 (parse/charset-choice.ts). `getDecoder` is mailparser's
+ * MailParser with text parts' dispositions corrected (parse/part-disposition.ts): its internal
+ * `createNode`, which reads each part's headers, is wrapped; a mailparser without it fails here,
+ * at load, not quietly. And a text part whose charset label cannot be right (UTF-8 bytes under
+ * a legacy label) is decoded as UTF-8 (parse/charset-choice.ts): `getDecoder` is mailparser's
  * (internal) factory of body decoders, called by its constructor.
  */
-class LabelCheckingParser extends MailParser {
+class BridgeParser extends MailParser {
   /** the first legacy charset label of a text part: the fallback of raw 8-bit headers */
   declare textLabel: string | undefined;
 
@@ -63,6 +65,27 @@ class LabelCheckingParser extends MailParser {
     return utf8AwareDecoder(base, label => (this.textLabel ??= label));
   }
 }
+const createNode = (
+  MailParser.prototype as unknown as {
+    createNode?: (this: MailParser, part: PartHeaders) => TreeNode;
+  }
+).createNode;
+if (typeof createNode !== 'function') {
+  throw new Error(
+    'mailparser has no createNode(): part-disposition.ts needs updating',
+  );
+}
+Object.defineProperty(BridgeParser.prototype, 'createNode', {
+  value(this: MailParser, part: PartHeaders): TreeNode {
+    const node = createNode.call(this, part);
+    const disposition = correctedDisposition(part);
+    if (disposition) {
+      node.disposition = disposition;
+      node.isAttachment = disposition === 'attachment';
+    }
+    return node;
+  },
+});
 
 export interface ParseOptions {
   /**
@@ -87,6 +110,11 @@ export interface ParseOptions {
    * (a record of a journal segment); up to the end by default.
    */
   length?: number;
+  /**
+   * Set when parsing the MIME entity of an opaque signed part: signed parts within it are not
+   * opened again (one level, whatever the nesting).
+   */
+  nested?: boolean;
 }
 
 /**
@@ -113,14 +141,14 @@ export async function parseMessage(
   // bytes in memory are hashed in one call; a stream, piece by piece as it is read
   const hash = Buffer.isBuffer(input) ? undefined : createHash('sha256');
   let digest: string | undefined;
-  const parser = new LabelCheckingParser(PARSER_OPTIONS);
+  const parser = new BridgeParser(PARSER_OPTIONS);
   let headers: Headers = new Map();
   parser.once('headers', (parsed: Headers) => (headers = parsed));
   let bare = new Set<string>();
   let rawSubject: Buffer | undefined;
   parser.once('headerLines', (lines: Array<{ key: string; line: string }>) => {
     bare = bareAddressHeaders(lines);
-    rawSubject = rawValue(lines, 'subject');
+    rawSubject = rawHeaderValue(lines, 'subject');
   });
   /** an error of the disk or the source, not of the message */
   let localError: Error | undefined;
@@ -144,9 +172,11 @@ export async function parseMessage(
     });
   }
   const attachments: ParsedAttachment[] = [];
+  /** messages opened from opaque signed parts: their files go with this message's */
+  const opened: ParsedMessage[] = [];
   let text: MessageText | undefined;
-  /** yEnc blocks of the text were decoded from the raw bytes (a Buffer source) into attachments */
-  let yencFiles: boolean | undefined;
+  let body: Body = {};
+  let yencFiles = false;
   try {
     for await (const data of parser as AsyncIterable<
       AttachmentStream | MessageText
@@ -165,27 +195,33 @@ export async function parseMessage(
       data.release?.();
       attachments.push(toAttachment(data, attachments.length, stored));
     }
-    yencFiles = Buffer.isBuffer(input) && text?.text?.includes('=ybegin ');
-    for (const file of yencFiles ? decodeYencBlocks(input as Buffer) : []) {
-      const stored = await files.store(
-        Readable.from([file.data]),
-        attachments.length,
-      );
-      if ('error' in stored) {
-        localError ??= stored.error;
-        throw stored.error;
-      }
-      attachments.push({
-        filename:
-          safeFilename(file.name) ?? `attachment-${attachments.length + 1}.bin`,
-        contentType: 'application/octet-stream',
-        ...stored,
-      });
-    }
+    // winmail.dat, calendars, names, signed and encrypted parts, inline images
+    const refined = await refineParts(
+      attachments,
+      {
+        ...(typeof text?.html === 'string' && { html: text.html }),
+        ...(typeof text?.text === 'string' && { text: text.text }),
+      },
+      {
+        files,
+        subjectOf: attachedSubject,
+        opened,
+        ...(!options.nested && {
+          parseEntity: (bytes: Buffer | string) =>
+            parseMessage(bytes, nestedOptions(options)),
+        }),
+      },
+    );
+    attachments.splice(0, attachments.length, ...refined.attachments);
+    body = refined.body;
+    // yEnc blocks of the text, decoded from the raw bytes (a Buffer source) into attachments
+    yencFiles =
+      Buffer.isBuffer(input) &&
+      (await storeYencFiles(input, body.text, files, attachments));
   } catch (err) {
     if (!Buffer.isBuffer(input)) input.destroy();
     parser.destroy();
-    await files.dispose();
+    await Promise.all([files.dispose(), ...opened.map(m => m.dispose())]);
     // A failing disk is not the message's fault: let it surface as a local (temporary) error.
     if (localError) throw localError;
     // the parser's own words stay with the error: they become the dead reason
@@ -193,42 +229,63 @@ export async function parseMessage(
       cause: err,
     });
   }
-  const subject = subjectOf(headers, rawSubject, parser.textLabel);
+  const subject = rawSubjectOf(
+    rawSubject,
+    (headers.get('content-type') as { params?: Record<string, string> })?.params
+      ?.charset ?? parser.textLabel,
+  );
   if (subject !== undefined) headers.set('subject', subject);
-  return toParsedMessage(headers, bare, text, attachments, yencFiles === true, {
-    digest: digest ?? hash!.digest('hex'),
-    size,
-    dispose: () => files.dispose(),
+  const bodyText =
+    body.text === undefined ? undefined : withoutYenc(body.text, yencFiles);
+  return toParsedMessage(
+    headers,
+    bare,
+    { ...body, text: bodyText },
+    attachments,
+    {
+      digest: digest ?? hash!.digest('hex'),
+      size,
+      dispose: async () => {
+        await Promise.all([files.dispose(), ...opened.map(m => m.dispose())]);
+      },
+    },
+  );
+}
+
+/** The options of the MIME entity of an opaque signed part: the same folder, all its bytes. */
+function nestedOptions(options: ParseOptions): ParseOptions {
+  const { attachmentDir, filePrefix } = options;
+  return {
+    ...(attachmentDir !== undefined && { attachmentDir }),
+    ...(filePrefix !== undefined && { filePrefix }),
+    nested: true,
+  };
+}
+
+/** How much of an attached message is read for its Subject: its header block, mostly. */
+const ATTACHED_HEAD_BYTES = 64 * 1024;
+
+/** The decoded Subject of an attached message (a file), read from its first bytes. */
+async function attachedSubject(path: string): Promise<string | undefined> {
+  const head = await openRaw(path, 0, ATTACHED_HEAD_BYTES);
+  if (!Buffer.isBuffer(head)) {
+    head.destroy();
+    return undefined;
+  }
+  const end = /\r?\n\r?\n/.exec(head.toString('latin1'));
+  const block = head.subarray(0, end ? end.index : head.length);
+  const parser = new MailParser(PARSER_OPTIONS);
+  const subject = await new Promise<unknown>(resolve => {
+    parser.once('headers', (headers: Headers) =>
+      resolve(headers.get('subject')),
+    );
+    parser.once('error', () => resolve(undefined));
+    parser.once('end', () => resolve(undefined));
+    parser.resume();
+    parser.end(Buffer.concat([block, Buffer.from('\r\n\r\n')]));
   });
-}
-
-/** A header's raw bytes (the first line of `key`), unfolded, when it holds no encoded word. */
-function rawValue(
-  lines: Array<{ key: string; line: string }>,
-  key: string,
-): Buffer | undefined {
-  const line = lines.find(entry => entry.key === key)?.line;
-  if (line === undefined || line.includes('=?')) return undefined;
-  const value = line
-    .slice(line.indexOf(':') + 1)
-    .replace(/\r?\n(?=[ \t])/g, '');
-  // mailparser's header lines hold the bytes as received, one character per byte
-  return Buffer.from(value.trim(), 'latin1');
-}
-
-/**
- * A raw 8-bit Subject in a legacy charset, decoded with the message's own charset label: the
- * top-level Content-Type's, else (a multipart) the first legacy label of a text part.
- */
-function subjectOf(
-  headers: Headers,
-  raw: Buffer | undefined,
-  textLabel: string | undefined,
-): string | undefined {
-  if (!raw) return undefined;
-  const contentType = headers.get('content-type') as
-    { params?: Record<string, string> } | undefined;
-  return decodeRawHeader(raw, contentType?.params?.charset ?? textLabel);
+  parser.destroy();
+  return typeof subject === 'string' ? subject : undefined;
 }
 
 /** The longest parser error kept in the message (and so in a dead reason). */
@@ -273,102 +330,4 @@ function lengthOf(
     throw new TypeError('length applies to a path or a Buffer, not a stream');
   }
   return length;
-}
-
-function toParsedMessage(
-  headers: Headers,
-  bare: Set<string>,
-  text: MessageText | undefined,
-  attachments: ParsedAttachment[],
-  yencAttached: boolean,
-  raw: Pick<ParsedMessage, 'digest' | 'size' | 'dispose'>,
-): ParsedMessage {
-  const priority = headers.get('priority');
-  const from = headers.get('from') as AddressObject | undefined;
-  const subject = headers.get('subject');
-  const list = (key: string) =>
-    addresses(
-      headers.get(key) as AddressObject | AddressObject[] | undefined,
-      bare.has(key),
-    );
-  return {
-    from: addresses(from, bare.has('from'))[0],
-    to: list('to'),
-    cc: list('cc'),
-    replyTo: list('reply-to'),
-    subject: typeof subject === 'string' ? subject : undefined,
-    text:
-      text?.text === undefined
-        ? undefined
-        : withoutYenc(text.text, yencAttached),
-    html: typeof text?.html === 'string' ? text.html : undefined,
-    messageId: headerText(headers.get('message-id')),
-    inReplyTo: headerText(headers.get('in-reply-to')),
-    references: referenceList(
-      headers.get('references') as string | string[] | undefined,
-    ),
-    priority: priority === 'high' || priority === 'low' ? priority : 'normal',
-    attachments,
-    ...raw,
-  };
-}
-
-function headerText(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value) && typeof value[0] === 'string') return value[0];
-  return undefined;
-}
-
-function referenceList(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [value]).flatMap(ref =>
-    ref.split(/\s+/).filter(Boolean),
-  );
-}
-
-type AddressEntry = AddressObject['value'][number];
-
-/**
- * The addresses of a header; `bare` when it was written as bare addresses separated by spaces
- * (which the parser reads as one address whose display name is the others).
- */
-function addresses(
-  field: AddressObject | AddressObject[] | undefined,
-  bare = false,
-): MailAddress[] {
-  if (!field) return [];
-  const objects = Array.isArray(field) ? field : [field];
-  const flatten = (entry: AddressEntry): AddressEntry[] =>
-    entry.group ? entry.group.flatMap(flatten) : [entry];
-  return objects
-    .flatMap(object => object.value.flatMap(flatten))
-    .filter(entry => Boolean(entry.address))
-    .flatMap(entry => {
-      const others = bare ? splitBareName(entry.name ?? '') : [];
-      return others.length
-        ? [entry.address ?? '', ...others].map(address => ({
-            address,
-            name: '',
-          }))
-        : [{ address: entry.address ?? '', name: entry.name ?? '' }];
-    });
-}
-
-function toAttachment(
-  attachment: AttachmentStream,
-  index: number,
-  stored: { path: string; size: number },
-): ParsedAttachment {
-  const contentType = (attachment.contentType || 'application/octet-stream')
-    .toLowerCase()
-    .trim();
-  return {
-    filename:
-      safeFilename(attachment.filename) ??
-      `attachment-${index + 1}.${EXTENSIONS[contentType] ?? 'bin'}`,
-    contentType,
-    path: stored.path,
-    size: stored.size,
-    contentId: attachment.cid,
-  };
 }

@@ -10,6 +10,8 @@ export interface MailAddress {
 export interface ParsedAttachment {
   /** decoded filename, or a generated `attachment-N.ext` */
   filename: string;
+  /** true when `filename` is generated (the part had no name of its own) */
+  generatedName?: boolean;
   contentType: string;
   /** the file holding the decoded bytes; removed by the message's `dispose()` */
   path: string;
@@ -17,6 +19,13 @@ export interface ParsedAttachment {
   size: number;
   /** Content-ID without brackets, for inline parts */
   contentId?: string;
+  /** Content-Location as written (MHTML names its images by it), if any */
+  contentLocation?: string;
+  /**
+   * The `data:` URL of an image the HTML shows, within the inline-image budget
+   * (parse/inline-images.ts); the image stays an attachment too
+   */
+  dataUrl?: string;
 }
 
 export interface ParsedMessage {

@@ -200,7 +200,26 @@ describe('html', () => {
         'img with an http src',
         '<img src="http://example.com/logo.png" alt="logo" width="10" height="20" />',
       ],
-      ['img with a cid src', '<img src="cid:part1.abc@example.com" />'],
+      [
+        'img with a cid src: the src dropped (map/cid.ts resolves cid: before)',
+        '<img src="cid:part1.abc@example.com" />',
+        '<img />',
+      ],
+      [
+        'img with a data: src that is not an image: the src dropped',
+        '<img src="data:text/html;base64,PHNjcmlwdD4=" alt="x" />',
+        '<img alt="x" />',
+      ],
+      [
+        'img with an SVG data: src: the src dropped',
+        '<img src="data:image/svg+xml;base64,PHN2Zz4=" />',
+        '<img />',
+      ],
+      [
+        'a link to a cid: URL: the href dropped',
+        '<a href="cid:part1@example.com">x</a>',
+        '<a rel="noopener noreferrer">x</a>',
+      ],
       [
         'img with a data src',
         '<img src="data:image/png;base64,iVBORw0KGgo=" />',
@@ -231,8 +250,8 @@ describe('html', () => {
   });
 
   describe('sanitizeMailHtml with remoteImages block', () => {
-    /** An image that a browser would fetch from elsewhere: any source but cid: or data:. */
-    const REMOTE_IMG = /<img\b[^>]*\bsrc="(?!cid:|data:)/i;
+    /** An image that a browser would fetch from elsewhere: any source but data:. */
+    const REMOTE_IMG = /<img\b[^>]*\bsrc="(?!data:)/i;
     const rows: Array<[title: string, html: string, out: string]> = [
       [
         'an http image: a link to it, named by its alt text',
@@ -297,9 +316,12 @@ describe('html', () => {
     }
 
     const kept: Array<[title: string, html: string, out?: string]> = [
-      ['a cid: image', '<img src="cid:part1.abc@example.com" alt="Logo" />'],
-      ['a CID: image in upper case', '<img src="CID:part1@example.com" />'],
       ['a data: image', '<img src="data:image/png;base64,iVBORw0KGgo=" />'],
+      [
+        'a data: image of a type not shown, without its src',
+        '<img src="data:image/svg+xml;base64,PHN2Zz4=" alt="s" />',
+        '<img alt="s" />',
+      ],
       ['an image without a source', '<img alt="nothing" />'],
       [
         'an image with only a srcset: the srcset dropped as before',

@@ -248,8 +248,9 @@ describe('parseMessage: attachments as files', () => {
         ],
       ]),
     );
+    // named after its subject (the contract's "attached message's subject + .eml")
     expect(message.attachments.map(a => a.filename)).to.deep.equal([
-      'attachment-1.eml',
+      'inner.eml',
     ]);
     expect(message.text).to.equal('Body.');
   });

@@ -532,14 +532,14 @@ describe('toApiPayload', () => {
     },
     {
       title:
-        'remoteImages block: a remote image becomes a link with its alt text, cid: stays',
+        'remoteImages block: a remote image becomes a link with its alt text, a dangling cid: is named',
       input: {
         message: {
           html: '<p><img src="https://t.example/p.gif" alt="Logo"><img src="cid:a@b"></p>',
         },
       },
       expected:
-        '<p><a href="https://t.example/p.gif" rel="noopener noreferrer">[image: Logo]</a><img src="cid:a@b" /></p>',
+        '<p><a href="https://t.example/p.gif" rel="noopener noreferrer">[image: Logo]</a>[image]</p>',
     },
     {
       title: 'remoteImages keep: a remote image stays an image',
