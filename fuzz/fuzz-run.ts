@@ -23,6 +23,7 @@ import {
   type CaseRef,
   type DeadFinding,
   type Failure,
+  type SlowCase,
 } from './report.js';
 import { createRng } from './rng.js';
 import { SmtpWire, type Outcome } from './smtp-wire.js';
@@ -58,6 +59,8 @@ export class FuzzRun {
   readonly accepted: string[] = [];
   readonly caseOf = new Map<string, CaseRef>();
   readonly inFlight = new Set<FuzzCase>();
+  /** the slowest transactions, slowest first (not a failure: a lead) */
+  readonly slowest: SlowCase[] = [];
   sent = 0;
   /** no more cases are sent (a crash, a runaway RSS) */
   stopping = false;
@@ -215,6 +218,15 @@ export class FuzzRun {
     this.caseOf.set(outcome.queueId, caseRef(c));
   }
 
+  /** Keeps the 10 slowest transactions (MAIL to the last reply): where to look for a stall. */
+  noteSlow(c: FuzzCase, ms: number): void {
+    const slow = this.slowest;
+    if (slow.length === 10 && ms <= slow[slow.length - 1]!.ms) return;
+    slow.push({ ms, size: c.bytes.length, case: caseRef(c) });
+    slow.sort((a, b) => b.ms - a.ms);
+    slow.length = Math.min(slow.length, 10);
+  }
+
   /** One connection's loop: takes the next case until none is left or the run stops. */
   async sender(worker: number, next: () => number | undefined): Promise<void> {
     const rng = createRng(this.options.seed ^ (0x5eed0000 + worker));
@@ -232,7 +244,9 @@ export class FuzzRun {
           }
           wire = opened;
         }
+        const began = Date.now();
         await this.record(c, await wire.send(c.bytes, c.declareSize));
+        this.noteSlow(c, Date.now() - began);
         this.sent++;
         if (rng.chance(0.1)) {
           await wire.close();

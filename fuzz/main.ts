@@ -12,7 +12,8 @@ import { runFuzz, type RunOptions } from './run-fuzz.js';
 const USAGE = `usage: npm run fuzz -- [options]
   --cases N         generated cases to send (default 10000)
   --seed S          the seed (default: a random one, printed first)
-  --case N          send case N of the seed alone (with --seed)
+  --case N          start at case N of the seed (with --seed): N alone, or
+                    with --cases M the M cases from N on
   --replay FILE     send this message file as it is (repeatable; no generated cases)
   --connections C   SMTP connections at once (default 8)
   --rss-limit MIB   how far the daemon's RSS may grow over its start (default 300)
@@ -52,9 +53,9 @@ function parse(argv: string[]): { options: RunOptions; json?: string } {
     console.log(USAGE);
     process.exit(0);
   }
-  const single =
+  const first =
     values.case === undefined ? undefined : integer(values.case, '--case', 0);
-  if (single !== undefined && values.seed === undefined) {
+  if (first !== undefined && values.seed === undefined) {
     throw new Error('--case needs the --seed it was made with');
   }
   const seed = integer(values.seed, '--seed', randomSeed());
@@ -63,8 +64,10 @@ function parse(argv: string[]): { options: RunOptions; json?: string } {
     options: {
       seed,
       cases:
-        single === undefined ? integer(values.cases, '--cases', 10_000) : 1,
-      ...(single === undefined ? {} : { first: single }),
+        first === undefined || values.cases !== undefined
+          ? integer(values.cases, '--cases', 10_000)
+          : 1,
+      ...(first === undefined ? {} : { first }),
       ...(values.replay ? { replay: values.replay.map(f => resolve(f)) } : {}),
       connections: integer(values.connections, '--connections', 8),
       rssLimitMiB: integer(values['rss-limit'], '--rss-limit', 300),

@@ -64,6 +64,14 @@ export interface DeadFinding {
   file?: string;
 }
 
+/** A transaction and how long it took, from MAIL FROM to its last reply. */
+export interface SlowCase {
+  ms: number;
+  /** the message's size in bytes */
+  size: number;
+  case: CaseRef;
+}
+
 export interface FuzzReport {
   seed: number;
   /** cases sent (a run stopped by a crash sends fewer than asked) */
@@ -84,6 +92,8 @@ export interface FuzzReport {
   rssLimitMiB: number;
   /** per mutator: cases it was applied in, and how many of them were answered 250 */
   mutators: Record<string, { cases: number; accepted: number }>;
+  /** the 10 slowest transactions, slowest first */
+  slowest: SlowCase[];
   /** error lines the daemon logged, by message */
   errorLines: Record<string, number>;
   payloadProblems: PayloadProblem[];
@@ -133,6 +143,13 @@ export function formatReport(report: FuzzReport): string {
   ).sort()) {
     lines.push(
       `  ${name.padEnd(20)} ${String(cases).padStart(6)} ${String(accepted).padStart(6)}`,
+    );
+  }
+  lines.push('slowest transactions (MAIL FROM to the last reply):');
+  for (const slow of report.slowest.slice(0, 5)) {
+    lines.push(
+      `  ${String(slow.ms).padStart(7)} ms  ${String(slow.size).padStart(8)} bytes  ` +
+        describeCase(slow.case),
     );
   }
   for (const finding of report.deadOther.slice(0, 20)) {

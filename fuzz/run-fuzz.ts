@@ -70,6 +70,7 @@ export async function runFuzz(options: RunOptions): Promise<FuzzReport> {
       endRssMiB: run.rss,
       rssLimitMiB: options.rssLimitMiB ?? 300,
       mutators: run.mutators,
+      slowest: run.slowest,
       errorLines: daemon.errorCounts,
       payloadProblems: api.problems,
       failures: run.failures,

@@ -86,14 +86,28 @@ export const overlongLine: Mutator = (bytes, rng) => {
     'a',
     '=',
     '<>',
+    '<',
+    '>',
+    '@',
+    '(',
     '\x80\xff\xc3\xa9',
     ' \t',
   ]);
   const line = randomText(rng, length, alphabet);
   if (rng.chance(0.3) && head.length > 0) {
-    const name = rng.pick(['Subject', 'X-Long', 'References', 'To', 'From']);
+    const name = rng.pick([
+      'Subject',
+      'X-Long',
+      'References',
+      'In-Reply-To',
+      'Message-ID',
+      'To',
+      'From',
+    ]);
+    // a run of one character, then another: where a pattern that backtracks has to give up
+    const tail = rng.pick(['', 'x', '@', '<', '>']);
     const at = rng.pick(lineStarts(head));
-    return toBytes(insertAt(text, at, `${name}: ${line}\r\n`));
+    return toBytes(insertAt(text, at, `${name}: ${line}${tail}\r\n`));
   }
   const starts = lineStarts(text).filter(at => at > head.length);
   const at = starts.length > 0 ? rng.pick(starts) : text.length;
