@@ -135,7 +135,7 @@ export function formatReport(report: FuzzReport): string {
   lines.push(
     `daemon RSS: ${mib(report.startRssMiB)} at start, peak ${mib(report.peakRssMiB)} ` +
       `(limit ${mib(report.startRssMiB + report.rssLimitMiB)}), ` +
-      `${mib(report.endRssMiB)} once drained`,
+      `${mib(report.endRssMiB)} ${books ? 'once drained' : 'at the last sample'}`,
   );
   lines.push('mutators (cases, answered 250):');
   for (const [name, { cases, accepted }] of Object.entries(
