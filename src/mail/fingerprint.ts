@@ -8,11 +8,22 @@ const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
 
-/** Body lines as they are digested: no whitespace at a line's end, every line ending CRLF. */
+/**
+ * Body lines as they are digested: no whitespace at a line's end, every line ending CRLF. Each
+ * run of spaces and tabs is matched once, whole, and dropped when a line end follows it: a
+ * lookahead (`/[ \t]+(?=\r?\n)/`) would try every start inside a run, which is quadratic (64 KiB
+ * of spaces without a line end took 16 s of the main thread; a fuzz case found it).
+ */
 function canonical(bytes: Buffer): Buffer {
   const text = bytes
     .toString('latin1')
-    .replace(/[ \t]+(?=\r?\n)/g, '')
+    .replace(/[ \t]+/g, (run: string, at: number, whole: string) => {
+      const next = at + run.length;
+      const atLineEnd =
+        whole.charCodeAt(next) === LF ||
+        (whole.charCodeAt(next) === CR && whole.charCodeAt(next + 1) === LF);
+      return atLineEnd ? '' : run;
+    })
     .replace(/\r?\n/g, '\r\n');
   return Buffer.from(text, 'latin1');
 }
@@ -167,8 +178,20 @@ export function findFromAddress(headerBlock: string): string {
   const match = /^from[ \t]*:[ \t]*(.*)$/im.exec(headerBlock);
   const value = match?.[1]?.trim() ?? '';
   const angled = /<([^<>@\s]+@[^<>\s]+)>/.exec(value);
-  const bare = /[^\s<>"(),;:]+@[^\s<>"(),;:]+/.exec(value);
-  return (angled?.[1] ?? bare?.[0] ?? value).toLowerCase();
+  return (angled?.[1] ?? bareAddress(value) ?? value).toLowerCase();
+}
+
+/**
+ * The first word with an `@` inside it (not first, not last), words split at whitespace and
+ * `<>"(),;:`: what `/[^\s<>"(),;:]+@[^\s<>"(),;:]+/` finds, in linear time. That pattern tries
+ * every start of a long word without an `@` to its end: a From of 60 KB of `=` took 20 s of the
+ * main thread (a fuzz case found it).
+ */
+function bareAddress(value: string): string | undefined {
+  return value.split(/[\s<>"(),;:]+/).find(word => {
+    const at = word.indexOf('@', 1);
+    return at > 0 && at < word.length - 1;
+  });
 }
 
 /**

@@ -96,12 +96,21 @@ describe('message-id', () => {
       ['<<>>', undefined],
       ['', undefined],
       ['  ', undefined],
+      ['><', '<><>'],
+      ['<>>a>', '<>>a>'],
+      ['a>>', '<a>'],
     ];
     for (const [value, id] of rows) {
       it(`${JSON.stringify(value)} -> ${String(id)}`, () => {
         expect(normaliseId(value)).to.equal(id);
       });
     }
+
+    it('takes 1 MiB of ">" before another character in linear time', () => {
+      // `/>+$/` tried every start of the run: seconds for 64 KiB
+      const value = `${'>'.repeat(1024 * 1024)}x`;
+      expect(normaliseId(value)).to.equal(`<${value}>`);
+    });
   });
 
   describe('formatId', () => {
