@@ -37,24 +37,38 @@ export class Schedule {
     this.holds.set(id, at);
   }
 
-  /** The earliest valid heap entry (stale ones dropped), its time capped at `horizon`. */
+  /**
+   * The earliest valid heap entry (stale ones dropped) whose attempt is not running, its time
+   * capped at `horizon`. A running one's entry stays: its attempt may have just filed it back
+   * (ResultFiler.file adds it before the attempt leaves `running`), and a scan would not read
+   * it again (its due time is known), so dropping it lost the retry until the next start.
+   */
   next(
     horizon: number,
     running: ReadonlyMap<string, unknown>,
   ): { id: string; at: number } | undefined {
+    const passed: Array<[number, string]> = [];
+    let found: { id: string; at: number } | undefined;
     for (let top = this.heap.peek(); top; top = this.heap.peek()) {
       const [at, id] = top;
-      if (this.due.get(id) === at && !running.has(id)) {
-        return { id, at: Math.min(at, horizon) };
+      if (this.due.get(id) !== at) {
+        this.heap.pop();
+        continue;
       }
+      if (!running.has(id)) {
+        found = { id, at: Math.min(at, horizon) };
+        break;
+      }
+      // at most one per attempt running (api.concurrency), put back below
+      passed.push(top);
       this.heap.pop();
     }
-    return undefined;
+    for (const [at, id] of passed) this.heap.push(at, id);
+    return found;
   }
 
-  /** Takes the entry `next` gave off the schedule, to attempt it now. */
+  /** Takes the entry `next` gave off the schedule, to attempt it now (its heap entry goes stale). */
   take(id: string): void {
-    this.heap.pop();
     this.due.delete(id);
     this.holds.delete(id);
   }
