@@ -138,9 +138,7 @@ function sha256(data: string | Buffer, digits: number): string {
 }
 
 function looksHtml(content: string): boolean {
-  return /<\/?(?:html|body|div|p|br|table|span|a|pre|blockquote)\b/i.test(
-    content,
-  );
+  return /<\/?[a-z][a-z0-9]*\b[^<>]*>/i.test(content);
 }
 
 const ENTITIES: Record<string, string> = {
