@@ -74,6 +74,7 @@ export interface GoldenContent {
 /** [name, size in bytes, sha256 of the decoded bytes: first 12 hex digits] */
 export type GoldenAttachment = [string, number, string];
 
+/** The body's fields as posted: an empty value is left out (null here). */
 export interface GoldenRecord {
   from: string | null;
   to: string | null;
@@ -106,13 +107,13 @@ export async function goldenRecord(file: string): Promise<GoldenRecord> {
     }
     const content = payload.content ?? '';
     return {
-      from: payload.from ?? null,
-      to: payload.to ?? null,
-      cc: payload.cc ?? null,
-      subject: payload.subject ?? null,
+      from: payload.from || null,
+      to: payload.to || null,
+      cc: payload.cc || null,
+      subject: payload.subject || null,
       ext_msg_id: payload.ext_msg_id,
-      reply_to_ext_msg_id: payload.reply_to_ext_msg_id ?? null,
-      thread_id: payload.thread_id ?? null,
+      reply_to_ext_msg_id: payload.reply_to_ext_msg_id || null,
+      thread_id: payload.thread_id || null,
       priority: payload.priority ?? null,
       attachments,
       content: {
