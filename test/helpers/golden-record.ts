@@ -31,12 +31,21 @@ export const REGENERATE =
 const EXCERPT_CHARS = 300;
 
 /** The corpus files, relative to the corpus (`folder/name.eml`), sorted. */
-export function corpusFiles(dir = CORPUS): string[] {
+export function corpusFiles(): string[] {
+  return filesBelow(CORPUS, '.eml');
+}
+
+/** The golden records, relative to their folder (`folder/name.json`), sorted. */
+export function goldenFiles(): string[] {
+  return filesBelow(GOLDEN, '.json');
+}
+
+function filesBelow(dir: string, ending: string): string[] {
   const walk = (at: string): string[] =>
     readdirSync(at, { withFileTypes: true }).flatMap(entry => {
       const path = join(at, entry.name);
       if (entry.isDirectory()) return walk(path);
-      return entry.name.endsWith('.eml') ? [path] : [];
+      return entry.name.endsWith(ending) ? [path] : [];
     });
   return walk(dir)
     .map(path => relative(dir, path))

@@ -4,6 +4,8 @@ import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import {
   corpusFiles,
+  GOLDEN,
+  goldenFiles,
   goldenPath,
   goldenRecord,
   REGENERATE,
@@ -12,8 +14,13 @@ import {
 const FILES = corpusFiles();
 
 describe('corpus: golden records', () => {
-  it('has a golden record for each of the 193 messages', () => {
+  it('has a golden record for each of the 193 messages, and no other', () => {
     expect(FILES).to.have.length(193);
+    const expected = FILES.map(file => file.replace(/\.eml$/, '.json'));
+    const stale = goldenFiles().filter(file => !expected.includes(file));
+    expect(stale, `golden records in ${GOLDEN} of no corpus message`).to.eql(
+      [],
+    );
   });
 
   for (const file of FILES) {
