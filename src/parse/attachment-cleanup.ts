@@ -131,10 +131,16 @@ export async function nameAttachedMessages(
 
 /**
  * Without message/external-body parts: they only point at a file kept elsewhere (an FTP site, a
- * mail server), and would be posted as empty files.
+ * mail server), and would be posted as empty files. Nor an unnamed text/watch-html part: Apple
+ * Watch's alternative of the body (Nodemailer writes one), which mailparser leaves among the
+ * attachments; the body is already posted in its other forms.
  */
 export function withoutExternalBodies(
   attachments: readonly ParsedAttachment[],
 ): ParsedAttachment[] {
-  return attachments.filter(a => a.contentType !== 'message/external-body');
+  return attachments.filter(
+    a =>
+      a.contentType !== 'message/external-body' &&
+      !(a.contentType === 'text/watch-html' && a.generatedName),
+  );
 }

@@ -35,6 +35,10 @@ export const EXTENSIONS: Record<string, string> = {
   'message/news': 'eml',
   'message/delivery-status': 'txt',
   'message/disposition-notification': 'txt',
+  'message/global-delivery-status': 'txt',
+  'message/global-disposition-notification': 'txt',
+  'message/global-headers': 'txt',
+  'message/feedback-report': 'txt',
   'audio/mpeg': 'mp3',
   'video/mp4': 'mp4',
 };
@@ -88,18 +92,32 @@ export function attachmentName(part: {
   );
 }
 
-/** The name a part was given (its filename, else its Content-Location's), or null. */
+/**
+ * The name a part was given (its filename, else its Content-Location's), or null. A name with
+ * no extension gets its type's (`Portion de message joint` of a text/calendar part is
+ * `Portion de message joint.ics`): the agent's machine opens a file by its extension.
+ */
 export function givenName(part: {
   filename?: string | null;
   contentLocation?: string;
   contentType: string;
 }): string | null {
   const named = safeFilename(part.filename);
-  if (named) return named;
+  if (named) return withExtension(named, part.contentType, null);
   const located = safeFilename(locationName(part.contentLocation));
   if (!located) return null;
-  if (/\.[^.]+$/.test(located)) return located;
-  return safeFilename(`${located}.${EXTENSIONS[part.contentType] ?? 'bin'}`);
+  return withExtension(located, part.contentType, 'bin');
+}
+
+/** `name`, with the extension of `contentType` (else `fallback`) when it has none. */
+function withExtension(
+  name: string,
+  contentType: string,
+  fallback: string | null,
+): string {
+  if (/\.[^.\s]+$/.test(name)) return name;
+  const extension = EXTENSIONS[contentType] ?? fallback;
+  return extension ? (safeFilename(`${name}.${extension}`) ?? name) : name;
 }
 
 /** The file name a Content-Location ends with: no query or fragment, percent-decoded. */

@@ -1,6 +1,7 @@
 // Unit table for safeFilename: a sender's attachment name made safe to show and to save.
 import { expect } from 'chai';
 import {
+  givenName,
   MAX_FILENAME_BYTES,
   safeFilename,
 } from '../../src/parse/attachment-names.js';
@@ -118,4 +119,24 @@ describe('safeFilename', () => {
       expect(safeFilename(name)).to.equal('.pdf');
     });
   });
+});
+
+describe("attachment names: a given name without an extension gets its type's", () => {
+  const cases: Array<[string | null, string, string | null]> = [
+    [
+      'Portion de message joint',
+      'text/calendar',
+      'Portion de message joint.ics',
+    ],
+    ['message suivi', 'message/rfc822', 'message suivi.eml'],
+    ['report', 'message/feedback-report', 'report.txt'],
+    ['invite.ics', 'text/calendar', 'invite.ics'],
+    ['README', 'application/x-unknown', 'README'],
+    [null, 'text/calendar', null],
+  ];
+  for (const [filename, contentType, name] of cases) {
+    it(`${JSON.stringify(filename)} (${contentType}) -> ${JSON.stringify(name)}`, () => {
+      expect(givenName({ filename, contentType })).to.equal(name);
+    });
+  }
 });
