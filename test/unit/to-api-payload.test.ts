@@ -390,6 +390,21 @@ describe('toApiPayload', () => {
   fieldTable('subject', [
     { title: 'the decoded subject', input: {}, expected: 'Printer on fire' },
     {
+      title: '998 characters: whole',
+      input: { message: { subject: 'x'.repeat(998) } },
+      expected: 'x'.repeat(998),
+    },
+    {
+      title: 'longer: cut to 998 characters, the last an ellipsis',
+      input: { message: { subject: 'y'.repeat(130_000) } },
+      expected: `${'y'.repeat(997)}…`,
+    },
+    {
+      title: 'cut between characters, not inside one (astral ones count once)',
+      input: { message: { subject: '😀'.repeat(1000) } },
+      expected: `${'😀'.repeat(997)}…`,
+    },
+    {
       title: 'non-ASCII kept as is',
       input: { message: { subject: 'Grüße – 件名' } },
       expected: 'Grüße – 件名',
