@@ -14,6 +14,7 @@ import { countPosts } from '../api/counting-sink.js';
 import { createIntake } from '../intake/accept.js';
 import { SenderAuthenticator } from '../auth/sender-auth.js';
 import { startHealthServer } from '../observability/health-server.js';
+import { spoolCounts, type DaemonStatus } from '../observability/status.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { DedupeStore } from '../dedupe/dedupe-store.js';
 import { Spool } from '../spool/spool.js';
@@ -196,8 +197,21 @@ export async function startDaemon(
       port: config.http.port,
       metrics: metrics.registry,
       onError: err => log.error('health listener error', errorFields(err)),
-      notReadyReason: () =>
-        closing ? 'shutting down' : (runner?.pausedReason ?? null),
+      // a paused delivery still takes mail: it shows in /status, the metric and the log
+      notReadyReason: () => (closing ? 'shutting down' : null),
+      status: async (): Promise<DaemonStatus> => {
+        const paused = runner?.pausedReason ?? null;
+        return {
+          ready: !closing,
+          ...(closing ? { notReady: 'shutting down' } : {}),
+          delivery: {
+            mode: config.delivery.mode,
+            paused: paused !== null,
+            reason: paused,
+          },
+          ...(runner ? { spool: await spoolCounts(metrics) } : {}),
+        };
+      },
     });
     health = started.server;
     httpPort = started.port;
