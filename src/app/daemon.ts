@@ -99,6 +99,7 @@ export async function startDaemon(
           config.mapping,
           options.environment,
           { dns: config.auth.dns, hostname: config.smtp.hostname },
+          seconds => metrics.apiPostSeconds.observe(seconds),
         ),
     metrics,
   );

@@ -59,7 +59,7 @@ export interface Metrics {
   mailRefused: Counter<'reason'>;
   /** Seconds since the oldest message waiting in queue/ was accepted (0: none waits). */
   oldestWaitingSeconds: Gauge;
-  /** Seconds each POST to the API took, until its answer was judged. */
+  /** Seconds each POST to the API took, from its concurrency slot until its answer was in. */
   apiPostSeconds: Histogram;
   /** Seconds from acceptance to delivery of each delivered message (queue mode). */
   deliverySeconds: Histogram;
@@ -259,7 +259,7 @@ function defineMetrics(registry: Registry): Metrics {
     }),
     apiPostSeconds: new Histogram({
       name: 'mailbridge_api_post_seconds',
-      help: 'Time each POST to the API took, until its answer was judged',
+      help: 'Time each POST to the API took, from its concurrency slot until its answer was in (on the post thread, mapping the message included)',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
