@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The command line: serve | preview | check-config (queue and inject come with the durable spool).
-import { packageVersion } from './lib/package-version.js';
+import { packageVersion } from './config/package-version.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   loadConfig,

@@ -6,7 +6,7 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
-import { packageVersion } from '../lib/package-version.js';
+import { packageVersion } from '../config/package-version.js';
 
 export interface Metrics {
   registry: Registry;
