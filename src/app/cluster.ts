@@ -21,6 +21,7 @@ import {
 } from '../smtp/shared-limiter.js';
 import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
+import { spoolProblem } from '../spool/usable.js';
 import { onReload } from './signals.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
@@ -133,10 +134,10 @@ export async function runPrimary(
   for (let slot = 1; slot <= count; slot++) fork(slot);
 
   const aggregator = new AggregatorRegistry();
-  const notReadyReason = (): string | null => {
+  const notReadyReason = async (): Promise<string | null> => {
     if (closing) return 'shutting down';
     const ready = [...workers.values()].filter(w => w.ready).length;
-    return ready < count ? 'workers starting' : null;
+    return ready < count ? 'workers starting' : spoolProblem(spool);
   };
   const health = config.http.enabled
     ? await startHealthServer({
@@ -150,7 +151,7 @@ export async function runPrimary(
         notReadyReason,
         // a worker's paused delivery still takes mail: shown here, not by /readyz
         status: async (): Promise<DaemonStatus> => {
-          const reason = notReadyReason();
+          const reason = await notReadyReason();
           const paused =
             [...workers.values()].find(w => w.paused)?.paused ?? null;
           const spoolCounts: Record<string, number> = {};

@@ -19,6 +19,7 @@ import { errorFields, type Logger } from '../observability/logger.js';
 import { DedupeStore } from '../dedupe/dedupe-store.js';
 import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
+import { spoolProblem } from '../spool/usable.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
 import { resolveRoute } from '../routing/resolve-route.js';
@@ -192,6 +193,10 @@ export async function startDaemon(
   let closing = false;
   let health: Server | undefined;
   let httpPort: number | null = null;
+  // "accepting mail": not while closing, nor while the spool cannot store (every mode receives
+  // into it)
+  const notReadyReason = async (): Promise<string | null> =>
+    closing ? 'shutting down' : spoolProblem(spool);
   if (config.http.enabled && options.http !== false) {
     const started = await startHealthServer({
       host: config.http.host,
@@ -199,12 +204,13 @@ export async function startDaemon(
       metrics: metrics.registry,
       onError: err => log.error('health listener error', errorFields(err)),
       // a paused delivery still takes mail: it shows in /status, the metric and the log
-      notReadyReason: () => (closing ? 'shutting down' : null),
+      notReadyReason,
       status: async (): Promise<DaemonStatus> => {
         const paused = runner?.pausedReason ?? null;
+        const reason = await notReadyReason();
         return {
-          ready: !closing,
-          ...(closing ? { notReady: 'shutting down' } : {}),
+          ready: reason === null,
+          ...(reason === null ? {} : { notReady: reason }),
           delivery: {
             mode: config.delivery.mode,
             paused: paused !== null,

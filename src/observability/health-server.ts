@@ -12,7 +12,7 @@ export interface HealthServerOptions {
    * Why the daemon cannot accept mail (shutting down, workers starting), or null when it can. A
    * paused delivery does not make it unready: mail is still taken and kept (see /status).
    */
-  notReadyReason: () => string | null;
+  notReadyReason: () => string | null | Promise<string | null>;
   /** What /status serves as JSON: delivery paused and why, spool counts */
   status: () => Promise<object>;
   /** told of errors once the listener runs (EMFILE on accept, ...), which must not crash us */
@@ -38,10 +38,13 @@ export async function startHealthServer(
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const reason = options.notReadyReason();
-      res
-        .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
-        .end(reason ? `not ready: ${reason}\n` : 'ready\n');
+      Promise.resolve(options.notReadyReason()).then(
+        reason =>
+          res
+            .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
+            .end(reason ? `not ready: ${reason}\n` : 'ready\n'),
+        () => res.writeHead(500).end(),
+      );
     } else if (path === '/status') {
       options.status().then(
         body =>

@@ -176,6 +176,14 @@ describe('cluster mode (real processes)', function () {
     ).to.equal(true);
 
     expect((await httpGet(httpPort, '/readyz')).status).to.equal(200);
+    const status = JSON.parse((await httpGet(httpPort, '/status')).body) as {
+      ready: boolean;
+      delivery: { paused: boolean };
+      spool: Record<string, number>;
+    };
+    expect(status.ready).to.equal(true);
+    expect(status.delivery.paused).to.equal(false);
+    expect(status.spool).to.have.keys('queue', 'dead', 'held');
     await waitForLogCount(daemon!, 'message delivered', 12, WAIT_MS);
     const metrics = (await httpGet(httpPort, '/metrics')).body;
     expect(metrics).to.match(
