@@ -9,6 +9,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { hasPromtool, promtool } from '../helpers/promtool.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import {
   freePort,
@@ -192,6 +193,11 @@ describe('cluster mode (real processes)', function () {
     expect(metrics).to.match(
       /^mailbridge_deliveries_total\{outcome="delivered"\} 12$/m,
     );
+    // the workers' metrics summed are as clean as one daemon's
+    if (hasPromtool) {
+      const checked = await promtool(['check', 'metrics'], metrics);
+      expect(checked).to.deep.equal({ code: 0, output: '' });
+    }
 
     daemon!.child.kill('SIGTERM');
     expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });
