@@ -205,9 +205,7 @@ export class DaemonProcess {
       const url = `http://127.0.0.1:${this.httpPort}/metrics`;
       const text = await (await fetch(url)).text();
       const mib = (name: string) => {
-        const value = new RegExp(`^mailbridge_${name} (\\S+)`, 'm').exec(
-          text,
-        )?.[1];
+        const value = new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1];
         return value === undefined ? '?' : (Number(value) / 1048576).toFixed(0);
       };
       return (

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The command line: serve | preview | check-config (queue and inject come with the durable spool).
-import { readFileSync } from 'node:fs';
+import { packageVersion } from './config/package-version.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   loadConfig,
@@ -148,13 +148,6 @@ function loadChecked(file: string | undefined): LoadedConfig {
 function usageError(message: string): number {
   process.stderr.write(`mailbridge: ${message}\n\n${USAGE}`);
   return 2;
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(
-    readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
-  ) as { version: string };
-  return pkg.version;
 }
 
 main(process.argv.slice(2)).then(

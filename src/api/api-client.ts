@@ -72,6 +72,8 @@ export class ApiClient implements PayloadSink {
     environment: Pick<Environment, 'proxyConfigured'> = {},
     /** how the post thread judges senders for its jobs (absent: it does not) */
     auth?: PostWorkerData['auth'],
+    /** told how long each POST took, in seconds, once its answer (or failure) is in */
+    private readonly observePost?: (seconds: number) => void,
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.slots = new Slots(config.concurrency);
@@ -88,8 +90,9 @@ export class ApiClient implements PayloadSink {
   }
 
   async send(payload: ApiPayload, context: PostContext): Promise<SendReceipt> {
-    const started = this.now();
     await this.slots.acquire();
+    // from its slot: a wait for one is ours, not the API's
+    const started = this.now();
     let posted: FittedPost;
     try {
       // fitted to api.maxBodyBytes, and smaller again after a 413 (fit-body.ts)
@@ -137,12 +140,13 @@ export class ApiClient implements PayloadSink {
     const thread = this.thread;
     if (!thread?.usable || !this.mapping) return undefined;
     return (async () => {
-      const started = this.now();
       const large = sizeOf(job) > LARGE_MESSAGE_BYTES;
       if (large) await this.largeParses.acquire();
       let answer: JobAnswer;
+      let started: number;
       try {
         await this.slots.acquire();
+        started = this.now();
         try {
           answer = await thread.deliver(job);
         } finally {
@@ -203,6 +207,7 @@ export class ApiClient implements PayloadSink {
       log().warn('attachment could not be read', { error: readError });
       throw new TemporaryError(`local error: ${readError}`);
     }
+    this.observePost?.(Math.max(0, durationMs) / 1000);
     if (isSuccess(status)) {
       if (this.log.isDebugEnabled()) {
         log().debug('api accepted', { status, durationMs });

@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import { isDryRun } from '../config/dry-run.js';
 import { logStartWarnings, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from '../observability/health-server.js';
+import type { DaemonStatus } from '../observability/status.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { clientLimits } from '../smtp/create-smtp-server.js';
 import {
@@ -20,6 +21,7 @@ import {
 } from '../smtp/shared-limiter.js';
 import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
+import { spoolProblem } from '../spool/usable.js';
 import { onReload } from './signals.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
@@ -132,6 +134,11 @@ export async function runPrimary(
   for (let slot = 1; slot <= count; slot++) fork(slot);
 
   const aggregator = new AggregatorRegistry();
+  const notReadyReason = async (): Promise<string | null> => {
+    if (closing) return 'shutting down';
+    const ready = [...workers.values()].filter(w => w.ready).length;
+    return ready < count ? 'workers starting' : spoolProblem(spool);
+  };
   const health = config.http.enabled
     ? await startHealthServer({
         host: config.http.host,
@@ -141,13 +148,26 @@ export async function runPrimary(
           contentType: aggregator.contentType,
         },
         onError: err => log.error('health listener error', errorFields(err)),
-        notReadyReason: () => {
-          if (closing) return 'shutting down';
-          const states = [...workers.values()];
-          if (states.filter(w => w.ready).length < count) {
-            return 'workers starting';
+        notReadyReason,
+        // a worker's paused delivery still takes mail: shown here, not by /readyz
+        status: async (): Promise<DaemonStatus> => {
+          const reason = await notReadyReason();
+          const paused =
+            [...workers.values()].find(w => w.paused)?.paused ?? null;
+          const spoolCounts: Record<string, number> = {};
+          for (const state of ['queue', 'dead', 'held'] as const) {
+            spoolCounts[state] = (await spool.ids(state)).length;
           }
-          return states.find(w => w.paused)?.paused ?? null;
+          return {
+            ready: reason === null,
+            ...(reason === null ? {} : { notReady: reason }),
+            delivery: {
+              mode: config.delivery.mode,
+              paused: paused !== null,
+              reason: paused,
+            },
+            spool: spoolCounts,
+          };
         },
       })
     : undefined;

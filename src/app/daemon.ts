@@ -14,10 +14,12 @@ import { countPosts } from '../api/counting-sink.js';
 import { createIntake } from '../intake/accept.js';
 import { SenderAuthenticator } from '../auth/sender-auth.js';
 import { startHealthServer } from '../observability/health-server.js';
+import { spoolCounts, type DaemonStatus } from '../observability/status.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { DedupeStore } from '../dedupe/dedupe-store.js';
 import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
+import { spoolProblem } from '../spool/usable.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
 import { resolveRoute } from '../routing/resolve-route.js';
@@ -98,6 +100,7 @@ export async function startDaemon(
           config.mapping,
           options.environment,
           { dns: config.auth.dns, hostname: config.smtp.hostname },
+          seconds => metrics.apiPostSeconds.observe(seconds),
         ),
     metrics,
   );
@@ -190,14 +193,32 @@ export async function startDaemon(
   let closing = false;
   let health: Server | undefined;
   let httpPort: number | null = null;
+  // "accepting mail": not while closing, nor while the spool cannot store (every mode receives
+  // into it)
+  const notReadyReason = async (): Promise<string | null> =>
+    closing ? 'shutting down' : spoolProblem(spool);
   if (config.http.enabled && options.http !== false) {
     const started = await startHealthServer({
       host: config.http.host,
       port: config.http.port,
       metrics: metrics.registry,
       onError: err => log.error('health listener error', errorFields(err)),
-      notReadyReason: () =>
-        closing ? 'shutting down' : (runner?.pausedReason ?? null),
+      // a paused delivery still takes mail: it shows in /status, the metric and the log
+      notReadyReason,
+      status: async (): Promise<DaemonStatus> => {
+        const paused = runner?.pausedReason ?? null;
+        const reason = await notReadyReason();
+        return {
+          ready: reason === null,
+          ...(reason === null ? {} : { notReady: reason }),
+          delivery: {
+            mode: config.delivery.mode,
+            paused: paused !== null,
+            reason: paused,
+          },
+          ...(runner ? { spool: await spoolCounts(metrics) } : {}),
+        };
+      },
     });
     health = started.server;
     httpPort = started.port;

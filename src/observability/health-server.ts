@@ -1,4 +1,5 @@
-// The HTTP side door: /healthz (alive), /readyz (accepting mail), /metrics (Prometheus).
+// The HTTP side door: /healthz (alive), /readyz (accepting mail), /status (delivery, spool as
+// JSON), /metrics (Prometheus).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -7,8 +8,13 @@ export interface HealthServerOptions {
   port: number;
   /** the Prometheus registry (or, in a cluster primary, the workers' aggregate) */
   metrics: MetricsSource;
-  /** Why the daemon is not ready, or null when it is. */
-  notReadyReason: () => string | null;
+  /**
+   * Why the daemon cannot accept mail (shutting down, workers starting), or null when it can. A
+   * paused delivery does not make it unready: mail is still taken and kept (see /status).
+   */
+  notReadyReason: () => string | null | Promise<string | null>;
+  /** What /status serves as JSON: delivery paused and why, spool counts */
+  status: () => Promise<object>;
   /** told of errors once the listener runs (EMFILE on accept, ...), which must not crash us */
   onError?: (err: Error) => void;
 }
@@ -32,10 +38,21 @@ export async function startHealthServer(
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const reason = options.notReadyReason();
-      res
-        .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
-        .end(reason ? `not ready: ${reason}\n` : 'ready\n');
+      Promise.resolve(options.notReadyReason()).then(
+        reason =>
+          res
+            .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
+            .end(reason ? `not ready: ${reason}\n` : 'ready\n'),
+        () => res.writeHead(500).end(),
+      );
+    } else if (path === '/status') {
+      options.status().then(
+        body =>
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(`${JSON.stringify(body)}\n`),
+        () => res.writeHead(500).end(),
+      );
     } else if (path === '/metrics') {
       options.metrics.metrics().then(
         body =>

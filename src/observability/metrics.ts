@@ -6,6 +6,7 @@ import {
   Registry,
   collectDefaultMetrics,
 } from 'prom-client';
+import { packageVersion } from '../config/package-version.js';
 
 export interface Metrics {
   registry: Registry;
@@ -50,12 +51,84 @@ export interface Metrics {
   sessionTimeouts: Counter<'deadline'>;
   /** Senders judged (SPF, DKIM, DMARC, ARC), by verdict: pass, fail, none, temperror. */
   senderAuth: Counter<'verdict'>;
+  /** 1, labelled with the package's version and Node's. */
+  buildInfo: Gauge<'version' | 'node'>;
+  /** Recipients refused at RCPT, by reason: no_route (550 5.1.1), too_many (452). */
+  rcptRefused: Counter<'reason'>;
+  /** Transactions refused at MAIL FROM, by reason: size (552, SIZE over the limit), tls, auth (530). */
+  mailRefused: Counter<'reason'>;
+  /** Seconds since the oldest message waiting in queue/ was accepted (0: none waits). */
+  oldestWaitingSeconds: Gauge;
+  /** Seconds each POST to the API took, from its concurrency slot until its answer was in. */
+  apiPostSeconds: Histogram;
+  /** Seconds from acceptance to delivery of each delivered message (queue mode). */
+  deliverySeconds: Histogram;
 }
 
-/** Creates the metric set on a fresh registry, with Node's process metrics. */
+/**
+ * Every value each labelled counter (and the spool gauge) is given, set to 0 at start: a series
+ * that appears only once its first event happened makes `increase()` miss that event, and alerts
+ * on it stay silent after every restart.
+ */
+export const KNOWN_LABELS = {
+  mailbridge_messages_total: {
+    outcome: ['accepted', 'rejected', 'deferred', 'aborted', 'partial'],
+  },
+  mailbridge_api_posts_total: {
+    result: ['delivered', 'dry_run', 'temporary', 'permanent'],
+  },
+  mailbridge_deliveries_total: {
+    outcome: ['delivered', 'dropped', 'retry', 'dead', 'held'],
+  },
+  mailbridge_recipients_refused_total: { result: ['permanent', 'temporary'] },
+  mailbridge_spool_messages: { state: ['queue', 'active', 'dead', 'held'] },
+  mailbridge_sessions_refused_total: {
+    reason: ['network', 'connections', 'rate', 'logins', 'limiter'],
+  },
+  mailbridge_smtp_auth_total: { result: ['success', 'failure'] },
+  mailbridge_smtp_session_timeouts_total: {
+    deadline: ['command', 'data', 'session'],
+  },
+  mailbridge_sender_auth_total: {
+    verdict: ['pass', 'fail', 'none', 'temperror'],
+  },
+  mailbridge_smtp_rcpt_refused_total: { reason: ['no_route', 'too_many'] },
+  mailbridge_smtp_mail_refused_total: { reason: ['size', 'tls', 'auth'] },
+} as const satisfies Record<string, Record<string, readonly string[]>>;
+
+/**
+ * prom-client's gauges that promtool refuses (a `_total` suffix is for counters): their
+ * per-type gauges without the suffix stay, and sum to them.
+ */
+const MISNAMED_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/**
+ * Creates the metric set on a fresh registry, with Node's process metrics under their standard
+ * names (`process_*`, `nodejs_*`), every known label value at 0.
+ */
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'mailbridge_' });
+  collectDefaultMetrics({ register: registry });
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
+  const metrics = defineMetrics(registry);
+  metrics.buildInfo.set(
+    { version: packageVersion(), node: process.versions.node },
+    1,
+  );
+  for (const [name, labels] of Object.entries(KNOWN_LABELS)) {
+    const metric = registry.getSingleMetric(name) as Counter | Gauge;
+    for (const [label, values] of Object.entries(labels)) {
+      for (const value of values) metric.inc({ [label]: value }, 0);
+    }
+  }
+  return metrics;
+}
+
+function defineMetrics(registry: Registry): Metrics {
   return {
     registry,
     messages: new Counter({
@@ -155,6 +228,48 @@ export function createMetrics(): Metrics {
       name: 'mailbridge_sender_auth_total',
       help: 'Messages whose sender was judged (SPF, DKIM, DMARC, ARC), by verdict: pass, fail (DMARC failed, or no single From domain), none (nothing to check), temperror (DNS failed or too slow)',
       labelNames: ['verdict'],
+      registers: [registry],
+    }),
+    buildInfo: new Gauge({
+      name: 'mailbridge_build_info',
+      help: 'Always 1: the version of mailbridge and of Node that run',
+      labelNames: ['version', 'node'],
+      // in a cluster every worker runs the same build
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    rcptRefused: new Counter({
+      name: 'mailbridge_smtp_rcpt_refused_total',
+      help: 'Recipients refused at RCPT, by reason: no_route (550 5.1.1), too_many (452 4.5.3, smtp.maxRecipients)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    mailRefused: new Counter({
+      name: 'mailbridge_smtp_mail_refused_total',
+      help: 'Transactions refused at MAIL FROM, by reason: size (552, a SIZE over smtp.maxMessageSize), tls (530, STARTTLS required), auth (530, AUTH required)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    oldestWaitingSeconds: new Gauge({
+      name: 'mailbridge_queue_oldest_age_seconds',
+      help: 'Seconds since the oldest message waiting in the queue was accepted (0 when none waits), as of the last scan',
+      // in a cluster every worker reads the same shared spool
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    apiPostSeconds: new Histogram({
+      name: 'mailbridge_api_post_seconds',
+      help: 'Time each POST to the API took, from its concurrency slot until its answer was in (on the post thread, mapping the message included)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    deliverySeconds: new Histogram({
+      name: 'mailbridge_delivery_seconds',
+      help: 'Time from acceptance (250) to delivery of each delivered message, retries included',
+      buckets: [
+        0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400,
+        86400,
+      ],
       registers: [registry],
     }),
   };

@@ -48,11 +48,18 @@ function clientGone(meta: unknown): boolean {
   return isClientError((meta as { err?: unknown } | null)?.err);
 }
 
-/** Wraps a winston logger in the bunyan-like shape smtp-server expects. */
-export function smtpLoggerAdapter(log: Logger): Record<string, LogFn> {
+/**
+ * Wraps a winston logger in the bunyan-like shape smtp-server expects; `observe` sees every call,
+ * whatever the level (smtp-server logs each command and reply at debug).
+ */
+export function smtpLoggerAdapter(
+  log: Logger,
+  observe?: LogFn,
+): Record<string, LogFn> {
   const adapter: Record<string, LogFn> = {};
   for (const [from, to] of Object.entries(LEVELS)) {
     adapter[from] = (meta, fmt, ...args) => {
+      observe?.(meta, fmt, ...args);
       const level = clientGone(meta) ? 'debug' : to;
       if (!log.isLevelEnabled(level)) return;
       const fields =

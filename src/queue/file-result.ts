@@ -62,7 +62,13 @@ export class ResultFiler {
         log.info('message dropped', { ...fields, outcome, reason: dropped });
       } else if (this.deps.dryRun) {
         log.warn(DRY_RUN_OUTCOME, { ...fields, outcome: 'dry-run' });
-      } else log.info('message delivered', { ...fields, outcome });
+      } else {
+        // accepted to delivered, retries and pauses included
+        metrics.deliverySeconds.observe(
+          Math.max(0, this.deps.now() - entry.createdAt) / 1000,
+        );
+        log.info('message delivered', { ...fields, outcome });
+      }
     } else if (outcome === 'dead') {
       if (fresh) await spool.park(entry, 'dead');
       else await spool.move(entry, 'active', 'dead');
@@ -88,7 +94,7 @@ export class ResultFiler {
       if (fresh) await spool.park(entry, 'queue');
       else await spool.move(entry, 'active', 'queue');
       buffer.forget(entry.id);
-      this.deps.schedule.add(entry.id, entry.nextAttemptAt);
+      this.deps.schedule.add(entry.id, entry.nextAttemptAt, entry.createdAt);
       log.warn('delivery deferred', {
         ...fields,
         outcome,

@@ -63,7 +63,7 @@ export class Attempts {
       if (!probe && entry.nextAttemptAt > this.deps.now()) {
         // another worker of the cluster rescheduled it since we learnt its time: not yet
         await spool.release(id);
-        this.deps.schedule.add(id, entry.nextAttemptAt);
+        this.deps.schedule.add(id, entry.nextAttemptAt, entry.createdAt);
         log.debug('not due yet: rescheduled elsewhere', {
           queueId: id,
           nextAttemptAt: new Date(entry.nextAttemptAt).toISOString(),

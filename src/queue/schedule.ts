@@ -23,11 +23,17 @@ export class Schedule {
   /** not-before times of entries handed back after an attempt that could not be filed */
   private readonly holds = new Map<string, number>();
   private deadCountedAt = -Infinity;
+  /**
+   * When each entry of queue/ was accepted, for the oldest-waiting gauge: read with its due time,
+   * or handed in by add(); one this process never read is taken as accepted when first seen.
+   */
+  private readonly created = new Map<string, number>();
 
   constructor(private readonly deps: ScheduleDeps) {}
 
   /** Schedules `id` at `at`; an earlier time pushed for it goes stale. */
-  add(id: string, at: number): void {
+  add(id: string, at: number, createdAt?: number): void {
+    if (createdAt !== undefined) this.created.set(id, createdAt);
     this.due.set(id, at);
     this.heap.push(at, id);
   }
@@ -99,6 +105,9 @@ export class Schedule {
     for (const id of this.holds.keys()) {
       if (!present.has(id)) this.holds.delete(id);
     }
+    for (const id of this.created.keys()) {
+      if (!present.has(id)) this.created.delete(id);
+    }
     // Only new entries (accepted by another worker, injected, replayed) and signalled ones
     // (`queue retry`) are read: a known entry's due time changes only through this process, so
     // a queue of 100,000 waiting messages costs one readdir per scan, not 100,000 reads.
@@ -111,7 +120,23 @@ export class Schedule {
       const entry = await this.deps.spool.read('queue', id);
       if (!entry) continue;
       const at = Math.max(entry.nextAttemptAt, this.holds.get(id) ?? -Infinity);
+      this.created.set(id, entry.createdAt);
       if (this.due.get(id) !== at) this.add(id, at);
     }
+    this.setOldest(ids);
+  }
+
+  /** Sets the oldest-waiting gauge from the entries of queue/ (those not running). */
+  private setOldest(ids: readonly string[]): void {
+    const now = this.deps.now();
+    let oldest = now;
+    for (const id of ids) {
+      let createdAt = this.created.get(id);
+      if (createdAt === undefined) this.created.set(id, (createdAt = now));
+      if (createdAt < oldest) oldest = createdAt;
+    }
+    this.deps.metrics.oldestWaitingSeconds.set(
+      Math.max(0, now - oldest) / 1000,
+    );
   }
 }

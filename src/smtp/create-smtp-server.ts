@@ -14,6 +14,7 @@ import { dataHandler } from './on-data.js';
 import { mailFromHandler } from './on-mail-from.js';
 import { rcptToHandler } from './on-rcpt-to.js';
 import { RcptCommands } from './rcpt-commands.js';
+import { OwnReplies } from './own-replies.js';
 import { loadServerTls } from './server-tls.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { AUTH_METHODS } from './smtp-auth.js';
@@ -50,6 +51,11 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   // LMTP: one reply per accepted RCPT command, so those commands are remembered
   const rcpts = config.smtp.lmtp ? new RcptCommands() : undefined;
   const connect = connectHandlers(deps, limiter);
+  const ownReplies = new OwnReplies({
+    log,
+    metrics: deps.metrics,
+    maxSize: config.smtp.maxMessageSize,
+  });
   const logins = authHandlers(deps, limiter);
   // smtp-server's socketTimeout is an idle time, which one byte resets: these are not
   const deadlines: SessionDeadlines = new SessionDeadlines(
@@ -87,7 +93,9 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     useProxy: config.smtp.proxyProtocol,
     // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
     lmtp: config.smtp.lmtp,
-    logger: smtpLoggerAdapter(log) as never,
+    logger: smtpLoggerAdapter(log, (meta, fmt, line) =>
+      ownReplies.observe(meta, fmt, line),
+    ) as never,
     onConnect: (session, callback) =>
       connect.onConnect(session, err => {
         // an admitted session's deadlines start now

@@ -18,9 +18,11 @@ export function mailFromHandler(
     rcpts?.begin(session);
     if (config.smtp.tls.required && !session.secure) {
       // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
+      deps.metrics.mailRefused.inc({ reason: 'tls' });
       return callback(smtpReply(530, 'Must issue a STARTTLS command first'));
     }
     if (config.smtp.auth.required && !session.user) {
+      deps.metrics.mailRefused.inc({ reason: 'auth' });
       return callback(smtpReply(530, 'Authentication required'));
     }
     // flow control: while delivery lags behind, a new transaction waits for it a little

@@ -29,6 +29,7 @@ function checkRecipient(
   deps: SmtpDeps,
 ): Error | undefined {
   if (resolveRoute(address.address, deps.config.routes)) return undefined;
+  deps.metrics.rcptRefused.inc({ reason: 'no_route' });
   deps.log.info('recipient rejected: no route', {
     sessionId: session.id,
     remoteAddress: session.remoteAddress,

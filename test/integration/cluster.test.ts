@@ -9,6 +9,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
+import { hasPromtool, promtool } from '../helpers/promtool.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import {
   freePort,
@@ -176,6 +177,14 @@ describe('cluster mode (real processes)', function () {
     ).to.equal(true);
 
     expect((await httpGet(httpPort, '/readyz')).status).to.equal(200);
+    const status = JSON.parse((await httpGet(httpPort, '/status')).body) as {
+      ready: boolean;
+      delivery: { paused: boolean };
+      spool: Record<string, number>;
+    };
+    expect(status.ready).to.equal(true);
+    expect(status.delivery.paused).to.equal(false);
+    expect(status.spool).to.have.keys('queue', 'dead', 'held');
     await waitForLogCount(daemon!, 'message delivered', 12, WAIT_MS);
     const metrics = (await httpGet(httpPort, '/metrics')).body;
     expect(metrics).to.match(
@@ -184,6 +193,11 @@ describe('cluster mode (real processes)', function () {
     expect(metrics).to.match(
       /^mailbridge_deliveries_total\{outcome="delivered"\} 12$/m,
     );
+    // the workers' metrics summed are as clean as one daemon's
+    if (hasPromtool) {
+      const checked = await promtool(['check', 'metrics'], metrics);
+      expect(checked).to.deep.equal({ code: 0, output: '' });
+    }
 
     daemon!.child.kill('SIGTERM');
     expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });

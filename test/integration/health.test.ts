@@ -1,5 +1,6 @@
-// The health and metrics listener of the running daemon: /healthz, /readyz, /metrics.
+// The health and metrics listener of the running daemon: /healthz, /readyz, /status, /metrics.
 import { expect } from 'chai';
+import { mkdir, rm } from 'node:fs/promises';
 import { apiAt, useBridge } from '../helpers/bridge.js';
 import {
   makeMessage,
@@ -32,6 +33,35 @@ describe('health and metrics HTTP', () => {
     const res = await fetch(`${base}/readyz`);
     expect(res.status).to.equal(200);
     expect(await res.text()).to.equal('ready\n');
+  });
+
+  it('GET /readyz answers 503 while the spool cannot store', async () => {
+    const { tmpDir } = t.bridge.daemon.spool;
+    // its volume gone (as root, a read-only mode would not stop us: a missing folder does)
+    await rm(tmpDir, { recursive: true });
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).to.equal(503);
+    expect(await res.text()).to.equal(
+      'not ready: spool cannot store: ENOENT\n',
+    );
+    const status = (await (await fetch(`${base}/status`)).json()) as object;
+    expect(status).to.include({
+      ready: false,
+      notReady: 'spool cannot store: ENOENT',
+    });
+    await mkdir(tmpDir);
+    expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+  });
+
+  it('GET /status tells whether delivery runs, as JSON', async () => {
+    const res = await fetch(`${base}/status`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal('application/json');
+    // sync mode: no spool counts (nothing waits in it)
+    expect(await res.json()).to.deep.equal({
+      ready: true,
+      delivery: { mode: 'sync', paused: false, reason: null },
+    });
   });
 
   it('GET /metrics counts messages and posts', async () => {

@@ -7,6 +7,19 @@ import { makeMessage, smtpDialog } from '../helpers/smtp-client.js';
 
 const MAX_SIZE = 2000;
 
+/** The value of a counter's series with this label. */
+async function count(
+  metric: {
+    get(): Promise<{ values: Array<{ labels: object; value: number }> }>;
+  },
+  label: Record<string, string>,
+): Promise<number | undefined> {
+  const [[name, value]] = Object.entries(label) as [[string, string]];
+  return (await metric.get()).values.find(
+    v => (v.labels as Record<string, unknown>)[name] === value,
+  )?.value;
+}
+
 /** Opens an SMTP connection and resolves once its greeting arrived; the caller ends it. */
 async function openSession(port: number): Promise<{
   socket: Socket;
@@ -59,6 +72,15 @@ describe('limits', () => {
     ]);
     expect(replies[2]).to.match(/^552 5\.3\.4 /);
     expect(replies[3]).to.match(/^250 /);
+    // smtp-server answers it itself: counted and logged all the same
+    const { metrics } = t.bridge.daemon;
+    expect(await count(metrics.mailRefused, { reason: 'size' })).to.equal(1);
+    const line = await t.bridge.waitForLog(l => l.code === 552);
+    expect(line).to.include({
+      level: 'info',
+      size: MAX_SIZE + 1,
+      maxMessageSize: MAX_SIZE,
+    });
   });
 
   it('refuses an oversize message without SIZE= at the end of DATA with 552 5.3.4 and posts nothing', async () => {
@@ -86,6 +108,9 @@ describe('limits', () => {
     expect(replies[9]).to.match(/^250 /);
     expect(t.api.requests).to.have.length(1);
     expect(t.api.requests[0]?.body.subject).to.equal('small');
+    // a 552 after DATA is not one at MAIL FROM
+    const { mailRefused } = t.bridge.daemon.metrics;
+    expect(await count(mailRefused, { reason: 'size' })).to.equal(0);
   });
 
   it('answers 452 4.5.3 to the recipient past smtp.maxRecipients', async () => {
@@ -106,6 +131,8 @@ describe('limits', () => {
     expect(replies[7]).to.match(/^250 /);
     expect(t.api.requests).to.have.length(1);
     expect(t.api.requests[0]?.body.bcc).to.equal('b@example.com');
+    const { rcptRefused } = t.bridge.daemon.metrics;
+    expect(await count(rcptRefused, { reason: 'too_many' })).to.equal(1);
   });
 
   it('answers 421 to a client past smtp.maxClients', async () => {

@@ -412,7 +412,7 @@ describe('queue mode: delivery from the spool', () => {
   });
 
   describe('pause on 401', () => {
-    it('holds every message until a probe succeeds, with /readyz 503 and the paused metric', async () => {
+    it('holds every message until a probe succeeds, ready for mail, paused in /status and the metric', async () => {
       const clock = new ManualClock(Date.now() + HOUR);
       const bridge = await start(
         {
@@ -446,11 +446,17 @@ describe('queue mode: delivery from the spool', () => {
       );
       expect(waiting.active).to.deep.equal([]);
 
-      const ready = await fetch(`${base}/readyz`);
-      expect(ready.status).to.equal(503);
-      expect(await ready.text()).to.match(
-        /^not ready: delivery paused: .*HTTP 401/,
-      );
+      // still takes mail: readiness is not delivery
+      expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+      const status = (await (await fetch(`${base}/status`)).json()) as {
+        ready: boolean;
+        delivery: { paused: boolean; reason: string };
+        spool: Record<string, number>;
+      };
+      expect(status.ready).to.equal(true);
+      expect(status.delivery.paused).to.equal(true);
+      expect(status.delivery.reason).to.match(/^delivery paused: .*HTTP 401/);
+      expect(status.spool.queue).to.equal(2);
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).to.match(/^mailbridge_delivery_paused 1$/m);
 
@@ -463,7 +469,7 @@ describe('queue mode: delivery from the spool', () => {
           l.message === 'delivery deferred' && bridge.logs.indexOf(l) >= before,
       );
       expect(paused()).to.have.length(1);
-      expect((await fetch(`${base}/readyz`)).status).to.equal(503);
+      expect((await fetch(`${base}/readyz`)).status).to.equal(200);
 
       // the API takes our token again: the next probe resumes delivery for both
       t.api.setDefault({ status: 204 });
@@ -479,7 +485,10 @@ describe('queue mode: delivery from the spool', () => {
         '<pause-1@example.net>',
         '<pause-2@example.net>',
       ]);
-      expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+      const resumed = (await (await fetch(`${base}/status`)).json()) as {
+        delivery: { paused: boolean; reason: string | null };
+      };
+      expect(resumed.delivery).to.include({ paused: false, reason: null });
       const after = await (await fetch(`${base}/metrics`)).text();
       expect(after).to.match(/^mailbridge_delivery_paused 0$/m);
       await expectSpoolEmpty(bridge);

@@ -103,6 +103,10 @@ describe('routing', () => {
     expect(replies[3]).to.match(/^550 5\.1\.1 /);
     expect(replies[4]).to.match(/^250 /);
     expect(t.api.requests).to.have.length(0);
+    const refused = await t.bridge.daemon.metrics.rcptRefused.get();
+    expect(
+      refused.values.find(v => v.labels.reason === 'no_route')?.value,
+    ).to.equal(1);
   });
 
   it('a message for several routes is posted once per route, each with its mailbox_id', async () => {

@@ -200,7 +200,8 @@ describe('SMTP access edges', () => {
         '421 4.7.0 Too many failed logins from 127.0.0.1, try again later',
       );
       const { values } = await t.bridge.daemon.metrics.refusedSessions.get();
-      expect(values.map(v => [v.labels.reason, v.value])).to.deep.equal([
+      const counted = values.filter(v => v.value);
+      expect(counted.map(v => [v.labels.reason, v.value])).to.deep.equal([
         ['logins', 1],
       ]);
       // ten minutes after the first failure, one more session may start

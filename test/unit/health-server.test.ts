@@ -13,6 +13,7 @@ describe('startHealthServer', () => {
       port: 0,
       metrics: createMetrics().registry,
       notReadyReason: () => null,
+      status: async () => ({}),
       onError: err => seen.push(err),
     });
     try {
