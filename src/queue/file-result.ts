@@ -43,6 +43,11 @@ export class ResultFiler {
       messageId: result.messageId ?? entry.messageId,
       attempts: entry.attempts,
       routes: entry.routes.length,
+      // "did mail for support@ arrive?": the recipients (Postfix's to=), their mailboxes, and
+      // how long since the message was accepted, in seconds (Postfix's delay=)
+      to: entry.envelope.rcptTo,
+      mailboxes: mailboxesOf(entry.routes),
+      delay: Math.max(0, Math.round(this.deps.now() - entry.createdAt) / 1000),
       // the sender's judgement, when a route asked for one (auth/verdict.ts)
       ...(auth
         ? { senderAuth: auth.verdict, authResults: describe(auth) }
@@ -157,4 +162,15 @@ function droppedRoutes(
     r.dropped === undefined ? [] : [`route ${r.index}: ${r.dropped}`],
   );
   return dropped.length ? dropped.join('; ') : undefined;
+}
+
+/** The API mailboxes of a message's routes, each once (a route without one is left out). */
+function mailboxesOf(
+  routes: ReadonlyArray<{ route: { mailbox_id?: string } }>,
+): string[] {
+  return [
+    ...new Set(
+      routes.flatMap(r => (r.route.mailbox_id ? [r.route.mailbox_id] : [])),
+    ),
+  ];
 }

@@ -86,6 +86,8 @@ async function handleData(
     fields: {
       from: envelope.mailFrom,
       recipients: envelope.rcptTo.length,
+      // the recipients themselves, as Postfix's to= (a stranger's own addresses: no secret)
+      to: envelope.rcptTo,
       remoteAddress: envelope.remoteAddress,
     },
   };
