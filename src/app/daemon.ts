@@ -101,6 +101,7 @@ export async function startDaemon(
           options.environment,
           { dns: config.auth.dns, hostname: config.smtp.hostname },
           seconds => metrics.apiPostSeconds.observe(seconds),
+          config.smtp.maxMessageSize,
         ),
     metrics,
   );
