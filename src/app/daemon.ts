@@ -25,6 +25,7 @@ import type { ClientCounter } from '../smtp/client-access.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 import { createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
+import { notifyReady } from './notify-ready.js';
 
 export interface Daemon {
   smtpPort: number;
@@ -238,6 +239,7 @@ export async function startDaemon(
     spool: spool.dir,
     api: dryRun ? null : maskUrl(config.api.url),
   });
+  if (options.recover !== false) void notifyReady(options.environment, log);
 
   let closed: Promise<void> | undefined;
   const close = () => {
