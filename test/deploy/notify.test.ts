@@ -183,6 +183,8 @@ describe('deploy: systemd ready signal (notify-ready)', function () {
       });
       const datagrams: string[] = [];
       let buffered = '';
+      let isListening!: () => void;
+      const listening = new Promise<void>(done => (isListening = done));
       const ready = new Promise<void>((done, fail) => {
         receiver!.once('exit', code =>
           fail(new Error(`notify socket helper exited (${code})`)),
@@ -192,12 +194,11 @@ describe('deploy: systemd ready signal (notify-ready)', function () {
           const lines = buffered.split('\n');
           buffered = lines.pop() ?? '';
           for (const line of lines) datagrams.push(JSON.parse(line) as string);
+          // (a chunk may end inside a line: only a whole first line says it is listening)
+          if (datagrams.length > 0) isListening();
           if (datagrams.some(d => d.split('\n').includes('READY=1'))) done();
         });
       });
-      const listening = new Promise<void>(done =>
-        receiver!.stdout!.on('data', () => done()),
-      );
       await listening;
       expect(datagrams[0]).to.equal('listening');
 
