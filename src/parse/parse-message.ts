@@ -17,6 +17,7 @@ import {
 } from './charset-choice.js';
 import { bareAddressHeaders, repairHeaders } from './header-repair.js';
 import { correctedDisposition, type PartHeaders } from './part-disposition.js';
+import { repairPart, type ParserNode, type SplitPart } from './part-repair.js';
 import { refineParts, type Body } from './refine-parts.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import { toAttachment, toParsedMessage } from './parsed-from-headers.js';
@@ -41,8 +42,8 @@ const PARSER_OPTIONS = {
   checksumAlgo: false,
 } as const;
 
-/** The part of mailparser's tree node the disposition correction sets. */
-interface TreeNode {
+/** The part of mailparser's tree node the disposition correction and part repair set. */
+interface TreeNode extends ParserNode {
   disposition?: string;
   isAttachment?: boolean;
 }
@@ -67,7 +68,7 @@ class BridgeParser extends MailParser {
 }
 const createNode = (
   MailParser.prototype as unknown as {
-    createNode?: (this: MailParser, part: PartHeaders) => TreeNode;
+    createNode?: (this: MailParser, part: PartHeaders & SplitPart) => TreeNode;
   }
 ).createNode;
 if (typeof createNode !== 'function') {
@@ -76,8 +77,9 @@ if (typeof createNode !== 'function') {
   );
 }
 Object.defineProperty(BridgeParser.prototype, 'createNode', {
-  value(this: MailParser, part: PartHeaders): TreeNode {
+  value(this: MailParser, part: PartHeaders & SplitPart): TreeNode {
     const node = createNode.call(this, part);
+    repairPart(part, node);
     const disposition = correctedDisposition(part);
     if (disposition) {
       node.disposition = disposition;

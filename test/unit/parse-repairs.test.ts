@@ -1,0 +1,120 @@
+// parseMessage on messages the parser alone reads wrongly (REVIEW.md of the corpus goldens).
+import { expect } from 'chai';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseMessage } from '../../src/parse/parse-message.js';
+import type { ParsedMessage } from '../../src/parse/parsed-message.js';
+
+const CRLF = '\r\n';
+
+describe('parseMessage: parts repaired', () => {
+  let dir: string;
+  const parsed: ParsedMessage[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailbridge-repairs-'));
+  });
+  afterEach(async () => {
+    for (const message of parsed.splice(0)) await message.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function parse(lines: string[]): Promise<ParsedMessage> {
+    const message = await parseMessage(
+      Buffer.from(lines.join(CRLF), 'latin1'),
+      {
+        attachmentDir: dir,
+      },
+    );
+    parsed.push(message);
+    return message;
+  }
+
+  const head = [
+    'From: Jane <jane@example.net>',
+    'To: support@example.com',
+    'Subject: repairs',
+    'MIME-Version: 1.0',
+  ];
+
+  it('flowed, DelSp=yes, one QP space between words at a soft break: the space stays', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: text/plain; format=flowed; delsp=yes; charset="iso-8859-1"',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      'but now there i=',
+      's=20',
+      'a "You do not" at the bottom of the=',
+      '=20',
+      'record',
+      '',
+    ]);
+    expect(message.text).to.equal(
+      'but now there is a "You do not" at the bottom of the record',
+    );
+  });
+
+  it('flowed, DelSp=yes, spaces doubled by the sender: RFC 3676 as written', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: text/plain; format=flowed; delsp=yes',
+      '',
+      'there is  ',
+      'a long wo ',
+      'rd',
+      '',
+    ]);
+    expect(message.text).to.equal('there is a long word');
+  });
+
+  it('a calendar written where the part header belongs is the part body (James "ICS in header")', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'BEGIN:VCALENDAR',
+      'METHOD:REPLY',
+      'SUMMARY:Point',
+      'END:VCALENDAR',
+      'Content-type: text/calendar; method=REPLY; charset=UTF-8',
+      'Content-Disposition: attachment',
+      '',
+      '',
+      '--b--',
+      '',
+    ]);
+    expect(message.attachments.map(a => [a.filename, a.size])).to.deep.equal([
+      ['invite.ics', 61],
+    ]);
+    expect(await readFile(message.attachments[0]!.path, 'utf8')).to.equal(
+      'BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nSUMMARY:Point\r\nEND:VCALENDAR\r\n',
+    );
+  });
+
+  it('RFC 2231 filename with an invalid %-escape keeps the % (James 3901)', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'See 4%P001!.DOC',
+      '--b',
+      'Content-Type: application/msword',
+      'Content-Disposition: attachment;',
+      "        filename*=utf-8''4%P001!.DOC;",
+      '        filename="4%P001!.DOC"',
+      '',
+      'doc',
+      '--b--',
+      '',
+    ]);
+    expect(message.attachments.map(a => a.filename)).to.deep.equal([
+      '4%P001!.DOC',
+    ]);
+  });
+});
