@@ -5,6 +5,7 @@ import {
   MESSAGE_TYPES,
   calendarOnce,
   nameAttachedMessages,
+  withoutEmptyParts,
   withoutExternalBodies,
 } from './attachment-cleanup.js';
 import { embedInlineImages } from './inline-images.js';
@@ -37,8 +38,8 @@ export interface RefineTools {
 }
 
 /**
- * The stages, in order: winmail.dat unpacked; message/external-body references dropped; an
- * invitation once; attached messages named; an opaque signed part opened, encryption said; the
+ * The stages, in order: winmail.dat unpacked; message/external-body references and empty parts
+ * dropped; an invitation once; attached messages named; an opaque signed part opened, encryption said; the
  * images the HTML shows given their data: URLs.
  */
 export async function refineParts(
@@ -47,7 +48,9 @@ export async function refineParts(
   tools: RefineTools,
 ): Promise<{ attachments: ParsedAttachment[]; body: Body }> {
   const tnef = await unpackTnef(parsed, tools.files);
-  let attachments = await calendarOnce(withoutExternalBodies(tnef.attachments));
+  let attachments = await calendarOnce(
+    withoutEmptyParts(withoutExternalBodies(tnef.attachments)),
+  );
   await nameAttachedMessages(attachments, tools.subjectOf);
   let refined = withTnefBody(body, tnef);
   const secure = await openSecureParts(

@@ -117,4 +117,28 @@ describe('parseMessage: parts repaired', () => {
       '4%P001!.DOC',
     ]);
   });
+
+  it('an empty part is no attachment (a 0-byte file would open to nothing)', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Body.',
+      '--b',
+      'Content-Type: image/gif; name="empty.gif"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      '',
+      '--b',
+      'Content-Type: application/pdf; name="a.pdf"',
+      '',
+      '%PDF',
+      '--b--',
+      '',
+    ]);
+    expect(message.attachments.map(a => a.filename)).to.deep.equal(['a.pdf']);
+  });
 });
