@@ -79,12 +79,12 @@ if (typeof createNode !== 'function') {
 Object.defineProperty(BridgeParser.prototype, 'createNode', {
   value(this: MailParser, part: PartHeaders & SplitPart): TreeNode {
     const node = createNode.call(this, part);
-    repairPart(part, node);
     const disposition = correctedDisposition(part);
     if (disposition) {
       node.disposition = disposition;
       node.isAttachment = disposition === 'attachment';
     }
+    repairPart(part, node);
     return node;
   },
 });

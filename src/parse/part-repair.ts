@@ -1,5 +1,6 @@
 // A part the parser would read wrongly, repaired as its headers are read: its name, its body.
 import { Transform, type TransformCallback } from 'node:stream';
+import { isMultibyteUtf8 } from './charset-choice.js';
 import { restoreWordSpaces } from './flowed-spaces.js';
 import {
   calendarInHeader,
@@ -10,6 +11,9 @@ import {
 /** What the MIME splitter knows of a part when its headers are read (the fields used here). */
 export interface SplitPart {
   headers?: { lines?: RawHeaderLine[] };
+  root?: boolean;
+  contentType?: string | false;
+  charset?: string | false;
   filename?: string | false;
   flowed?: boolean;
   delSp?: boolean;
@@ -18,14 +22,22 @@ export interface SplitPart {
 /** The parser's node of a part: `decoder` takes the encoded body, gives the decoded bytes. */
 export interface ParserNode {
   decoder?: Transform;
+  isAttachment?: boolean;
 }
+
+const BODY_TYPES = new Set(['text/plain', 'text/html']);
+
+/** Windows-1252, the web's reading of a Latin-1 label and mail readers' usual fallback. */
+const WINDOWS_1252 = new TextDecoder('windows-1252');
 
 /**
  * Repairs a part in place, before its body is read:
  * - a filename whose RFC 2231 value holds an invalid `%` escape keeps the `%` (raw-part-headers.ts);
  * - a calendar written where the header belongs becomes the body, when the body is empty;
  * - `format=flowed; delsp=yes` text whose sender did not double its spaces keeps the space
- *   between words at a soft break (flowed-spaces.ts), before the parser unfolds it.
+ *   between words at a soft break (flowed-spaces.ts), before the parser unfolds it;
+ * - a body text part without a charset label whose 8-bit bytes are no UTF-8 is read as
+ *   windows-1252 (the parser's default, UTF-8, would show each such byte as U+FFFD).
  */
 export function repairPart(part: SplitPart, node: ParserNode): void {
   const lines = part.headers?.lines ?? [];
@@ -38,11 +50,24 @@ export function repairPart(part: SplitPart, node: ParserNode): void {
       body.length ? body : calendar,
     );
   }
+  if (isUnlabelledBody(part, node)) {
+    node.decoder = new RewrittenBody(node.decoder, body =>
+      body.some(byte => byte > 0x7f) && !isMultibyteUtf8(body)
+        ? Buffer.from(WINDOWS_1252.decode(body), 'utf8')
+        : body,
+    );
+  }
   if (part.flowed && part.delSp) {
     node.decoder = new RewrittenBody(node.decoder, body =>
       Buffer.from(restoreWordSpaces(body.toString('latin1')), 'latin1'),
     );
   }
+}
+
+/** A text part of the body (not a file) with no charset label. */
+function isUnlabelledBody(part: SplitPart, node: ParserNode): boolean {
+  const type = part.contentType || (part.root ? 'text/plain' : '');
+  return BODY_TYPES.has(type) && !part.charset && !node.isAttachment;
 }
 
 /**

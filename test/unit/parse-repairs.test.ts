@@ -141,4 +141,52 @@ describe('parseMessage: parts repaired', () => {
     ]);
     expect(message.attachments.map(a => a.filename)).to.deep.equal(['a.pdf']);
   });
+
+  describe('a body part without a charset label', () => {
+    const rows: Array<[title: string, body: string, text: string]> = [
+      [
+        '8-bit Latin bytes: read as windows-1252',
+        'informaci\xf3n \x93x\x94',
+        'información “x”',
+      ],
+      [
+        'valid UTF-8: read as UTF-8',
+        'informaci\xc3\xb3n',
+        'información',
+      ],
+      ['7-bit: as it is', 'plain', 'plain'],
+    ];
+    for (const [title, body, text] of rows) {
+      it(title, async () => {
+        const message = await parse([
+          ...head,
+          'Content-Type: text/plain',
+          '',
+          body,
+        ]);
+        expect(message.text).to.equal(text);
+      });
+    }
+
+    it('a text file without a label keeps its bytes', async () => {
+      const message = await parse([
+        ...head,
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'Body.',
+        '--b',
+        'Content-Type: text/csv',
+        'Content-Disposition: attachment; filename="a.csv"',
+        '',
+        'caf\xe9',
+        '--b--',
+        '',
+      ]);
+      const bytes = await readFile(message.attachments[0]!.path);
+      expect(bytes.toString('latin1')).to.equal('caf\xe9');
+    });
+  });
 });
