@@ -22,6 +22,7 @@ import { refineParts, type Body } from './refine-parts.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import { toAttachment, toParsedMessage } from './parsed-from-headers.js';
 import { feed, openRaw } from './raw-source.js';
+import { keepUnreadable, type Structure } from './unreadable.js';
 import { storeYencFiles, withoutYenc } from './yenc-files.js';
 
 /**
@@ -58,6 +59,8 @@ interface TreeNode extends ParserNode {
 class BridgeParser extends MailParser {
   /** the first legacy charset label of a text part: the fallback of raw 8-bit headers */
   declare textLabel: string | undefined;
+  /** what createNode saw: a multipart top level, and the parts below it */
+  structure: Structure = { multipart: false, parts: 0 };
 
   getDecoder(): BodyDecoder {
     const base = (
@@ -77,8 +80,13 @@ if (typeof createNode !== 'function') {
   );
 }
 Object.defineProperty(BridgeParser.prototype, 'createNode', {
-  value(this: MailParser, part: PartHeaders & SplitPart): TreeNode {
+  value(this: BridgeParser, part: PartHeaders & SplitPart): TreeNode {
     const node = createNode.call(this, part);
+    if (part.root) {
+      this.structure.multipart = /^multipart\//i.test(part.contentType || '');
+    } else {
+      this.structure.parts++;
+    }
     const disposition = correctedDisposition(part);
     if (disposition) {
       node.disposition = disposition;
@@ -188,7 +196,7 @@ export async function parseMessage(
         continue;
       }
       writing = data.content;
-      const stored = await files.store(data.content, attachments.length);
+      const stored = await files.store(data.content);
       writing = undefined;
       if ('error' in stored) {
         localError ??= stored.error;
@@ -215,7 +223,13 @@ export async function parseMessage(
       },
     );
     attachments.splice(0, attachments.length, ...refined.attachments);
-    body = refined.body;
+    body = await keepUnreadable(
+      parser.structure,
+      Buffer.isBuffer(input) ? input : undefined,
+      refined.body,
+      attachments,
+      files,
+    );
     // yEnc blocks of the text, decoded from the raw bytes (a Buffer source) into attachments
     yencFiles =
       Buffer.isBuffer(input) &&

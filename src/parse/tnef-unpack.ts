@@ -38,7 +38,6 @@ export async function unpackTnef(
   const out: ParsedAttachment[] = [];
   let html: string | undefined;
   let text: string | undefined;
-  let written = attachments.length;
   for (const attachment of attachments) {
     const content = isTnefPart(attachment)
       ? await readTnef(attachment)
@@ -50,7 +49,7 @@ export async function unpackTnef(
     html ??= content.html;
     text ??= content.text;
     for (const file of distinctFiles(content.files)) {
-      const stored = await files.store(Readable.from([file.data]), written++);
+      const stored = await files.store(Readable.from([file.data]));
       if ('error' in stored) throw stored.error;
       const contentType = typeOf(file.contentType, file.name);
       out.push({

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMessage } from '../../src/parse/parse-message.js';
 import type { ParsedMessage } from '../../src/parse/parsed-message.js';
+import { hasContent } from '../../src/parse/unreadable.js';
 
 const CRLF = '\r\n';
 
@@ -149,11 +150,7 @@ describe('parseMessage: parts repaired', () => {
         'informaci\xf3n \x93x\x94',
         'información “x”',
       ],
-      [
-        'valid UTF-8: read as UTF-8',
-        'informaci\xc3\xb3n',
-        'información',
-      ],
+      ['valid UTF-8: read as UTF-8', 'informaci\xc3\xb3n', 'información'],
       ['7-bit: as it is', 'plain', 'plain'],
     ];
     for (const [title, body, text] of rows) {
@@ -188,5 +185,61 @@ describe('parseMessage: parts repaired', () => {
       const bytes = await readFile(message.attachments[0]!.path);
       expect(bytes.toString('latin1')).to.equal('caf\xe9');
     });
+  });
+
+  describe('a multipart of which no part could be read', () => {
+    it('a broken delimiter (flanker mailformed-headers): a note, the raw message attached', async () => {
+      const lines = [
+        ...head,
+        'Content-Type: multipart/alternative; boundary="--faf__fawf"',
+        '',
+        '----fa**f__fawf',
+        'Content-Type: text/html;',
+        '',
+        'Hello',
+        '',
+        '----faf__fawf--',
+        '',
+      ];
+      const message = await parse(lines);
+      expect(message.text).to.equal(
+        '[mailbridge: no part of this message could be read (its MIME structure is broken); it is attached as it came: original.eml]',
+      );
+      expect(
+        message.attachments.map(a => [a.filename, a.contentType]),
+      ).to.deep.equal([['original.eml', 'message/rfc822']]);
+      expect(await readFile(message.attachments[0]!.path, 'latin1')).to.equal(
+        lines.join(CRLF),
+      );
+    });
+
+    it('headers only, or only a closing delimiter: empty, nothing attached (the mapper says so)', async () => {
+      for (const body of [[], ['--b--', '']]) {
+        const message = await parse([
+          ...head,
+          'Content-Type: multipart/mixed; boundary="b"',
+          '',
+          ...body,
+        ]);
+        expect(message.attachments).to.deep.equal([]);
+        expect(message.text ?? '').to.equal('');
+      }
+    });
+
+    const rows: Array<[string, string, boolean]> = [
+      ['headers only', 'Subject: a\r\n\r\n', false],
+      [
+        'blank lines and delimiters',
+        'Subject: a\r\n\r\n\r\n--b\r\n  \r\n--b--\r\n',
+        false,
+      ],
+      ['no header end at all', 'Subject: a\r\n', false],
+      ['a line of text', 'Subject: a\n\n--x\nHello\n', true],
+    ];
+    for (const [title, raw, content] of rows) {
+      it(`hasContent: ${title} -> ${content}`, () => {
+        expect(hasContent(Buffer.from(raw))).to.equal(content);
+      });
+    }
   });
 });
