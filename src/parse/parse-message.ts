@@ -3,6 +3,7 @@ import { createHash, hash as hashOf } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   MailParser,
+  type AddressObject,
   type AttachmentStream,
   type Headers,
   type MessageText,
@@ -281,7 +282,10 @@ function nestedOptions(options: ParseOptions): ParseOptions {
 /** How much of an attached message is read for its Subject: its header block, mostly. */
 const ATTACHED_HEAD_BYTES = 64 * 1024;
 
-/** The decoded Subject of an attached message (a file), read from its first bytes. */
+/**
+ * What names an attached message (a file), read from its first bytes: its decoded Subject;
+ * without one, `Message from <its sender's name or address>` (as Delta Chat titles its own).
+ */
 async function attachedSubject(path: string): Promise<string | undefined> {
   const head = await openRaw(path, 0, ATTACHED_HEAD_BYTES);
   if (!Buffer.isBuffer(head)) {
@@ -292,9 +296,14 @@ async function attachedSubject(path: string): Promise<string | undefined> {
   const block = head.subarray(0, end ? end.index : head.length);
   const parser = new MailParser(PARSER_OPTIONS);
   const subject = await new Promise<unknown>(resolve => {
-    parser.once('headers', (headers: Headers) =>
-      resolve(headers.get('subject')),
-    );
+    parser.once('headers', (headers: Headers) => {
+      const subject = headers.get('subject');
+      if (typeof subject === 'string' && subject.trim())
+        return resolve(subject);
+      const from = (headers.get('from') as AddressObject | undefined)?.value[0];
+      const sender = from?.name?.trim() || from?.address?.trim();
+      resolve(sender ? `Message from ${sender}` : undefined);
+    });
     parser.once('error', () => resolve(undefined));
     parser.once('end', () => resolve(undefined));
     parser.resume();

@@ -26,7 +26,7 @@ export interface Body {
 export interface RefineTools {
   /** where unpacked files are written (and removed with the message's) */
   files: AttachmentFiles;
-  /** the decoded Subject of an attached message's file */
+  /** the decoded Subject of an attached message's file (else `Message from SENDER`) */
   subjectOf: (path: string) => Promise<string | undefined>;
   /**
    * parses a MIME entity (bytes, or a file's path: streamed when large) one level down; without

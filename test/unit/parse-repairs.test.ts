@@ -242,4 +242,48 @@ describe('parseMessage: parts repaired', () => {
       });
     }
   });
+
+  describe('an attached message named only .eml', () => {
+    const rows: Array<[title: string, headers: string[], name: string]> = [
+      [
+        'with a Subject: <subject>.eml',
+        ['From: Bob <b@x.example>', 'Subject: Invoice 7'],
+        'Invoice 7.eml',
+      ],
+      [
+        'without one (deltachat attached-eml): named after its sender',
+        ['From: adb <b@x.example>'],
+        'Message from adb.eml',
+      ],
+      [
+        'a sender without a name: the address',
+        ['From: b@x.example'],
+        'Message from b@x.example.eml',
+      ],
+      ['neither: generated', ['X-Other: 1'], 'attachment-1.eml'],
+    ];
+    for (const [title, headers, name] of rows) {
+      it(title, async () => {
+        const message = await parse([
+          ...head,
+          'Content-Type: multipart/mixed; boundary="b"',
+          '',
+          '--b',
+          'Content-Type: text/plain',
+          '',
+          'See the attached message.',
+          '--b',
+          'Content-Type: message/rfc822; name=.eml',
+          'Content-Disposition: attachment; filename=.eml',
+          '',
+          ...headers,
+          '',
+          'inner body',
+          '--b--',
+          '',
+        ]);
+        expect(message.attachments.map(a => a.filename)).to.deep.equal([name]);
+      });
+    }
+  });
 });
