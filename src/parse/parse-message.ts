@@ -298,8 +298,10 @@ async function attachedSubject(path: string): Promise<string | undefined> {
   const subject = await new Promise<unknown>(resolve => {
     parser.once('headers', (headers: Headers) => {
       const subject = headers.get('subject');
-      if (typeof subject === 'string' && subject.trim())
-        return resolve(subject);
+      if (typeof subject === 'string' && subject.trim()) {
+        resolve(subject);
+        return;
+      }
       const from = (headers.get('from') as AddressObject | undefined)?.value[0];
       const sender = from?.name?.trim() || from?.address?.trim();
       resolve(sender ? `Message from ${sender}` : undefined);
