@@ -57,7 +57,8 @@ export function repairPart(part: SplitPart, node: ParserNode): void {
         : body,
     );
   }
-  if (part.flowed && part.delSp) {
+  // the parser unfolds flowed text of the body only; a file keeps its bytes
+  if (part.flowed && part.delSp && !node.isAttachment) {
     node.decoder = new RewrittenBody(node.decoder, body =>
       Buffer.from(restoreWordSpaces(body.toString('latin1')), 'latin1'),
     );

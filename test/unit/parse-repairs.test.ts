@@ -70,6 +70,28 @@ describe('parseMessage: parts repaired', () => {
     expect(message.text).to.equal('there is a long word');
   });
 
+  it('a flowed DelSp=yes text file (an attachment) keeps its bytes', async () => {
+    const message = await parse([
+      ...head,
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Body.',
+      '--b',
+      'Content-Type: text/plain; format=flowed; delsp=yes',
+      'Content-Disposition: attachment; filename="notes.txt"',
+      '',
+      'there is ',
+      'a word',
+      '--b--',
+      '',
+    ]);
+    const bytes = await readFile(message.attachments[0]!.path, 'latin1');
+    expect(bytes).to.equal('there is \r\na word');
+  });
+
   it('a calendar written where the part header belongs is the part body (James "ICS in header")', async () => {
     const message = await parse([
       ...head,
