@@ -163,8 +163,8 @@ describe('corpus: attachments and inline images', () => {
           'This part specifier should be_ 4.2.eml',
         ],
       ],
-      // no Subject in the attached message: a generated name, not ".eml"
-      ['forwarded/deltachat-attached-eml.eml', ['attachment-1.eml']],
+      // no Subject in the attached message: named after its sender, not ".eml"
+      ['forwarded/deltachat-attached-eml.eml', ['Message from adb.eml']],
       // a name of its own is kept
       ['forwarded/flanker-enclosed.eml', ['thanks.eml']],
       // RFC 2047 decoded
