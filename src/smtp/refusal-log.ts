@@ -71,7 +71,10 @@ export function logRefusal(
     metrics.mailRefused.inc({ reason: refusal.reason });
   } else if (refusal.command === 'RCPT') {
     metrics.rcptRefused.inc({ reason: refusal.reason });
-  } else if (refusal.command === 'CONNECT' && !OWN_CONNECT.has(refusal.reason)) {
+  } else if (
+    refusal.command === 'CONNECT' &&
+    !OWN_CONNECT.has(refusal.reason)
+  ) {
     metrics.refusedSessions.inc({ reason: refusal.reason });
   }
   deps.log.info(message, { ...refusalFields(session, refusal), ...extra });
