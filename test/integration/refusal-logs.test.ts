@@ -40,9 +40,13 @@ describe('refusal log lines', () => {
     smtp: Record<string, unknown> = {},
     extra: Record<string, unknown> = {},
   ): Promise<TestBridge> {
+    const withSize: Record<string, unknown> = {
+      maxMessageSize: MAX_SIZE,
+      ...smtp,
+    };
     return t.start({
       api: apiAt(t.api.url),
-      smtp: { maxMessageSize: MAX_SIZE, ...smtp } as Record<string, never>,
+      smtp: withSize as Record<string, never>,
       routes: [
         { match: 'support@example.com', mailbox_id: 'mb-support' },
         { match: '*@lists.example.com', mailbox_id: 'mb-lists' },
