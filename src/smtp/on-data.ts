@@ -126,8 +126,8 @@ async function handleData(
       outcome.fields.authResults = describe(auth);
     }
     deps.metrics.messageBytes.observe(received.size);
-    // sync mode: the API's answer (or the sender's judgement) refuses; else the spool's failure
-    outcome.refusal = mode === 'sync' ? 'delivery' : 'storage';
+    // sync and hybrid modes: the API's answer refuses; queue mode: only the spool can fail
+    outcome.refusal = mode === 'queue' ? 'storage' : 'delivery';
     const accepted = await deps.intake.accept(
       { ...received, auth },
       envelope,
