@@ -124,6 +124,7 @@ export const configSchema = z.strictObject({
       maxMessageSize: positiveInt,
       maxRecipients: positiveInt,
       maxClients: positiveInt,
+      greetingDelayMs: z.number().int().nonnegative().max(60_000),
       socketTimeoutMs: positiveInt,
       commandTimeoutMs: positiveInt,
       dataTimeoutMs: positiveInt,

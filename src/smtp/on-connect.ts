@@ -25,12 +25,29 @@ export function connectHandlers(
   const counted = new Map<string, string>();
   /** sessions whose count the limiter has not answered yet, by id: true once they closed */
   const asking = new Map<string, boolean>();
+  /** sessions waiting for their greeting (smtp.greetingDelayMs), by id */
+  const pausing = new Map<string, NodeJS.Timeout>();
+  /**
+   * Greets after smtp.greetingDelayMs: smtp-server greets once onConnect calls back, and answers
+   * a client that talks before that `421 You talk too soon` and closes (an early talker).
+   */
+  const greet = (session: SMTPServerSession, callback: () => void) => {
+    const delay = deps.config.smtp.greetingDelayMs;
+    if (delay <= 0) return callback();
+    pausing.set(
+      session.id,
+      setTimeout(() => {
+        pausing.delete(session.id);
+        callback();
+      }, delay),
+    );
+  };
   return {
     onConnect: (session, callback) => {
       const answer = (refusal: Refusal | undefined) => {
         if (!refusal) {
           counted.set(session.id, session.remoteAddress);
-          return callback();
+          return greet(session, callback);
         }
         callback(refuseSession(refusal, session, deps));
       };
@@ -50,6 +67,8 @@ export function connectHandlers(
       });
     },
     onClose: session => {
+      clearTimeout(pausing.get(session.id));
+      pausing.delete(session.id);
       if (asking.has(session.id)) {
         asking.set(session.id, true);
         log.debug('session closed before its client count was answered', {
