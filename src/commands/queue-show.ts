@@ -96,11 +96,10 @@ export function formatShow(input: ShowInput): string[] {
     out.push(field('Last error', printable(entry.lastError)));
   }
   if (entry.dead) {
-    const status = entry.dead.status ? ` (HTTP ${entry.dead.status})` : '';
     out.push(
       field(
         'Dead',
-        `${formatTime(entry.dead.at)} UTC: ${printable(entry.dead.reason)}${status}`,
+        `${formatTime(entry.dead.at)} UTC: ${printable(withApiErrors(entry.dead.reason, entry.dead.apiErrors))}`,
       ),
     );
   }
@@ -174,8 +173,23 @@ function routeStatus(route: RouteState): string {
     route.dropped ? `dropped: ${route.dropped}` : '',
     route.heldReason ? `${route.heldReason}` : '',
     route.trimmed?.length ? `posted without ${route.trimmed.join(', ')}` : '',
-    route.status !== 'delivered' && route.lastError ? route.lastError : '',
-    route.api?.status ? `HTTP ${route.api.status}` : '',
+    route.status !== 'delivered' && route.lastError
+      ? withApiErrors(route.lastError, route.api?.errors)
+      : '',
   ].filter(Boolean);
   return notes.length ? `${route.status}: ${notes.join('; ')}` : route.status;
+}
+
+/** An error text, with the API's `errors` (code: message) after it when it sent any. */
+export function withApiErrors(text: string, errors?: unknown[]): string {
+  const said = (errors ?? [])
+    .map(e => {
+      const { code, message } = (e ?? {}) as {
+        code?: unknown;
+        message?: unknown;
+      };
+      return [code, message].filter(v => typeof v === 'string').join(': ');
+    })
+    .filter(Boolean);
+  return said.length ? `${text} (${said.join('; ')})` : text;
 }

@@ -7,6 +7,7 @@ import {
   headerSummary,
 } from '../../src/commands/queue-headers.js';
 import { formatListing } from '../../src/commands/queue-list.js';
+import { withApiErrors } from '../../src/commands/queue-show.js';
 import {
   keysOf,
   matchesFilter,
@@ -326,6 +327,25 @@ describe('queue tools: header summary', () => {
   it('headerSummary: raw UTF-8 in a header is read as UTF-8', () => {
     const head = Buffer.from('Subject: Grüße\r\n\r\n', 'utf8');
     expect(headerSummary(head)).to.deep.equal([['Subject', 'Grüße']]);
+  });
+});
+
+describe('queue tools: show', () => {
+  it("withApiErrors: the API's errors (code: message) after the text, when it sent any", () => {
+    expect(withApiErrors('API HTTP 503')).to.equal('API HTTP 503');
+    expect(withApiErrors('API HTTP 400', [])).to.equal('API HTTP 400');
+    expect(
+      withApiErrors('API HTTP 400', [
+        {
+          code: 'invalid_field',
+          message: 'thread_id unknown',
+          deprecated: false,
+        },
+        { code: 'x' },
+        null,
+        'junk',
+      ]),
+    ).to.equal('API HTTP 400 (invalid_field: thread_id unknown; x)');
   });
 });
 
