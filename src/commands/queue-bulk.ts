@@ -32,7 +32,8 @@ export async function retryMany(
       if (await makeDue(spool, entry.id, now)) due++;
     }
     out.push(`${plural(due, 'message')} due now`);
-    const busy = waiting.length - due + (await busyCount(spool, selection));
+    // those the daemon claimed while this ran are among them
+    const busy = await busyCount(spool, selection);
     if (busy) out.push(`${busy} being delivered right now, left alone`);
   }
   if (selection.dead) {
@@ -76,9 +77,9 @@ export async function purgeMany(
     } else if (await purgeOne(spool, entry.id, state)) {
       process.stdout.write(`${entry.id} purged\n`);
       purged++;
-    } else {
-      gone++; // claimed by the daemon, or purged by someone else, meanwhile
-    }
+    } else if (state !== 'queue') {
+      gone++; // expired, or purged by someone else, meanwhile
+    } // a waiting one claimed by the daemon meanwhile is counted as being delivered below
   }
   const out = [`${plural(purged, 'message')} purged`];
   if (kept.length) {
@@ -86,8 +87,8 @@ export async function purgeMany(
       `${kept.length} kept, also owed to another mailbox or domain (purge by ID): ${kept.join(' ')}`,
     );
   }
-  const busy =
-    gone + (selection.waiting ? await busyCount(spool, selection) : 0);
+  if (gone) out.push(`${gone} taken by someone else meanwhile, left alone`);
+  const busy = selection.waiting ? await busyCount(spool, selection) : 0;
   if (busy) out.push(`${busy} being delivered right now, left alone`);
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;

@@ -54,7 +54,7 @@ describe('queue tools: spool only, bulk, shape, show, help', function () {
   function spooled(
     id: string,
     rcptTo: string[],
-    state: 'queue' | 'dead' | 'held' = 'queue',
+    state: 'queue' | 'active' | 'dead' | 'held' = 'queue',
     ageMs = 0,
   ) {
     return writeSpooledEntry({
@@ -231,7 +231,9 @@ describe('queue tools: spool only, bulk, shape, show, help', function () {
       expect(await spoolFiles(spoolDir, 'msg')).to.not.include('HF6.eml');
     });
 
-    it('purge --mailbox deletes that mailbox in every state, but keeps a message also owed elsewhere', async () => {
+    it('purge --mailbox deletes that mailbox in every state, but keeps a message also owed elsewhere, and one being delivered', async () => {
+      // claimed by a daemon for an attempt right now
+      await spooled('AG7', ['support@example.com'], 'active');
       const purged = await cli('queue', 'purge', '--mailbox', 'mb-support');
       expect(purged.code, purged.stderr).to.equal(0);
       expect(lines(purged.stdout)).to.deep.equal([
@@ -240,14 +242,16 @@ describe('queue tools: spool only, bulk, shape, show, help', function () {
         'WA1 purged',
         '3 messages purged',
         '1 kept, also owed to another mailbox or domain (purge by ID): WC3',
+        '1 being delivered right now, left alone',
       ]);
+      expect(await spoolFiles(spoolDir, 'active')).to.deep.equal(['AG7.json']);
       expect(await spoolFiles(spoolDir, 'queue')).to.deep.equal([
         'WB2.json',
         'WC3.json',
       ]);
       expect(await spoolFiles(spoolDir, 'dead')).to.deep.equal(['DE5.json']);
       expect(await spoolFiles(spoolDir, 'msg')).to.deep.equal(
-        ['DE5', 'WB2', 'WC3'].map(id => `${id}.eml`),
+        ['AG7', 'DE5', 'WB2', 'WC3'].map(id => `${id}.eml`),
       );
     });
 
