@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The command line: serve | preview | check-config (queue and inject come with the durable spool).
+// The command line: serve | preview | check-config | queue | inject, each with its own options
+// and --help (commands/usage.ts).
 import { packageVersion } from './config/package-version.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
@@ -12,113 +13,117 @@ import { ConfigError } from './errors/bridge-error.js';
 import { runCheckConfig } from './commands/check-config.js';
 import { runInject } from './commands/inject.js';
 import { runPreview } from './commands/preview.js';
-import { runQueue } from './commands/queue.js';
+import { checkUsage, runQueue, type QueueCommand } from './commands/queue.js';
 import { runServe } from './commands/serve.js';
+import {
+  COMMANDS,
+  HELP_OPTION,
+  MAIN_OPTIONS,
+  helpText,
+  usageLine,
+} from './commands/usage.js';
+import { loadSpoolDir } from './config/spool-only.js';
 import { loadServerTls } from './smtp/server-tls.js';
 
-const USAGE = `Usage: mailbridge <command> [options]
-
-Commands:
-  serve [--config FILE]                        run the daemon
-  preview FILE.eml [--rcpt ADDR]... [--from ADDR] [--pretty] [--config FILE]
-                                               print the JSON body per route; sends nothing
-  check-config [--config FILE]                 validate and print the effective configuration
-  queue list|dead|held [--json]                messages waiting / dead / held by a route's
-                                               policy (ID first; dead and held: the reason)
-  queue show ID                                one message's full state
-  queue retry ID|--all                         make waiting messages due now
-  queue replay ID                              put a dead message back in the queue; a held
-                                               one too, released from its hold (posted)
-  queue purge ID                               delete a waiting, dead or held message
-  inject FILE.eml --rcpt ADDR [--from ADDR]    spool a message as if received by SMTP
-
-Options:
-  --config FILE   a .yaml, .yml or .json file layered over config/ (or MAILBRIDGE_CONFIG)
-  -h, --help      this text
-  -v, --version   the version
-`;
-
-const OPTIONS = {
-  config: { type: 'string' },
-  rcpt: { type: 'string', multiple: true },
-  from: { type: 'string' },
-  pretty: { type: 'boolean' },
-  json: { type: 'boolean' },
-  all: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} satisfies ParseArgsConfig['options'];
+/** Every option any command takes, for the first pass that only finds the command's name. */
+const ANY_OPTION = Object.assign(
+  {},
+  MAIN_OPTIONS,
+  HELP_OPTION,
+  ...Object.values(COMMANDS).map(c => c.parse),
+) as ParseArgsConfig['options'];
 
 /** Runs one command; resolves to the exit status (0 ok, 2 usage or configuration, 1 other). */
 export async function main(argv: string[]): Promise<number> {
+  const name = commandName(argv);
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
-      options: OPTIONS,
+      options: {
+        ...(name ? {} : MAIN_OPTIONS),
+        ...HELP_OPTION,
+        ...(COMMANDS[name ?? '']?.parse ?? MAIN_OPTIONS),
+      },
       allowPositionals: true,
       strict: true,
     });
   } catch (err) {
-    return usageError((err as Error).message);
+    return usageError((err as Error).message, name);
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(helpText(name ?? ''));
     return 0;
   }
-  if (values.version) {
+  if (values.version && !name) {
     process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
-  const file = values.config;
+  const file = values.config as string | undefined;
+  const rcpt = (values.rcpt as string[] | undefined) ?? [];
+  const from = values.from as string | undefined;
   try {
     switch (command) {
       case 'serve':
-        if (rest.length) return usageError('serve takes no arguments');
+        if (rest.length) return usageError('serve takes no arguments', name);
         // A served daemon may leave keep-alive handles behind: exit once it has closed.
         process.exit(await runServe(loadChecked(file)));
         break;
       case 'check-config':
-        if (rest.length) return usageError('check-config takes no arguments');
+        if (rest.length) {
+          return usageError('check-config takes no arguments', name);
+        }
         return runCheckConfig(loadChecked(file));
       case 'preview': {
         if (rest.length !== 1 || !rest[0]) {
-          return usageError('preview needs one FILE.eml');
+          return usageError('preview needs one FILE.eml', name);
         }
         return await runPreview(loadConfig({ file }), {
           file: rest[0],
-          rcpt: values.rcpt ?? [],
-          from: values.from,
+          rcpt,
+          from,
           pretty: values.pretty === true,
         });
       }
       case 'queue': {
         const [action, id, ...extra] = rest;
         if (!action || extra.length) {
-          return usageError('queue needs an action and at most one ID');
+          return usageError('queue needs an action and at most one ID', name);
         }
-        return await runQueue(loadConfig({ file }), {
+        const queueCommand: QueueCommand = {
           action,
           id,
           all: values.all === true,
+          dead: values.dead === true,
+          held: values.held === true,
+          mailbox: values.mailbox as string | undefined,
+          domain: values.domain as string | undefined,
+          by: values.by as string | undefined,
           json: values.json === true,
-        });
+        };
+        const problem = checkUsage(queueCommand);
+        if (problem) return usageError(problem, name);
+        return await runQueue(loadSpoolDir({ file }), queueCommand);
       }
       case 'inject':
         if (rest.length !== 1 || !rest[0]) {
-          return usageError('inject needs one FILE.eml');
+          return usageError('inject needs one FILE.eml', name);
         }
         return await runInject(loadConfig({ file }), {
           file: rest[0],
-          rcpt: values.rcpt ?? [],
-          from: values.from,
+          rcpt,
+          from,
         });
+      case 'help':
+        // `mailbridge help queue list` is `mailbridge queue list --help`
+        process.stdout.write(helpText(rest.join(' ')));
+        return 0;
       case undefined:
-        return usageError('a command is required');
+        return usageError('a command is required', name);
       default:
-        return usageError(`unknown command "${command}"`);
+        return usageError(`unknown command "${command}"`, name);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -135,6 +140,30 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
+ * The command the arguments name, as COMMANDS knows it (`queue list` for a queue action, `queue`
+ * for an unknown or missing one); undefined before a command or for an unknown one.
+ */
+function commandName(argv: string[]): string | undefined {
+  let positionals: string[];
+  try {
+    ({ positionals } = parseArgs({
+      args: argv,
+      options: ANY_OPTION,
+      allowPositionals: true,
+      strict: false,
+    }));
+  } catch {
+    return undefined;
+  }
+  const [command, action] = positionals;
+  if (!command || !(command in COMMANDS)) return undefined;
+  if (command === 'queue' && action && `queue ${action}` in COMMANDS) {
+    return `queue ${action}`;
+  }
+  return command;
+}
+
+/**
  * The configuration `serve` would run on, with the files it names (TLS) read once to check
  * them, and dry-run only on loopback.
  */
@@ -145,8 +174,9 @@ function loadChecked(file: string | undefined): LoadedConfig {
   return loaded;
 }
 
-function usageError(message: string): number {
-  process.stderr.write(`mailbridge: ${message}\n\n${USAGE}`);
+/** A usage error: its message and the command's usage line; exit status 2. */
+function usageError(message: string, name: string | undefined): number {
+  process.stderr.write(`mailbridge: ${message}\n${usageLine(name)}\n`);
   return 2;
 }
 
