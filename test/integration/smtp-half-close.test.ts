@@ -2,8 +2,18 @@
 // half-close, as Exim does) still gets every reply it is owed: the message's, then 221.
 import { expect } from 'chai';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, openSession } from '../helpers/smtp-client.js';
+
+// the tests' self-signed certificate for localhost and 127.0.0.1 (fixtures/tls/README.md)
+const FIXTURES = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
+const KEY = join(FIXTURES, 'localhost.key');
+const CERT = join(FIXTURES, 'localhost.crt');
 
 const ROUTES = [
   { match: 'support@example.com', mailbox_id: 'mb-support' },
@@ -20,7 +30,7 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
 
   function start(
     mode: 'queue' | 'sync' | 'hybrid',
-    smtp: { lmtp?: boolean } = {},
+    smtp: Record<string, unknown> = {},
   ) {
     return t.start({
       api: apiAt(t.api.url),
@@ -30,15 +40,43 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
     });
   }
 
+  /** A session over implicit TLS, past its greeting: its socket and what it has read. */
+  async function openTlsSession(): Promise<{
+    socket: Socket;
+    text: () => string;
+  }> {
+    const socket = tlsConnect({
+      port: t.bridge.smtpPort,
+      host: '127.0.0.1',
+      ca: [readFileSync(CERT)],
+      servername: 'localhost',
+    });
+    socket.setEncoding('utf8');
+    let text = '';
+    socket.on('data', (chunk: string) => (text += chunk));
+    while (!/^220 /m.test(text)) await once(socket, 'data');
+    return { socket, text: () => text };
+  }
+
   /**
    * After the greeting: the whole transaction, the message and `tail` (QUIT, or nothing) in one
    * write, then the client's FIN. Resolves with every reply line once the server has closed.
    */
   async function halfClose(
-    options: { lmtp?: boolean; rcpts?: string[]; tail?: string } = {},
+    options: {
+      lmtp?: boolean;
+      tls?: boolean;
+      rcpts?: string[];
+      tail?: string;
+    } = {},
   ): Promise<string[]> {
     const rcpts = options.rcpts ?? ['support@example.com'];
-    const session = await openSession(t.bridge.smtpPort);
+    const session = options.tls
+      ? await openTlsSession()
+      : await openSession(t.bridge.smtpPort).then(s => ({
+          socket: s.socket,
+          text: () => s.replies(),
+        }));
     const { socket } = session;
     const closed = once(socket, 'close');
     socket.end(
@@ -56,7 +94,7 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
         (options.tail ?? 'QUIT\r\n'),
     );
     await closed;
-    return replyLines(session.replies());
+    return replyLines(session.text());
   }
 
   /** The replies after the 354: what the message was answered, and the rest. */
@@ -123,6 +161,16 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
       'mb-billing',
       'mb-support',
     ]);
+  });
+
+  it('over implicit TLS: "250 ... queued as", then 221; posted once', async () => {
+    await start('queue', { tls: { key: KEY, cert: CERT, implicit: true } });
+    const lines = afterData(await halfClose({ tls: true }));
+    expect(lines).to.have.length(2);
+    expect(lines[0]).to.match(/^250 2\.6\.0 .*queued as /);
+    expect(lines[1]).to.match(/^221 /);
+    await t.bridge.waitForLog(l => l.message === 'message delivered');
+    expect(t.api.requests).to.have.length(1);
   });
 
   it('no QUIT: the message is answered, then the server closes', async () => {
