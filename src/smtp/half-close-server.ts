@@ -2,7 +2,7 @@
 // (Exim pipelines QUIT and then half-closes) still gets every reply it is owed.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer } from 'smtp-server';
 import {
   SMTPConnection,
   type SMTPConnectionOptions,
@@ -50,20 +50,19 @@ class HalfCloseConnection extends SMTPConnection {
 }
 
 /**
- * smtp-server's SMTPServer with `allowHalfOpen` on its listener and {@link HalfCloseConnection}
- * for each connection (RFC 5321 4.1.1.10: the server closes after it has sent its replies).
+ * smtp-server's SMTPServer whose sessions allow half-open sockets and use
+ * {@link HalfCloseConnection} (RFC 5321 4.1.1.10: the server closes once it has sent its
+ * replies). Not the listener's `allowHalfOpen`: before a session starts (a PROXY header, an
+ * implicit TLS handshake) nothing is owed, and a peer that leaves then must be closed at once.
  */
 export class HalfCloseSmtpServer extends SMTPServer {
-  constructor(options: SMTPServerOptions) {
-    // passed on to net.createServer; a TLS socket wrapped around one inherits it
-    super({ ...options, allowHalfOpen: true });
-  }
-
-  /** smtp-server's connect(), with our connection class. */
+  /** smtp-server's connect(), with half-open allowed and our connection class. */
   override connect(
     socket: Socket | TLSSocket,
     socketOptions?: SMTPConnectionOptions | null,
   ): void {
+    // read by Node when the FIN arrives (duplex.allowHalfOpen); a STARTTLS socket inherits it
+    socket.allowHalfOpen = true;
     const connection = new HalfCloseConnection(this, socket, socketOptions);
     this.connections.add(connection);
     connection.on('error', err => this._onError(err));

@@ -30,7 +30,10 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
 
   function start(
     mode: 'queue' | 'sync' | 'hybrid',
-    smtp: Record<string, unknown> = {},
+    smtp: {
+      lmtp?: boolean;
+      tls?: { key: string; cert: string; implicit: boolean };
+    } = {},
   ) {
     return t.start({
       api: apiAt(t.api.url),
@@ -40,21 +43,37 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
     });
   }
 
-  /** A session over implicit TLS, past its greeting: its socket and what it has read. */
-  async function openTlsSession(): Promise<{
+  /**
+   * A session over TLS, implicit or after STARTTLS on a plain session, past the greeting (or
+   * the 220 of STARTTLS): its socket and what it has read over TLS.
+   */
+  async function openTlsSession(tls: 'implicit' | 'starttls'): Promise<{
     socket: Socket;
     text: () => string;
   }> {
-    const socket = tlsConnect({
-      port: t.bridge.smtpPort,
-      host: '127.0.0.1',
-      ca: [readFileSync(CERT)],
-      servername: 'localhost',
-    });
+    const options = { ca: [readFileSync(CERT)], servername: 'localhost' };
+    let socket;
+    if (tls === 'starttls') {
+      const plain = await openSession(t.bridge.smtpPort);
+      plain.socket.write('EHLO client.example.net\r\nSTARTTLS\r\n');
+      await plain.waitFor(/^220 2\.0\.0 /m);
+      plain.socket.removeAllListeners('data');
+      socket = tlsConnect({ socket: plain.socket, ...options });
+      await once(socket, 'secureConnect');
+    } else {
+      socket = tlsConnect({
+        port: t.bridge.smtpPort,
+        host: '127.0.0.1',
+        ...options,
+      });
+    }
     socket.setEncoding('utf8');
     let text = '';
     socket.on('data', (chunk: string) => (text += chunk));
-    while (!/^220 /m.test(text)) await once(socket, 'data');
+    // no greeting over TLS after STARTTLS
+    while (tls === 'implicit' && !/^220 /m.test(text)) {
+      await once(socket, 'data');
+    }
     return { socket, text: () => text };
   }
 
@@ -65,14 +84,14 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
   async function halfClose(
     options: {
       lmtp?: boolean;
-      tls?: boolean;
+      tls?: 'implicit' | 'starttls';
       rcpts?: string[];
       tail?: string;
     } = {},
   ): Promise<string[]> {
     const rcpts = options.rcpts ?? ['support@example.com'];
     const session = options.tls
-      ? await openTlsSession()
+      ? await openTlsSession(options.tls)
       : await openSession(t.bridge.smtpPort).then(s => ({
           socket: s.socket,
           text: () => s.replies(),
@@ -165,7 +184,17 @@ describe('a client that half-closes after the dot (smtp-server with allowHalfOpe
 
   it('over implicit TLS: "250 ... queued as", then 221; posted once', async () => {
     await start('queue', { tls: { key: KEY, cert: CERT, implicit: true } });
-    const lines = afterData(await halfClose({ tls: true }));
+    const lines = afterData(await halfClose({ tls: 'implicit' }));
+    expect(lines).to.have.length(2);
+    expect(lines[0]).to.match(/^250 2\.6\.0 .*queued as /);
+    expect(lines[1]).to.match(/^221 /);
+    await t.bridge.waitForLog(l => l.message === 'message delivered');
+    expect(t.api.requests).to.have.length(1);
+  });
+
+  it('after STARTTLS: "250 ... queued as", then 221; posted once', async () => {
+    await start('queue', { tls: { key: KEY, cert: CERT, implicit: false } });
+    const lines = afterData(await halfClose({ tls: 'starttls' }));
     expect(lines).to.have.length(2);
     expect(lines[0]).to.match(/^250 2\.6\.0 .*queued as /);
     expect(lines[1]).to.match(/^221 /);
