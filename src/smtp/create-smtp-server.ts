@@ -1,6 +1,6 @@
 // The SMTP listener: smtp-server's options, and one handler per stage wired from the on-*.ts files.
 import { hostname } from 'node:os';
-import { SMTPServer } from 'smtp-server';
+import type { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/schema.js';
 import { errorFields } from '../observability/logger.js';
 import {
@@ -11,6 +11,7 @@ import { ClientLimiter, type ClientLimits } from './client-access.js';
 import { authHandlers } from './on-auth.js';
 import { connectHandlers } from './on-connect.js';
 import { dataHandler } from './on-data.js';
+import { HalfCloseSmtpServer } from './half-close-server.js';
 import { mailFromHandler } from './on-mail-from.js';
 import { rcptToHandler } from './on-rcpt-to.js';
 import { RcptCommands } from './rcpt-commands.js';
@@ -64,7 +65,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     deps,
     () => server.connections,
   );
-  const server: SMTPServer = new SMTPServer({
+  // a client that half-closes after QUIT still gets its replies (half-close-server.ts)
+  const server: SMTPServer = new HalfCloseSmtpServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
     size: config.smtp.maxMessageSize,

@@ -1,0 +1,72 @@
+// smtp-server with TCP half-close honoured: a client that ends its side after the dot or QUIT
+// (Exim pipelines QUIT and then half-closes) still gets every reply it is owed.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { SMTPServer } from 'smtp-server';
+import {
+  SMTPConnection,
+  type SMTPConnectionOptions,
+} from 'smtp-server/lib/smtp-connection.js';
+
+/**
+ * A connection that answers after the client's FIN and closes once it has answered it all.
+ *
+ * smtp-server alone loses those replies twice over: without `allowHalfOpen` Node ends our side
+ * as soon as the client's FIN is read, before the onData callback answers the message; and
+ * its `send()` writes only while the socket says `readyState === 'open'`, which a socket that
+ * has read the FIN reports as `'writeOnly'` even though it can still write.
+ */
+class HalfCloseConnection extends SMTPConnection {
+  override send(
+    code: number,
+    data?: string | string[] | null,
+    context?: string | false,
+  ): void {
+    const socket: Socket | TLSSocket = this._socket;
+    if (socket.readyState !== 'writeOnly') {
+      return super.send(code, data, context);
+    }
+    // NOTE: the client has sent its FIN and our side is still open: smtp-server's check is
+    // meant to skip a closed socket, so it is told 'open' for this one write
+    Object.defineProperty(socket, 'readyState', {
+      value: 'open',
+      configurable: true,
+    });
+    try {
+      super.send(code, data, context);
+    } finally {
+      delete (socket as { readyState?: string }).readyState;
+    }
+  }
+
+  override _createParser(): ReturnType<SMTPConnection['_createParser']> {
+    const parser = super._createParser();
+    // the socket's pipe ends the parser when the client's FIN is read, and the parser finishes
+    // only once every command before it is answered (after DATA, once onData has called back):
+    // nothing more can come, so the connection closes as after QUIT. close() twice is harmless
+    parser.once('finish', () => this.close());
+    return parser;
+  }
+}
+
+/**
+ * smtp-server's SMTPServer whose sessions allow half-open sockets and use
+ * {@link HalfCloseConnection} (RFC 5321 4.1.1.10: the server closes once it has sent its
+ * replies). Not the listener's `allowHalfOpen`: before a session starts (a PROXY header, an
+ * implicit TLS handshake) nothing is owed, and a peer that leaves then must be closed at once.
+ */
+export class HalfCloseSmtpServer extends SMTPServer {
+  /** smtp-server's connect(), with half-open allowed and our connection class. */
+  override connect(
+    socket: Socket | TLSSocket,
+    socketOptions?: SMTPConnectionOptions | null,
+  ): void {
+    // read by Node when the FIN arrives (duplex.allowHalfOpen); a STARTTLS socket inherits it
+    socket.allowHalfOpen = true;
+    const connection = new HalfCloseConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', err => this._onError(err));
+    connection.on('connect', data => this._onClientConnect(data));
+    connection.init();
+  }
+}
