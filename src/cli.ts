@@ -3,6 +3,7 @@
 import { packageVersion } from './config/package-version.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
+  configProblems,
   loadConfig,
   loadConfigAndEnvironment,
   type LoadedConfig,
@@ -122,9 +123,10 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(
-        `mailbridge: invalid configuration: ${err.message}\n`,
-      );
+      // every problem at once, one line each, so that one edit fixes them all
+      for (const problem of configProblems(err)) {
+        process.stderr.write(`mailbridge: invalid configuration: ${problem}\n`);
+      }
       return 2;
     }
     process.stderr.write(
