@@ -79,7 +79,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         if (rest.length) return usageError('serve takes no arguments');
         // A served daemon may leave keep-alive handles behind: exit once it has closed.
-        process.exit(await runServe(loadChecked(file)));
+        process.exit(
+          await runServe(loadChecked(file), () => loadChecked(file).config),
+        );
         break;
       case 'check-config':
         if (rest.length) return usageError('check-config takes no arguments');

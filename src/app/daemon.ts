@@ -7,6 +7,8 @@ import { assertDryRunOnLoopback, isDryRun } from '../config/dry-run.js';
 import { maskUrl } from '../config/mask-secrets.js';
 import type { Environment } from '../config/environment.js';
 import type { Config } from '../config/schema.js';
+import { LiveConfig } from '../config/live-config.js';
+import { reloadConfig, type ReloadResult } from './reload.js';
 import { ApiClient } from '../api/api-client.js';
 import { QueueRunner } from '../queue/queue-runner.js';
 import { DryRunSink } from '../api/dry-run-sink.js';
@@ -41,6 +43,12 @@ export interface Daemon {
    * used: the certificate in use then stays, and the reason is logged.
    */
   reloadTls(): boolean;
+  /**
+   * SIGHUP: loads the configuration with `load` and puts in force what a running daemon can
+   * take (routes, limits, AUTH, log level; config/config-changes.ts), without dropping a
+   * session; then reads the TLS files again. An invalid configuration changes nothing.
+   */
+  reload(load: () => Config): ReloadResult;
   /** Stops accepting, lets open sessions finish within smtp.closeTimeoutMs; safe to call twice. */
   close(): Promise<void>;
 }
@@ -73,10 +81,13 @@ const DEDUPE_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 /** Starts every part of the daemon on the given configuration. */
 export async function startDaemon(
-  config: Config,
+  initial: Config,
   log: Logger,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
+  // every part reads the configuration through this view: a reload replaces what it shows
+  const live = new LiveConfig(initial);
+  const config = live.view;
   // before anything is opened: serve checked it already, an embedding caller may not have
   assertDryRunOnLoopback(config, options.environment?.nodeEnv);
   const spool = await new Spool(
@@ -289,6 +300,7 @@ export async function startDaemon(
     spool,
     runner,
     reloadTls,
+    reload: load => reloadConfig({ live, log, smtp, reloadTls }, load),
     close,
   };
 }
