@@ -84,7 +84,11 @@ describe('config', () => {
       ['api.token', null],
       ['smtp.host', '127.0.0.1'],
       ['smtp.port', 2525],
-      ['smtp.maxMessageSize', 26214400],
+      // a 25 MB attachment (Gmail's most) is about 34 MB once base64-encoded
+      ['smtp.maxMessageSize', 41943040],
+      // the drain stays below docker stop's 10 s
+      ['smtp.closeTimeoutMs', 5000],
+      ['delivery.shutdownTimeoutMs', 2000],
       // the deadlines a slow sender never meets: a line a minute, DATA 10 min + 500 B/s
       ['smtp.commandTimeoutMs', 60000],
       ['smtp.dataTimeoutMs', 600000],
