@@ -178,6 +178,42 @@ describe('configuration reload (SIGHUP)', function () {
     expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });
   });
 
+  it('in a cluster, the primary passes it on and every worker takes the new routes', async function () {
+    // three processes start through tsx on a loaded machine
+    this.timeout(90_000);
+    writeConfig({ cluster: { workers: 2 } });
+    const port = await serve();
+    await waitForLogCount(daemon!, 'worker started', 2, 15_000);
+    writeConfig({
+      cluster: { workers: 2 },
+      routes: [
+        { match: 'a@example.com', mailbox_id: 'mb-a' },
+        { match: 'b@example.com', mailbox_id: 'mb-b' },
+      ],
+    });
+    // the primary, then each worker, with its pid
+    await reload('configuration reloaded', 3);
+    const reloaded = daemon!.logs.filter(
+      l => l.message === 'configuration reloaded',
+    );
+    const workers = daemon!.logs.filter(l => l.message === 'worker started');
+    expect(new Set(reloaded.map(l => l.pid))).to.include.all.members(
+      workers.map(l => l.pid),
+    );
+    expect(reloaded.map(l => l.changed)).to.deep.equal([
+      ['routes'],
+      ['routes'],
+      ['routes'],
+    ]);
+    // the primary hands connections to its workers in turn (round-robin): both are asked
+    for (let i = 0; i < 4; i++) {
+      const sent = await sendRaw({ port, to: ['b@example.com'], raw: MESSAGE });
+      expect(sent.code, sent.response).to.equal(250);
+    }
+    daemon!.child.kill('SIGTERM');
+    expect(await daemon!.exited).to.deep.equal({ code: 0, signal: null });
+  });
+
   it('names changed secrets by key only', async () => {
     writeConfig({});
     await serve();
