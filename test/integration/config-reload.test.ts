@@ -239,7 +239,20 @@ describe('configuration reload (SIGHUP)', function () {
 describe('Daemon.reload in process', () => {
   const t = useBridge();
 
-  it('changes maxMessageSize and AUTH-free limits for the next transaction', async () => {
+  /** The bridge's configuration with `change` over it, as a reload would load it. */
+  type Tree = { smtp: Record<string, unknown>; log: Record<string, unknown> };
+  function loadWith(change: (config: Tree) => void) {
+    return () => {
+      const tree = structuredClone(t.bridge.config) as unknown as Tree;
+      change(tree);
+      return loadConfig({
+        env: { NODE_ENV: 'test' },
+        overrides: tree as never,
+      });
+    };
+  }
+
+  it('changes maxMessageSize for the next transaction', async () => {
     await t.start({
       api: apiAt(t.api.url),
       smtp: { maxMessageSize: 100_000 },
@@ -255,14 +268,8 @@ describe('Daemon.reload in process', () => {
       raw: big,
     });
     expect(refused.code).to.equal(552);
-    const result = t.bridge.daemon.reload(() =>
-      loadConfig({
-        env: { NODE_ENV: 'test' },
-        overrides: {
-          ...t.bridge.config,
-          smtp: { ...t.bridge.config.smtp, maxMessageSize: 1_000_000 },
-        } as never,
-      }),
+    const result = t.bridge.daemon.reload(
+      loadWith(c => (c.smtp.maxMessageSize = 1_000_000)),
     );
     expect(result).to.deep.equal({
       reloaded: true,
@@ -275,5 +282,19 @@ describe('Daemon.reload in process', () => {
       raw: big,
     });
     expect(taken.code).to.equal(250);
+  });
+
+  it('puts a new log level in force', async () => {
+    await t.start({ api: apiAt(t.api.url), log: { level: 'debug' } });
+    const reloaded = (l: Record<string, unknown>) =>
+      l.message === 'configuration reloaded';
+    // at warn, the reload's own info line is not written...
+    t.bridge.daemon.reload(loadWith(c => (c.log.level = 'warn')));
+    // ...and back at debug it is: the lines come in order, so by then the first would be here
+    t.bridge.daemon.reload(loadWith(c => (c.log.level = 'debug')));
+    await t.bridge.waitForLog(reloaded);
+    expect(t.bridge.logs.filter(reloaded).map(l => l.changed)).to.deep.equal([
+      ['log.level'],
+    ]);
   });
 });
