@@ -297,4 +297,47 @@ describe('Daemon.reload in process', () => {
       ['log.level'],
     ]);
   });
+
+  it('a recipient whose route a reload took away since RCPT: 451 for the message, never 250 and nowhere', async () => {
+    await t.start({
+      api: apiAt(t.api.url),
+      routes: [
+        { match: 'a@example.com', mailbox_id: 'mb-a' },
+        { match: 'b@example.com', mailbox_id: 'mb-b' },
+      ],
+    });
+    const port = t.bridge.smtpPort;
+    const session = await openSession(port);
+    await command(session, 'EHLO client.example.net');
+    await command(session, 'MAIL FROM:<jane@example.net>');
+    expect(await command(session, 'RCPT TO:<a@example.com>')).to.match(/^250 /);
+    expect(await command(session, 'RCPT TO:<b@example.com>')).to.match(/^250 /);
+    const result = t.bridge.daemon.reload(() =>
+      loadConfig({
+        env: { NODE_ENV: 'test' },
+        overrides: {
+          ...(structuredClone(t.bridge.config) as unknown as object),
+          routes: [{ match: 'a@example.com', mailbox_id: 'mb-a' }],
+        } as never,
+      }),
+    );
+    expect(result.applied).to.deep.equal(['routes']);
+    expect(await command(session, 'DATA')).to.match(/^354 /);
+    expect(await command(session, `${MESSAGE}\r\n.`)).to.match(/^451 4\.3\.0 /);
+    const line = await t.bridge.waitForLog(l => l.code === 451);
+    expect(line.message).to.equal(
+      'message deferred: The route table changed during this transaction; try again',
+    );
+    // the client's next try: b@ is refused where it should be, a@ goes through
+    expect(await command(session, 'MAIL FROM:<jane@example.net>')).to.match(
+      /^250 /,
+    );
+    expect(await command(session, 'RCPT TO:<a@example.com>')).to.match(/^250 /);
+    expect(await command(session, 'RCPT TO:<b@example.com>')).to.match(/^550 /);
+    expect(await command(session, 'DATA')).to.match(/^354 /);
+    expect(await command(session, `${MESSAGE}\r\n.`)).to.match(/^250 /);
+    await command(session, 'QUIT');
+    const posted = await t.api.waitForRequests(1);
+    expect(posted.map(r => r.body.mailbox_id)).to.deep.equal(['mb-a']);
+  });
 });
