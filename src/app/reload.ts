@@ -20,10 +20,13 @@ export interface ReloadTarget {
   reloadTls?: () => boolean;
 }
 
-/** How a reload went: false when the new configuration was refused. */
+/** How a reload went. */
 export interface ReloadResult {
+  /** false when the new configuration was refused (the running one stays) */
   reloaded: boolean;
+  /** changed keys now in force */
   applied: string[];
+  /** changed keys that keep their running value until a restart */
   needsRestart: string[];
 }
 
