@@ -109,7 +109,7 @@ export async function runPrimary(
   // every worker its configuration and TLS files; one still starting is told once it is ready
   // (before, the signal could end it, and a worker that dies starting stops the cluster)
   onReload(() => {
-    reloadConfig({ live, log }, load);
+    reloadConfig({ live, log, warnRoutes: true }, load);
     for (const worker of Object.values(cluster.workers ?? {})) {
       if (!worker) continue;
       const state = workers.get(worker.id);

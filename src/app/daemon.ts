@@ -24,7 +24,7 @@ import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
-import { resolveRoute } from '../routing/resolve-route.js';
+import { warnIfNoPostmaster } from './route-warnings.js';
 import { createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
 
@@ -300,7 +300,12 @@ export async function startDaemon(
     spool,
     runner,
     reloadTls,
-    reload: load => reloadConfig({ live, log, smtp, reloadTls }, load),
+    // a cluster worker leaves the route warning to its primary, as at start
+    reload: load =>
+      reloadConfig(
+        { live, log, smtp, reloadTls, warnRoutes: options.recover !== false },
+        load,
+      ),
     close,
   };
 }
@@ -322,12 +327,7 @@ export function logStartWarnings(
   if (dryRun) {
     log.warn(DRY_RUN_START, { dryRunDir: join(spoolDir, 'dry-run') });
   }
-  if (!resolveRoute('postmaster', config.routes)) {
-    log.warn(
-      'no route takes postmaster mail: RCPT TO:<postmaster> is refused; RFC 5321 requires it, ' +
-        'so give one route postmaster: true',
-    );
-  }
+  warnIfNoPostmaster(config.routes, log);
 }
 
 /** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */

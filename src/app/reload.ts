@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors/bridge-error.js';
 import type { Logger } from '../observability/logger.js';
 import { updateSmtpServer } from '../smtp/create-smtp-server.js';
+import { warnIfNoPostmaster } from './route-warnings.js';
 
 /** What a reload acts on in one process. */
 export interface ReloadTarget {
@@ -18,6 +19,8 @@ export interface ReloadTarget {
   smtp?: SMTPServer;
   /** reads the TLS files of the configuration in force (renewed certificates) */
   reloadTls?: () => boolean;
+  /** warn of a new route table's gaps (one process of a cluster says it for all) */
+  warnRoutes?: boolean;
 }
 
 /** How a reload went. */
@@ -74,6 +77,9 @@ export function reloadConfig(
     changed: plan.applied,
     pid: process.pid,
   });
+  if (target.warnRoutes && plan.applied.includes('routes')) {
+    warnIfNoPostmaster(next.routes, log);
+  }
   target.reloadTls?.();
   return {
     reloaded: true,

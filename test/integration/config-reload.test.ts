@@ -322,6 +322,12 @@ describe('Daemon.reload in process', () => {
       }),
     );
     expect(result.applied).to.deep.equal(['routes']);
+    // the new table, like the first, has no postmaster route: said again
+    const postmaster = (l: Record<string, unknown>) =>
+      String(l.message).startsWith('no route takes postmaster mail');
+    await t.bridge.waitForLog(
+      l => postmaster(l) && t.bridge.logs.filter(postmaster).length === 2,
+    );
     expect(await command(session, 'DATA')).to.match(/^354 /);
     expect(await command(session, `${MESSAGE}\r\n.`)).to.match(/^451 4\.3\.0 /);
     const line = await t.bridge.waitForLog(l => l.code === 451);
