@@ -4,6 +4,7 @@
 import { packageVersion } from './config/package-version.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
+  configProblems,
   loadConfig,
   loadConfigAndEnvironment,
   type LoadedConfig,
@@ -69,7 +70,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         if (rest.length) return usageError('serve takes no arguments', name);
         // A served daemon may leave keep-alive handles behind: exit once it has closed.
-        process.exit(await runServe(loadChecked(file)));
+        process.exit(
+          await runServe(loadChecked(file), () => loadChecked(file).config),
+        );
         break;
       case 'check-config':
         if (rest.length) {
@@ -127,9 +130,10 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(
-        `mailbridge: invalid configuration: ${err.message}\n`,
-      );
+      // every problem at once, one line each, so that one edit fixes them all
+      for (const problem of configProblems(err)) {
+        process.stderr.write(`mailbridge: invalid configuration: ${problem}\n`);
+      }
       return 2;
     }
     process.stderr.write(

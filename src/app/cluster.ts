@@ -24,6 +24,8 @@ import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { onReload } from './signals.js';
 import { notifyReady } from './notify-ready.js';
+import { reloadConfig } from './reload.js';
+import { LiveConfig } from '../config/live-config.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =
@@ -50,6 +52,7 @@ export async function runPrimary(
   log: Logger,
   signalled: Promise<NodeJS.Signals>,
   environment: Environment,
+  load: () => Config = () => config,
 ): Promise<number> {
   const spool = await new Spool(resolve(config.spool.dir)).init();
   const unlock = await lockSpool(spool.dir);
@@ -64,8 +67,10 @@ export async function runPrimary(
   let allReady: () => void = () => undefined;
   const ready = new Promise<void>(done => (allReady = done));
 
-  // the per-client limits hold for the whole daemon: the workers' sessions are counted here
-  const limiter = new PrimaryLimiter(clientLimits(config));
+  // the per-client limits hold for the whole daemon: the workers' sessions are counted here,
+  // under the limits of the last reload
+  const live = new LiveConfig(config);
+  const limiter = new PrimaryLimiter(clientLimits(live.view));
   // each worker has a slot, and its claims their own folder; a replacement takes over the slot
   const slots = new Map<number, number>();
   const fork = (slot: number): void => {
@@ -101,9 +106,11 @@ export async function runPrimary(
       }
     });
   };
-  // SIGHUP: every worker reads its TLS certificate again; one still starting is told once it
-  // is ready (before, the signal could end it, and a worker that dies starting stops the cluster)
+  // SIGHUP: the primary reloads its own part (the shared per-client limits, its log level), and
+  // every worker its configuration and TLS files; one still starting is told once it is ready
+  // (before, the signal could end it, and a worker that dies starting stops the cluster)
   onReload(() => {
+    reloadConfig({ live, log, warnRoutes: true }, load);
     for (const worker of Object.values(cluster.workers ?? {})) {
       if (!worker) continue;
       const state = workers.get(worker.id);
@@ -237,6 +244,7 @@ export async function runWorker(
   log: Logger,
   signalled: Promise<NodeJS.Signals>,
   environment: Environment,
+  load: () => Config = () => config,
 ): Promise<number> {
   const send = (message: WorkerMessage) => process.send?.(message);
   const slot = Number(
@@ -258,7 +266,7 @@ export async function runWorker(
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([daemon.metrics.registry]);
   send({ type: 'ready', smtpPort: daemon.smtpPort });
-  onReload(() => daemon.reloadTls());
+  onReload(() => daemon.reload(load));
   const told = new Promise<string>(done => {
     process.on('message', (message: { type?: string }) => {
       if (message?.type === 'shutdown') done('shutdown');

@@ -7,6 +7,8 @@ import { assertDryRunOnLoopback, isDryRun } from '../config/dry-run.js';
 import { maskUrl } from '../config/mask-secrets.js';
 import type { Environment } from '../config/environment.js';
 import type { Config } from '../config/schema.js';
+import { LiveConfig } from '../config/live-config.js';
+import { reloadConfig, type ReloadResult } from './reload.js';
 import { ApiClient } from '../api/api-client.js';
 import { QueueRunner } from '../queue/queue-runner.js';
 import { DryRunSink } from '../api/dry-run-sink.js';
@@ -22,7 +24,7 @@ import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import type { ClientCounter } from '../smtp/client-access.js';
-import { resolveRoute } from '../routing/resolve-route.js';
+import { warnIfNoPostmaster } from './route-warnings.js';
 import { createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
 import { notifyReady } from './notify-ready.js';
@@ -42,6 +44,12 @@ export interface Daemon {
    * used: the certificate in use then stays, and the reason is logged.
    */
   reloadTls(): boolean;
+  /**
+   * SIGHUP: loads the configuration with `load` and puts in force what a running daemon can
+   * take (routes, limits, AUTH, log level; config/config-changes.ts), without dropping a
+   * session; then reads the TLS files again. An invalid configuration changes nothing.
+   */
+  reload(load: () => Config): ReloadResult;
   /** Stops accepting, lets open sessions finish within smtp.closeTimeoutMs; safe to call twice. */
   close(): Promise<void>;
 }
@@ -74,10 +82,13 @@ const DEDUPE_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 /** Starts every part of the daemon on the given configuration. */
 export async function startDaemon(
-  config: Config,
+  initial: Config,
   log: Logger,
   options: DaemonOptions = {},
 ): Promise<Daemon> {
+  // every part reads the configuration through this view: a reload replaces what it shows
+  const live = new LiveConfig(initial);
+  const config = live.view;
   // before anything is opened: serve checked it already, an embedding caller may not have
   assertDryRunOnLoopback(config, options.environment?.nodeEnv);
   const spool = await new Spool(
@@ -292,6 +303,12 @@ export async function startDaemon(
     spool,
     runner,
     reloadTls,
+    // a cluster worker leaves the route warning to its primary, as at start
+    reload: load =>
+      reloadConfig(
+        { live, log, smtp, reloadTls, warnRoutes: options.recover !== false },
+        load,
+      ),
     close,
   };
 }
@@ -313,12 +330,7 @@ export function logStartWarnings(
   if (dryRun) {
     log.warn(DRY_RUN_START, { dryRunDir: join(spoolDir, 'dry-run') });
   }
-  if (!resolveRoute('postmaster', config.routes)) {
-    log.warn(
-      'no route takes postmaster mail: RCPT TO:<postmaster> is refused; RFC 5321 requires it, ' +
-        'so give one route postmaster: true',
-    );
-  }
+  warnIfNoPostmaster(config.routes, log);
 }
 
 /** Mends the spool after an unclean stop (see Spool.recover) and logs what it found. */

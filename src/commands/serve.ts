@@ -2,15 +2,19 @@
 import cluster from 'node:cluster';
 import { runPrimary, runWorker, workerCount } from '../app/cluster.js';
 import type { LoadedConfig } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
 import { startDaemon } from '../app/daemon.js';
 import { createLogger, errorFields } from '../observability/logger.js';
 import { listenForReload, onReload } from '../app/signals.js';
 
-/** Runs until a signal; resolves to the exit status. */
-export async function runServe({
-  config,
-  environment,
-}: LoadedConfig): Promise<number> {
+/**
+ * Runs until a signal; resolves to the exit status. `load` reads the configuration again on
+ * SIGHUP (the same layers, files and variables as at start).
+ */
+export async function runServe(
+  { config, environment }: LoadedConfig,
+  load: () => Config = () => config,
+): Promise<number> {
   const log = createLogger({
     level: config.log.level,
     format: config.log.format,
@@ -32,17 +36,18 @@ export async function runServe({
     process.once('SIGTERM', () => done('SIGTERM'));
     process.once('SIGINT', () => done('SIGINT'));
   });
-  // SIGHUP reloads the TLS certificate (below, and in cluster.ts); never Node's default, an exit
+  // SIGHUP reloads the configuration and the TLS files (below, and in cluster.ts); never Node's
+  // default, an exit
   listenForReload();
   try {
     if (workerCount(config) > 1) {
       return cluster.isPrimary
-        ? await runPrimary(config, log, signalled, environment)
-        : await runWorker(config, log, signalled, environment);
+        ? await runPrimary(config, log, signalled, environment, load)
+        : await runWorker(config, log, signalled, environment, load);
     }
     const daemon = await startDaemon(config, log, { environment });
-    // SIGHUP: a renewed TLS certificate, read again without a restart
-    onReload(() => daemon.reloadTls());
+    // SIGHUP: the configuration and a renewed TLS certificate, read again without a restart
+    onReload(() => daemon.reload(load));
     const signal = await signalled;
     log.info('signal received', { signal });
     await daemon.close();

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/bridge-error.js';
+import { envTree, readSecretFile, type EnvKey } from './env-variables.js';
 import { readEnvironment, type Environment } from './environment.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -16,8 +17,11 @@ export const PACKAGE_CONFIG_DIR = fileURLToPath(
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Tree = { [key: string]: Json };
 
-/** Environment variables of the contract, with the key each sets and its type. */
-const ENV_KEYS: ReadonlyArray<[string, string, 'string' | 'number']> = [
+/**
+ * Environment variables of the contract, with the key each sets and its type. Each may also be
+ * given as `<NAME>_FILE` (env-variables.ts): a secret mounted as a file.
+ */
+const ENV_KEYS: readonly EnvKey[] = [
   ['MAILBRIDGE_API_URL', 'api.url', 'string'],
   ['MAILBRIDGE_API_TOKEN', 'api.token', 'string'],
   ['MAILBRIDGE_SMTP_HOST', 'smtp.host', 'string'],
@@ -44,29 +48,55 @@ export interface LoadConfigOptions {
   overrides?: Tree;
 }
 
-/** Loads, merges and validates the configuration; throws ConfigError naming the bad key. */
+/**
+ * Loads, merges and validates the configuration. Throws one ConfigError that lists every problem
+ * found, one line each, naming its key (or file, or variable): the operator fixes them all at once.
+ */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
   const dir =
     options.configDir ?? env.MAILBRIDGE_CONFIG_DIR ?? PACKAGE_CONFIG_DIR;
   const nodeEnv = env.NODE_ENV;
   const file = options.file ?? (env.MAILBRIDGE_CONFIG || undefined);
+  const problems: string[] = [];
+  const layer = (path: string, required: boolean): Tree => {
+    try {
+      return readConfigFile(path, required);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return {};
+    }
+  };
 
-  let tree = readConfigFile(resolve(dir, 'default.yaml'), true);
+  let tree = layer(resolve(dir, 'default.yaml'), true);
   const layers = [
     nodeEnv ? resolve(dir, `${nodeEnv}.yaml`) : undefined,
     resolve(dir, 'local.yaml'),
   ];
-  for (const layer of layers) {
-    if (layer) tree = deepMerge(tree, readConfigFile(layer, false));
+  for (const path of layers) {
+    if (path) tree = deepMerge(tree, layer(path, false));
   }
-  if (file) tree = deepMerge(tree, readConfigFile(resolve(file), true));
-  tree = deepMerge(tree, fromEnv(env));
+  if (file) tree = deepMerge(tree, layer(resolve(file), true));
+  // a layer that could not be read leaves a tree the operator did not write: validating it
+  // would only add noise to the problems already found
+  if (problems.length) throw configError(problems);
+  // a variable that cannot be used is left out, and the rest is still checked
+  tree = deepMerge(tree, envTree(env, ENV_KEYS, problems) as Tree);
   if (options.overrides) tree = deepMerge(tree, options.overrides);
+  readPasswordFiles(tree, problems);
 
-  const config = validate(tree);
-  if (nodeEnv === 'production') assertProductionReady(config);
-  return config;
+  const result = configSchema.safeParse(tree);
+  if (!result.success) {
+    throw configError([
+      ...problems,
+      ...result.error.issues.flatMap(describeIssue),
+    ]);
+  }
+  if (nodeEnv === 'production') {
+    problems.push(...productionProblems(result.data));
+  }
+  if (problems.length) throw configError(problems);
+  return deepFreeze(result.data);
 }
 
 /** The configuration, and what the same environment says beyond its keys. */
@@ -86,31 +116,53 @@ export function loadConfigAndEnvironment(
   };
 }
 
-/** Validates a merged tree; the first problem becomes a one-line ConfigError. */
+/** Validates a merged tree; every problem becomes a line of one ConfigError. */
 export function validate(tree: unknown): Config {
   const result = configSchema.safeParse(tree);
   if (result.success) return deepFreeze(result.data);
-  throw new ConfigError(describeIssue(result.error.issues[0]));
+  throw configError(result.error.issues.flatMap(describeIssue));
 }
 
-function describeIssue(issue: z.core.$ZodIssue | undefined): string {
-  if (!issue) return 'configuration: invalid';
+/**
+ * One ConfigError whose message holds a line per wrong key: the first problem found for a key
+ * (an unreadable MAILBRIDGE_API_TOKEN_FILE, not also "api.token: required" after it).
+ */
+function configError(problems: string[]): ConfigError {
+  const byKey = new Map<string, string>();
+  for (const problem of problems) {
+    const key = problem.slice(0, problem.indexOf(': '));
+    if (!byKey.has(key)) byKey.set(key, problem);
+  }
+  return new ConfigError(
+    [...byKey.values()].join('\n') || 'configuration: invalid',
+  );
+}
+
+/** The problems a ConfigError lists, one per line (the CLI prefixes each). */
+export function configProblems(err: ConfigError): string[] {
+  return err.message.split('\n');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string[] {
   const path = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const key = [path, issue.keys[0]].filter(Boolean).join('.');
-    return `${key}: unknown key`;
+    return issue.keys.map(
+      key => `${[path, key].filter(Boolean).join('.')}: unknown key`,
+    );
   }
-  return `${path || 'configuration'}: ${issue.message}`;
+  return [`${path || 'configuration'}: ${issue.message}`];
 }
 
-function assertProductionReady(config: Config): void {
+/** What production refuses: no token, no routes, a "*" route without catchAll. */
+function productionProblems(config: Config): string[] {
+  const problems: string[] = [];
   if (!config.api.token) {
-    throw new ConfigError(
-      'api.token: required when NODE_ENV=production (set MAILBRIDGE_API_TOKEN)',
+    problems.push(
+      'api.token: required when NODE_ENV=production (set MAILBRIDGE_API_TOKEN or MAILBRIDGE_API_TOKEN_FILE)',
     );
   }
   if (config.routes.length === 0) {
-    throw new ConfigError(
+    problems.push(
       'routes: at least one route is required when NODE_ENV=production',
     );
   }
@@ -119,11 +171,43 @@ function assertProductionReady(config: Config): void {
     route => route.match === '*' && !route.catchAll,
   );
   if (star >= 0) {
-    throw new ConfigError(
+    problems.push(
       `routes.${star}.catchAll: must be true for a "*" route when NODE_ENV=production ` +
         '(it takes mail for any domain)',
     );
   }
+  return problems;
+}
+
+/**
+ * `passwordFile` beside an AUTH account's `password`: the password read from that file (a
+ * mounted secret, as `<NAME>_FILE` for the variables), then the key is gone before validation.
+ */
+function readPasswordFiles(tree: Tree, problems: string[]): void {
+  const smtp = tree.smtp;
+  const auth = isTree(smtp) ? smtp.auth : undefined;
+  const users = isTree(auth) ? auth.users : undefined;
+  if (!isTree(smtp) || !isTree(auth) || !Array.isArray(users)) return;
+  const read = users.map((user, index): Json => {
+    if (!isTree(user) || user.passwordFile === undefined) return user;
+    // named as the password's problem (with the file's), which the key's one line then is
+    const key = `smtp.auth.users.${index}.password`;
+    const { passwordFile, ...rest } = user;
+    if (typeof passwordFile !== 'string' || passwordFile === '') {
+      problems.push(`${key}: passwordFile must name a file`);
+      return rest;
+    }
+    if (rest.password !== undefined && rest.password !== null) {
+      problems.push(`${key}: give password or passwordFile, not both`);
+      return rest;
+    }
+    const password = readSecretFile(passwordFile, problem =>
+      problems.push(`${key}: passwordFile ${passwordFile} ${problem}`),
+    );
+    return password === undefined ? rest : { ...rest, password };
+  });
+  // a copy: the layers' own objects (a caller's overrides) stay as they were
+  tree.smtp = { ...smtp, auth: { ...auth, users: read } };
 }
 
 function readConfigFile(path: string, required: boolean): Tree {
@@ -148,38 +232,6 @@ function readConfigFile(path: string, required: boolean): Tree {
     throw new ConfigError(`${path}: must hold a mapping of keys`);
   }
   return parsed;
-}
-
-function fromEnv(env: NodeJS.ProcessEnv): Tree {
-  const tree: Tree = {};
-  for (const [name, key, type] of ENV_KEYS) {
-    const raw = env[name];
-    if (raw === undefined || raw === '') continue;
-    let value: Json = raw;
-    if (type === 'number') {
-      value = Number(raw);
-      if (!/^\d+$/.test(raw.trim())) {
-        throw new ConfigError(
-          `${key}: ${name} must be a whole number, got "${raw}"`,
-        );
-      }
-    }
-    setPath(tree, key.split('.'), value);
-  }
-  return tree;
-}
-
-function setPath(tree: Tree, path: string[], value: Json): void {
-  const [head, ...rest] = path;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    tree[head] = value;
-    return;
-  }
-  const child = tree[head];
-  const next: Tree = isTree(child) ? child : {};
-  tree[head] = next;
-  setPath(next, rest, value);
 }
 
 /** Objects merge key by key; arrays and scalars are replaced by the later layer. */

@@ -1,7 +1,7 @@
 // The SMTP listener: smtp-server's options, and one handler per stage wired from the on-*.ts files.
 import { hostname } from 'node:os';
 import type { SMTPServer } from 'smtp-server';
-import type { Config } from '../config/schema.js';
+import type { Config, SmtpConfig } from '../config/schema.js';
 import { errorFields } from '../observability/logger.js';
 import {
   isClientError,
@@ -23,23 +23,67 @@ import type { SmtpDeps } from './smtp-deps.js';
 
 export type { SmtpDeps } from './smtp-deps.js';
 
-/** The per-client limits of the configuration. */
+/**
+ * The per-client limits of the configuration, read when used: given the live view of the
+ * configuration (config/live-config.ts), a SIGHUP's new limits hold from the next session.
+ */
 export function clientLimits(config: Pick<Config, 'smtp'>): ClientLimits {
   return {
-    maxConnections: config.smtp.maxConnectionsPerClient,
-    perMinute: config.smtp.connectionRatePerClient,
+    get maxConnections() {
+      return config.smtp.maxConnectionsPerClient;
+    },
+    get perMinute() {
+      return config.smtp.connectionRatePerClient;
+    },
   };
 }
 
-/** The deadlines of a session, a command line and a DATA (smtp.*TimeoutMs, smtp.dataMinRate). */
+/**
+ * The deadlines of a session, a command line and a DATA (smtp.*TimeoutMs, smtp.dataMinRate),
+ * read when used, like clientLimits.
+ */
 export function deadlineLimits(config: Pick<Config, 'smtp'>): DeadlineLimits {
   return {
-    commandMs: config.smtp.commandTimeoutMs,
-    dataMs: config.smtp.dataTimeoutMs,
-    dataMinRate: config.smtp.dataMinRate,
-    dataMaxBytes: config.smtp.maxMessageSize,
-    sessionMs: config.smtp.sessionTimeoutMs,
+    get commandMs() {
+      return config.smtp.commandTimeoutMs;
+    },
+    get dataMs() {
+      return config.smtp.dataTimeoutMs;
+    },
+    get dataMinRate() {
+      return config.smtp.dataMinRate;
+    },
+    get dataMaxBytes() {
+      return config.smtp.maxMessageSize;
+    },
+    get sessionMs() {
+      return config.smtp.sessionTimeoutMs;
+    },
   };
+}
+
+/** The options smtp-server reads anew for each session or command: a reload may change them. */
+function liveServerOptions(smtp: SmtpConfig) {
+  return {
+    size: smtp.maxMessageSize,
+    maxRecipients: smtp.maxRecipients,
+    maxClients: smtp.maxClients,
+    socketTimeout: smtp.socketTimeoutMs,
+    closeTimeout: smtp.closeTimeoutMs,
+    // refused before STARTTLS (538 5.7.0) unless allowInsecure; smtp-server still lists it
+    allowInsecureAuth: smtp.auth.allowInsecure,
+  };
+}
+
+/** Puts a reloaded configuration's limits and AUTH accounts into the running server. */
+export function updateSmtpServer(server: SMTPServer, smtp: SmtpConfig): void {
+  Object.assign(server.options, liveServerOptions(smtp));
+  // AUTH is offered only with accounts
+  const disabled = (server.options.disabledCommands ?? []).filter(
+    command => command !== 'AUTH',
+  );
+  server.options.disabledCommands =
+    smtp.auth.users.length > 0 ? disabled : [...disabled, 'AUTH'];
 }
 
 /** Builds the SMTP server; the caller listens and closes it. */
@@ -55,7 +99,9 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const ownReplies = new OwnReplies({
     log,
     metrics: deps.metrics,
-    maxSize: config.smtp.maxMessageSize,
+    get maxSize() {
+      return config.smtp.maxMessageSize;
+    },
     connections: () => server.connections,
   });
   const logins = authHandlers(deps, limiter);
@@ -69,15 +115,11 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const server: SMTPServer = new HalfCloseSmtpServer({
     name: config.smtp.hostname ?? hostname(),
     banner: 'mailbridge',
-    size: config.smtp.maxMessageSize,
+    ...liveServerOptions(config.smtp),
     // smtp-server then answers 552 5.3.4 itself once DATA went over the limit. Not with LMTP:
     // it would answer once per envelope entry, not once per accepted RCPT; our own 552 (5.2.2
     // there, smtp-server's code for 552) goes through the LMTP replies instead
     rejectOversized: !config.smtp.lmtp,
-    maxRecipients: config.smtp.maxRecipients,
-    maxClients: config.smtp.maxClients,
-    socketTimeout: config.smtp.socketTimeoutMs,
-    closeTimeout: config.smtp.closeTimeoutMs,
     // STARTTLS only with a certificate of the operator's: without one smtp-server would offer
     // it with its built-in test key, whose private half is public. AUTH only with accounts.
     ...(tls ?? {}),
@@ -86,8 +128,6 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       ...(auth.users.length > 0 ? [] : ['AUTH']),
     ],
     authMethods: AUTH_METHODS,
-    // refused before STARTTLS (538 5.7.0) unless allowInsecure; smtp-server still lists it
-    allowInsecureAuth: auth.allowInsecure,
     // smtp.auth.required is checked at MAIL FROM, for the reply text of our choice
     authOptional: true,
     onAuth: logins.onAuth,

@@ -20,13 +20,14 @@ export function authHandlers(
   forget(session: SMTPServerSession): void;
 } {
   const { log } = deps;
-  const auth = deps.config.smtp.auth;
   /** failed logins of each session still open, by session id */
   const loginFailures = new Map<string, number>();
   return {
     onAuth: (login, session, callback) => {
       const username = login.username ?? '';
-      if (checkCredentials(auth.users, username, login.password ?? '')) {
+      // the accounts in force now (a SIGHUP may have changed them)
+      const { users } = deps.config.smtp.auth;
+      if (checkCredentials(users, username, login.password ?? '')) {
         deps.metrics.authentications.inc({ result: 'success' });
         log.debug('client authenticated', { sessionId: session.id, username });
         return callback(null, { user: username });

@@ -20,7 +20,16 @@ export function connectHandlers(
   limiter: ClientCounter,
 ): Required<Pick<SMTPServerOptions, 'onConnect' | 'onClose'>> {
   const { config, log } = deps;
-  const allowed = allowedNetworks(config.smtp.allowedNetworks);
+  // built again only when a reload brings another list
+  let networks = config.smtp.allowedNetworks;
+  let isAllowed = allowedNetworks(networks);
+  const allowed = (address: string): boolean => {
+    if (config.smtp.allowedNetworks !== networks) {
+      networks = config.smtp.allowedNetworks;
+      isAllowed = allowedNetworks(networks);
+    }
+    return isAllowed(address);
+  };
   /** the sessions the limiter counted, with their client address: given back when they close */
   const counted = new Map<string, string>();
   /** sessions whose count the limiter has not answered yet, by id: true once they closed */

@@ -28,6 +28,7 @@ import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
 import { refusalFields } from './refusal-log.js';
 import { DataDeadlineError } from './session-deadlines.js';
 import { judgeAtData } from './judge-sender.js';
+import { resolveRoute } from '../routing/resolve-route.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** The answer to a message: the 250 text, one reply per recipient, or the refusal. */
@@ -68,6 +69,11 @@ function isClientGone(err: unknown, stream: SMTPServerDataStream): boolean {
   return stream.destroyed && (err as { code?: unknown }).code === 'ECONNECTION';
 }
 
+/** Whether a recipient accepted at RCPT has no route in the table in force now. */
+function hasUnroutedRecipient(envelope: Envelope, deps: SmtpDeps): boolean {
+  return envelope.rcptTo.some(rcpt => !resolveRoute(rcpt, deps.config.routes));
+}
+
 /** Receives one message to disk, then hands it to the delivery mode; logs one outcome line. */
 async function handleData(
   stream: SMTPServerDataStream,
@@ -99,6 +105,10 @@ async function handleData(
     },
   };
   try {
+    // a reload (SIGHUP) since RCPT may have taken a recipient's route away: its mail would
+    // be answered 250 and go nowhere, so the whole message is deferred (451) instead, and the
+    // client's next try hears 550 for that recipient at RCPT
+    let unrouted = hasUnroutedRecipient(envelope, deps);
     // queue and hybrid: the state at accept time is the file's first line
     const entry = deps.intake.newEntry(envelope);
     const received = await receive(stream, path, entry, mode);
@@ -116,6 +126,14 @@ async function handleData(
       outcome.refusal = 'structure';
       throw new MalformedMessageError(
         `Message structure refused: ${received.malformed.text}`,
+      );
+    }
+    // sync mode routes the message now, by the table in force now
+    unrouted ||= hasUnroutedRecipient(envelope, deps);
+    if (unrouted) {
+      throw new TemporaryError(
+        'The route table changed during this transaction; try again',
+        { responseCode: 451 },
       );
     }
     // a route that enforces sender authentication hears the verdict before the 250

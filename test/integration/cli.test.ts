@@ -188,6 +188,42 @@ describe('cli', () => {
   });
 
   describe('check-config', () => {
+    it('lists every wrong key at once, one line each, exit 2 (serve too)', async () => {
+      const file = await configFile(
+        'broken.yaml',
+        'smtp:\n  maxRecipients: 0\n  prot: 1\nroutes:\n  - match: not an address\n',
+      );
+      const env = {
+        MAILBRIDGE_HTTP_PORT: 'x',
+        MAILBRIDGE_API_TOKEN_FILE: '/nonexistent/mailbridge-token',
+      };
+      const expected = [
+        'mailbridge: invalid configuration: api.token: MAILBRIDGE_API_TOKEN_FILE (/nonexistent/mailbridge-token) does not exist',
+        'mailbridge: invalid configuration: http.port: MAILBRIDGE_HTTP_PORT must be a whole number, got "x"',
+        'mailbridge: invalid configuration: smtp.maxRecipients: Too small: expected number to be >0',
+        'mailbridge: invalid configuration: smtp.prot: unknown key',
+        'mailbridge: invalid configuration: routes.0.match: must be an address, "*@domain" or "*"',
+      ];
+      for (const command of ['check-config', 'serve']) {
+        const result = await runCli([command, '--config', file], env);
+        expect(result.code, command).to.equal(2);
+        expect(result.stderr.trimEnd().split('\n'), command).to.deep.equal(
+          expected,
+        );
+      }
+    });
+
+    it('reads the token from MAILBRIDGE_API_TOKEN_FILE and prints it masked', async () => {
+      const token = await configFile('token', 'from-a-file-xyz\n');
+      const result = await runCli(['check-config', '--config', routesFile], {
+        MAILBRIDGE_API_TOKEN_FILE: token,
+      });
+      expect(result.code).to.equal(0);
+      expect(result.stdout + result.stderr).to.not.include('from-a-file-xyz');
+      const config = JSON.parse(result.stdout) as { api: { token: string } };
+      expect(config.api.token).to.equal('********');
+    });
+
     it('prints the effective configuration as JSON, token masked, exit 0', async () => {
       const result = await runCli(['check-config', '--config', routesFile], {
         MAILBRIDGE_API_TOKEN: 'secret-xyz',

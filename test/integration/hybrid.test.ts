@@ -128,7 +128,7 @@ describe('hybrid mode', () => {
     expect(result.response).to.match(/^250 .*queued as [0-9A-Z]+$/);
     const spoolDir = t.bridge.spoolDir;
     const config = t.bridge.config;
-    // the POST is answered during the stop, within delivery.shutdownTimeoutMs (10 s)
+    // the POST is answered during the stop, within delivery.shutdownTimeoutMs (2 s by default)
     await t.bridge.close();
     expect(t.api.requests).to.have.length(1);
     // the same spool, started again: nothing to recover, nothing to post
