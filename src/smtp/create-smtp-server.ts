@@ -8,6 +8,7 @@ import {
   smtpLoggerAdapter,
 } from '../observability/smtp-logger-adapter.js';
 import { ClientLimiter, type ClientLimits } from './client-access.js';
+import { answerHalfClosedClients } from './half-close.js';
 import { authHandlers } from './on-auth.js';
 import { connectHandlers } from './on-connect.js';
 import { dataHandler } from './on-data.js';
@@ -48,6 +49,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
   const limiter =
     deps.limiter ?? new ClientLimiter(clientLimits(config), deps.now);
   const tls = loadServerTls(config.smtp.tls);
+  const implicitTls = tls?.secure === true;
   const auth = config.smtp.auth;
   // LMTP: one reply per accepted RCPT command, so those commands are remembered
   const rcpts = config.smtp.lmtp ? new RcptCommands() : undefined;
@@ -93,6 +95,11 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     onAuth: logins.onAuth,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
+    // a client may half-close (FIN) after its pipelined final dot and QUIT, as Exim does: its
+    // replies still go out (half-close.ts). Node would otherwise end our side at the FIN, and
+    // the 250 of a message already stored would be lost (the client then sends it again).
+    // Not on an implicit TLS listener, where the TLS layer reads the FIN
+    allowHalfOpen: !implicitTls,
     useProxy: config.smtp.proxyProtocol,
     ...relays.options(),
     // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
@@ -120,6 +127,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     onRcptTo: rcptToHandler(deps, rcpts),
     onData: deadlines.watchData(dataHandler(deps, rcpts)),
   });
+  if (!implicitTls) answerHalfClosedClients(server);
   server.on('error', err => {
     // a client gone, or a TLS handshake that failed or never came: the client's doing
     if (!isClientError(err)) {
