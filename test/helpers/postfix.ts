@@ -3,17 +3,28 @@
 // system Postfix (its lock and pid live in the throwaway queue). Debian's postfix, installed
 // (/usr/sbin) or unpacked by .ci/run into .ci/.tools/postfix (where exim4, Debian's default
 // MTA, holds the package slot: the two packages conflict).
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { userInfo } from 'node:os';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EventEmitter } from 'node:events';
-import { waitFor } from './wait-for.js';
+import {
+  freePort,
+  groupId,
+  MailLog,
+  runProgram,
+  terminate,
+  userIds,
+} from './mta.js';
 
 /** Where Postfix's programs are. */
 interface PostfixInstall {
@@ -35,6 +46,9 @@ const UNPACKED = join(ROOT, '.ci/.tools/postfix');
 function findPostfix(): PostfixInstall | string {
   if (process.platform !== 'linux' || userInfo().uid !== 0) {
     return 'Postfix interop runs as root on Linux (CI does)';
+  }
+  if (!userIds('postfix') || groupId('postdrop') === undefined) {
+    return 'Postfix interop needs the postfix user and the postdrop group (.ci/run adds them)';
   }
   for (const [prefix, unpacked] of [
     ['', false],
@@ -62,16 +76,6 @@ export const postfixInstall = findPostfix();
 /** Why the Postfix tests skip, or undefined when Postfix can run here. */
 export const POSTFIX_MISSING =
   typeof postfixInstall === 'string' ? postfixInstall : undefined;
-
-/** A free port on 127.0.0.1 (bound and released: Postfix binds it right after). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise(done => server.close(done));
-  return port;
-}
 
 /** The services of master.cf, none chrooted; smtpd only on the throwaway port. */
 const SERVICES = [
@@ -115,31 +119,34 @@ export interface PostfixOptions {
 }
 
 /**
- * A running throwaway Postfix. start() writes its configuration and starts it; stop() stops its
- * master (waiting until it is gone) and removes the folder.
+ * A running throwaway Postfix. start() writes its configuration and starts its master; stop()
+ * stops the master (waiting until it is gone) and removes the folder.
  */
 export class ThrowawayPostfix {
   /** smtpd's port on 127.0.0.1 */
   port = 0;
   dir = '';
-  /** emits 'change' when the mail log may have grown (fs.watch, and a slow backstop tick) */
-  private readonly logChanges = new EventEmitter();
-  private watcher?: FSWatcher;
+  private maillog?: MailLog;
   private masterPid = 0;
-  private ticker?: NodeJS.Timeout;
 
   constructor(
     private readonly install: PostfixInstall,
     private readonly options: PostfixOptions,
   ) {}
 
-  /** main.cf's folder (postfix -c, sendmail -C, postqueue -c) */
+  /** main.cf's folder (sendmail -C, postqueue -c) */
   get configDir(): string {
     return join(this.dir, 'etc');
   }
 
+  /** The mail log (maillog_file), to wait on. */
+  get log(): MailLog {
+    if (!this.maillog) throw new Error('Postfix is not started');
+    return this.maillog;
+  }
+
   /** A Postfix program of this instance (a wrapper that sets the library path, if needed). */
-  command(name: string): string {
+  private command(name: string): string {
     return join(this.commandDir, name);
   }
 
@@ -158,11 +165,11 @@ export class ThrowawayPostfix {
     const queue = join(this.dir, 'queue');
     const data = join(this.dir, 'data');
     await mkdir(etc);
-    await mkdir(queue);
     await mkdir(data);
     // the mail owner writes the data folder (master.lock, caches)
-    await chown(data, postfixIds().uid, postfixIds().gid);
-    await makeQueue(queue);
+    const owner = userIds('postfix')!;
+    await chown(data, owner.uid, owner.gid);
+    await makeQueue(queue, owner.uid);
     if (this.install.libraryPath) await this.writeWrappers();
     await writeFile(join(etc, 'main.cf'), this.mainCf(queue, data));
     await writeFile(
@@ -171,11 +178,9 @@ export class ThrowawayPostfix {
         '\n',
       ),
     );
-    await writeFile(this.logPath, '');
-    this.watcher = watch(this.logPath, () => this.logChanges.emit('change'));
-    // a backstop for a file system whose change events are late or lost (a bounded wait's
-    // re-check, not a timed assertion)
-    this.ticker = setInterval(() => this.logChanges.emit('change'), 250);
+    const logPath = join(this.dir, 'maillog');
+    await writeFile(logPath, '');
+    this.maillog = new MailLog(logPath);
     // the master itself, not `postfix start`: that one's checks of every file and folder
     // take two seconds; -w returns once the master runs
     await this.run(join(this.install.daemonDir, 'master'), ['-c', etc, '-w']);
@@ -191,7 +196,7 @@ export class ThrowawayPostfix {
     raw: string | Buffer,
   ): Promise<void> {
     await this.run(
-      'sendmail',
+      this.command('sendmail'),
       ['-C', this.configDir, '-i', '-f', from, '--', ...to],
       raw,
     );
@@ -199,12 +204,16 @@ export class ThrowawayPostfix {
 
   /** `postqueue -f`: every queued message is tried again now, backoff or not. */
   async flush(): Promise<void> {
-    await this.run('postqueue', ['-c', this.configDir, '-f']);
+    await this.run(this.command('postqueue'), ['-c', this.configDir, '-f']);
   }
 
   /** The queue, as `postqueue -j` lists it. */
   async queue(): Promise<QueuedMessage[]> {
-    const out = await this.run('postqueue', ['-c', this.configDir, '-j']);
+    const out = await this.run(this.command('postqueue'), [
+      '-c',
+      this.configDir,
+      '-j',
+    ]);
     return out
       .split('\n')
       .filter(line => line.trim())
@@ -227,58 +236,19 @@ export class ThrowawayPostfix {
       if (Date.now() > deadline) {
         throw new Error(
           `timed out after ${timeoutMs} ms waiting for Postfix's queue: ${what} ` +
-            `(queue: ${JSON.stringify(queue)}; log: ${this.logTail()})`,
+            `(queue: ${JSON.stringify(queue)}; log: ${this.log.tail()})`,
         );
       }
-      await once(this.logChanges, 'change');
+      await once(this.log, 'change');
     }
-  }
-
-  get logPath(): string {
-    return join(this.dir, 'maillog');
-  }
-
-  /** The mail log so far. */
-  log(): string {
-    return readFileSync(this.logPath, 'utf8');
-  }
-
-  /** Resolves once the mail log matches `pattern` (bounded; the log's tail in the error). */
-  waitForLog(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-    return waitFor(
-      () => pattern.test(this.log()),
-      [[this.logChanges, 'change']],
-      {
-        timeoutMs,
-        what: `Postfix's log to match ${pattern}`,
-        describe: () => this.logTail(),
-      },
-    );
-  }
-
-  /** The last lines of the mail log, for a failure's message. */
-  logTail(lines = 15): string {
-    if (!this.dir) return '';
-    return this.log().trim().split('\n').slice(-lines).join('\n');
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.ticker);
-    this.watcher?.close();
+    this.maillog?.close();
     if (!this.dir) return;
-    const pid = this.masterPid;
+    // as `postfix stop` does; the master takes its children down with it
+    await terminate(this.masterPid, "Postfix's master");
     this.masterPid = 0;
-    // as `postfix stop` does; the master takes its children down with it: wait for it before
-    // removing the folder
-    if (pid > 0 && isRunning(pid)) {
-      process.kill(pid, 'SIGTERM');
-      const ticks = new EventEmitter();
-      const timer = setInterval(() => ticks.emit('tick'), 50);
-      await waitFor(() => !isRunning(pid), [[ticks, 'tick']], {
-        timeoutMs: 10_000,
-        what: `Postfix's master (pid ${pid}) to exit`,
-      }).finally(() => clearInterval(timer));
-    }
     await rm(this.dir, { recursive: true, force: true });
     this.dir = '';
   }
@@ -305,7 +275,7 @@ export class ThrowawayPostfix {
       ].join(' '),
       mail_owner: 'postfix',
       setgid_group: 'postdrop',
-      maillog_file: this.logPath,
+      maillog_file: join(this.dir, 'maillog'),
       maillog_file_prefixes: this.dir,
       myhostname: 'mta.test',
       myorigin: 'mta.test',
@@ -337,7 +307,6 @@ export class ThrowawayPostfix {
     const { commandDir, libraryPath } = this.install;
     const bin = join(this.dir, 'bin');
     await mkdir(bin);
-    const { readdir } = await import('node:fs/promises');
     for (const name of await readdir(commandDir)) {
       const path = join(bin, name);
       await writeFile(
@@ -348,32 +317,18 @@ export class ThrowawayPostfix {
     }
   }
 
-  /** Runs a Postfix program; rejects with its output (and the log's tail) unless it exits 0. */
-  private async run(
-    name: string,
+  /** Runs a program of this Postfix; rejects with its output and the log's tail unless 0. */
+  private run(
+    path: string,
     args: string[],
     input: string | Buffer = '',
   ): Promise<string> {
     const { libraryPath } = this.install;
-    const child = spawn(name.includes('/') ? name : this.command(name), args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: {
-        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-        ...(libraryPath ? { LD_LIBRARY_PATH: libraryPath } : {}),
-      },
+    return runProgram(path, args, {
+      input,
+      env: libraryPath ? { LD_LIBRARY_PATH: libraryPath } : {},
+      context: () => this.maillog?.tail() ?? '',
     });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
-    let errors = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (errors += s));
-    child.stdin.end(input);
-    const [code] = (await once(child, 'close')) as [number | null];
-    if (code !== 0) {
-      throw new Error(
-        `${name} ${args.join(' ')} exited ${code}: ${errors}${output}\n${this.logTail()}`,
-      );
-    }
-    return output;
   }
 }
 
@@ -381,63 +336,41 @@ export class ThrowawayPostfix {
  * The queue's folders, with the owners and modes `postfix start` would give them (its
  * post-install, as Debian's postfix-files lists them).
  */
-async function makeQueue(queue: string): Promise<void> {
-  const { uid } = postfixIds();
-  const postdrop = groupId('postdrop');
+async function makeQueue(queue: string, owner: number): Promise<void> {
+  const postdrop = groupId('postdrop')!;
   const folders: Array<[string, number, number, number]> = [
-    ...[
-      'active',
-      'bounce',
-      'corrupt',
-      'defer',
-      'deferred',
-      'flush',
-      'hold',
-      'incoming',
-      'private',
-      'saved',
-      'trace',
-    ].map((name): [string, number, number, number] => [name, uid, 0, 0o700]),
-    ['maildrop', uid, postdrop, 0o730],
-    ['public', uid, postdrop, 0o710],
+    ...PRIVATE_QUEUES.map((name): [string, number, number, number] => [
+      name,
+      owner,
+      0,
+      0o700,
+    ]),
+    ['maildrop', owner, postdrop, 0o730],
+    ['public', owner, postdrop, 0o710],
     ['pid', 0, 0, 0o755],
   ];
-  for (const [name, owner, group, mode] of folders) {
+  await mkdir(queue);
+  for (const [name, uid, gid, mode] of folders) {
     const path = join(queue, name);
     await mkdir(path);
-    await chown(path, owner, group);
+    await chown(path, uid, gid);
     await chmod(path, mode);
   }
 }
 
-/** A group's id, from /etc/group. */
-function groupId(name: string): number {
-  const line = readFileSync('/etc/group', 'utf8')
-    .split('\n')
-    .find(l => l.startsWith(`${name}:`));
-  if (!line) throw new Error(`no ${name} group in /etc/group`);
-  return Number(line.split(':')[2]);
-}
-
-/** The postfix user's ids. */
-function postfixIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find(l => l.startsWith('postfix:'));
-  if (!line) throw new Error('no postfix user in /etc/passwd');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
-/** Whether a process runs (a zombie nobody reaped yet does not). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const PRIVATE_QUEUES = [
+  'active',
+  'bounce',
+  'corrupt',
+  'defer',
+  'deferred',
+  'flush',
+  'hold',
+  'incoming',
+  'private',
+  'saved',
+  'trace',
+];
 
 /** Starts a throwaway Postfix (Postfix must be installed: see POSTFIX_MISSING). */
 export function startPostfix(

@@ -5,9 +5,15 @@
 // sync-mode 451 stays in Postfix's queue and is delivered once on the retry; XFORWARD carries
 // the original client through. Skipped, saying why, where Postfix is not installed.
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
-import { type FakeApi } from '../helpers/fake-api.js';
+import {
+  binaryAttachment,
+  DOMAIN,
+  expectPosts,
+  messageWithAttachment,
+  ROUTES,
+  waitForPosts,
+} from '../helpers/mta-mail.js';
 import {
   POSTFIX_MISSING,
   startPostfix,
@@ -15,13 +21,6 @@ import {
   type ThrowawayPostfix,
 } from '../helpers/postfix.js';
 import { smtpDialog } from '../helpers/smtp-client.js';
-import { waitFor } from '../helpers/wait-for.js';
-
-const DOMAIN = 'help.example.com';
-const ROUTES = [
-  { match: `support@${DOMAIN}`, mailbox_id: 'mb-support' },
-  { match: `billing@${DOMAIN}`, mailbox_id: 'mb-billing' },
-];
 
 /**
  * The recipient verification of docs/deployment.md's "Behind Postfix", as given there; the
@@ -34,34 +33,6 @@ const VERIFY_RECIPIENTS = {
   address_verify_map: '',
   address_verify_poll_delay: '1s',
 };
-
-/** A message with a UTF-8 subject, Cc, and a binary attachment of every byte value. */
-function messageWithAttachment(attachment: Buffer): string {
-  const base64 = attachment.toString('base64').replace(/.{76}/g, '$&\r\n');
-  return [
-    'From: Jane Doe <jane@customer.example>',
-    `To: support@${DOMAIN}`,
-    `Cc: billing@${DOMAIN}`,
-    `Subject: =?UTF-8?B?${Buffer.from('Drucker kaputt – Ärger').toString('base64')}?=`,
-    'Message-ID: <interop-1@customer.example>',
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="b1"',
-    '',
-    '--b1',
-    'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-    '',
-    'The printer says: Ärger.',
-    '--b1',
-    'Content-Type: application/octet-stream; name="report.bin"',
-    'Content-Disposition: attachment; filename="report.bin"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    base64,
-    '--b1--',
-    '',
-  ].join('\r\n');
-}
 
 /**
  * Talks SMTP to Postfix's door as a client from afar: XCLIENT (allowed to this test's loopback
@@ -77,20 +48,6 @@ async function fromAfar(port: number, commands: string[]): Promise<string[]> {
   ]);
   expect(replies[2], 'XCLIENT at Postfix').to.match(/^220 /);
   return replies.slice(4);
-}
-
-/** Resolves once the API has recorded `count` requests (bounded; Postfix's log in the error). */
-function waitForPosts(
-  api: FakeApi,
-  count: number,
-  postfix: ThrowawayPostfix,
-): Promise<void> {
-  return waitFor(() => api.requests.length >= count, [[api, 'request']], {
-    timeoutMs: 20_000,
-    what: `${count} posts to the API`,
-    describe: () =>
-      `${api.requests.length} so far; Postfix: ${postfix.logTail()}`,
-  });
 }
 
 describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', function () {
@@ -130,52 +87,23 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
     return { bridge, postfix };
   }
 
-  /** Checks the two posts (one per route) of messageWithAttachment(attachment). */
-  function expectPosts(attachment: Buffer): void {
-    const byMailbox = new Map(
-      t.api.requests.map(r => [r.body.mailbox_id, r.body]),
-    );
-    expect([...byMailbox.keys()].sort()).to.deep.equal([
-      'mb-billing',
-      'mb-support',
-    ]);
-    for (const body of byMailbox.values()) {
-      expect(body.from).to.equal('jane@customer.example');
-      expect(body.to).to.equal(`support@${DOMAIN}`);
-      expect(body.cc).to.equal(`billing@${DOMAIN}`);
-      expect(body.subject).to.equal('Drucker kaputt – Ärger');
-      expect(body.ext_msg_id).to.equal('<interop-1@customer.example>');
-      expect(body.content).to.contain('The printer says: Ärger.');
-      const files = body.attachments as Array<{ name: string; file: string }>;
-      expect(files.map(f => f.name)).to.deep.equal(['report.bin']);
-      expect(Buffer.from(files[0]!.file, 'base64').equals(attachment)).to.equal(
-        true,
-        'the attachment arrived byte for byte',
-      );
-    }
-  }
-
   for (const [name, transport, lmtp] of [
     ['smtp:', (port: number) => `smtp:[127.0.0.1]:${port}`, false],
     ['lmtp:', (port: number) => `lmtp:inet:127.0.0.1:${port}`, true],
   ] as const) {
     it(`relays over ${name}: every field and the attachment arrive byte-exact`, async () => {
       const { postfix } = await start(transport, { smtp: { lmtp } });
-      // every byte value, then random ones: nothing on the way may touch a byte
-      const attachment = Buffer.concat([
-        Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-        randomBytes(4000),
-      ]);
+      const attachment = binaryAttachment();
       await postfix.sendmail(
         'jane@customer.example',
         [`support@${DOMAIN}`, `billing@${DOMAIN}`],
         messageWithAttachment(attachment),
       );
-      await waitForPosts(t.api, 2, postfix);
-      expectPosts(attachment);
+      await waitForPosts(t.api, 2, () => postfix.log.tail());
+      expectPosts(t.api.requests, attachment);
       // both recipients done in Postfix's eyes, through mailbridge, and nothing left queued
-      await postfix.waitForLog(/status=sent(.|\n)*status=sent/);
-      expect(postfix.log()).to.match(
+      await postfix.log.waitFor(/status=sent(.|\n)*status=sent/);
+      expect(postfix.log.text()).to.match(
         new RegExp(`to=<support@${DOMAIN}>, relay=127\\.0\\.0\\.1`),
       );
       expect(await postfix.queue()).to.deep.equal([]);
@@ -199,9 +127,9 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
     expect(replies[1]).to.match(/^550 5\.1\.1 /);
     expect(replies[1]).to.contain('No such recipient here');
     expect(replies[2]).to.match(/^250 /);
-    await postfix.waitForLog(/status=undeliverable/);
-    await postfix.waitForLog(/status=deliverable/);
-    const log = postfix.log();
+    await postfix.log.waitFor(/status=undeliverable/);
+    await postfix.log.waitFor(/status=deliverable/);
+    const log = postfix.log.text();
     expect(log).not.to.contain('sender non-delivery notification');
     expect(log).not.to.contain('to=<forged@victim.example>');
     expect(await postfix.queue()).to.deep.equal([]);
@@ -220,8 +148,8 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
     expect(replies[1]).to.match(/^250 /);
     expect(replies[3]).to.match(/^250 /);
     // backscatter: mailbridge's 550 becomes Postfix's bounce, addressed to the forged sender
-    await postfix.waitForLog(/sender non-delivery notification/);
-    await postfix.waitForLog(/to=<forged@victim\.example>/);
+    await postfix.log.waitFor(/sender non-delivery notification/);
+    await postfix.log.waitFor(/to=<forged@victim\.example>/);
   });
 
   it('sync mode: the API’s 503 becomes a 451 that Postfix retries into exactly one delivery', async () => {
@@ -234,7 +162,7 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
       [`support@${DOMAIN}`],
       'From: jane@customer.example\r\nSubject: retry me\r\nMessage-ID: <retry-1@customer.example>\r\n\r\nHello.\r\n',
     );
-    await postfix.waitForLog(/status=deferred .*451 4\.3\.0/);
+    await postfix.log.waitFor(/status=deferred .*451 4\.3\.0/);
     // the smtp client logs the deferral before the queue manager has moved the message into
     // the deferred queue: a flush before that would miss it
     await postfix.waitForQueue(
@@ -244,13 +172,13 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
     expect(t.api.requests).to.have.length(1);
     // the retry now, not after Postfix's backoff
     await postfix.flush();
-    await waitForPosts(t.api, 2, postfix);
-    await postfix.waitForLog(/status=sent/);
+    await waitForPosts(t.api, 2, () => postfix.log.tail());
+    await postfix.log.waitFor(/status=sent/);
     expect(t.api.requests).to.have.length(2);
     expect(t.api.requests[1]!.body.ext_msg_id).to.equal(
       '<retry-1@customer.example>',
     );
-    expect(postfix.log().match(/status=sent/g)).to.have.length(1);
+    expect(postfix.log.text().match(/status=sent/g)).to.have.length(1);
     expect(await postfix.queue()).to.deep.equal([]);
   });
 
@@ -268,7 +196,7 @@ describe('Postfix in front (a throwaway Postfix relaying to mailbridge)', functi
       'QUIT',
     ]);
     expect(replies[3]).to.match(/^250 /);
-    await waitForPosts(t.api, 1, postfix);
+    await waitForPosts(t.api, 1, () => postfix.log.tail());
     const line = await bridge.waitForLog(l => 'outcome' in l);
     expect(line.remoteAddress).to.equal('192.0.2.7');
     expect(line.relay).to.equal('127.0.0.1');
