@@ -105,6 +105,11 @@ export class ThrowawayExim {
   async stop(): Promise<void> {
     this.mainlog?.close();
     if (!this.dir) return;
+    // a start that failed half-way may not have read the pid yet
+    const pidFile = join(this.dir, 'run/exim.pid');
+    if (this.pid === 0 && existsSync(pidFile)) {
+      this.pid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+    }
     await terminate(this.pid, "Exim's daemon");
     this.pid = 0;
     await rm(this.dir, { recursive: true, force: true });
@@ -175,5 +180,15 @@ begin retry
 /** Starts a throwaway Exim (Exim must be installed: see EXIM_MISSING). */
 export function startExim(options: EximOptions): Promise<ThrowawayExim> {
   if (EXIM_MISSING) throw new Error(EXIM_MISSING);
-  return new ThrowawayExim(options).start();
+  return startOrClean(new ThrowawayExim(options));
+}
+
+/** Starts `exim`; whatever a failed start left running or on disk is removed. */
+async function startOrClean(exim: ThrowawayExim): Promise<ThrowawayExim> {
+  try {
+    return await exim.start();
+  } catch (err) {
+    await exim.stop().catch(() => {});
+    throw err;
+  }
 }

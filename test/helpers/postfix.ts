@@ -247,6 +247,11 @@ export class ThrowawayPostfix {
     this.maillog?.close();
     if (!this.dir) return;
     // as `postfix stop` does; the master takes its children down with it
+    // a start that failed half-way may not have read the pid yet
+    const pidFile = join(this.dir, 'queue/pid/master.pid');
+    if (this.masterPid === 0 && existsSync(pidFile)) {
+      this.masterPid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+    }
     await terminate(this.masterPid, "Postfix's master");
     this.masterPid = 0;
     await rm(this.dir, { recursive: true, force: true });
@@ -377,5 +382,17 @@ export function startPostfix(
   options: PostfixOptions,
 ): Promise<ThrowawayPostfix> {
   if (typeof postfixInstall === 'string') throw new Error(postfixInstall);
-  return new ThrowawayPostfix(postfixInstall, options).start();
+  return startOrClean(new ThrowawayPostfix(postfixInstall, options));
+}
+
+/** Starts `postfix`; whatever a failed start left running or on disk is removed. */
+async function startOrClean(
+  postfix: ThrowawayPostfix,
+): Promise<ThrowawayPostfix> {
+  try {
+    return await postfix.start();
+  } catch (err) {
+    await postfix.stop().catch(() => {});
+    throw err;
+  }
 }
