@@ -23,8 +23,9 @@ import {
 import { smtpDialog } from '../helpers/smtp-client.js';
 
 /**
- * The recipient verification of docs/deployment.md's "Behind Postfix", as given there; the
- * poll delay is shortened so that the first RCPT already gets the verdict.
+ * The recipient verification of docs/deployment.md's "Behind Postfix", as given there; for the
+ * test only, the answers are cached in memory (no file) and the poll delay is shortened so that
+ * the first RCPT already gets the verdict.
  */
 const VERIFY_RECIPIENTS = {
   smtpd_recipient_restrictions:
