@@ -123,7 +123,11 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
       relays.release(session);
       connect.onClose(session, callback);
     },
-    onMailFrom: mailFromHandler(deps, rcpts),
+    onMailFrom: mailFromHandler(
+      deps,
+      rcpts,
+      config.smtp.xclient.length > 0 ? connect.followClient : undefined,
+    ),
     onRcptTo: rcptToHandler(deps, rcpts),
     onData: deadlines.watchData(dataHandler(deps, rcpts)),
   });

@@ -7,7 +7,11 @@ import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
 import { domainWithAuth } from '../helpers/dkim.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { queueIdOf } from '../helpers/queue-tools.js';
-import { makeMessage, smtpDialog } from '../helpers/smtp-client.js';
+import {
+  makeMessage,
+  openSession,
+  smtpDialog,
+} from '../helpers/smtp-client.js';
 
 /** The client the relay speaks for: the only address relayed.test's SPF record allows. */
 const CLIENT = '192.0.2.7';
@@ -130,6 +134,36 @@ describe('XCLIENT and XFORWARD from trusted relays', function () {
     expect(line.remoteAddress).to.equal('127.0.0.1');
     expect(line).not.to.have.property('relay');
     expect(t.api.requests).to.have.length(0);
+  });
+
+  it('XCLIENT: the per-client session limit counts the client, not the relay', async () => {
+    const bridge = await start({
+      xclient: ['127.0.0.1'],
+      maxConnectionsPerClient: 1,
+    });
+    // the relay's first session, handed over to the client; it stays open
+    const first = await openSession(bridge.smtpPort);
+    first.socket.write(`EHLO relay.test\r\nXCLIENT ADDR=${CLIENT}\r\n`);
+    await first.waitFor(/^220 /m);
+    first.socket.write('EHLO relay.test\r\nMAIL FROM:<jane@relayed.test>\r\n');
+    await first.waitFor(/^250 2\.1\.0 /m);
+    try {
+      // the relay's second session: admitted (the first counts as the client's now) ...
+      const replies = await smtpDialog(bridge.smtpPort, [
+        'EHLO relay.test',
+        `XCLIENT ADDR=${CLIENT}`,
+        'EHLO relay.test',
+        // 421: smtp-server closes the session after it
+        'MAIL FROM:<jane@relayed.test>',
+      ]);
+      expect(replies[0]).to.match(/^220 /);
+      // ... but the same client is past its limit (smtp-server's enhanced code at MAIL FROM)
+      expect(replies[4]).to.match(
+        new RegExp(`^421 4\\.4\\.2 Too many connections from ${CLIENT}`),
+      );
+    } finally {
+      first.socket.destroy();
+    }
   });
 
   it('neither is offered by default', async () => {
