@@ -175,6 +175,9 @@ export const configSchema = z.strictObject({
             .refine(value => isIP(value) !== 0, 'must be an IP address'),
         ),
       ]),
+      // XCLIENT and XFORWARD: the relays (addresses or networks) that may use them
+      xclient: z.array(network),
+      xforward: z.array(network),
     })
     .refine(
       smtp =>

@@ -14,6 +14,7 @@ import { dataHandler } from './on-data.js';
 import { HalfCloseSmtpServer } from './half-close-server.js';
 import { mailFromHandler } from './on-mail-from.js';
 import { rcptToHandler } from './on-rcpt-to.js';
+import { RelayTrust } from './relay-trust.js';
 import { RcptCommands } from './rcpt-commands.js';
 import { OwnReplies } from './own-replies.js';
 import { loadServerTls } from './server-tls.js';
@@ -105,6 +106,8 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     connections: () => server.connections,
   });
   const logins = authHandlers(deps, limiter);
+  // XCLIENT and XFORWARD: only the configured relays' sessions may use them
+  const relays = new RelayTrust(config.smtp);
   // smtp-server's socketTimeout is an idle time, which one byte resets: these are not
   const deadlines: SessionDeadlines = new SessionDeadlines(
     deadlineLimits(config),
@@ -134,6 +137,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
     useProxy: config.smtp.proxyProtocol,
+    ...relays.options(),
     // LMTP: smtp-server answers LHLO, and repeats each message's reply once per recipient
     lmtp: config.smtp.lmtp,
     logger: smtpLoggerAdapter(log, (meta, fmt, line) =>
@@ -141,17 +145,25 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     ) as never,
     onConnect: (session, callback) =>
       connect.onConnect(session, err => {
-        // an admitted session's deadlines start now
-        if (!err) deadlines.start(session);
+        // an admitted session's deadlines start now, and a trusted relay's commands
+        if (!err) {
+          deadlines.start(session);
+          relays.admit(session);
+        }
         callback(err);
       }),
     onSecure: deadlines.onSecure,
     onClose: (session, callback) => {
       deadlines.stop(session);
       logins.forget(session);
+      relays.release(session);
       connect.onClose(session, callback);
     },
-    onMailFrom: mailFromHandler(deps, rcpts),
+    onMailFrom: mailFromHandler(
+      deps,
+      rcpts,
+      config.smtp.xclient.length > 0 ? connect.followClient : undefined,
+    ),
     onRcptTo: rcptToHandler(deps, rcpts),
     onData: deadlines.watchData(dataHandler(deps, rcpts)),
   });

@@ -18,7 +18,9 @@ import type { SmtpDeps } from './smtp-deps.js';
 export function connectHandlers(
   deps: SmtpDeps,
   limiter: ClientCounter,
-): Required<Pick<SMTPServerOptions, 'onConnect' | 'onClose'>> {
+): Required<Pick<SMTPServerOptions, 'onConnect' | 'onClose'>> & {
+  followClient: ClientFollower;
+} {
   const { config, log } = deps;
   // built again only when a reload brings another list
   let networks = config.smtp.allowedNetworks;
@@ -75,6 +77,24 @@ export function connectHandlers(
         if (!late) limiter.close(session.remoteAddress);
       });
     },
+    followClient: session => {
+      const countedAs = counted.get(session.id);
+      const client = session.remoteAddress;
+      // only XCLIENT hands the session over (XFORWARD names a client per transaction)
+      if (!session.xClient?.has('ADDR') || countedAs === undefined) return;
+      if (countedAs === client) return;
+      const move = (refusal: Refusal | undefined) => {
+        if (refusal) return refuseForwarded(refusal, session, deps);
+        // the relay's count is given back; the client's is given back when the session closes
+        if (counted.has(session.id)) {
+          counted.set(session.id, client);
+          limiter.close(countedAs);
+        } else limiter.close(client);
+        return undefined;
+      };
+      const refusal = limiter.open(client);
+      return refusal instanceof Promise ? refusal.then(move) : move(refusal);
+    },
     onClose: session => {
       clearTimeout(pausing.get(session.id));
       pausing.delete(session.id);
@@ -96,6 +116,33 @@ export function connectHandlers(
       });
     },
   };
+}
+
+/**
+ * Moves a session a trusted relay handed over with XCLIENT from the relay's count to its
+ * client's, as a PROXY header's client is counted (once, at its first MAIL FROM); the refusal
+ * when the client is past its limits.
+ */
+export type ClientFollower = (
+  session: SMTPServerSession,
+) => Error | undefined | Promise<Error | undefined>;
+
+/** Logs and counts a forwarded client past its limits; the error its MAIL FROM gets. */
+function refuseForwarded(
+  refusal: Refusal,
+  session: SMTPServerSession,
+  deps: SmtpDeps,
+): Error {
+  deps.metrics.refusedSessions.inc({ reason: refusal.reason });
+  deps.log.info('forwarded client refused', {
+    sessionId: session.id,
+    remoteAddress: session.remoteAddress,
+    reason: refusal.reason,
+    code: refusal.responseCode,
+  });
+  // at MAIL FROM smtp-server puts its own enhanced code (4.4.2 for 421) before the text
+  const text = refusal.message.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
+  return smtpReply(refusal.responseCode, text);
 }
 
 /** Logs and counts a session refused at its start; the error smtp-server replies with. */

@@ -29,6 +29,7 @@ import { refusalFields } from './refusal-log.js';
 import { DataDeadlineError } from './session-deadlines.js';
 import { judgeAtData } from './judge-sender.js';
 import { resolveRoute } from '../routing/resolve-route.js';
+import { forwardedClient } from './relay-trust.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** The answer to a message: the 250 text, one reply per recipient, or the refusal. */
@@ -102,6 +103,8 @@ async function handleData(
       // the recipients themselves, as Postfix's to= (a stranger's own addresses: no secret)
       to: envelope.rcptTo,
       remoteAddress: envelope.remoteAddress,
+      // the relay that named the client (XCLIENT, XFORWARD), when one did
+      relay: forwardedClient(session)?.relay,
     },
   };
   try {
@@ -304,9 +307,10 @@ function copyEnvelope(session: SMTPServerSession, id: string): Envelope {
     id,
     mailFrom: mailFrom && mailFrom.address ? mailFrom.address : null,
     rcptTo: session.envelope.rcptTo.map(r => r.address),
+    // a trusted relay's XCLIENT or XFORWARD client, as smtp-server keeps it (relay-trust.ts)
     remoteAddress: session.remoteAddress,
     clientHostname: session.clientHostname,
-    helo: session.hostNameAppearsAs,
+    helo: forwardedClient(session)?.helo ?? session.hostNameAppearsAs,
     secure: session.secure,
     receivedAt: new Date().toISOString(),
   };

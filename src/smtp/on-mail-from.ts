@@ -1,6 +1,7 @@
 // MAIL FROM: TLS and AUTH when the configuration requires them (530), then flow control.
 import type { SMTPServerOptions } from 'smtp-server';
 import { smtpReply } from '../errors/to-smtp-reply.js';
+import type { ClientFollower } from './on-connect.js';
 import type { RcptCommands } from './rcpt-commands.js';
 import { logRefusal } from './refusal-log.js';
 import type { SmtpDeps } from './smtp-deps.js';
@@ -10,6 +11,25 @@ import type { SmtpDeps } from './smtp-deps.js';
  * delivery lags behind, the transaction waits for it a little before its 250.
  */
 export function mailFromHandler(
+  deps: SmtpDeps,
+  rcpts: RcptCommands | undefined,
+  followClient?: ClientFollower,
+): NonNullable<SMTPServerOptions['onMailFrom']> {
+  const policy = policyHandler(deps, rcpts);
+  if (!followClient) return policy;
+  return (address, session, callback) => {
+    // a client a trusted relay handed the session to (XCLIENT) is counted from now on
+    const refusal = followClient(session);
+    if (!refusal) return policy(address, session, callback);
+    if (refusal instanceof Error) return callback(refusal);
+    void refusal.then(late =>
+      late ? callback(late) : policy(address, session, callback),
+    );
+  };
+}
+
+/** TLS, AUTH and flow control, in that order. */
+function policyHandler(
   deps: SmtpDeps,
   rcpts: RcptCommands | undefined,
 ): NonNullable<SMTPServerOptions['onMailFrom']> {
