@@ -1,0 +1,227 @@
+// A fleet: two daemons sharing one real redis-server (state.redis.url). Dedupe records and client
+// limits hold across both; a Redis outage loses nothing, is said once, and is caught up after.
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
+import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import { redisMissing, TestRedis } from '../helpers/redis-server.js';
+
+const ROUTES = [{ match: 'support@example.com', mailbox_id: 'mb-support' }];
+const TO = ['support@example.com'];
+
+const message = (id: string, body = 'Hello.\r\n') =>
+  makeMessage(
+    {
+      From: 'jane@example.net',
+      To: 'support@example.com',
+      Subject: 'fleet',
+      'Message-ID': `<${id}@example.net>`,
+    },
+    body,
+  );
+
+/** The first line the server sends on a new connection (its greeting or its refusal). */
+async function firstLine(
+  port: number,
+): Promise<{ line: string; socket: Socket }> {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  while (!text.includes('\r\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    text += chunk.toString('utf8');
+  }
+  return { line: text.split('\r\n')[0]!, socket };
+}
+
+describe('fleet: two daemons sharing one Redis', function () {
+  const missing = redisMissing();
+  const redis = new TestRedis();
+  const sockets: Socket[] = [];
+  const t = useBridge({
+    beforeClose: () => {
+      for (const socket of sockets.splice(0)) socket.destroy();
+    },
+  });
+  let prefix = '';
+
+  before(async function () {
+    if (missing) this.skip();
+    await redis.start();
+  });
+  after(async () => {
+    await redis.close();
+  });
+  beforeEach(async function () {
+    if (missing) this.skip();
+    // the outage test stops it: every test starts with a Redis up
+    if (!(await redisUp())) await redis.start();
+    prefix = `test-${randomUUID()}:`;
+  });
+
+  async function redisUp(): Promise<boolean> {
+    const probe = connect(redis.port, '127.0.0.1');
+    const [event] = await Promise.race([
+      once(probe, 'connect').then(() => ['connect']),
+      once(probe, 'error').then(() => ['error']),
+    ]);
+    probe.destroy();
+    return event === 'connect';
+  }
+
+  const start = (
+    overrides: Record<string, unknown> = {},
+    options: { spoolDir?: string; keepSpool?: boolean } = {},
+  ): Promise<TestBridge> =>
+    t.start(
+      {
+        delivery: { mode: 'sync' },
+        api: apiAt(t.api.url),
+        routes: ROUTES,
+        state: { redis: { url: redis.url, prefix, timeoutMs: 2000 } },
+        ...overrides,
+      },
+      options,
+    );
+
+  const send = (bridge: TestBridge, raw: string) =>
+    sendRaw({ port: bridge.smtpPort, to: TO, raw });
+
+  it('the same message through each instance is posted once', async () => {
+    const a = await start();
+    const b = await start();
+    const raw = message('same');
+    expect((await send(a, raw)).code).to.equal(250);
+    expect((await send(b, raw)).code).to.equal(250);
+    expect(t.api.requests).to.have.length(1);
+    expect(t.api.requests[0]!.body.ext_msg_id).to.equal('<same@example.net>');
+  });
+
+  it('a different message reusing the Message-ID is posted by the other instance', async () => {
+    const a = await start();
+    const b = await start();
+    expect((await send(a, message('reused', 'First.\r\n'))).code).to.equal(250);
+    expect((await send(b, message('reused', 'Another.\r\n'))).code).to.equal(
+      250,
+    );
+    expect(t.api.requests.map(r => r.body.content)).to.have.length(2);
+  });
+
+  it('an instance restarted on an empty spool still knows what the fleet delivered', async () => {
+    const a = await start();
+    const b = await start();
+    const raw = message('restart');
+    expect((await send(a, raw)).code).to.equal(250);
+    await b.close();
+    // a new volume: no local record at all, only Redis's
+    const again = await start();
+    expect((await send(again, raw)).code).to.equal(250);
+    expect(t.api.requests).to.have.length(1);
+    // and a new message through it is posted
+    expect((await send(again, message('restart-new'))).code).to.equal(250);
+    expect(t.api.requests).to.have.length(2);
+  });
+
+  it('connections per client are counted across both instances', async () => {
+    const limits = { maxConnectionsPerClient: 2 };
+    const a = await start({ smtp: limits });
+    const b = await start({ smtp: limits });
+    for (const bridge of [a, b]) {
+      const open = await firstLine(bridge.smtpPort);
+      sockets.push(open.socket);
+      expect(open.line).to.match(/^220 /);
+    }
+    const third = await firstLine(a.smtpPort);
+    sockets.push(third.socket);
+    expect(third.line).to.match(
+      /^421 4\.7\.0 Too many connections from 127\.0\.0\.1/,
+    );
+    // a session that ends gives its place back, across the fleet
+    const ended = once(sockets[0]!, 'close');
+    sockets[0]!.end('QUIT\r\n');
+    await ended;
+    await a.waitForLog(l => l.message === 'session closed');
+    const fourth = await firstLine(b.smtpPort);
+    sockets.push(fourth.socket);
+    expect(fourth.line).to.match(/^220 /);
+  });
+
+  it('the connection rate per client is counted across both instances', async () => {
+    const limits = { connectionRatePerClient: 3 };
+    const a = await start({ smtp: limits });
+    const b = await start({ smtp: limits });
+    for (const bridge of [a, b, a]) {
+      const { code } = await send(bridge, message(randomUUID()));
+      expect(code).to.equal(250);
+    }
+    const refused = await firstLine(b.smtpPort);
+    sockets.push(refused.socket);
+    expect(refused.line).to.match(/^421 4\.7\.0 .*in the last minute/);
+  });
+
+  it('Redis stopped and started: mail flows on local records, said once, caught up after', async () => {
+    const a = await start();
+    const b = await start();
+    await redis.stop();
+    // while Redis is away: accepted and posted, each once, on local records
+    const during = [message('outage-1'), message('outage-2')];
+    for (const raw of during) expect((await send(a, raw)).code).to.equal(250);
+    expect((await send(a, during[0]!)).code).to.equal(250);
+    expect(t.api.requests).to.have.length(2);
+    const warned = a.logs.filter(l =>
+      String(l.message).startsWith('redis unreachable'),
+    );
+    expect(warned).to.have.length(1);
+    const metrics = await a.daemon.metrics.registry.metrics();
+    expect(metrics).to.match(
+      /mailbridge_redis_fallbacks_total\{op="dedupe"\} [1-9]/,
+    );
+    expect(metrics).to.match(/mailbridge_redis_up 0/);
+    const down = (await (
+      await fetch(`http://127.0.0.1:${a.daemon.httpPort}/status`)
+    ).json()) as { fleet: { redis: { up: boolean } } };
+    expect(down.fleet.redis.up).to.equal(false);
+
+    await redis.start();
+    // A pushes what it recorded meanwhile: B then knows those messages too
+    await a.waitForLog(l => l.message === 'redis reachable again: catching up');
+    await b.waitForLog(l => l.message === 'redis reachable again: catching up');
+    for (const raw of during) expect((await send(b, raw)).code).to.equal(250);
+    expect(t.api.requests).to.have.length(2);
+    // and new mail is shared again
+    expect((await send(b, message('after'))).code).to.equal(250);
+    expect((await send(a, message('after'))).code).to.equal(250);
+    expect(t.api.requests).to.have.length(3);
+  });
+
+  it('/status sums the spool counts every instance publishes, with a row each', async () => {
+    const queue = { delivery: { mode: 'queue' } };
+    const a = await start(queue);
+    const b = await start(queue);
+    const status = (await (
+      await fetch(`http://127.0.0.1:${a.daemon.httpPort}/status`)
+    ).json()) as {
+      fleet: {
+        redis: { up: boolean };
+        instance: string;
+        total: Record<string, number>;
+        instances: Array<{ instance: string; counts: Record<string, number> }>;
+      };
+    };
+    expect(status.fleet.redis.up).to.equal(true);
+    const names = status.fleet.instances.map(row => row.instance);
+    expect(names).to.have.members([
+      status.fleet.instance,
+      status.fleet.instance.replace(/:\d+$/, `:${b.smtpPort}`),
+    ]);
+    for (const state of ['waiting', 'dead', 'held']) {
+      expect(status.fleet.total[state]).to.equal(
+        status.fleet.instances.reduce(
+          (sum, r) => sum + (r.counts[state] ?? 0),
+          0,
+        ),
+      );
+    }
+  });
+});
