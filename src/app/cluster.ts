@@ -23,6 +23,7 @@ import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { onReload } from './signals.js';
+import { startFleet } from './fleet.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =
@@ -63,6 +64,16 @@ export async function runPrimary(
   let allReady: () => void = () => undefined;
   const ready = new Promise<void>(done => (allReady = done));
 
+  // state.redis.url: the workers share dedupe and limits themselves; the primary publishes the
+  // spool's counts for the fleet view
+  const fleet = await startFleet(config, log);
+  const fleetCounts = async (): Promise<Record<string, number>> => {
+    const counts: Record<string, number> = {};
+    for (const state of ['queue', 'dead', 'held'] as const) {
+      counts[state] = (await spool.ids(state)).length;
+    }
+    return counts;
+  };
   // the per-client limits hold for the whole daemon: the workers' sessions are counted here
   const limiter = new PrimaryLimiter(clientLimits(config));
   // each worker has a slot, and its claims their own folder; a replacement takes over the slot
@@ -154,10 +165,8 @@ export async function runPrimary(
           const reason = await notReadyReason();
           const paused =
             [...workers.values()].find(w => w.paused)?.paused ?? null;
-          const spoolCounts: Record<string, number> = {};
-          for (const state of ['queue', 'dead', 'held'] as const) {
-            spoolCounts[state] = (await spool.ids(state)).length;
-          }
+          const spoolCounts = await fleetCounts();
+          const view = await fleet.view();
           return {
             ready: reason === null,
             ...(reason === null ? {} : { notReady: reason }),
@@ -167,6 +176,7 @@ export async function runPrimary(
               reason: paused,
             },
             spool: spoolCounts,
+            ...(view ? { fleet: view } : {}),
           };
         },
       })
@@ -182,10 +192,12 @@ export async function runPrimary(
     closing = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.kill();
     health?.server.close();
+    await fleet.close();
     await unlock();
     return 1;
   }
   if (outcome === 'ready') {
+    await fleet.publish(fleetCounts, smtpPort);
     const dryRun = isDryRun(config, environment.nodeEnv);
     logStartWarnings(config, log, dryRun, spool.dir);
     log.info('mailbridge started', {
@@ -221,6 +233,7 @@ export async function runPrimary(
     health.server.closeAllConnections();
     await new Promise<void>(done => health.server.close(() => done()));
   }
+  await fleet.close();
   await unlock();
   log.info('mailbridge stopped');
   return stop.failed ? 1 : 0;

@@ -42,10 +42,11 @@ function claimMs(config: Config): number {
 export async function startFleet(
   config: Config,
   log: Logger,
-  metrics: Metrics,
+  /** absent in a cluster's primary: its workers count (their metrics are summed) */
+  metrics?: Metrics,
 ): Promise<Fleet> {
   const { url } = config.state.redis;
-  metrics.redisUp.set(0);
+  metrics?.redisUp.set(0);
   if (url === null) {
     return {
       dedupe: local => local,
@@ -59,8 +60,8 @@ export async function startFleet(
     { ...config.state.redis, url },
     log.child({ stage: 'redis' }),
     {
-      availability: up => metrics.redisUp.set(up ? 1 : 0),
-      fallback: op => metrics.redisFallbacks.inc({ op }),
+      availability: up => metrics?.redisUp.set(up ? 1 : 0),
+      fallback: op => metrics?.redisFallbacks.inc({ op }),
     },
   );
   await shared.connected();
