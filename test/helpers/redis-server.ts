@@ -63,12 +63,23 @@ export class TestRedis {
     return this;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered (a slow Redis). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a paused server answer again. */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Stops the server (an outage); start() brings it back, empty. */
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     if (!child || child.exitCode !== null) return;
     const exited = once(child, 'exit');
+    // a paused (SIGSTOPped) server dies of SIGKILL all the same
     child.kill('SIGKILL');
     await exited;
   }

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
-import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
+import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 import { redisMissing, TestRedis } from '../helpers/redis-server.js';
 
 const ROUTES = [{ match: 'support@example.com', mailbox_id: 'mb-support' }];
@@ -158,6 +158,42 @@ describe('fleet: two daemons sharing one Redis', function () {
     const refused = await firstLine(b.smtpPort);
     sockets.push(refused.socket);
     expect(refused.line).to.match(/^421 4\.7\.0 .*in the last minute/);
+  });
+
+  it('failed logins lock a client out across both instances', async () => {
+    const smtp = {
+      auth: {
+        users: [{ username: 'forwarder', password: 'correct horse battery' }],
+        allowInsecure: true,
+      },
+    };
+    const a = await start({ smtp });
+    const b = await start({ smtp });
+    const bad = `AUTH PLAIN ${Buffer.from('\0forwarder\0guess').toString('base64')}`;
+    // ten failures, five through each: each instance alone saw too few to lock anyone out
+    for (const [bridge, tries] of [
+      [a, 2],
+      [b, 2],
+      [a, 2],
+      [b, 2],
+      [a, 1],
+    ] as const) {
+      const replies = await smtpDialog(bridge.smtpPort, [
+        'EHLO client.example.net',
+        ...Array<string>(tries).fill(bad),
+        'QUIT',
+      ]);
+      expect(replies.slice(2, 2 + tries)).to.satisfy((r: string[]) =>
+        r.every(line => line.startsWith('535 ')),
+      );
+    }
+    const last = await smtpDialog(b.smtpPort, ['EHLO client.example.net', bad]);
+    expect(last[2]).to.match(/^421 /);
+    const refused = await firstLine(a.smtpPort);
+    sockets.push(refused.socket);
+    expect(refused.line).to.equal(
+      '421 4.7.0 Too many failed logins from 127.0.0.1, try again later',
+    );
   });
 
   it('Redis stopped and started: mail flows on local records, said once, caught up after', async () => {
