@@ -1,6 +1,6 @@
 // The fleet's Redis (ioredis): one connection per process, every call bounded, and local state
 // answering alone while Redis is unreachable or slow (logged once per outage, counted).
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import type { RedisConfig } from '../config/schema.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 
@@ -43,6 +43,8 @@ export class SharedState {
   private closed = false;
   private readonly returns: Array<() => Promise<void>> = [];
   private first: Promise<boolean>;
+  /** refusals Redis gave (OOM, READONLY...), each logged once */
+  private readonly refusals = new Set<string>();
 
   constructor(
     private readonly config: RedisConfig & { url: string },
@@ -111,8 +113,11 @@ export class SharedState {
     try {
       return await Promise.race([operation(this.redis), late]);
     } catch (err) {
-      this.markDown(err);
       this.countFallback(kind);
+      // Redis answered, with a refusal (out of memory, a read-only replica): it is up, but
+      // this operation stays local; said once per kind of refusal
+      if (err instanceof ReplyError) this.refused(err as Error);
+      else this.markDown(err);
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -144,6 +149,16 @@ export class SharedState {
   private countFallback(kind: string): void {
     this.fallbacks++;
     this.observer?.fallback(kind);
+  }
+
+  private refused(err: Error): void {
+    const kind = err.message.split(' ')[0] ?? err.message;
+    if (this.refusals.has(kind)) return;
+    this.refusals.add(kind);
+    this.log.warn(
+      'redis refused an operation: it stays local (said once per kind of refusal)',
+      errorFields(err),
+    );
   }
 
   /** Redis unusable: said once per outage; a probe asks again every second. */

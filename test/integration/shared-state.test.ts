@@ -133,6 +133,21 @@ describe('fleet state against a real Redis', function () {
     expect(await b.dedupe.claim(KEY)).to.equal('duplicate');
   });
 
+  it('a Redis that refuses writes (out of memory): local records, Redis still up, said once', async () => {
+    const a = await instance();
+    await a.shared.connected();
+    const admin = new Redis(redis.url);
+    cleanup.push(() => admin.quit());
+    await admin.config('SET', 'maxmemory', '1');
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    await a.dedupe.add(KEY);
+    expect(await a.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('new');
+    expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
+    expect(a.shared.available).to.equal(true);
+    expect(a.said('redis refused')).to.equal(1);
+    expect(a.said('redis unreachable')).to.equal(0);
+  });
+
   it('every key the fleet writes expires', async () => {
     const a = await instance();
     await a.shared.connected();
