@@ -4,7 +4,11 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
+import { freePort, startCli } from '../helpers/spawn-daemon.js';
 import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 import { redisMissing, TestRedis } from '../helpers/redis-server.js';
 
@@ -229,6 +233,57 @@ describe('fleet: two daemons sharing one Redis', function () {
     expect((await send(b, message('after'))).code).to.equal(250);
     expect((await send(a, message('after'))).code).to.equal(250);
     expect(t.api.requests).to.have.length(3);
+  });
+
+  it('a cluster in the fleet: its workers share the records, its primary publishes', async function () {
+    this.timeout(120_000);
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-cluster-'));
+    const config = join(dir, 'mailbridge.yaml');
+    await writeFile(
+      config,
+      JSON.stringify({ routes: ROUTES, state: { redis: { prefix } } }),
+    );
+    const httpPort = await freePort();
+    const smtpPort = await freePort();
+    const cluster = startCli(['serve', '--config', config], {
+      MAILBRIDGE_CLUSTER_WORKERS: '2',
+      MAILBRIDGE_SMTP_PORT: String(smtpPort),
+      MAILBRIDGE_HTTP_PORT: String(httpPort),
+      MAILBRIDGE_SPOOL_DIR: join(dir, 'spool'),
+      MAILBRIDGE_API_URL: t.api.url,
+      MAILBRIDGE_API_TOKEN: 'cluster-token',
+      MAILBRIDGE_REDIS_URL: redis.url,
+      MAILBRIDGE_LOG_LEVEL: 'info',
+    });
+    try {
+      await cluster.waitForLog('mailbridge started');
+      const single = await start({ delivery: { mode: 'queue' } });
+      const raw = message('cluster');
+      expect((await sendRaw({ port: smtpPort, to: TO, raw })).code).to.equal(
+        250,
+      );
+      await cluster.waitForLog('message delivered');
+      expect((await send(single, raw)).code).to.equal(250);
+      await single.waitForLog(l => l.message === 'message delivered');
+      expect(t.api.requests).to.have.length(1);
+      const status = (await (
+        await fetch(`http://127.0.0.1:${httpPort}/status`)
+      ).json()) as {
+        fleet: {
+          redis: { up: boolean };
+          instances: Array<{ instance: string }>;
+        };
+      };
+      expect(status.fleet.redis.up).to.equal(true);
+      expect(status.fleet.instances.map(r => r.instance)).to.include.members([
+        `${status.fleet.instances[0]!.instance.replace(/:\d+$/, '')}:${smtpPort}`,
+        `${status.fleet.instances[0]!.instance.replace(/:\d+$/, '')}:${single.smtpPort}`,
+      ]);
+    } finally {
+      cluster.child.kill('SIGTERM');
+      await cluster.exited;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('/status sums the spool counts every instance publishes, with a row each', async () => {
