@@ -102,6 +102,23 @@ describe('fleet: two daemons sharing one Redis', function () {
     expect(t.api.requests[0]!.body.ext_msg_id).to.equal('<same@example.net>');
   });
 
+  it('the same message reaching both at once: one posts it, the other defers (451) and then finds it delivered', async () => {
+    const api = apiAt(t.api.url, { timeoutMs: 30_000 });
+    const a = await start({ api });
+    const b = await start({ api });
+    const raw = message('at-once');
+    t.api.reply({ status: 204, stall: true });
+    const first = send(a, raw);
+    await t.api.waitForRequests(1);
+    // while a's POST is in flight, b holds off rather than post it too
+    const second = await send(b, raw);
+    expect(second.response).to.match(/^451 4\.3\.0 /);
+    t.api.releaseStalled();
+    expect((await first).code).to.equal(250);
+    expect((await send(b, raw)).code).to.equal(250);
+    expect(t.api.requests).to.have.length(1);
+  });
+
   it('a different message reusing the Message-ID is posted by the other instance', async () => {
     const a = await start();
     const b = await start();
