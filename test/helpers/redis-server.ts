@@ -15,24 +15,50 @@ export function redisMissing(): string | null {
     : null;
 }
 
+/** TLS (its certificate and key files) and a password, as a production Redis has them. */
+export interface TestRedisOptions {
+  tls?: { cert: string; key: string };
+  password?: string;
+}
+
 export class TestRedis {
   private child?: ChildProcess;
   port = 0;
   private dir = '';
 
+  constructor(private readonly options: TestRedisOptions = {}) {}
+
+  /** redis:// (rediss:// with TLS), with the password when there is one. */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    const { tls, password } = this.options;
+    const auth = password ? `:${encodeURIComponent(password)}@` : '';
+    return `${tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${this.port}`;
   }
 
   /** Starts the server (on the port it had before, after a stop()). */
   async start(): Promise<this> {
     this.dir ||= await mkdtemp(join(tmpdir(), 'mailbridge-redis-'));
     this.port ||= await freePort();
+    const { tls, password } = this.options;
+    const listen = tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(this.port),
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-auth-clients',
+          'no',
+        ]
+      : ['--port', String(this.port)];
     const child = spawn(
       'redis-server',
       [
-        '--port',
-        String(this.port),
+        ...listen,
+        ...(password ? ['--requirepass', password] : []),
         '--bind',
         '127.0.0.1',
         '--save',

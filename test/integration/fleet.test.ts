@@ -8,9 +8,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiAt, useBridge, type TestBridge } from '../helpers/bridge.js';
+import { fileURLToPath } from 'node:url';
 import { freePort, startCli } from '../helpers/spawn-daemon.js';
 import { makeMessage, sendRaw, smtpDialog } from '../helpers/smtp-client.js';
 import { redisMissing, TestRedis } from '../helpers/redis-server.js';
+
+const TLS = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
 const ROUTES = [{ match: 'support@example.com', mailbox_id: 'mb-support' }];
 const TO = ['support@example.com'];
@@ -299,6 +302,41 @@ describe('fleet: two daemons sharing one Redis', function () {
     } finally {
       cluster.child.kill('SIGTERM');
       await cluster.exited;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rediss:// with a password: the daemon connects over TLS (its CA from NODE_EXTRA_CA_CERTS); a wrong password is an outage', async function () {
+    this.timeout(120_000);
+    const secure = await new TestRedis({
+      tls: { cert: `${TLS}localhost.crt`, key: `${TLS}localhost.key` },
+      password: 'fleet-s3cret',
+    }).start();
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-tls-'));
+    const serve = (url: string) =>
+      startCli(['serve'], {
+        MAILBRIDGE_SPOOL_DIR: join(dir, randomUUID()),
+        MAILBRIDGE_REDIS_URL: url,
+        MAILBRIDGE_LOG_LEVEL: 'info',
+        NODE_EXTRA_CA_CERTS: `${TLS}localhost.crt`,
+      });
+    const good = serve(secure.url);
+    const bad = serve(secure.url.replace('fleet-s3cret', 'wrong-password'));
+    try {
+      await good.waitForLog('redis connected: state shared with the fleet');
+      const refused = await bad.waitForLog(
+        'redis unreachable: dedupe records and client limits are local to this instance until it returns',
+      );
+      expect(String(refused.error)).to.match(/WRONGPASS|invalid password/i);
+      // it starts all the same, on local state
+      await bad.waitForLog('mailbridge started');
+      expect(JSON.stringify([...good.logs, ...bad.logs])).to.not.include(
+        'fleet-s3cret',
+      );
+    } finally {
+      await good.kill();
+      await bad.kill();
+      await secure.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
