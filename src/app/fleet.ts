@@ -66,6 +66,8 @@ export async function startFleet(
   );
   await shared.connected();
   let status: FleetStatus | undefined;
+  // an instance that publishes nothing (sync mode: no spool counts) still reads the others'
+  const reader = new FleetStatus(shared, '', async () => ({}));
   let closed: Promise<void> | undefined;
   return {
     dedupe: (local, windowMs) =>
@@ -88,10 +90,10 @@ export async function startFleet(
       await status.start();
     },
     view: async () => {
-      const counts = await status?.read();
+      const counts = await (status ?? reader).read();
       return {
         redis: shared.status(),
-        instance: status?.instance ?? '',
+        ...(status ? { instance: status.instance } : {}),
         ...(counts ?? {}),
       };
     },

@@ -22,8 +22,8 @@ export interface DaemonStatus {
 export interface FleetView {
   /** whether this instance's Redis answers, since when, and how often local state answered alone */
   redis: { up: boolean; since: string; fallbacks: number };
-  /** this instance's name in the rows */
-  instance: string;
+  /** this instance's name in the rows (absent when it publishes none: sync mode) */
+  instance?: string;
   /** the instances' counts summed (absent while Redis is away) */
   total?: Record<string, number>;
   /** each instance that published within the last 15 s: its counts as of `at` */
