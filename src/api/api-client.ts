@@ -32,6 +32,7 @@ import type {
 import { serializePayload } from './payload-stream.js';
 import { postFitted, type ContentFormat, type FittedPost } from './fit-body.js';
 import { Slots } from './slots.js';
+import { threadHeapLimitMb } from './post-thread/heap-limit.js';
 
 /** A message over this size is a large one: at most LARGE_PARSES_AT_ONCE parsed at once. */
 const LARGE_MESSAGE_BYTES = 1024 * 1024;
@@ -74,6 +75,8 @@ export class ApiClient implements PayloadSink {
     auth?: PostWorkerData['auth'],
     /** told how long each POST took, in seconds, once its answer (or failure) is in */
     private readonly observePost?: (seconds: number) => void,
+    /** smtp.maxMessageSize: what the post thread's heap limit is sized for (heap-limit.ts) */
+    maxMessageSize = 0,
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.slots = new Slots(config.concurrency);
@@ -84,7 +87,12 @@ export class ApiClient implements PayloadSink {
       this.thread = new PostThread(
         config,
         err => this.log.error('post thread failed', { error: err.message }),
-        { mapping, proxyConfigured: environment.proxyConfigured, auth },
+        {
+          mapping,
+          proxyConfigured: environment.proxyConfigured,
+          auth,
+          heapLimitMb: threadHeapLimitMb(maxMessageSize, LARGE_PARSES_AT_ONCE),
+        },
       );
     }
   }

@@ -23,6 +23,7 @@ import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { onReload } from './signals.js';
+import { notifyReady } from './notify-ready.js';
 import { startFleet } from './fleet.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
@@ -209,6 +210,7 @@ export async function runPrimary(
       spool: spool.dir,
       api: dryRun ? null : maskUrl(config.api.url),
     });
+    void notifyReady(environment, log);
   }
   // a replacement worker that cannot start either: stop, and let the supervisor see exit 1
   const stop = await Promise.race([

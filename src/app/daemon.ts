@@ -26,6 +26,7 @@ import { startFleet } from './fleet.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 import { clientLimits, createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
+import { notifyReady } from './notify-ready.js';
 
 export interface Daemon {
   smtpPort: number;
@@ -104,6 +105,7 @@ export async function startDaemon(
           options.environment,
           { dns: config.auth.dns, hostname: config.smtp.hostname },
           seconds => metrics.apiPostSeconds.observe(seconds),
+          config.smtp.maxMessageSize,
         ),
     metrics,
   );
@@ -251,6 +253,7 @@ export async function startDaemon(
     spool: spool.dir,
     api: dryRun ? null : maskUrl(config.api.url),
   });
+  if (options.recover !== false) void notifyReady(options.environment, log);
 
   let closed: Promise<void> | undefined;
   const close = () => {

@@ -1,17 +1,15 @@
 // Sender authentication of one message: SPF (client address, HELO, MAIL FROM), DKIM, DMARC and
 // ARC evaluated by mailauth from the bytes as received, within a bounded time, lookups and CPU.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { authenticate } from 'mailauth';
 import type { Envelope } from '../mail/envelope.js';
+import { readHeaderBytes, type RawMessage } from '../mail/header-block.js';
 import { cachedLookup, type DnsOptions, type Lookup } from './dns-cache.js';
 import { summarise, type SenderAuth } from './verdict.js';
 
-/** The raw message: its bytes, or the file holding them (from `start`, `length` bytes). */
-export type RawMessage =
-  Buffer | { path: string; start?: number; length?: number };
+export type { RawMessage };
 
 /** A whole evaluation takes at most this many DNS time limits (SPF alone: one). */
 export const EVALUATION_TIMEOUTS = 3;
@@ -25,9 +23,6 @@ export const MAX_LOOKUPS = 40;
  * write thousands. A message over it is judged `fail` without mailauth.
  */
 export const MAX_SIGNATURES = 16;
-
-/** The longest header block read to count its signatures (the structure check refuses more). */
-const HEADER_LIMIT = 1024 * 1024;
 
 export interface SenderAuthOptions {
   dns: DnsOptions;
@@ -57,8 +52,13 @@ export class SenderAuthenticator {
   }
 
   /** The judgement on `raw` (see judge), told to `observe`. */
-  async evaluate(raw: RawMessage, envelope: Envelope): Promise<SenderAuth> {
-    const auth = await this.judge(raw, envelope);
+  async evaluate(
+    raw: RawMessage,
+    envelope: Envelope,
+    /** `raw`'s header block, when the caller has read it already (readHeaderBytes) */
+    header?: Buffer,
+  ): Promise<SenderAuth> {
+    const auth = await this.judge(raw, envelope, header);
     this.observe(auth);
     return auth;
   }
@@ -72,10 +72,11 @@ export class SenderAuthenticator {
   private async judge(
     raw: RawMessage,
     envelope: Envelope,
+    header: Buffer | undefined,
   ): Promise<SenderAuth> {
     let signatures: number;
     try {
-      signatures = countSignatures(await headerOf(raw));
+      signatures = countSignatures(header ?? (await readHeaderBytes(raw)));
     } catch {
       return failed('temperror', 'temperror');
     }
@@ -146,27 +147,6 @@ export function countSignatures(header: Buffer): number {
       /^(?:dkim-signature|arc-seal|arc-message-signature)[ \t]*:/gim,
     ) ?? []
   ).length;
-}
-
-/** The header block of `raw` (up to HEADER_LIMIT bytes): what is before the first empty line. */
-async function headerOf(raw: RawMessage): Promise<Buffer> {
-  if (Buffer.isBuffer(raw)) return headerEnd(raw.subarray(0, HEADER_LIMIT));
-  const handle = await open(raw.path, 'r');
-  try {
-    const size = Math.min(raw.length ?? HEADER_LIMIT, HEADER_LIMIT);
-    const buffer = Buffer.alloc(size);
-    const { bytesRead } = await handle.read(buffer, 0, size, raw.start ?? 0);
-    return headerEnd(buffer.subarray(0, bytesRead));
-  } finally {
-    await handle.close();
-  }
-}
-
-function headerEnd(head: Buffer): Buffer {
-  const crlf = head.indexOf('\r\n\r\n');
-  const lf = head.indexOf('\n\n');
-  const ends = [crlf, lf].filter(i => i >= 0);
-  return ends.length ? head.subarray(0, Math.min(...ends)) : head;
 }
 
 function readable(raw: RawMessage): Buffer | Readable {

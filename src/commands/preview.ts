@@ -7,11 +7,8 @@ import { serializePayload } from '../api/payload-stream.js';
 import type { Envelope } from '../mail/envelope.js';
 import { classifyNoise } from '../mail/noise.js';
 import { parseMessage } from '../parse/parse-message.js';
-import {
-  noiseAction,
-  noiseReason,
-  readHeaderBlock,
-} from '../pipeline/route-policy.js';
+import { noiseAction, noiseReason } from '../pipeline/route-policy.js';
+import { readHeaderBlock } from '../mail/header-block.js';
 import type { ParsedMessage } from '../parse/parsed-message.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 

@@ -9,11 +9,17 @@ export interface Environment {
    * the API client tells axios not to look for one on every request. Unknown: axios looks.
    */
   readonly proxyConfigured?: boolean;
+  /** NOTIFY_SOCKET: systemd started the daemon with Type=notify and waits for its ready signal */
+  readonly notifySocket?: string;
 }
 
 /** The facts of `env` the daemon acts on. */
 export function readEnvironment(env: NodeJS.ProcessEnv): Environment {
-  return { nodeEnv: env.NODE_ENV, proxyConfigured: proxyConfigured(env) };
+  return {
+    nodeEnv: env.NODE_ENV,
+    proxyConfigured: proxyConfigured(env),
+    notifySocket: env.NOTIFY_SOCKET || undefined,
+  };
 }
 
 /** The variables axios (through proxy-from-env) takes a proxy from. */

@@ -150,7 +150,73 @@ function autoReplyOf(fields: Fields, nullSender: boolean): Noise | null {
   if (/^<\s*>$/.test(first(fields, 'return-path') ?? '')) {
     return { kind: 'auto-reply', signal: 'null sender (Return-Path: <>)' };
   }
+  const prefix = autoReplySubject(first(fields, 'subject'));
+  if (prefix) return { kind: 'auto-reply', signal: `Subject: ${prefix}` };
   return null;
+}
+
+/**
+ * The subject prefixes that mail clients' out-of-office and automatic replies write, when
+ * they send none of the headers above (Exchange and Outlook rules, Lotus Notes, older
+ * servers): Outlook's `Automatic reply:` in the languages it ships in, its older `Out of
+ * Office AutoReply:` and `Abwesenheitsnotiz:`, and the common `Auto-Reply:` forms. Matched at
+ * the very start of the decoded subject only, and only with the colon that a client puts
+ * before the original subject (or as the whole subject): a person's `RE: Automatic reply: ...`
+ * or `Fwd: Out of Office: ...` is a person writing, and a subject that merely mentions an
+ * out-of-office is not one.
+ */
+const AUTO_REPLY_SUBJECTS: readonly RegExp[] = [
+  /^(out of (the )?office( auto-?reply| reply)?)\s*(:|$)/i,
+  /^(automatic reply|auto[- ]?reply|auto[- ]?response|automated response)\s*(:|$)/i,
+  // German (Outlook: Automatische Antwort, older Abwesenheitsnotiz)
+  /^(automatische antwort|abwesenheitsnotiz)\s*(:|$)/i,
+  // French, Spanish, Italian, Portuguese, Dutch
+  /^(réponse automatique|absence du bureau)\s*(:|$)/i,
+  /^(respuesta automática)\s*(:|$)/i,
+  /^(risposta automatica)\s*(:|$)/i,
+  /^(resposta automática)\s*(:|$)/i,
+  /^(automatisch antwoord)\s*(:|$)/i,
+  // Swedish, Danish and Norwegian, Finnish, Polish, Czech
+  /^(automatiskt svar|automatisk svar|automaattinen vastaus)\s*(:|$)/i,
+  /^(odpowiedź automatyczna|automatická odpověď)\s*(:|$)/i,
+];
+
+/** The auto-reply prefix a subject starts with (as written, without its colon), or undefined. */
+export function autoReplySubject(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  const subject = decodeEncodedWords(raw).normalize('NFC').trim();
+  for (const pattern of AUTO_REPLY_SUBJECTS) {
+    const match = pattern.exec(subject);
+    if (match) return match[1];
+  }
+  return undefined;
+}
+
+/** RFC 2047 encoded words decoded (B and Q; an unknown charset as Latin-1), the rest as it is. */
+function decodeEncodedWords(value: string): string {
+  return value
+    .replace(/(\?=)\s+(=\?)/g, '$1$2')
+    .replace(
+      /=\?([^?*\s]+)(?:\*[^?\s]*)?\?([bq])\?([^?\s]*)\?=/gi,
+      (_whole, charset: string, encoding: string, text: string) => {
+        const bytes =
+          encoding.toLowerCase() === 'b'
+            ? Buffer.from(text, 'base64')
+            : Buffer.from(
+                text
+                  .replace(/_/g, ' ')
+                  .replace(/=([0-9a-f]{2})/gi, (_m, hex: string) =>
+                    String.fromCharCode(parseInt(hex, 16)),
+                  ),
+                'latin1',
+              );
+        try {
+          return new TextDecoder(charset).decode(bytes);
+        } catch {
+          return bytes.toString('latin1');
+        }
+      },
+    );
 }
 
 function precedenceOf(fields: Fields): string | undefined {

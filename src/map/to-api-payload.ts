@@ -70,8 +70,9 @@ export function toApiPayload(input: MappingInput): ApiPayload {
     cc: joinAddresses(cc.map(format)),
     bcc: joinAddresses(bcc),
     subject: subject?.trim() ? capped(subject) : undefined,
-    content: content(
-      bodiesToMap(message, group.route, mapping.maxHtmlBytes),
+    content: withNoBodyNote(
+      content(bodiesToMap(message, group.route, mapping.maxHtmlBytes), mapping),
+      message,
       mapping,
     ),
     attachments: message.attachments.length
@@ -139,6 +140,21 @@ export function messageIds(
     extractIds(message.inReplyTo).find(isThreadableId) ??
     extractIds(message.references.join(' ')).findLast(isThreadableId);
   return { messageId, replyTo };
+}
+
+/**
+ * The content of a message with neither text nor an attachment: an agent would take an empty
+ * ticket for a fault of the helpdesk or of mailbridge, so it says the message itself is empty.
+ */
+export const NO_BODY_NOTE = '[mailbridge: this message has no body]';
+
+function withNoBodyNote(
+  posted: string | undefined,
+  message: ParsedMessage,
+  mapping: MappingConfig,
+): string | undefined {
+  if (posted !== undefined || message.attachments.length) return posted;
+  return mapping.content === 'text' ? NO_BODY_NOTE : textToHtml(NO_BODY_NOTE);
 }
 
 function content(message: Bodies, mapping: MappingConfig): string | undefined {

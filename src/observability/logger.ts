@@ -1,5 +1,6 @@
 // winston JSON logger: one root per process, a child per session and per message.
 import winston from 'winston';
+import { clipFields } from './clip-fields.js';
 
 export type Logger = winston.Logger;
 
@@ -20,6 +21,7 @@ export function createLogger(options: LoggerOptions): Logger {
       format: winston.format.combine(
         winston.format.timestamp(),
         winston.format.errors({ stack: true }),
+        clipFields(),
         winston.format.json(),
       ),
       transports: [transport],

@@ -144,3 +144,14 @@ export function withoutExternalBodies(
       !(a.contentType === 'text/watch-html' && a.generatedName),
   );
 }
+
+/**
+ * Without empty parts: a part with no bytes in the message (an empty image, an empty attached
+ * message, an x-uuencode part without lines) would be posted as a 0-byte file that opens to
+ * nothing. It is left out; when nothing else is left, the content says the message has no body.
+ */
+export function withoutEmptyParts(
+  attachments: readonly ParsedAttachment[],
+): ParsedAttachment[] {
+  return attachments.filter(a => a.size > 0);
+}

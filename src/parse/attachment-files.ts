@@ -17,17 +17,22 @@ export class AttachmentFiles {
   ) {}
 
   private prefix?: string;
+  /** files written so far: each file's number (a dropped attachment's number is not reused) */
+  private written = 0;
 
   /**
-   * Writes one attachment's content to a new file. An error of the file (opening, writing) is
-   * returned; an error of the content (bad encoding, a failed parser) is thrown.
+   * Writes one attachment's content to a new file, numbered in the order written (1, 2, ...).
+   * An error of the file (opening, writing) is returned; an error of the content (bad encoding,
+   * a failed parser) is thrown.
    */
   async store(
     content: Readable,
-    index: number,
   ): Promise<{ path: string; size: number } | { error: Error }> {
     this.prefix ??= `${this.namePrefix}${randomBytes(8).toString('hex')}`;
-    const path = join(this.dir ?? tmpdir(), `${this.prefix}-${index + 1}.bin`);
+    const path = join(
+      this.dir ?? tmpdir(),
+      `${this.prefix}-${++this.written}.bin`,
+    );
     this.paths.push(path);
     let file: FileHandle;
     try {

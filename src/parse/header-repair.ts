@@ -45,7 +45,47 @@ export function repairHeaders(raw: Buffer): Buffer {
     }
     start = next;
   }
+  const boundary = boundaryFix(raw, start);
+  if (boundary) fixes.push(boundary);
+  fixes.sort((a, b) => a.at - b.at);
   return fixes.length ? applied(raw, fixes) : raw;
+}
+
+/** How far into the body a delimiter is looked for: the preamble is short, when there is one. */
+const MAX_PREAMBLE_BYTES = 64 * 1024;
+
+/**
+ * The fix of a top-level multipart whose declared boundary is never used, or undefined. A
+ * spammer's template (spamscope `mail_malformed_3`) declares `boundary="--=_HsWzsKVZkho"` and
+ * delimits with `----=_GlSzQZUbRbpVOpy`: the parser finds no part, and the whole body would be
+ * lost as preamble. When the declared delimiter appears nowhere in `raw`, and the body's first
+ * line of the delimiter form (`--` and a token) is followed by a header line, that line's token
+ * becomes the boundary, as mail readers recover it. `bodyAt` is where the header block ends.
+ */
+function boundaryFix(
+  raw: Buffer,
+  bodyAt: number,
+): { at: number; remove: number; insert: string } | undefined {
+  const head = raw.subarray(0, bodyAt).toString('latin1');
+  const type = /^content-type[ \t]*:((?:[^\n]*\n[ \t])*[^\n]*)/im.exec(head);
+  if (!type || !/^\s*multipart\//i.test(type[1]!)) return undefined;
+  const param = /(;\s*boundary\s*=\s*)("[^"\r\n]*"|[^;\s]+)/i.exec(type[1]!);
+  if (!param) return undefined;
+  const declared = param[2]!.replace(/^"|"$/g, '');
+  if (!declared || raw.includes(`\n--${declared}`, bodyAt, 'latin1')) {
+    return undefined;
+  }
+  const body = raw
+    .subarray(bodyAt, bodyAt + MAX_PREAMBLE_BYTES)
+    .toString('latin1');
+  const found =
+    /(?:^|\n)--([0-9A-Za-z'()+_,./:=?-]{1,70})[ \t]*\r?\n[A-Za-z][\w-]*[ \t]*:/.exec(
+      body,
+    );
+  if (!found) return undefined;
+  const at =
+    type.index + type[0].indexOf(type[1]!) + param.index + param[1]!.length;
+  return { at, remove: param[2]!.length, insert: `"${found[1]!}"` };
 }
 
 /** The index of the LF ending the line at `start`, or `limit`. */

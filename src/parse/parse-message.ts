@@ -3,6 +3,7 @@ import { createHash, hash as hashOf } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   MailParser,
+  type AddressObject,
   type AttachmentStream,
   type Headers,
   type MessageText,
@@ -17,10 +18,12 @@ import {
 } from './charset-choice.js';
 import { bareAddressHeaders, repairHeaders } from './header-repair.js';
 import { correctedDisposition, type PartHeaders } from './part-disposition.js';
+import { repairPart, type ParserNode, type SplitPart } from './part-repair.js';
 import { refineParts, type Body } from './refine-parts.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import { toAttachment, toParsedMessage } from './parsed-from-headers.js';
 import { feed, openRaw } from './raw-source.js';
+import { keepUnreadable, type Structure } from './unreadable.js';
 import { storeYencFiles, withoutYenc } from './yenc-files.js';
 
 /**
@@ -41,8 +44,8 @@ const PARSER_OPTIONS = {
   checksumAlgo: false,
 } as const;
 
-/** The part of mailparser's tree node the disposition correction sets. */
-interface TreeNode {
+/** The part of mailparser's tree node the disposition correction and part repair set. */
+interface TreeNode extends ParserNode {
   disposition?: string;
   isAttachment?: boolean;
 }
@@ -57,6 +60,8 @@ interface TreeNode {
 class BridgeParser extends MailParser {
   /** the first legacy charset label of a text part: the fallback of raw 8-bit headers */
   declare textLabel: string | undefined;
+  /** what createNode saw: a multipart top level, and the parts below it */
+  structure: Structure = { multipart: false, parts: 0 };
 
   getDecoder(): BodyDecoder {
     const base = (
@@ -67,7 +72,7 @@ class BridgeParser extends MailParser {
 }
 const createNode = (
   MailParser.prototype as unknown as {
-    createNode?: (this: MailParser, part: PartHeaders) => TreeNode;
+    createNode?: (this: MailParser, part: PartHeaders & SplitPart) => TreeNode;
   }
 ).createNode;
 if (typeof createNode !== 'function') {
@@ -76,13 +81,19 @@ if (typeof createNode !== 'function') {
   );
 }
 Object.defineProperty(BridgeParser.prototype, 'createNode', {
-  value(this: MailParser, part: PartHeaders): TreeNode {
+  value(this: BridgeParser, part: PartHeaders & SplitPart): TreeNode {
     const node = createNode.call(this, part);
+    if (part.root) {
+      this.structure.multipart = /^multipart\//i.test(part.contentType || '');
+    } else {
+      this.structure.parts++;
+    }
     const disposition = correctedDisposition(part);
     if (disposition) {
       node.disposition = disposition;
       node.isAttachment = disposition === 'attachment';
     }
+    repairPart(part, node);
     return node;
   },
 });
@@ -186,7 +197,7 @@ export async function parseMessage(
         continue;
       }
       writing = data.content;
-      const stored = await files.store(data.content, attachments.length);
+      const stored = await files.store(data.content);
       writing = undefined;
       if ('error' in stored) {
         localError ??= stored.error;
@@ -213,7 +224,13 @@ export async function parseMessage(
       },
     );
     attachments.splice(0, attachments.length, ...refined.attachments);
-    body = refined.body;
+    body = await keepUnreadable(
+      parser.structure,
+      Buffer.isBuffer(input) ? input : undefined,
+      refined.body,
+      attachments,
+      files,
+    );
     // yEnc blocks of the text, decoded from the raw bytes (a Buffer source) into attachments
     yencFiles =
       Buffer.isBuffer(input) &&
@@ -265,7 +282,10 @@ function nestedOptions(options: ParseOptions): ParseOptions {
 /** How much of an attached message is read for its Subject: its header block, mostly. */
 const ATTACHED_HEAD_BYTES = 64 * 1024;
 
-/** The decoded Subject of an attached message (a file), read from its first bytes. */
+/**
+ * What names an attached message (a file), read from its first bytes: its decoded Subject;
+ * without one, `Message from <its sender's name or address>` (as Delta Chat titles its own).
+ */
 async function attachedSubject(path: string): Promise<string | undefined> {
   const head = await openRaw(path, 0, ATTACHED_HEAD_BYTES);
   if (!Buffer.isBuffer(head)) {
@@ -276,9 +296,16 @@ async function attachedSubject(path: string): Promise<string | undefined> {
   const block = head.subarray(0, end ? end.index : head.length);
   const parser = new MailParser(PARSER_OPTIONS);
   const subject = await new Promise<unknown>(resolve => {
-    parser.once('headers', (headers: Headers) =>
-      resolve(headers.get('subject')),
-    );
+    parser.once('headers', (headers: Headers) => {
+      const subject = headers.get('subject');
+      if (typeof subject === 'string' && subject.trim()) {
+        resolve(subject);
+        return;
+      }
+      const from = (headers.get('from') as AddressObject | undefined)?.value[0];
+      const sender = from?.name?.trim() || from?.address?.trim();
+      resolve(sender ? `Message from ${sender}` : undefined);
+    });
     parser.once('error', () => resolve(undefined));
     parser.once('end', () => resolve(undefined));
     parser.resume();

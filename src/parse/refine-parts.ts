@@ -5,6 +5,7 @@ import {
   MESSAGE_TYPES,
   calendarOnce,
   nameAttachedMessages,
+  withoutEmptyParts,
   withoutExternalBodies,
 } from './attachment-cleanup.js';
 import { embedInlineImages } from './inline-images.js';
@@ -25,7 +26,7 @@ export interface Body {
 export interface RefineTools {
   /** where unpacked files are written (and removed with the message's) */
   files: AttachmentFiles;
-  /** the decoded Subject of an attached message's file */
+  /** the decoded Subject of an attached message's file (else `Message from SENDER`) */
   subjectOf: (path: string) => Promise<string | undefined>;
   /**
    * parses a MIME entity (bytes, or a file's path: streamed when large) one level down; without
@@ -37,8 +38,8 @@ export interface RefineTools {
 }
 
 /**
- * The stages, in order: winmail.dat unpacked; message/external-body references dropped; an
- * invitation once; attached messages named; an opaque signed part opened, encryption said; the
+ * The stages, in order: winmail.dat unpacked; message/external-body references and empty parts
+ * dropped; an invitation once; attached messages named; an opaque signed part opened, encryption said; the
  * images the HTML shows given their data: URLs.
  */
 export async function refineParts(
@@ -47,7 +48,9 @@ export async function refineParts(
   tools: RefineTools,
 ): Promise<{ attachments: ParsedAttachment[]; body: Body }> {
   const tnef = await unpackTnef(parsed, tools.files);
-  let attachments = await calendarOnce(withoutExternalBodies(tnef.attachments));
+  let attachments = await calendarOnce(
+    withoutEmptyParts(withoutExternalBodies(tnef.attachments)),
+  );
   await nameAttachedMessages(attachments, tools.subjectOf);
   let refined = withTnefBody(body, tnef);
   const secure = await openSecureParts(

@@ -38,7 +38,6 @@ export async function unpackTnef(
   const out: ParsedAttachment[] = [];
   let html: string | undefined;
   let text: string | undefined;
-  let written = attachments.length;
   for (const attachment of attachments) {
     const content = isTnefPart(attachment)
       ? await readTnef(attachment)
@@ -49,8 +48,8 @@ export async function unpackTnef(
     }
     html ??= content.html;
     text ??= content.text;
-    for (const file of content.files) {
-      const stored = await files.store(Readable.from([file.data]), written++);
+    for (const file of distinctFiles(content.files)) {
+      const stored = await files.store(Readable.from([file.data]));
       if ('error' in stored) throw stored.error;
       const contentType = typeOf(file.contentType, file.name);
       out.push({
@@ -70,6 +69,23 @@ export async function unpackTnef(
     }
   }
   return { attachments: out, html, text };
+}
+
+/**
+ * The files of one winmail.dat, each once: Outlook may record one file twice (as an attachment
+ * and again for the rich text that shows it); a second with the same name and bytes is left out.
+ */
+export function distinctFiles<T extends { name?: string; data: Buffer }>(
+  files: readonly T[],
+): T[] {
+  const kept: T[] = [];
+  for (const file of files) {
+    const twin = kept.some(
+      other => other.name === file.name && other.data.equals(file.data),
+    );
+    if (!twin) kept.push(file);
+  }
+  return kept;
 }
 
 /** The decoded TNEF of an attachment, or undefined when it stays as it came. */

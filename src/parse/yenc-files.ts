@@ -21,10 +21,7 @@ export async function storeYencFiles(
 ): Promise<boolean> {
   if (!text?.includes('=ybegin ')) return false;
   for (const file of decodeYencBlocks(raw)) {
-    const stored = await files.store(
-      Readable.from([file.data]),
-      attachments.length,
-    );
+    const stored = await files.store(Readable.from([file.data]));
     if ('error' in stored) throw stored.error;
     attachments.push({
       filename:

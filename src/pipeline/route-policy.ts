@@ -3,7 +3,6 @@
 // block), then for the routes left the sender judged once (unless it was already, or no route
 // asks) and each route's senderAuth policy. A route an operator released is never held or
 // dropped again.
-import { open } from 'node:fs/promises';
 import type { RawMessage, SenderAuthenticator } from '../auth/sender-auth.js';
 import {
   describe,
@@ -13,6 +12,7 @@ import {
 } from '../auth/verdict.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { Envelope } from '../mail/envelope.js';
+import { headerBlock, readHeaderBytes } from '../mail/header-block.js';
 import {
   classifyNoise,
   describeNoise,
@@ -20,7 +20,6 @@ import {
   type Noise,
 } from '../mail/noise.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
-import { HEADER_SNIFF_BYTES, headerBlock } from '../spool/spool-file.js';
 
 /** What a route does with noise of its kind: the route's key, else the contract's default. */
 export type NoiseAction = 'deliver' | 'hold' | 'drop';
@@ -71,7 +70,9 @@ export async function applyRoutePolicy(
     authenticator?: SenderAuthenticator;
   },
 ): Promise<RoutePolicy> {
-  const headers = await readHeaderBlock(input.raw).catch(() => '');
+  // read once: its text for the noise policy, its bytes for sender authentication
+  const header = await readHeaderBytes(input.raw).catch(() => undefined);
+  const headers = header ? headerBlock(header) : '';
   const noise = classifyNoise(headers, nullSender(input.envelope)) ?? undefined;
   const policy: RoutePolicy = {
     judged: false,
@@ -94,7 +95,7 @@ export async function applyRoutePolicy(
     const list = action === 'hold' ? policy.held : policy.dropped;
     list.push({ index: group.index, reason });
   }
-  await applySenderAuth(rest, input, policy);
+  await applySenderAuth(rest, input, header, policy);
   return policy;
 }
 
@@ -102,12 +103,17 @@ export async function applyRoutePolicy(
 async function applySenderAuth(
   groups: RouteGroup[],
   input: Parameters<typeof applyRoutePolicy>[1],
+  header: Buffer | undefined,
   policy: RoutePolicy,
 ): Promise<void> {
   const asks = groups.some(g => policyOf(g.route) !== 'off');
   let auth = input.known;
   if (!auth && asks && input.authenticator) {
-    auth = await input.authenticator.evaluate(input.raw, input.envelope);
+    auth = await input.authenticator.evaluate(
+      input.raw,
+      input.envelope,
+      header,
+    );
     policy.judged = true;
   }
   policy.auth = auth;
@@ -137,18 +143,4 @@ async function applySenderAuth(
  */
 function nullSender(envelope: Envelope): boolean {
   return envelope.mailFrom === null && envelope.remoteAddress !== undefined;
-}
-
-/** The unfolded header block of a raw message, from its bytes or the start of its file. */
-export async function readHeaderBlock(raw: RawMessage): Promise<string> {
-  if (Buffer.isBuffer(raw)) return headerBlock(raw);
-  const handle = await open(raw.path, 'r');
-  try {
-    const size = Math.min(HEADER_SNIFF_BYTES, raw.length ?? HEADER_SNIFF_BYTES);
-    const head = Buffer.alloc(size);
-    const { bytesRead } = await handle.read(head, 0, size, raw.start ?? 0);
-    return headerBlock(head.subarray(0, bytesRead));
-  } finally {
-    await handle.close();
-  }
 }

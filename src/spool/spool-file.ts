@@ -3,8 +3,12 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
+import { HEADER_SNIFF_BYTES, headerBlock } from '../mail/header-block.js';
 import { extractIds } from '../mail/message-id.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
+
+// the header block's reading is the mail layer's; spool callers find it here too
+export { HEADER_SNIFF_BYTES, headerBlock };
 
 /**
  * The first line of every file the spool writes. It is a header field, so even a tool that
@@ -13,9 +17,6 @@ import { withoutPosition, type QueueEntry } from './queue-entry.js';
  */
 export const SPOOL_HEADER_NAME = 'X-Mailbridge-Queue';
 const PREFIX = Buffer.from(`${SPOOL_HEADER_NAME}: `);
-
-/** Only this much of the start of a message is read to find its Message-ID. */
-export const HEADER_SNIFF_BYTES = 64 * 1024;
 
 /** The header line for an entry: written in front of the raw bytes. */
 export function spoolHeader(entry: QueueEntry): Buffer {
@@ -126,33 +127,6 @@ export function messageIdOf(headers: string): string | null {
   const match = /^message-id[ \t]*:[ \t]*(.*)$/im.exec(headers);
   const value = match?.[1]?.trim();
   return value ? value : null;
-}
-
-/** The header block of a message's start (the bytes before the first empty line), unfolded. */
-export function headerBlock(start: Buffer): string {
-  const head = start.subarray(0, HEADER_SNIFF_BYTES);
-  // the header block ends at the first empty line, which may be the very first line; only
-  // the header block is decoded (a body of 64 KiB would be copied for nothing)
-  const end = headerEnd(head);
-  return head
-    .subarray(0, end)
-    .toString('latin1')
-    .replace(/\r?\n[ \t]+/g, ' ');
-}
-
-/** Where the header block of `head` ends (before its empty line), or its length. */
-function headerEnd(head: Buffer): number {
-  if (head[0] === 0x0a || (head[0] === 0x0d && head[1] === 0x0a)) return 0;
-  for (let from = 0; ;) {
-    const lf = head.indexOf(0x0a, from);
-    if (lf < 0 || lf + 1 >= head.length) return head.length;
-    const next = head[lf + 1];
-    if (next === 0x0a) return head[lf - 1] === 0x0d ? lf - 1 : lf;
-    if (next === 0x0d && head[lf + 2] === 0x0a) {
-      return head[lf - 1] === 0x0d ? lf - 1 : lf;
-    }
-    from = lf + 1;
-  }
 }
 
 /** A raw Message-ID header value, normalised as queue entries keep it; null without one. */

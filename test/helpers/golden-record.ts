@@ -12,11 +12,8 @@ import type { Envelope } from '../../src/mail/envelope.js';
 import { classifyNoise } from '../../src/mail/noise.js';
 import { parseMessage } from '../../src/parse/parse-message.js';
 import { buildPayloads } from '../../src/pipeline/build-payloads.js';
-import {
-  noiseAction,
-  noiseReason,
-  readHeaderBlock,
-} from '../../src/pipeline/route-policy.js';
+import { noiseAction, noiseReason } from '../../src/pipeline/route-policy.js';
+import { readHeaderBlock } from '../../src/mail/header-block.js';
 
 export const CORPUS = fileURLToPath(
   new URL('../fixtures/corpus/', import.meta.url),

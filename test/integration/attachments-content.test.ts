@@ -1,4 +1,5 @@
-// Through the daemon: an inline image posted with no dangling cid:, a winmail.dat posted as its files.
+// Through the daemon: an inline image posted with no dangling cid:, a winmail.dat posted as its
+// files (each once), broken or empty messages said in words.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -57,5 +58,42 @@ describe('attachments and inline images, through the daemon', () => {
       375081,
     );
     expect(body.content).to.include('Christmas to remember');
+    // the photo is recorded twice in the winmail.dat: posted once
+    expect(
+      names.filter(n => n === 'kitten-playing-with-a-christmas-tree.jpg'),
+    ).to.have.length(1);
+  });
+
+  it('a message with no body: the content says so', async () => {
+    const body = await post('headers-edge/mikelmail-empty_in_reply_to.eml');
+    expect(body.content).to.equal(
+      '<div>[mailbridge: this message has no body]</div>',
+    );
+    expect(body).to.not.have.property('attachments');
+  });
+
+  it('a multipart whose delimiter matches no boundary: said, and attached as it came', async () => {
+    const file = 'malformed/flanker-mailformed-headers.eml';
+    const body = await post(file);
+    expect(body.content).to.include(
+      'no part of this message could be read (its MIME structure is broken)',
+    );
+    expect(body.attachments?.map(a => a.name)).to.deep.equal(['original.eml']);
+    // the message as received (line ends made CRLF by SMTP): its broken part is in it
+    const raw = Buffer.from(body.attachments![0]!.file, 'base64').toString();
+    expect(raw).to.include('----fa**f__fawf\r\nContent-Type: text/html;');
+    expect(raw).to.include('\r\nHello\r\n');
+  });
+
+  it("a multipart whose declared boundary is never used: read with the body's delimiter", async () => {
+    const body = await post('malformed/spamscope-mail_malformed_3.eml');
+    expect(body.content).to.include('¡Feliz Navidad!');
+    expect(body.content).to.include('<em>información</em> de la compañía');
+  });
+
+  it('flowed DelSp=yes text whose sender did not double its spaces: the words stay apart', async () => {
+    const body = await post('plain/mimekit-issue1130.eml');
+    expect(body.content).to.include('now there is a &quot;You do not');
+    expect(body.content).to.include('at the bottom of the record');
   });
 });

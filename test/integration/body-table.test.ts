@@ -401,17 +401,15 @@ describe('body posted: one test per row of the contract table', () => {
     expect(stringsIn(body).filter(([, v]) => v.trim() === '')).to.deep.equal(
       [],
     );
-    for (const key of [
-      'subject',
-      'cc',
-      'bcc',
-      'content',
-      'note',
-      'mailbox_id',
-    ]) {
+    for (const key of ['subject', 'cc', 'bcc', 'note', 'mailbox_id']) {
       expect(body, key).not.to.have.property(key);
     }
-    expect(body).to.include({ from: 'jane@example.com', read: false });
+    // an empty body is said in words, not left out (issue 17: no empty ticket without a note)
+    expect(body).to.include({
+      from: 'jane@example.com',
+      read: false,
+      content: '<div>[mailbridge: this message has no body]</div>',
+    });
     expect(body.ext_msg_id).to.be.a('string');
   });
 });

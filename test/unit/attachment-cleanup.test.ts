@@ -1,6 +1,7 @@
 // Calendar parts once, attached messages named after their subject: the pure parts, by table.
 import { expect } from 'chai';
 import {
+  withoutEmptyParts,
   withoutExternalBodies,
   isCalendar,
   subjectFilename,
@@ -102,5 +103,40 @@ describe('attachment cleanup', () => {
     const kept = part({ contentType: 'text/plain' });
     const external = part({ contentType: 'message/external-body', size: 0 });
     expect(withoutExternalBodies([external, kept])).to.deep.equal([kept]);
+  });
+
+  describe('withoutEmptyParts', () => {
+    const rows: Array<[string, Partial<ParsedAttachment>, boolean]> = [
+      [
+        'an empty inline image',
+        {
+          filename: 'empty.gif',
+          contentType: 'image/gif',
+          size: 0,
+          contentId: 'x',
+        },
+        false,
+      ],
+      [
+        'an empty attached message',
+        {
+          filename: 'attachment-1.eml',
+          contentType: 'message/rfc822',
+          size: 0,
+          generatedName: true,
+        },
+        false,
+      ],
+      ['an empty named file', { filename: 'PGP_Cmts.doc', size: 0 }, false],
+      ['a file of one byte', { filename: 'a.bin', size: 1 }, true],
+    ];
+    for (const [title, over, kept] of rows) {
+      it(`${title}: ${kept ? 'kept' : 'left out'}`, () => {
+        const attachment = part(over);
+        expect(withoutEmptyParts([attachment])).to.deep.equal(
+          kept ? [attachment] : [],
+        );
+      });
+    }
   });
 });

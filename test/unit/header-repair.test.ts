@@ -27,6 +27,16 @@ describe('repairHeaders', () => {
       'To    : Mary Smith\r\n__\r\n          <mary@example.net>\r\nSubject: s\r\n\r\nb\r\n',
       'To    : Mary Smith\r\n __\r\n          <mary@example.net>\r\nSubject: s\r\n\r\nb\r\n',
     ],
+    [
+      "a declared boundary never used: the body's delimiter becomes it (spamscope mail_malformed_3)",
+      'Content-Type: multipart/alternative;\r\n\tboundary="--=_Hs"\r\nX-Priority: 1\r\n\r\n----=_Gl\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n----=_1w--\r\n',
+      'Content-Type: multipart/alternative;\r\n\tboundary="--=_Gl"\r\nX-Priority: 1\r\n\r\n----=_Gl\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n----=_1w--\r\n',
+    ],
+    [
+      'an unquoted one, after a preamble, with a From  : repair too',
+      'From  : j@x.example\nContent-Type: multipart/mixed; boundary=abc\n\nThis is MIME.\n--xyz\ncontent-type: text/plain\n\nhi\n--xyz--\n',
+      'From: j@x.example\nContent-Type: multipart/mixed; boundary="xyz"\n\nThis is MIME.\n--xyz\ncontent-type: text/plain\n\nhi\n--xyz--\n',
+    ],
   ];
   for (const [title, raw, repaired] of rows) {
     it(title, () => {
@@ -46,6 +56,18 @@ describe('repairHeaders', () => {
     [
       'a colon-less line not followed by a folded one',
       'Subject: a\r\nbroken\r\nTo: b@x.example\r\n\r\nb\r\n',
+    ],
+    [
+      'a multipart whose declared boundary is used',
+      'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--other\r\nX: y\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n',
+    ],
+    [
+      'a multipart without a delimiter followed by a header line',
+      'Content-Type: multipart/mixed; boundary="b"\r\n\r\n-- \r\nsignature\r\n--x\r\n\r\nhi\r\n',
+    ],
+    [
+      'a single part whose text has a delimiter-like line',
+      'Content-Type: text/plain\r\n\r\n--x\r\nKey: value\r\n',
     ],
     [
       'colon-less lines of the body',

@@ -4,7 +4,11 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { classifyNoise, type NoiseKind } from '../../src/mail/noise.js';
+import {
+  autoReplySubject,
+  classifyNoise,
+  type NoiseKind,
+} from '../../src/mail/noise.js';
 import { headerBlock } from '../../src/spool/spool-file.js';
 
 const CORPUS = fileURLToPath(new URL('../fixtures/corpus/', import.meta.url));
@@ -173,6 +177,71 @@ describe('classifyNoise over header sets', () => {
       if (c.signal) expect(noise?.signal).to.equal(c.signal);
     });
   }
+});
+
+describe('auto-replies known by their subject alone', () => {
+  const rows: Array<[subject: string, prefix: string | undefined]> = [
+    ['Automatic reply: Printer on fire', 'Automatic reply'],
+    ['Out of Office: Printer on fire', 'Out of Office'],
+    ['Out of Office AutoReply: Printer', 'Out of Office AutoReply'],
+    ['AutoReply: your ticket', 'AutoReply'],
+    ['Auto-Reply: your ticket', 'Auto-Reply'],
+    ['Auto Response: your ticket', 'Auto Response'],
+    ['Abwesenheitsnotiz: Drucker brennt', 'Abwesenheitsnotiz'],
+    ['Automatische Antwort: Drucker brennt', 'Automatische Antwort'],
+    ['Réponse automatique : Imprimante', 'Réponse automatique'],
+    [
+      '=?utf-8?Q?R=C3=A9ponse_automatique=C2=A0:?= Imprimante',
+      'Réponse automatique',
+    ],
+    [
+      '=?iso-8859-1?Q?Respuesta_autom=E1tica:_Impresora?=',
+      'Respuesta automática',
+    ],
+    [
+      '=?UTF-8?B?QXV0b21hdGlzY2hlIEFudHdvcnQ6IERydWNrZXI=?=',
+      'Automatische Antwort',
+    ],
+    ['Risposta automatica: Stampante', 'Risposta automatica'],
+    ['Automatisch antwoord: Printer', 'Automatisch antwoord'],
+    ['Automatiskt svar: Skrivare', 'Automatiskt svar'],
+    ['Automaattinen vastaus: Tulostin', 'Automaattinen vastaus'],
+    ['Odpowiedź automatyczna: Drukarka', 'Odpowiedź automatyczna'],
+    ['Automatická odpověď: Tiskárna', 'Automatická odpověď'],
+    ['Out of Office', 'Out of Office'],
+    // a person writing about, or answering, an auto-reply
+    ['RE: Automatic reply: Printer on fire', undefined],
+    ['Fwd: Out of Office: Printer', undefined],
+    ['Out of office hours support is down', undefined],
+    ['Automatic replies do not work in Outlook', undefined],
+    ['Question about your auto-reply settings', undefined],
+    ['Abwesenheit am Montag', undefined],
+    ['', undefined],
+  ];
+  for (const [subject, prefix] of rows) {
+    it(`${JSON.stringify(subject)} -> ${prefix ?? 'a person'}`, () => {
+      expect(autoReplySubject(subject)).to.equal(prefix);
+      const noise = classifyNoise(
+        h('From: jane@example.com', `Subject: ${subject}`),
+      );
+      expect(noise).to.deep.equal(
+        prefix ? { kind: 'auto-reply', signal: `Subject: ${prefix}` } : null,
+      );
+    });
+  }
+
+  it('a header says it first: its signal wins over the subject', () => {
+    expect(
+      classifyNoise(h('Subject: Automatic reply: x', 'X-Autoreply: yes')),
+    ).to.deep.equal({ kind: 'auto-reply', signal: 'X-Autoreply' });
+  });
+
+  it('an auto-reply subject on list mail: an auto-reply, not bulk', () => {
+    expect(
+      classifyNoise(h('Subject: Out of Office: x', 'List-Id: <l.example.org>'))
+        ?.kind,
+    ).to.equal('auto-reply');
+  });
 });
 
 describe('classifyNoise over the corpus', () => {

@@ -10,9 +10,9 @@ import type { RouteConfig } from '../../src/config/schema.js';
 import type { Envelope } from '../../src/mail/envelope.js';
 import {
   applyRoutePolicy,
-  readHeaderBlock,
   type RoutePolicy,
 } from '../../src/pipeline/route-policy.js';
+import { readHeaderBlock } from '../../src/mail/header-block.js';
 import type { RouteGroup } from '../../src/routing/resolve-route.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { toApiPayload } from '../../src/map/to-api-payload.js';

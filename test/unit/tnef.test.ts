@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { decompressRtf, htmlFromRtf } from '../../src/parse/rtf.js';
 import { decodeHtml, decodeTnef, isTnef } from '../../src/parse/tnef.js';
-import { typeOf } from '../../src/parse/tnef-unpack.js';
+import { distinctFiles, typeOf } from '../../src/parse/tnef-unpack.js';
 
 /** One TNEF attribute: level, id (type in the high word), length, data, checksum. */
 function attribute(level: number, id: number, data: Buffer): Buffer {
@@ -193,4 +193,47 @@ describe('TNEF', () => {
       });
     }
   });
+});
+
+describe('TNEF: distinctFiles', () => {
+  const jpeg = Buffer.from([0xff, 0xd8, 1, 2]);
+  const rows: Array<[string, Array<{ name?: string; data: Buffer }>, number]> =
+    [
+      [
+        'the same name and bytes twice (mimekit-rich-text): once',
+        [
+          { name: 'k.jpg', data: jpeg },
+          { name: 'k.jpg', data: Buffer.from(jpeg) },
+        ],
+        1,
+      ],
+      [
+        'the same name, other bytes: both',
+        [
+          { name: 'k.jpg', data: jpeg },
+          { name: 'k.jpg', data: Buffer.from([1]) },
+        ],
+        2,
+      ],
+      [
+        'the same bytes, other names: both',
+        [
+          { name: 'a.jpg', data: jpeg },
+          { name: 'b.jpg', data: jpeg },
+        ],
+        2,
+      ],
+      [
+        'two unnamed files with the same bytes: once',
+        [{ data: jpeg }, { data: jpeg }],
+        1,
+      ],
+    ];
+  for (const [title, files, count] of rows) {
+    it(title, () => {
+      const kept = distinctFiles(files);
+      expect(kept).to.have.length(count);
+      expect(kept[0]).to.equal(files[0]);
+    });
+  }
 });

@@ -4,7 +4,7 @@ import type { MappingConfig, RouteConfig } from '../../src/config/schema.js';
 import type { Envelope } from '../../src/mail/envelope.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { generatedId } from '../../src/mail/message-id.js';
-import { toApiPayload } from '../../src/map/to-api-payload.js';
+import { NO_BODY_NOTE, toApiPayload } from '../../src/map/to-api-payload.js';
 import type {
   MailAddress,
   ParsedMessage,
@@ -44,6 +44,15 @@ interface Row {
   input: Input;
   expected: unknown;
 }
+
+const NO_BODY_HTML = `<div>${NO_BODY_NOTE}</div>`;
+
+const ATTACHMENT = {
+  filename: 'scan.pdf',
+  contentType: 'application/pdf',
+  path: '/nonexistent/scan.pdf',
+  size: 10,
+};
 
 function addr(address: string, name = ''): MailAddress {
   return { address, name };
@@ -528,13 +537,19 @@ describe('toApiPayload', () => {
       expected: '<div>hi</div>',
     },
     {
-      title: 'auto, no body at all: left out',
+      title: 'auto, no body and no attachment: a note says so',
       input: { message: { text: undefined, html: undefined } },
-      expected: undefined,
+      expected: NO_BODY_HTML,
     },
     {
-      title: 'auto, text only whitespace: left out',
+      title: 'auto, text only whitespace, no attachment: the note',
       input: { message: { text: '\n\n ' } },
+      expected: NO_BODY_HTML,
+    },
+    {
+      title:
+        'auto, no body but an attachment: left out (the file is the message)',
+      input: { message: { text: undefined, attachments: [ATTACHMENT] } },
       expected: undefined,
     },
     {
@@ -588,12 +603,12 @@ describe('toApiPayload', () => {
       expected: '<div>a &lt; b &amp; &quot;c&quot;<br>\nline 2</div>',
     },
     {
-      title: 'html, no body: left out',
+      title: 'html, no body: the note',
       input: {
         message: { text: undefined },
         mapping: { content: 'html' },
       },
-      expected: undefined,
+      expected: NO_BODY_HTML,
     },
     {
       title: 'text, text and HTML: the text',
@@ -615,9 +630,17 @@ describe('toApiPayload', () => {
       expected: 'Fish & chips\n\n2 < 3',
     },
     {
-      title: 'text, no body: left out',
+      title: 'text, no body: the note as text',
       input: {
         message: { text: undefined },
+        mapping: { content: 'text' },
+      },
+      expected: NO_BODY_NOTE,
+    },
+    {
+      title: 'text, no body but an attachment: left out',
+      input: {
+        message: { text: undefined, attachments: [ATTACHMENT] },
         mapping: { content: 'text' },
       },
       expected: undefined,
@@ -1043,7 +1066,7 @@ describe('toApiPayload', () => {
       });
     });
 
-    it('an empty message leaves out every empty value', () => {
+    it('an empty message leaves out every empty value; its content says it is empty', () => {
       const body = map({
         message: {
           from: undefined,
@@ -1058,7 +1081,10 @@ describe('toApiPayload', () => {
         },
         envelope: { mailFrom: null, rcptTo: [] },
       });
-      expect(body).to.deep.equal({ ext_msg_id: GENERATED });
+      expect(body).to.deep.equal({
+        ext_msg_id: GENERATED,
+        content: NO_BODY_HTML,
+      });
     });
 
     it('no header-derived value carries a control character (regression)', () => {

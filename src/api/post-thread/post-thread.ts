@@ -64,6 +64,12 @@ export class PostThread {
       proxyConfigured?: boolean;
       /** how the thread judges senders (absent: jobs post without judging) */
       auth?: PostWorkerData['auth'];
+      /**
+       * the worker's old-generation limit, in MiB (heap-limit.ts); past it the worker is
+       * stopped (ERR_WORKER_OUT_OF_MEMORY), its requests fail as temporary failures and the
+       * next request starts a new one
+       */
+      heapLimitMb?: number;
     } = {},
   ) {}
 
@@ -173,7 +179,9 @@ export class PostThread {
       proxyConfigured: this.options.proxyConfigured,
       auth: this.options.auth,
     };
-    const worker = this.options.spawn?.(workerData) ?? spawnWorker(workerData);
+    const worker =
+      this.options.spawn?.(workerData) ??
+      spawnWorker(workerData, this.options.heapLimitMb);
     let ready = false;
     let isReady!: () => void;
     this.started = new Promise(resolve => (isReady = resolve));
@@ -283,17 +291,22 @@ const START_TIMEOUT_MS = 10_000;
  * The post worker: run from the sources (tests, under tsx), the .ts file loaded through tsx
  * (resolved here, from this module: the worker's eval code would look from the cwd).
  */
-function spawnWorker(workerData: unknown): Worker {
+function spawnWorker(workerData: unknown, heapLimitMb?: number): Worker {
+  const resourceLimits =
+    heapLimitMb === undefined
+      ? undefined
+      : { maxOldGenerationSizeMb: heapLimitMb };
   if (!import.meta.url.endsWith('.ts')) {
     return new Worker(new URL('./post-worker.js', import.meta.url), {
       workerData,
+      resourceLimits,
     });
   }
   const entry = new URL('./post-worker.ts', import.meta.url).href;
   return new Worker(
     `import(${JSON.stringify(tsxApi())})` +
       `.then(tsx => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
-    { workerData, eval: true },
+    { workerData, eval: true, resourceLimits },
   );
 }
 
