@@ -98,6 +98,12 @@ export class FleetLimiter implements ClientCounter {
     return refusal;
   }
 
+  /**
+   * Gives a session back. Sessions of one client are told apart by nothing but their address,
+   * so any one of the members this process added for it goes: exact while Redis stayed up. A
+   * session opened during an outage (no member) that ends after one opened since may take that
+   * one's member: the fleet then counts one session too few until both end.
+   */
   close(address: string): void {
     this.local.close(address);
     const key = clientKey(address);
