@@ -1,9 +1,9 @@
 // Dry-run: without a token, bodies are logged and written to <spool.dir>/dry-run/ instead of posted.
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { PRIVATE_FILE, privateDir } from '../lib/durable-fs.js';
 import type { ApiPayload } from '../map/api-payload.js';
 import type { Logger } from '../observability/logger.js';
 import type { PayloadSink, PostContext } from '../pipeline/payload-sink.js';
@@ -22,7 +22,8 @@ export class DryRunSink implements PayloadSink {
   }
 
   async send(payload: ApiPayload, context: PostContext): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // the bodies that would be posted are mail at rest: owner-only, as the spool
+    await privateDir(this.dir);
     const file = join(
       this.dir,
       `${context.queueId}-${context.routeIndex}.json`,
@@ -35,7 +36,7 @@ export class DryRunSink implements PayloadSink {
         yield* source;
         yield Buffer.from('\n');
       },
-      createWriteStream(file),
+      createWriteStream(file, { mode: PRIVATE_FILE }),
     );
     this.log.info('dry-run: payload not posted (no api.token)', {
       queueId: context.queueId,

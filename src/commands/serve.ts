@@ -11,7 +11,10 @@ export async function runServe({
   config,
   environment,
 }: LoadedConfig): Promise<number> {
-  const log = createLogger({ level: config.log.level });
+  const log = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+  });
   // After an uncaught exception the process state is unknown: log it and exit, so a supervisor
   // restarts a clean daemon. Nothing accepted is lost: 250 is only sent once the message is
   // stored (queue, hybrid) or posted (sync).

@@ -29,6 +29,7 @@ const ENV_KEYS: ReadonlyArray<[string, string, 'string' | 'number']> = [
   ['MAILBRIDGE_SPOOL_DIR', 'spool.dir', 'string'],
   ['MAILBRIDGE_DELIVERY_MODE', 'delivery.mode', 'string'],
   ['MAILBRIDGE_LOG_LEVEL', 'log.level', 'string'],
+  ['MAILBRIDGE_LOG_FORMAT', 'log.format', 'string'],
   ['MAILBRIDGE_CLUSTER_WORKERS', 'cluster.workers', 'number'],
   // a secret: its password is masked by check-config (mask-secrets.ts)
   ['MAILBRIDGE_REDIS_URL', 'state.redis.url', 'string'],

@@ -241,6 +241,7 @@ export const configSchema = z.strictObject({
   }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
+    format: z.enum(['json', 'pretty']).default('json'),
   }),
   mapping: z.strictObject({
     content: z.enum(['auto', 'html', 'text']),

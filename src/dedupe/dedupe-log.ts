@@ -1,7 +1,6 @@
 // The dedupe store's files: one append-only log per process, read back, appended to and compacted.
 import {
   appendFile,
-  mkdir,
   open,
   readdir,
   rename,
@@ -11,7 +10,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFullySync } from '../lib/durable-fs.js';
+import { PRIVATE_FILE, privateDir, writeFullySync } from '../lib/durable-fs.js';
 
 /** What the logs read back into: the store's records in memory. */
 export interface LogRecords {
@@ -74,7 +73,7 @@ export class DedupeLog {
    */
   async load(): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      await privateDir(this.dir);
     } catch {
       return;
     }
@@ -198,6 +197,7 @@ export class DedupeLog {
       await appendFile(
         join(this.dir, `${this.name}.0.imported.log`),
         lines.join(''),
+        { mode: PRIVATE_FILE },
       );
     }
     for (const bucket of buckets) {
@@ -251,7 +251,7 @@ export class DedupeLog {
       try {
         if (batch.lines.length > 0) {
           await this.reopenIfRemoved();
-          this.log ??= await open(this.logPath(), 'a');
+          this.log ??= await open(this.logPath(), 'a', PRIVATE_FILE);
           // an append to the page cache, not fsynced: synchronous (see durable-fs.ts)
           writeFullySync(this.log.fd, Buffer.from(batch.lines.join('')));
           this.lastWriteAt = this.now();
@@ -296,7 +296,7 @@ export class DedupeLog {
       }
     }
     const next = this.logPath(this.generation + 1);
-    await writeFile(`${next}.tmp`, lines.join(''));
+    await writeFile(`${next}.tmp`, lines.join(''), { mode: PRIVATE_FILE });
     await rename(`${next}.tmp`, next);
     this.generation++;
     for (const file of own) {

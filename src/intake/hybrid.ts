@@ -135,6 +135,16 @@ export function splitRefused(result: AttemptResult): SplitResult | null {
   };
 }
 
+/**
+ * What became of a route the API did not refuse, for its recipients' 250: posted, dropped or
+ * held by its policy (nothing posted: never told "delivered"), or waiting for a retry.
+ */
+function routeWord(route: RouteState): string {
+  if (route.status === 'held') return 'held';
+  if (route.status !== 'delivered') return 'queued';
+  return route.dropped === undefined ? 'delivered' : 'dropped';
+}
+
 /** One reply per envelope recipient, for LMTP: its route's refusal, or 250 delivered or queued. */
 function perRecipientReplies(
   entry: QueueEntry,
@@ -156,9 +166,9 @@ function perRecipientReplies(
   });
   let delivered = 0;
   for (const route of kept.entry.routes) {
-    const done = route.status === 'delivered';
+    const done = route.status === 'delivered' && route.dropped === undefined;
     if (done) delivered++;
-    const text = `OK: ${done ? 'delivered' : 'queued'} as ${entry.id}`;
+    const text = `OK: ${routeWord(route)} as ${entry.id}`;
     for (const recipient of route.recipients) byRecipient.set(recipient, text);
   }
   return {

@@ -13,8 +13,39 @@ import {
   writev as writevCb,
   writevSync,
 } from 'node:fs';
-import { access, open, rename, type FileHandle } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  mkdir,
+  open,
+  rename,
+  stat,
+  type FileHandle,
+} from 'node:fs/promises';
 import { promisify } from 'node:util';
+
+/**
+ * The mode of every file the daemon writes under spool.dir: mail at rest is its owner's alone.
+ * Given at each creation, so that it holds whatever the process umask (only a stricter umask
+ * takes more away).
+ */
+export const PRIVATE_FILE = 0o600;
+
+/** The mode of every folder the daemon makes under spool.dir, spool.dir included. */
+export const PRIVATE_DIR = 0o700;
+
+/**
+ * Makes `dir` (and its missing parents) with PRIVATE_DIR, and tightens it when it exists with
+ * a looser mode (a spool made before modes were set, or by hand). A folder it may not chmod
+ * (another owner's) is left as it is.
+ */
+export async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  const { mode } = await stat(dir);
+  if ((mode & 0o077) === 0) return;
+  // group and others lose every right; the owner's stay as they are
+  await chmod(dir, mode & 0o700).catch(() => undefined);
+}
 
 const fsyncFd = promisify(fsyncCb);
 const writeFd = promisify(writeCb);
@@ -146,7 +177,7 @@ export async function writeFileDurable(
   path: string,
   data: string | Buffer,
 ): Promise<void> {
-  const handle = await open(path, 'wx');
+  const handle = await open(path, 'wx', PRIVATE_FILE);
   try {
     await handle.writeFile(data);
     await handle.sync();

@@ -1,20 +1,27 @@
-// winston JSON logger: one root per process, a child per session and per message.
+// winston logger (JSON lines, or pretty lines for a terminal): one root per process, a child
+// per session and per message.
 import winston from 'winston';
 import { clipFields } from './clip-fields.js';
+import { prettyFormat } from './pretty-format.js';
 
 export type Logger = winston.Logger;
 
 export interface LoggerOptions {
   level: string;
+  /** log.format: `json` (the default: one JSON object a line) or `pretty` (for a person) */
+  format?: 'json' | 'pretty';
   /** Where lines go; defaults to stdout. Tests pass their own stream to read the lines. */
   stream?: NodeJS.WritableStream;
 }
 
-/** Creates the root logger: JSON lines with a timestamp. */
+/** Creates the root logger: JSON lines (or pretty ones) with a timestamp. */
 export function createLogger(options: LoggerOptions): Logger {
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console();
+  // colour only for a person at a terminal: never in a file, a pipe or a journal
+  const stream = options.stream ?? process.stdout;
+  const colour = (stream as { isTTY?: boolean }).isTTY === true;
   return gateLevels(
     winston.createLogger({
       level: options.level,
@@ -22,7 +29,9 @@ export function createLogger(options: LoggerOptions): Logger {
         winston.format.timestamp(),
         winston.format.errors({ stack: true }),
         clipFields(),
-        winston.format.json(),
+        options.format === 'pretty'
+          ? prettyFormat({ colour })
+          : winston.format.json(),
       ),
       transports: [transport],
     }),

@@ -4,7 +4,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { writeFully } from '../lib/durable-fs.js';
+import { PRIVATE_FILE, writeFully } from '../lib/durable-fs.js';
 
 /** The attachment files of one message: written one by one, removed together. */
 export class AttachmentFiles {
@@ -36,7 +36,8 @@ export class AttachmentFiles {
     this.paths.push(path);
     let file: FileHandle;
     try {
-      file = await open(path, 'wx');
+      // decoded attachments are mail at rest (under the spool's tmp/): owner-only
+      file = await open(path, 'wx', PRIVATE_FILE);
     } catch (err) {
       return { error: err as Error };
     }

@@ -55,6 +55,7 @@ export function createSmtpServer(deps: SmtpDeps): SMTPServer {
     log,
     metrics: deps.metrics,
     maxSize: config.smtp.maxMessageSize,
+    connections: () => server.connections,
   });
   const logins = authHandlers(deps, limiter);
   // smtp-server's socketTimeout is an idle time, which one byte resets: these are not

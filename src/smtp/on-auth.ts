@@ -3,6 +3,7 @@ import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { smtpReply } from '../errors/to-smtp-reply.js';
 import type { ClientCounter } from './client-access.js';
 import { checkCredentials } from './smtp-auth.js';
+import { logRefusal } from './refusal-log.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** Failed logins (SMTP AUTH) a session may make; the last one closes it. */
@@ -36,12 +37,18 @@ export function authHandlers(
       const answer = (clientBlocked: boolean) => {
         // no guessing on and on: a few failures close the session (smtp-server closes after 421)
         const closing = failures >= LOGIN_FAILURES_PER_SESSION || clientBlocked;
-        log.info('authentication failed', {
-          sessionId: session.id,
-          remoteAddress: session.remoteAddress,
-          username,
-          code: closing ? 421 : 535,
-        });
+        // the username (never the password) says which account was tried
+        logRefusal(
+          deps,
+          'authentication failed',
+          session,
+          {
+            command: 'AUTH',
+            reason: closing ? 'too_many_failures' : 'credentials',
+            code: closing ? 421 : 535,
+          },
+          { username, method: login.method },
+        );
         callback(
           closing
             ? smtpReply(421, 'Too many failed logins, closing connection')

@@ -7,6 +7,7 @@ import {
   type ClientCounter,
   type Refusal,
 } from './client-access.js';
+import { logRefusal } from './refusal-log.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /**
@@ -75,10 +76,8 @@ function refuseSession(
   session: SMTPServerSession,
   deps: SmtpDeps,
 ): Error {
-  deps.metrics.refusedSessions.inc({ reason: refusal.reason });
-  deps.log.info('session refused', {
-    sessionId: session.id,
-    remoteAddress: session.remoteAddress,
+  logRefusal(deps, 'session refused', session, {
+    command: 'CONNECT',
     reason: refusal.reason,
     code: refusal.responseCode,
   });

@@ -25,6 +25,7 @@ import { spoolHeader } from '../spool/spool-file.js';
 import type { Reply } from './lmtp-replies.js';
 import type { RcptCommands } from './rcpt-commands.js';
 import { receiveToFile, type ReceivedFile } from './receive-to-file.js';
+import { refusalFields } from './refusal-log.js';
 import { DataDeadlineError } from './session-deadlines.js';
 import { judgeAtData } from './judge-sender.js';
 import type { SmtpDeps } from './smtp-deps.js';
@@ -39,6 +40,10 @@ interface Outcome {
   mode: SmtpDeps['config']['delivery']['mode'];
   /** from, recipients and client; size and Message-ID once received */
   fields: Record<string, unknown>;
+  /** the session, for a refusal's fields (refusal-log.ts) */
+  session: SMTPServerSession;
+  /** why the message would be refused at this point: the refusal line's reason */
+  refusal: string;
 }
 
 /** onData; with LMTP, the reply is repeated once per accepted RCPT command. */
@@ -83,6 +88,8 @@ async function handleData(
     deps,
     log,
     mode,
+    session,
+    refusal: 'storage',
     fields: {
       from: envelope.mailFrom,
       recipients: envelope.rcptTo.length,
@@ -99,23 +106,28 @@ async function handleData(
     outcome.fields.size = received.size;
     outcome.fields.messageId = received.messageId;
     if (received.oversized) {
+      outcome.refusal = 'size';
       throw new PermanentError('Message exceeds fixed maximum message size', {
         responseCode: 552,
       });
     }
     if (received.malformed) {
       // the parser would refuse it at delivery: the sender hears it now, not a 250 then silence
+      outcome.refusal = 'structure';
       throw new MalformedMessageError(
         `Message structure refused: ${received.malformed.text}`,
       );
     }
     // a route that enforces sender authentication hears the verdict before the 250
+    outcome.refusal = 'sender_auth';
     const auth = await judgeAtData(deps, envelope, received);
     if (auth) {
       outcome.fields.senderAuth = auth.verdict;
       outcome.fields.authResults = describe(auth);
     }
     deps.metrics.messageBytes.observe(received.size);
+    // sync and hybrid modes: the API's answer refuses; queue mode: only the spool can fail
+    outcome.refusal = mode === 'queue' ? 'storage' : 'delivery';
     const accepted = await deps.intake.accept(
       { ...received, auth },
       envelope,
@@ -222,7 +234,7 @@ function answerAccepted(
 function answerFailed(
   err: unknown,
   clientGone: boolean,
-  { deps, log, mode, fields }: Outcome,
+  { deps, log, mode, fields, session, refusal }: Outcome,
 ): SmtpReplyError {
   const reply = toSmtpReply(err);
   if (clientGone) {
@@ -242,7 +254,18 @@ function answerFailed(
   const temporary = isTemporary(err);
   const outcome = temporary ? 'deferred' : 'rejected';
   deps.metrics.messages.inc({ outcome });
-  const line = { ...fields, outcome, mode, code: reply.responseCode };
+  // the refusal's one line: the outcome line, with the fields every refusal line has
+  const line = {
+    ...fields,
+    ...refusalFields(session, {
+      command: 'DATA',
+      reason: err instanceof BridgeError ? refusal : 'internal',
+      address: fields.from as string | null,
+      code: reply.responseCode,
+    }),
+    outcome,
+    mode,
+  };
   if (!(err instanceof BridgeError)) {
     log.error('message failed: internal error', {
       ...line,

@@ -2,6 +2,7 @@
 import type { SMTPServerOptions } from 'smtp-server';
 import { smtpReply } from '../errors/to-smtp-reply.js';
 import type { RcptCommands } from './rcpt-commands.js';
+import { logRefusal } from './refusal-log.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /**
@@ -13,16 +14,26 @@ export function mailFromHandler(
   rcpts: RcptCommands | undefined,
 ): NonNullable<SMTPServerOptions['onMailFrom']> {
   const { config, log } = deps;
-  return (_address, session, callback) => {
+  return (address, session, callback) => {
     // a new transaction: its RCPT commands are counted from here (LMTP's replies)
     rcpts?.begin(session);
     if (config.smtp.tls.required && !session.secure) {
       // 530 5.7.0, as Postfix's smtpd_tls_security_level = encrypt
-      deps.metrics.mailRefused.inc({ reason: 'tls' });
+      logRefusal(deps, 'sender refused: STARTTLS required', session, {
+        command: 'MAIL',
+        reason: 'tls',
+        address: address.address,
+        code: 530,
+      });
       return callback(smtpReply(530, 'Must issue a STARTTLS command first'));
     }
     if (config.smtp.auth.required && !session.user) {
-      deps.metrics.mailRefused.inc({ reason: 'auth' });
+      logRefusal(deps, 'sender refused: authentication required', session, {
+        command: 'MAIL',
+        reason: 'auth',
+        address: address.address,
+        code: 530,
+      });
       return callback(smtpReply(530, 'Authentication required'));
     }
     // flow control: while delivery lags behind, a new transaction waits for it a little

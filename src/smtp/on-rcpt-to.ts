@@ -9,6 +9,7 @@ import { PermanentError } from '../errors/bridge-error.js';
 import { toSmtpReply } from '../errors/to-smtp-reply.js';
 import { resolveRoute } from '../routing/resolve-route.js';
 import type { RcptCommands } from './rcpt-commands.js';
+import { logRefusal } from './refusal-log.js';
 import type { SmtpDeps } from './smtp-deps.js';
 
 /** onRcptTo: the route check; with LMTP, each accepted command is remembered for its reply. */
@@ -29,11 +30,10 @@ function checkRecipient(
   deps: SmtpDeps,
 ): Error | undefined {
   if (resolveRoute(address.address, deps.config.routes)) return undefined;
-  deps.metrics.rcptRefused.inc({ reason: 'no_route' });
-  deps.log.info('recipient rejected: no route', {
-    sessionId: session.id,
-    remoteAddress: session.remoteAddress,
-    recipient: address.address,
+  logRefusal(deps, 'recipient rejected: no route', session, {
+    command: 'RCPT',
+    reason: 'no_route',
+    address: address.address,
     code: 550,
   });
   return toSmtpReply(

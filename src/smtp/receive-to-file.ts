@@ -11,7 +11,7 @@ import { unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { fdWriter, writeFully } from '../lib/durable-fs.js';
+import { fdWriter, PRIVATE_FILE, writeFully } from '../lib/durable-fs.js';
 import { BodyDigest, fingerprint } from '../mail/fingerprint.js';
 import { StructureCheck, type StructureFault } from '../mail/structure.js';
 import {
@@ -118,6 +118,7 @@ export async function receiveToFile(
         // too large to gather: from here on it streams to the file
         file = createWriteStream(path, {
           flags: 'wx',
+          mode: PRIVATE_FILE,
           flush: options.durable,
         });
         // only a file this call created is removed on failure (not one that was there)
@@ -203,7 +204,7 @@ async function writeSmall(
   durable: boolean,
 ): Promise<void> {
   // an existing file fails the exclusive open and is left alone
-  const fd = openSync(path, durable ? DURABLE_FLAGS : 'wx');
+  const fd = openSync(path, durable ? DURABLE_FLAGS : 'wx', PRIVATE_FILE);
   let written = false;
   try {
     await writeFully(fdWriter(fd), buffers, 0);

@@ -14,7 +14,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DirSyncer, GroupCommit, writeFullySync } from '../lib/durable-fs.js';
+import {
+  DirSyncer,
+  GroupCommit,
+  PRIVATE_FILE,
+  writeFullySync,
+} from '../lib/durable-fs.js';
 import {
   checksum,
   doneLine,
@@ -251,6 +256,7 @@ export class Journal {
             constants.O_APPEND |
             constants.O_CREAT |
             constants.O_EXCL,
+          PRIVATE_FILE,
         );
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;

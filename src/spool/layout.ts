@@ -1,9 +1,10 @@
 // The spool's folders and paths (tmp/, msg/, signal/, queue/, active[-n]/, dead/, held/), and
 // the two durable single-file writes every other piece of the spool builds on.
-import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   GroupCommit,
+  privateDir,
   writeFileAtomic,
   writeFileDurable,
 } from '../lib/durable-fs.js';
@@ -56,10 +57,22 @@ export class SpoolLayout {
     this.msgDir = join(dir, 'msg');
   }
 
-  /** Creates the folders; safe to call on an existing spool. */
+  /**
+   * Creates the folders, the spool's own included, owner-only (0700); safe to call on an
+   * existing spool, whose folders with a looser mode (made by an older version, or by hand)
+   * are tightened: the files in them are then out of others' reach whatever their own mode.
+   */
   async init(): Promise<void> {
-    for (const sub of ['tmp', 'msg', 'signal', ...STATES, this.claimDir]) {
-      await mkdir(join(this.dir, sub), { recursive: true });
+    const subs = ['tmp', 'msg', 'signal', ...STATES, this.claimDir];
+    // the spool's own folder first: mkdir's mode applies only to the folders it creates
+    for (const dir of [this.dir, ...subs.map(sub => join(this.dir, sub))]) {
+      await privateDir(dir);
+    }
+    // the others (a cluster's claim folders, dedupe/, dry-run/), made by an older version
+    const entries = await readdir(this.dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isDirectory() || subs.includes(entry.name)) continue;
+      await privateDir(join(this.dir, entry.name));
     }
   }
 

@@ -2,11 +2,12 @@
 // rescan takes the marks, re-reading only new and signalled entries.
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PRIVATE_FILE } from '../lib/durable-fs.js';
 import { unlinkIfPresent, type SpoolLayout } from './layout.js';
 
 /** Tells a running daemon that a waiting entry changed on disk. */
 export async function signal(layout: SpoolLayout, id: string): Promise<void> {
-  await writeFile(join(layout.dir, 'signal', id), '');
+  await writeFile(join(layout.dir, 'signal', id), '', { mode: PRIVATE_FILE });
 }
 
 /** The ids signalled since the last call; their signals are consumed. */

@@ -5,6 +5,7 @@ import { hash } from 'node:crypto';
 import { readFile, realpath, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { PRIVATE_FILE } from '../lib/durable-fs.js';
 
 /** Thrown when another live mailbridge process holds the spool. */
 export class SpoolBusyError extends Error {
@@ -110,7 +111,7 @@ async function takePidFile(dir: string, path: string): Promise<void> {
   const mine = `${process.pid}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await writeFile(path, mine, { flag: 'wx' });
+      await writeFile(path, mine, { flag: 'wx', mode: PRIVATE_FILE });
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

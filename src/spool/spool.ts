@@ -49,7 +49,7 @@ export class Spool {
     this.msgDir = this.layout.msgDir;
   }
 
-  /** Creates the folders; safe to call on an existing spool. */
+  /** Creates the folders (owner-only, looser ones tightened); safe on an existing spool. */
   async init(): Promise<this> {
     await this.layout.init();
     return this;

@@ -49,9 +49,13 @@ describe('the post thread heap limit', () => {
     const table: Array<
       [maxMessageSize: number, largeAtOnce: number, mb: number]
     > = [
-      [0, 2, MIN_THREAD_HEAP_MB],
+      [0, 2, 256],
       [4 * MIB, 2, MIN_THREAD_HEAP_MB],
-      [25 * MIB, 2, MIN_THREAD_HEAP_MB],
+      // 2 x 10 x 6 + 128 = 248: below the floor
+      [10 * MIB, 2, MIN_THREAD_HEAP_MB],
+      [11 * MIB, 2, 260],
+      // the default smtp.maxMessageSize: 2 x 25 x 6 + 128
+      [25 * MIB, 2, 428],
       // 2 x 40 x 6 + 128
       [40 * MIB, 2, 608],
       // a size that is no whole MiB counts as the next one

@@ -321,6 +321,7 @@ describe('config', () => {
       ['MAILBRIDGE_SPOOL_DIR', '/srv/spool', 'spool.dir', '/srv/spool'],
       ['MAILBRIDGE_DELIVERY_MODE', 'sync', 'delivery.mode', 'sync'],
       ['MAILBRIDGE_LOG_LEVEL', 'debug', 'log.level', 'debug'],
+      ['MAILBRIDGE_LOG_FORMAT', 'pretty', 'log.format', 'pretty'],
     ];
     for (const [name, value, path, expected] of rows) {
       it(`${name}=${JSON.stringify(value)} sets ${path}`, () => {
@@ -357,6 +358,7 @@ describe('config', () => {
       ['MAILBRIDGE_API_URL', 'not a url', 'api.url'],
       ['MAILBRIDGE_API_URL', 'ftp://example.com/x', 'api.url'],
       ['MAILBRIDGE_LOG_LEVEL', 'verbose', 'log.level'],
+      ['MAILBRIDGE_LOG_FORMAT', 'text', 'log.format'],
       ['MAILBRIDGE_DELIVERY_MODE', 'fast', 'delivery.mode'],
     ];
     for (const [name, value, key] of badValues) {

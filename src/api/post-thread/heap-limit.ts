@@ -5,8 +5,11 @@
 // about 400 MiB (docs/fuzzing.md). A limit near what the thread can need makes V8 compact
 // sooner (its growing factor shrinks with the limit), and bounds the thread outright.
 
-/** The floor of the limit, in MiB: 8 small messages in flight fit many times over. */
-export const MIN_THREAD_HEAP_MB = 512;
+/**
+ * The floor of the limit, in MiB: the thread's code and state (about 30 MB), and its small
+ * messages in flight (up to api.concurrency of them, 1 MiB at most each) many times over.
+ */
+export const MIN_THREAD_HEAP_MB = 256;
 
 /**
  * Heap (MiB) one large message may hold while it is parsed, per MiB of its size: its text
