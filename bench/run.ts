@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { installHaraka, startHaraka } from './reference.js';
+import { TestRedis } from '../test/helpers/redis-server.js';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -133,6 +134,8 @@ export interface Daemon {
 export interface DaemonOptions {
   /** the `smtp:` line's value; the throughput table's by default */
   smtp?: string;
+  /** more variables for the daemon (MAILBRIDGE_REDIS_URL for the fleet rows) */
+  env?: Record<string, string>;
 }
 
 // A "*" route must say catchAll: true with NODE_ENV=production in releases that know the key
@@ -212,6 +215,7 @@ async function startDaemon(
         MAILBRIDGE_LOG_LEVEL: 'warn',
         // BENCH_WORKERS=2 npm run bench: the daemon in cluster mode
         MAILBRIDGE_CLUSTER_WORKERS: process.env.BENCH_WORKERS ?? '1',
+        ...options.env,
       },
     },
   );
@@ -414,7 +418,8 @@ function row(name: string, s: Scenario, m: Measured): string {
 }
 
 /** The server under test: mailbridge, or the Haraka reference (bench/reference.ts). */
-type Target = 'mailbridge' | 'haraka';
+/** `fleet`: mailbridge with state.redis.url, on a redis-server of its own (BENCH_REDIS=1) */
+type Target = 'mailbridge' | 'haraka' | 'fleet';
 
 interface Running {
   child: ChildProcess;
@@ -426,6 +431,19 @@ interface Running {
 
 async function startTarget(target: Target, apiPort: number): Promise<Running> {
   if (target === 'haraka') return startHaraka(apiPort, await freePort());
+  if (target === 'fleet') {
+    const redis = await new TestRedis().start();
+    const daemon = await startDaemonRetrying(apiPort, {
+      env: { MAILBRIDGE_REDIS_URL: redis.url },
+    });
+    return {
+      ...daemon,
+      stop: async () => {
+        await stopDaemon(daemon);
+        await redis.close();
+      },
+    };
+  }
   const daemon = await startDaemonRetrying(apiPort);
   return { ...daemon, stop: () => stopDaemon(daemon) };
 }
@@ -524,19 +542,31 @@ async function main(): Promise<void> {
   // BENCH_REFERENCE=1: each smtp-source row also run against Haraka, in turn with mailbridge
   const reference = Boolean(process.env.BENCH_REFERENCE);
   if (reference) installHaraka();
+  // BENCH_REDIS=1: each row also run with a Redis shared state (state.redis.url, a local
+  // redis-server), in turn with the single instance: the cost of the shared dedupe and limits
+  const fleet = Boolean(process.env.BENCH_REDIS);
   const spread: string[] = [];
   for (const [i, s] of SCENARIOS.entries()) {
     if (only && only !== 'throughput') break;
     if (picked && !picked.includes(i + 1)) continue;
     const runs: Measured[] = [];
     const refs: Measured[] = [];
+    const fleets: Measured[] = [];
     // with the reference, the two take turns, so that both see the VM of the same minutes
     const withReference = reference && !s.steadyPauseMs;
     for (let r = 0; r < repeat; r++) {
       runs.push(await runScenario(s));
       if (withReference) refs.push(await runScenario(s, 'haraka'));
+      if (fleet) fleets.push(await runScenario(s, 'fleet'));
     }
     console.log(row(s.name, s, medians(runs)));
+    if (fleet) {
+      console.log(row(`${s.name}: with Redis`, s, medians(fleets)));
+      const cost = 100 - (100 * medians(fleets).posted) / medians(runs).posted;
+      spread.push(
+        `- row ${i + 1}: single ${runs.map(m => Math.round(m.posted)).join(', ')}; with Redis ${fleets.map(m => Math.round(m.posted)).join(', ')} posted msg/s (Redis costs ${Math.round(cost)} %)`,
+      );
+    }
     if (withReference) {
       console.log(row(`${s.name}: Haraka reference`, s, medians(refs)));
       const share = (100 * medians(runs).posted) / medians(refs).posted;

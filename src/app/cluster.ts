@@ -26,6 +26,7 @@ import { onReload } from './signals.js';
 import { notifyReady } from './notify-ready.js';
 import { reloadConfig } from './reload.js';
 import { LiveConfig } from '../config/live-config.js';
+import { startFleet } from './fleet.js';
 
 /** Messages a worker sends its primary (and the limiter's: shared-limiter.ts). */
 type WorkerMessage =
@@ -67,6 +68,16 @@ export async function runPrimary(
   let allReady: () => void = () => undefined;
   const ready = new Promise<void>(done => (allReady = done));
 
+  // state.redis.url: the workers share dedupe and limits themselves; the primary publishes the
+  // spool's counts for the fleet view
+  const fleet = await startFleet(config, log);
+  const fleetCounts = async (): Promise<Record<string, number>> => {
+    const counts: Record<string, number> = {};
+    for (const state of ['queue', 'dead', 'held'] as const) {
+      counts[state] = (await spool.ids(state)).length;
+    }
+    return counts;
+  };
   // the per-client limits hold for the whole daemon: the workers' sessions are counted here,
   // under the limits of the last reload
   const live = new LiveConfig(config);
@@ -162,10 +173,8 @@ export async function runPrimary(
           const reason = await notReadyReason();
           const paused =
             [...workers.values()].find(w => w.paused)?.paused ?? null;
-          const spoolCounts: Record<string, number> = {};
-          for (const state of ['queue', 'dead', 'held'] as const) {
-            spoolCounts[state] = (await spool.ids(state)).length;
-          }
+          const spoolCounts = await fleetCounts();
+          const view = await fleet.view();
           return {
             ready: reason === null,
             ...(reason === null ? {} : { notReady: reason }),
@@ -175,6 +184,7 @@ export async function runPrimary(
               reason: paused,
             },
             spool: spoolCounts,
+            ...(view ? { fleet: view } : {}),
           };
         },
       })
@@ -190,10 +200,12 @@ export async function runPrimary(
     closing = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.kill();
     health?.server.close();
+    await fleet.close();
     await unlock();
     return 1;
   }
   if (outcome === 'ready') {
+    await fleet.publish(fleetCounts, smtpPort);
     const dryRun = isDryRun(config, environment.nodeEnv);
     logStartWarnings(config, log, dryRun, spool.dir);
     log.info('mailbridge started', {
@@ -230,6 +242,7 @@ export async function runPrimary(
     health.server.closeAllConnections();
     await new Promise<void>(done => health.server.close(() => done()));
   }
+  await fleet.close();
   await unlock();
   log.info('mailbridge stopped');
   return stop.failed ? 1 : 0;

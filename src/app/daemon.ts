@@ -23,9 +23,10 @@ import { Spool } from '../spool/spool.js';
 import { lockSpool } from '../spool/spool-lock.js';
 import { spoolProblem } from '../spool/usable.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import type { ClientCounter } from '../smtp/client-access.js';
+import { ClientLimiter, type ClientCounter } from '../smtp/client-access.js';
+import { startFleet } from './fleet.js';
 import { warnIfNoPostmaster } from './route-warnings.js';
-import { createSmtpServer } from '../smtp/create-smtp-server.js';
+import { clientLimits, createSmtpServer } from '../smtp/create-smtp-server.js';
 import { loadServerTls } from '../smtp/server-tls.js';
 import { notifyReady } from './notify-ready.js';
 
@@ -101,6 +102,8 @@ export async function startDaemon(
       ? async () => undefined
       : await lockSpool(spool.dir);
   const metrics = createMetrics();
+  // state.redis.url: dedupe records and client limits shared with the fleet (app/fleet.ts)
+  const fleet = await startFleet(config, log, metrics);
   const dryRun = isDryRun(config, options.environment?.nodeEnv);
   const sink = countPosts(
     dryRun
@@ -119,11 +122,13 @@ export async function startDaemon(
   );
   // the post thread is up before the first message arrives
   await sink.ready?.();
-  const dedupe = new DedupeStore(
+  // dry-run delivers nothing: it neither records nor skips, so that once a token is set a
+  // message first seen in dry-run is still posted when it comes again
+  const dedupeWindowMs =
+    sink.kind === 'dry-run' ? 0 : config.delivery.dedupeWindowMs;
+  const localDedupe = new DedupeStore(
     join(spool.dir, 'dedupe'),
-    // dry-run delivers nothing: it neither records nor skips, so that once a token is set a
-    // message first seen in dry-run is still posted when it comes again
-    sink.kind === 'dry-run' ? 0 : config.delivery.dedupeWindowMs,
+    dedupeWindowMs,
     options.now,
     // each process appends to its own log; a cluster's workers also read each other's
     {
@@ -132,6 +137,7 @@ export async function startDaemon(
       maxRecords: config.delivery.dedupeMaxRecords,
     },
   );
+  const dedupe = fleet.dedupe(localDedupe, dedupeWindowMs);
   // one per process: its DNS cache serves every message
   const senderAuth = new SenderAuthenticator({
     dns: config.auth.dns,
@@ -190,7 +196,9 @@ export async function startDaemon(
     }),
     senderAuth,
     now,
-    limiter: options.limiter,
+    limiter: fleet.limiter(
+      options.limiter ?? new ClientLimiter(clientLimits(config), now),
+    ),
   });
   let smtpPort: number;
   try {
@@ -199,10 +207,15 @@ export async function startDaemon(
     // nothing was claimed yet: the runner starts only once the port is ours
     clearInterval(pruner);
     await sink.close();
+    await fleet.close();
     await unlock();
     throw err;
   }
   await runner?.start();
+  // one publisher per spool: a cluster's primary publishes for its workers
+  if (runner && options.recover !== false) {
+    await fleet.publish(() => spoolCounts(metrics), smtpPort);
+  }
   let closing = false;
   let health: Server | undefined;
   let httpPort: number | null = null;
@@ -230,6 +243,7 @@ export async function startDaemon(
             reason: paused,
           },
           ...(runner ? { spool: await spoolCounts(metrics) } : {}),
+          ...(await fleet.view().then(view => (view ? { fleet: view } : {}))),
         };
       },
     });
@@ -265,6 +279,7 @@ export async function startDaemon(
       // the attempts it cut short are filed before the spool and the dedupe store close
       await runner?.settled(config.delivery.shutdownTimeoutMs);
       await dedupe.close();
+      await fleet.close();
       spool.close();
       await unlock();
       if (health) {

@@ -35,6 +35,8 @@ const ENV_KEYS: readonly EnvKey[] = [
   ['MAILBRIDGE_LOG_LEVEL', 'log.level', 'string'],
   ['MAILBRIDGE_LOG_FORMAT', 'log.format', 'string'],
   ['MAILBRIDGE_CLUSTER_WORKERS', 'cluster.workers', 'number'],
+  // a secret: its password is masked by check-config (mask-secrets.ts)
+  ['MAILBRIDGE_REDIS_URL', 'state.redis.url', 'string'],
 ];
 
 export interface LoadConfigOptions {

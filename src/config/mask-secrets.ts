@@ -22,6 +22,16 @@ export function maskSecrets(config: Config): Config {
       url: maskUrl(config.api.url),
       token: config.api.token === null ? null : MASK,
     },
+    state: {
+      ...config.state,
+      redis: {
+        ...config.state.redis,
+        url:
+          config.state.redis.url === null
+            ? null
+            : maskUrl(config.state.redis.url),
+      },
+    },
   };
 }
 

@@ -227,6 +227,22 @@ export const configSchema = z.strictObject({
   cluster: z.strictObject({
     workers: z.number().int().min(0).max(64),
   }),
+  /** fleet-wide state shared by every instance that names the same Redis (docs/scaling.md) */
+  state: z.strictObject({
+    redis: z.strictObject({
+      /** redis:// or rediss:// (TLS), user and password in the URL; null: local state only */
+      url: z
+        .url({
+          protocol: /^rediss?$/,
+          error: 'must be a redis:// or rediss:// URL',
+        })
+        .nullable(),
+      /** put before every key, so that several fleets can share one Redis */
+      prefix: z.string().min(1),
+      /** the longest a lookup may wait for Redis before local state answers alone */
+      timeoutMs: positiveInt,
+    }),
+  }),
   log: z.strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']),
     format: z.enum(['json', 'pretty']).default('json'),
@@ -261,3 +277,4 @@ export type SmtpConfig = Config['smtp'];
 export type DeliveryConfig = Config['delivery'];
 export type RetryConfig = DeliveryConfig['retry'];
 export type AuthConfig = Config['auth'];
+export type RedisConfig = Config['state']['redis'];

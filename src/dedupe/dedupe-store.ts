@@ -1,6 +1,7 @@
 // Delivered routes (Message-ID, mailbox and fingerprint): looked up in memory, logged per process.
 import { hash } from 'node:crypto';
 import { DedupeLog } from './dedupe-log.js';
+import type { Claim, DedupeRecords } from './dedupe-records.js';
 import { RecordTable } from './record-table.js';
 
 export interface DedupeOptions {
@@ -31,7 +32,7 @@ export interface DedupeOptions {
  * not fsynced: losing the last ones in a power cut costs at most one duplicate post, which the
  * contract allows. prune() forgets expired records and rewrites this process's log.
  */
-export class DedupeStore {
+export class DedupeStore implements DedupeRecords {
   /** key -> ms of its last delivery, as known to this process */
   private readonly seen = new RecordTable();
   private readonly logs: DedupeLog;
@@ -86,6 +87,14 @@ export class DedupeStore {
     }
     return this.fresh(key);
   }
+
+  /** DedupeRecords: one process alone knows no other poster, so never `busy`. */
+  async claim(key: string): Promise<Claim> {
+    return (await this.has(key)) ? 'duplicate' : 'new';
+  }
+
+  /** DedupeRecords: nothing is held locally between claim() and add(). */
+  async release(): Promise<void> {}
 
   /** Records a delivery now; resolves once its line is written (with others of the moment). */
   async add(key: string): Promise<void> {

@@ -14,7 +14,7 @@ import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import { decisiveFailure, type RouteResult } from '../pipeline/decide.js';
 import type { QueueRunner } from '../queue/queue-runner.js';
 import { groupByRoute } from '../routing/resolve-route.js';
-import type { DedupeStore } from '../dedupe/dedupe-store.js';
+import type { DedupeRecords } from '../dedupe/dedupe-records.js';
 import {
   newQueueEntry,
   withReceived,
@@ -33,7 +33,7 @@ export interface IntakeDeps extends HybridDeps {
    * Sync mode: the routes already delivered (the queue workers' store). A message resent after
    * a 451 is then not posted again to the routes that took it the first time.
    */
-  dedupe?: DedupeStore;
+  dedupe?: DedupeRecords;
   /** judges senders for the routes that ask (sync mode: before posting) */
   senderAuth?: SenderAuthenticator;
   /** the clock of queue entries (received, first due) */

@@ -63,6 +63,10 @@ export interface Metrics {
   apiPostSeconds: Histogram;
   /** Seconds from acceptance to delivery of each delivered message (queue mode). */
   deliverySeconds: Histogram;
+  /** 1 while the fleet's Redis (state.redis.url) answers; 0 while local state answers alone. */
+  redisUp: Gauge;
+  /** Operations answered by local state alone because Redis was away or late, by op. */
+  redisFallbacks: Counter<'op'>;
 }
 
 /**
@@ -94,6 +98,7 @@ export const KNOWN_LABELS = {
   },
   mailbridge_smtp_rcpt_refused_total: { reason: ['no_route', 'too_many'] },
   mailbridge_smtp_mail_refused_total: { reason: ['size', 'tls', 'auth'] },
+  mailbridge_redis_fallbacks_total: { op: ['dedupe', 'limits', 'status'] },
 } as const satisfies Record<string, Record<string, readonly string[]>>;
 
 /**
@@ -270,6 +275,17 @@ function defineMetrics(registry: Registry): Metrics {
         0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400,
         86400,
       ],
+      registers: [registry],
+    }),
+    redisUp: new Gauge({
+      name: 'mailbridge_redis_up',
+      help: "1 while the fleet's Redis answers (0: local state only, or no Redis configured)",
+      registers: [registry],
+    }),
+    redisFallbacks: new Counter({
+      name: 'mailbridge_redis_fallbacks_total',
+      help: 'Operations answered by local state alone because Redis was away or late',
+      labelNames: ['op'],
       registers: [registry],
     }),
   };

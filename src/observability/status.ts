@@ -14,6 +14,24 @@ export interface DaemonStatus {
   };
   /** messages by spool folder, as of the last scan (queue mode) */
   spool?: Record<string, number>;
+  /** with state.redis.url: the fleet's Redis, and what every instance holds */
+  fleet?: FleetView;
+}
+
+/** The fleet part of /status (docs/scaling.md). */
+export interface FleetView {
+  /** whether this instance's Redis answers, since when, and how often local state answered alone */
+  redis: { up: boolean; since: string; fallbacks: number };
+  /** this instance's name in the rows (absent when it publishes none: sync mode) */
+  instance?: string;
+  /** the instances' counts summed (absent while Redis is away) */
+  total?: Record<string, number>;
+  /** each instance that published within the last 15 s: its counts as of `at` */
+  instances?: Array<{
+    instance: string;
+    at: string;
+    counts: Record<string, number>;
+  }>;
 }
 
 /** Messages by spool state, as the `mailbridge_spool_messages` gauge has them. */

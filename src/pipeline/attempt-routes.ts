@@ -8,7 +8,7 @@ import { TemporaryError } from '../errors/bridge-error.js';
 import type { Envelope } from '../mail/envelope.js';
 import type { ParseOptions } from '../parse/parse-message.js';
 import type { RouteGroup } from '../routing/resolve-route.js';
-import type { DedupeStore } from '../dedupe/dedupe-store.js';
+import type { DedupeRecords } from '../dedupe/dedupe-records.js';
 import type { JobResult, PayloadSink, RawFile } from './payload-sink.js';
 import type { RouteResult } from './decide.js';
 import { postRoutes, type RoutePoster } from './post-routes.js';
@@ -35,7 +35,7 @@ export interface AttemptRoutesDeps {
   mapping: MappingConfig;
   sink: PayloadSink;
   /** without one (tools), every route is posted and nothing recorded */
-  dedupe?: DedupeStore;
+  dedupe?: DedupeRecords;
   /** without one (tools), senders are not judged: every route posts as mapped */
   senderAuth?: SenderAuthenticator;
 }
@@ -62,11 +62,41 @@ export async function attemptRoutes(
   const toPost = new Map<number, { group: RouteGroup; key?: string }>();
   for (const group of input.groups) {
     const key = deps.dedupe ? dedupeKey(input.keys, group) : undefined;
-    if (key && (await deps.dedupe!.has(key))) {
+    // two routes to one mailbox share a key: claimed once, post-routes.ts posts it once
+    const mine = [...toPost.values()].some(p => p.key === key);
+    const claim = key && !mine ? await deps.dedupe!.claim(key) : 'new';
+    if (claim === 'duplicate') {
       results.push({ index: group.index, outcome: 'duplicate' });
+    } else if (claim === 'busy') {
+      // another instance of the fleet posts it now: its record decides the next attempt
+      const failure = new TemporaryError(
+        'being posted by another instance of the fleet',
+      );
+      results.push({ index: group.index, outcome: 'failed', failure });
     } else toPost.set(group.index, { group, key });
   }
-  if (toPost.size === 0) return { kind: 'posted', routes: results };
+  if (toPost.size === 0) return { kind: 'posted', routes: sorted(results) };
+  /** claimed keys not (yet) recorded as delivered: given back when the attempt ends */
+  const claimed = new Set(
+    [...toPost.values()].flatMap(p => (p.key ? [p.key] : [])),
+  );
+  try {
+    return await postClaimed(input, deps, toPost, results, claimed);
+  } finally {
+    for (const key of claimed) {
+      await deps.dedupe!.release(key).catch(() => undefined);
+    }
+  }
+}
+
+/** Posts the claimed routes and records what the API took (attemptRoutes' second half). */
+async function postClaimed(
+  input: AttemptInput,
+  deps: AttemptRoutesDeps,
+  toPost: Map<number, { group: RouteGroup; key?: string }>,
+  results: RouteResult[],
+  claimed: Set<string>,
+): Promise<RoutesOutcome> {
   const posted = await post(
     input,
     [...toPost.values()].map(p => p.group),
@@ -102,7 +132,10 @@ export async function attemptRoutes(
     // that cannot be written costs at most one duplicate post later; failing the attempt here
     // would forget that this route was delivered and post it again for sure.
     const key = toPost.get(route.index)?.key;
-    if (key) await deps.dedupe!.add(key).catch(() => undefined);
+    if (key) {
+      claimed.delete(key);
+      await deps.dedupe!.add(key).catch(() => undefined);
+    }
     results.push(
       route.trimmed
         ? { index: route.index, outcome: 'delivered', trimmed: route.trimmed }

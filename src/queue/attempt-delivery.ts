@@ -9,7 +9,7 @@ import {
 } from '../pipeline/decide.js';
 import { attemptRoutes } from '../pipeline/attempt-routes.js';
 import type { SenderAuthenticator } from '../auth/sender-auth.js';
-import type { DedupeStore } from '../dedupe/dedupe-store.js';
+import type { DedupeRecords } from '../dedupe/dedupe-records.js';
 import { exists } from '../lib/durable-fs.js';
 import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
 import type { PayloadSink } from '../pipeline/payload-sink.js';
@@ -19,7 +19,7 @@ export type { AttemptOutcome, AttemptResult } from '../pipeline/decide.js';
 export interface AttemptDeps {
   config: Pick<Config, 'mapping' | 'delivery'>;
   sink: PayloadSink;
-  dedupe: DedupeStore;
+  dedupe: DedupeRecords;
   /** judges senders for the routes that ask (absent: no route's sender is judged) */
   senderAuth?: SenderAuthenticator;
   now: () => number;

@@ -4,7 +4,7 @@ import type { PayloadSink } from '../pipeline/payload-sink.js';
 import type { Logger } from '../observability/logger.js';
 import { errorFields } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { DedupeStore } from '../dedupe/dedupe-store.js';
+import type { DedupeRecords } from '../dedupe/dedupe-records.js';
 import type { QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import { ResultFiler } from './file-result.js';
@@ -19,7 +19,7 @@ import { Schedule } from './schedule.js';
 export interface QueueRunnerDeps {
   config: Pick<Config, 'api' | 'delivery' | 'mapping'>;
   spool: Spool;
-  dedupe: DedupeStore;
+  dedupe: DedupeRecords;
   sink: PayloadSink;
   log: Logger;
   metrics: Metrics;

@@ -135,28 +135,14 @@ export class ClientLimiter implements ClientCounter {
       starts: [],
       failures: [],
     };
-    if (this.tooManyFailures(client, now)) {
-      return {
-        reason: 'logins',
-        responseCode: 421,
-        message: `4.7.0 Too many failed logins from ${key}, try again later`,
-      };
-    }
+    if (this.tooManyFailures(client, now)) return limitRefusal('logins', key);
     if (client.open >= this.limits.maxConnections) {
-      return {
-        reason: 'connections',
-        responseCode: 421,
-        message: `4.7.0 Too many connections from ${key}, try again later`,
-      };
+      return limitRefusal('connections', key);
     }
     if (this.limits.perMinute > 0) {
       dropBefore(client.starts, now - MINUTE_MS);
       if (client.starts.length >= this.limits.perMinute) {
-        return {
-          reason: 'rate',
-          responseCode: 421,
-          message: `4.7.0 Too many connections from ${key} in the last minute, try again later`,
-        };
+        return limitRefusal('rate', key);
       }
       client.starts.push(now);
     }
@@ -237,6 +223,24 @@ function dropBefore(times: number[], limit: number): void {
   let stale = 0;
   while (stale < times.length && times[stale]! <= limit) stale++;
   if (stale > 0) times.splice(0, stale);
+}
+
+/** A per-client limit reached, whoever counted it (this process, a primary, the fleet). */
+export type LimitReason = 'logins' | 'connections' | 'rate';
+
+/** The refusal of a client (its key, clientKey()) over one of its limits. */
+export function limitRefusal(reason: LimitReason, key: string): Refusal {
+  const why =
+    reason === 'logins'
+      ? `Too many failed logins from ${key}`
+      : reason === 'connections'
+        ? `Too many connections from ${key}`
+        : `Too many connections from ${key} in the last minute`;
+  return {
+    reason,
+    responseCode: 421,
+    message: `4.7.0 ${why}, try again later`,
+  };
 }
 
 /** The refusal of a client outside the allowed networks. */

@@ -23,6 +23,7 @@ const LAYERS: Record<string, number> = {
   auth: 9, // sender authentication: SPF, DKIM, DMARC, ARC (mailauth) and the verdict
   parse: 10,
   routing: 10,
+  state: 10, // the fleet's Redis (ioredis): the connection, its fallback, the published counts
   mail: 11,
   lib: 11,
   observability: 11,

@@ -20,6 +20,7 @@ import {
 } from '../../src/errors/bridge-error.js';
 import type { ApiPayload } from '../../src/map/api-payload.js';
 import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
+import type { Claim, DedupeRecords } from '../../src/dedupe/dedupe-records.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const WINDOW = 7 * 86_400_000;
@@ -100,7 +101,7 @@ async function deliverMessage(
   envelope: Envelope,
   config: typeof CONFIG,
   sink: PayloadSink,
-  dedupe: DedupeStore | undefined,
+  dedupe: DedupeRecords | undefined,
   attachmentDir: string,
 ): Promise<{ posted: number; duplicates: number }> {
   const outcome = await attemptRoutes(
@@ -143,7 +144,7 @@ describe('attemptRoutes (sync mode)', () => {
   async function deliver(
     rcpt: string[],
     script?: (payload: ApiPayload) => Error | undefined,
-    store: DedupeStore | null = dedupe,
+    store: DedupeRecords | null = dedupe,
   ) {
     const sink = new ScriptedSink(script);
     const result = await deliverMessage(
@@ -211,6 +212,50 @@ describe('attemptRoutes (sync mode)', () => {
       const { result } = await deliver(AB, undefined, off);
       expect(result).to.deep.equal({ posted: 2, duplicates: 0 });
     }
+  });
+
+  /** A port that answers claims as told and notes every call (a fleet's, seen from here). */
+  class RecordedCalls implements DedupeRecords {
+    readonly calls: string[] = [];
+    constructor(private readonly answers: Record<string, Claim> = {}) {}
+    async claim(k: string): Promise<Claim> {
+      this.calls.push(`claim ${k}`);
+      return this.answers[k] ?? 'new';
+    }
+    async add(k: string): Promise<void> {
+      this.calls.push(`add ${k}`);
+    }
+    async release(k: string): Promise<void> {
+      this.calls.push(`release ${k}`);
+    }
+    async prune(): Promise<number> {
+      return 0;
+    }
+    async close(): Promise<void> {}
+  }
+
+  it('claims each route before posting: delivered ones recorded, failed ones given back', async () => {
+    const calls = new RecordedCalls();
+    const { result } = await deliver(AB, fail503('mb-b'), calls);
+    expect(result).to.be.instanceOf(TemporaryError);
+    expect(calls.calls).to.deep.equal([
+      `claim ${key('mb-a')}`,
+      `claim ${key('mb-b')}`,
+      `add ${key('mb-a')}`,
+      `release ${key('mb-b')}`,
+    ]);
+  });
+
+  it('a route another instance is posting (busy) is not posted: a temporary failure', async () => {
+    const calls = new RecordedCalls({ [key('mb-b')]: 'busy' });
+    const { sink, result } = await deliver(AB, undefined, calls);
+    expect(result).to.be.instanceOf(TemporaryError);
+    expect(sink.mailboxes()).to.deep.equal(['mb-a']);
+    expect(calls.calls).to.deep.equal([
+      `claim ${key('mb-a')}`,
+      `claim ${key('mb-b')}`,
+      `add ${key('mb-a')}`,
+    ]);
   });
 
   describe('decisiveFailure: what the sender hears of several failed routes', () => {

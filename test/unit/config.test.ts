@@ -751,6 +751,26 @@ describe('config', () => {
       );
     });
 
+    it('masks the password of state.redis.url (MAILBRIDGE_REDIS_URL)', () => {
+      const config = load({
+        MAILBRIDGE_REDIS_URL: 'rediss://fleet:r3dis-pw@redis.example:6380/2',
+      });
+      expect(config.state.redis.url).to.equal(
+        'rediss://fleet:r3dis-pw@redis.example:6380/2',
+      );
+      const masked = maskSecrets(config);
+      expect(masked.state.redis.url).to.equal(
+        'rediss://fleet:********@redis.example:6380/2',
+      );
+      expect(JSON.stringify(masked)).to.not.include('r3dis-pw');
+    });
+
+    it('refuses a state.redis.url that is not redis:// or rediss://', () => {
+      expect(
+        loadError({ MAILBRIDGE_REDIS_URL: 'http://redis.example' }),
+      ).to.equal('state.redis.url: must be a redis:// or rediss:// URL');
+    });
+
     it('masks the SMTP AUTH passwords, and keeps the user names', () => {
       write('local.yaml', {
         smtp: {

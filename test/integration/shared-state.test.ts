@@ -1,0 +1,181 @@
+// The fleet's parts against a real redis-server: claims between two instances, a Redis that
+// stops answering (SIGSTOP) or is down at the start, and an expiry on every key written.
+import { expect } from 'chai';
+import { EventEmitter, once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { DedupeStore } from '../../src/dedupe/dedupe-store.js';
+import { FleetDedupe } from '../../src/dedupe/fleet-dedupe.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ClientLimiter } from '../../src/smtp/client-access.js';
+import { FleetLimiter } from '../../src/smtp/fleet-limiter.js';
+import { FleetStatus } from '../../src/state/fleet-status.js';
+import { SharedState } from '../../src/state/shared-state.js';
+import { redisMissing, TestRedis } from '../helpers/redis-server.js';
+
+const WINDOW_MS = 60_000;
+const KEY = 'AAAAAAAAAAAAAAAA';
+
+/** A logger whose JSON lines are kept, with an event per line. */
+function capturedLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logged = new EventEmitter();
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+        logged.emit('line');
+      }
+      done();
+    },
+  });
+  return {
+    log: createLogger({ level: 'debug', stream }),
+    lines,
+    said: (start: string) =>
+      lines.filter(l => String(l.message).startsWith(start)).length,
+    async waitFor(start: string): Promise<void> {
+      while (!lines.some(l => String(l.message).startsWith(start))) {
+        await once(logged, 'line');
+      }
+    },
+  };
+}
+
+describe('fleet state against a real Redis', function () {
+  const missing = redisMissing();
+  let redis: TestRedis;
+  let prefix = '';
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeEach(async function () {
+    if (missing) this.skip();
+    redis = await new TestRedis().start();
+    prefix = `unit-${randomUUID()}:`;
+  });
+  afterEach(async () => {
+    for (const done of cleanup.splice(0).reverse()) await done();
+    await redis?.close();
+  });
+
+  async function instance(timeoutMs = 2000) {
+    const captured = capturedLog();
+    const shared = new SharedState(
+      { url: redis.url, prefix, timeoutMs },
+      captured.log,
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-'));
+    const local = new DedupeStore(dir, WINDOW_MS);
+    const dedupe = new FleetDedupe(local, shared, {
+      windowMs: WINDOW_MS,
+      claimMs: 10_000,
+    });
+    cleanup.push(async () => {
+      await shared.close();
+      await local.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    return { ...captured, shared, dedupe };
+  }
+
+  it('a key one instance posts is busy for the other; released, it is new; delivered, a duplicate', async () => {
+    const a = await instance();
+    const b = await instance();
+    expect(await a.shared.connected()).to.equal(true);
+    expect(await b.shared.connected()).to.equal(true);
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    expect(await b.dedupe.claim(KEY)).to.equal('busy');
+    await a.dedupe.release(KEY);
+    expect(await b.dedupe.claim(KEY)).to.equal('new');
+    await b.dedupe.add(KEY);
+    expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
+  });
+
+  it('a Redis that stops answering: local records answer, said once; pushed when it answers again', async () => {
+    const a = await instance(300);
+    const b = await instance(300);
+    await a.shared.connected();
+    await b.shared.connected();
+    redis.pause();
+    // the first operation waits its timeoutMs, then every one is local at once
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    expect(a.shared.available).to.equal(false);
+    await a.dedupe.add(KEY);
+    expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
+    expect(a.dedupe.waiting).to.equal(1);
+    expect(a.said('redis unreachable')).to.equal(1);
+    expect(a.shared.status().fallbacks).to.be.greaterThan(0);
+
+    redis.resume();
+    await a.waitFor('redis reachable again');
+    expect(a.dedupe.waiting).to.equal(0);
+    expect(a.said('redis unreachable')).to.equal(1);
+    // b never recorded it (nor saw the outage: it asked nothing meanwhile): a pushed it
+    expect(b.said('redis unreachable')).to.equal(0);
+    expect(await b.dedupe.claim(KEY)).to.equal('duplicate');
+  });
+
+  it('a Redis down at the start: the start goes on locally, and the fleet catches up when it comes', async () => {
+    await redis.stop();
+    const a = await instance();
+    expect(await a.shared.connected()).to.equal(false);
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    await a.dedupe.add(KEY);
+    await redis.start();
+    await a.waitFor('redis reachable again');
+    const b = await instance();
+    expect(await b.shared.connected()).to.equal(true);
+    expect(await b.dedupe.claim(KEY)).to.equal('duplicate');
+  });
+
+  it('a Redis that refuses writes (out of memory): local records, Redis still up, said once', async () => {
+    const a = await instance();
+    await a.shared.connected();
+    const admin = new Redis(redis.url);
+    cleanup.push(() => admin.quit());
+    await admin.config('SET', 'maxmemory', '1');
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    await a.dedupe.add(KEY);
+    expect(await a.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('new');
+    expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
+    expect(a.shared.available).to.equal(true);
+    expect(a.said('redis refused')).to.equal(1);
+    expect(a.said('redis unreachable')).to.equal(0);
+  });
+
+  it('every key the fleet writes expires', async () => {
+    const a = await instance();
+    await a.shared.connected();
+    await a.dedupe.add(KEY);
+    expect(await a.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('new');
+    const limiter = new FleetLimiter(
+      new ClientLimiter({ maxConnections: 5, perMinute: 10 }),
+      a.shared,
+      { limits: { maxConnections: 5, perMinute: 10 }, sessionMs: 60_000 },
+    );
+    expect(await limiter.open('192.0.2.1')).to.equal(undefined);
+    expect(await limiter.loginFailed('192.0.2.1')).to.equal(false);
+    const status = new FleetStatus(a.shared, 'host:25', async () => ({
+      waiting: 1,
+    }));
+    await status.start();
+    const view = await status.read();
+    expect(view?.total).to.deep.equal({ waiting: 1 });
+    await status.close();
+    await status.start();
+
+    const client = new Redis(redis.url);
+    cleanup.push(() => client.quit());
+    const keys = await client.keys(`${prefix}*`);
+    expect(keys).to.have.length.greaterThan(5);
+    for (const key of keys) {
+      expect(await client.pttl(key), key).to.be.greaterThan(0);
+    }
+    await status.close();
+  });
+});
