@@ -1,5 +1,6 @@
-// smtp-server with TCP half-close honoured: a client that ends its side after the dot or QUIT
-// (Exim pipelines QUIT and then half-closes) still gets every reply it is owed.
+// smtp-server's connection, adjusted where its replies go wrong: TCP half-close honoured (a
+// client that ends its side after the dot or QUIT, as Exim does, still gets every reply it is
+// owed), and a reply text's own enhanced status code kept (enhanced-code.ts).
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
@@ -7,6 +8,7 @@ import {
   SMTPConnection,
   type SMTPConnectionOptions,
 } from 'smtp-server/lib/smtp-connection.js';
+import { enhancedContext } from './enhanced-code.js';
 
 /**
  * A connection that answers after the client's FIN and closes once it has answered it all.
@@ -22,6 +24,8 @@ class HalfCloseConnection extends SMTPConnection {
     data?: string | string[] | null,
     context?: string | false,
   ): void {
+    // a text with its own enhanced status code keeps it (enhanced-code.ts)
+    context = enhancedContext(code, data, context);
     const socket: Socket | TLSSocket = this._socket;
     if (socket.readyState !== 'writeOnly') {
       return super.send(code, data, context);
