@@ -48,7 +48,7 @@ function sizeOf(job: DeliveryJob): number {
 /** Posts bodies to `api.url` with the bearer token. */
 export class ApiClient implements PayloadSink {
   readonly kind = 'api';
-  private readonly http: HttpPoster;
+  private http: HttpPoster;
   private readonly httpAgent = new http.Agent(AGENT_OPTIONS);
   private readonly httpsAgent = new https.Agent(AGENT_OPTIONS);
   /** POSTs (and jobs) in flight, at most `api.concurrency`; the others wait, in order */
@@ -64,13 +64,13 @@ export class ApiClient implements PayloadSink {
   private readonly thread?: PostThread;
 
   constructor(
-    private readonly config: ApiConfig,
+    private config: ApiConfig,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     /** how messages are mapped: with it, whole attempts run on the post thread (deliverJob) */
     private readonly mapping?: MappingConfig,
     /** whether a proxy is configured (see createHttp) */
-    environment: Pick<Environment, 'proxyConfigured'> = {},
+    private readonly environment: Pick<Environment, 'proxyConfigured'> = {},
     /** how the post thread judges senders for its jobs (absent: it does not) */
     auth?: PostWorkerData['auth'],
     /** told how long each POST took, in seconds, once its answer (or failure) is in */
@@ -95,6 +95,23 @@ export class ApiClient implements PayloadSink {
         },
       );
     }
+  }
+
+  /**
+   * A rotated `api.token` (SIGHUP) put in force: POSTs that start from now on carry it; those in
+   * flight finish with the old one (the post thread's worker is retired once they are done).
+   */
+  setToken(token: string): void {
+    this.config = { ...this.config, token };
+    this.http = new HttpPoster(
+      createHttp(
+        this.config,
+        this.httpAgent,
+        this.httpsAgent,
+        this.environment,
+      ),
+    );
+    this.thread?.reconfigure(this.config);
   }
 
   async send(payload: ApiPayload, context: PostContext): Promise<SendReceipt> {

@@ -43,6 +43,7 @@ export function countPosts(sink: PayloadSink, metrics: Metrics): PayloadSink {
           return result;
         });
       }),
+    setToken: sink.setToken && (token => sink.setToken!(token)),
     close: () => sink.close(),
   };
 }

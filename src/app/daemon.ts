@@ -321,7 +321,14 @@ export async function startDaemon(
     // a cluster worker leaves the route warning to its primary, as at start
     reload: load =>
       reloadConfig(
-        { live, log, smtp, reloadTls, warnRoutes: options.recover !== false },
+        {
+          live,
+          log,
+          smtp,
+          reloadTls,
+          setToken: token => sink.setToken?.(token),
+          warnRoutes: options.recover !== false,
+        },
         load,
       ),
     close,

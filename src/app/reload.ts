@@ -19,6 +19,8 @@ export interface ReloadTarget {
   smtp?: SMTPServer;
   /** reads the TLS files of the configuration in force (renewed certificates) */
   reloadTls?: () => boolean;
+  /** puts a rotated api.token in force in the API client (absent: nothing posts here) */
+  setToken?: (token: string) => void;
   /** warn of a new route table's gaps (one process of a cluster says it for all) */
   warnRoutes?: boolean;
 }
@@ -63,6 +65,9 @@ export function reloadConfig(
   live.replace(next);
   log.level = next.log.level;
   if (target.smtp) updateSmtpServer(target.smtp, next.smtp);
+  if (plan.applied.includes('api.token') && next.api.token !== null) {
+    target.setToken?.(next.api.token);
+  }
   if (plan.needsRestart.length) {
     log.warn(
       'configuration changes need a restart; their running values stay',

@@ -31,6 +31,8 @@ export const LIVE_KEYS: readonly string[] = [
   'smtp.tls.cert',
   'smtp.tls.required',
   'smtp.auth',
+  // a rotated token (not one set or removed: that turns dry-run on or off)
+  'api.token',
   'delivery.syncTimeoutMs',
   'delivery.shutdownTimeoutMs',
 ];
@@ -52,10 +54,12 @@ export function planReload(running: Config, next: Config): ReloadPlan {
   // turning TLS on or off changes the listener's commands (STARTTLS), not just its files
   const tlsOnOff =
     (running.smtp.tls.key === null) !== (next.smtp.tls.key === null);
+  const tokenOnOff = (running.api.token === null) !== (next.api.token === null);
   for (const key of changedKeys(running, next)) {
     const live =
       LIVE_KEYS.some(k => key === k || key.startsWith(`${k}.`)) &&
-      !(tlsOnOff && /^smtp\.tls\.(key|cert)$/.test(key));
+      !(tlsOnOff && /^smtp\.tls\.(key|cert)$/.test(key)) &&
+      !(tokenOnOff && key === 'api.token');
     (live ? applied : needsRestart).push(key);
   }
   const config = structuredClone(next) as unknown as Record<string, unknown>;

@@ -99,5 +99,7 @@ export interface PayloadSink {
   ): Promise<JobResult> | undefined;
   /** Resolves once the sink can take bodies without a start-up delay (the post thread). */
   ready?(): Promise<void>;
+  /** Puts a rotated API token in force for the POSTs that start from now on (SIGHUP). */
+  setToken?(token: string): void;
   close(): Promise<void>;
 }

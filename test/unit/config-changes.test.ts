@@ -87,10 +87,25 @@ describe('config changes on reload', () => {
         ],
       },
       {
-        title: 'the API, its token included, needs a restart',
+        title:
+          'the API needs a restart, and so does a token set where there was none (dry-run)',
         next: { api: { token: 'new', timeoutMs: 5 } },
         applied: [],
         needsRestart: ['api.token', 'api.timeoutMs'],
+      },
+      {
+        title: 'a rotated token applies now',
+        running: { api: { token: 'old' } },
+        next: { api: { token: 'new' } },
+        applied: ['api.token'],
+        needsRestart: [],
+      },
+      {
+        title: 'a token removed (dry-run again) needs a restart',
+        running: { api: { token: 'old' } },
+        next: { api: { token: null } },
+        applied: [],
+        needsRestart: ['api.token'],
       },
       {
         title: 'new TLS files apply while TLS stays on',

@@ -28,6 +28,8 @@ interface Waiting {
   /** when it was handed over, and how long past that it may take before it is given up */
   at: number;
   limitMs: number;
+  /** the worker it was handed to */
+  worker: Worker;
 }
 
 /**
@@ -47,9 +49,11 @@ export class PostThread {
   private broken = false;
   /** resolves once the current worker has said it is ready (or has died trying) */
   private started: Promise<void> | undefined;
+  /** workers of an earlier configuration, stopped once their requests are answered */
+  private readonly retiring = new Set<Worker>();
 
   constructor(
-    private readonly config: ApiConfig,
+    private config: ApiConfig,
     private readonly onFailure: (err: Error) => void,
     private readonly options: {
       /** a worker not ready within this long is given up: POSTs go from the main thread */
@@ -142,18 +146,42 @@ export class PostThread {
   private request(
     make: (id: number) => PostRequest | JobRequest,
     transfer: ArrayBuffer[],
-    waiting: Omit<Waiting, 'at'>,
+    waiting: Omit<Waiting, 'at' | 'worker'>,
   ): void {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     // the worker keeps the process alive only while a request waits for it
     if (this.pending.size === 0) worker.ref();
-    this.pending.set(id, { ...waiting, at: performance.now() });
+    this.pending.set(id, { ...waiting, at: performance.now(), worker });
     this.watchdog ??= setInterval(
       () => this.watch(),
       WATCH_INTERVAL_MS,
     ).unref();
     worker.postMessage(make(id), transfer);
+  }
+
+  /**
+   * A new API configuration (a rotated token): requests from now on go to a new worker started
+   * with it; the running one is retired, stopped once the requests it has are answered.
+   */
+  reconfigure(config: ApiConfig): void {
+    this.config = config;
+    const old = this.worker;
+    if (!old) return;
+    this.worker = undefined;
+    this.started = undefined;
+    this.retiring.add(old);
+    this.retireIfIdle(old);
+  }
+
+  /** Stops a retired worker once no request waits for it. */
+  private retireIfIdle(worker: Worker): void {
+    if (!this.retiring.has(worker)) return;
+    for (const waiting of this.pending.values()) {
+      if (waiting.worker === worker) return;
+    }
+    this.retiring.delete(worker);
+    void worker.terminate();
   }
 
   /** Starts the worker if it is not running; resolves once it is ready (or failed to start). */
@@ -169,7 +197,9 @@ export class PostThread {
     const worker = this.worker;
     this.worker = undefined;
     this.settleAll('EPOSTCLOSED');
-    await worker?.terminate();
+    const retired = [...this.retiring];
+    this.retiring.clear();
+    await Promise.all([worker, ...retired].map(w => w?.terminate()));
   }
 
   private start(): Worker {
@@ -214,11 +244,17 @@ export class PostThread {
       this.pending.delete(answer.id);
       if (this.pending.size === 0) worker.unref();
       waiting?.settle(answer);
+      this.retireIfIdle(worker);
     });
     worker.on('error', err => this.onFailure(err));
     worker.on('exit', code => {
       clearTimeout(startLimit);
       isReady();
+      if (this.retiring.delete(worker)) {
+        // stopped while retired: whatever it still had fails as for any worker that dies
+        this.settleWorker(worker, 'EPOSTTHREAD');
+        return;
+      }
       if (this.worker !== worker) return;
       this.worker = undefined;
       if (!ready) {
@@ -254,6 +290,15 @@ export class PostThread {
       clearInterval(this.watchdog);
       this.watchdog = undefined;
       this.worker?.unref();
+    }
+  }
+
+  /** Fails the requests waiting for `worker`. */
+  private settleWorker(worker: Worker, code: string): void {
+    for (const [id, waiting] of this.pending) {
+      if (waiting.worker !== worker) continue;
+      this.pending.delete(id);
+      waiting.fail(code);
     }
   }
 
