@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  existsSync,
   mkdtempSync,
   readFileSync,
   realpathSync,
@@ -18,7 +19,17 @@ import { installHaraka, startHaraka } from './reference.js';
 import { TestRedis } from '../test/helpers/redis-server.js';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const SMTP_SOURCE = '/usr/sbin/smtp-source';
+/**
+ * Postfix's smtp-source: the system's, or the one `.ci/run` unpacks beside Exim (Debian's
+ * postfix and exim4 packages conflict), or BENCH_SMTP_SOURCE.
+ */
+const SMTP_SOURCE =
+  process.env.BENCH_SMTP_SOURCE ??
+  [
+    '/usr/sbin/smtp-source',
+    join(ROOT, '.ci/.tools/postfix/usr/sbin/smtp-source'),
+  ].find(path => existsSync(path)) ??
+  '/usr/sbin/smtp-source';
 
 interface Scenario {
   name: string;
@@ -351,7 +362,14 @@ function smtpSource(s: Scenario, port: number): null {
     'support@example.com',
     `127.0.0.1:${port}`,
   );
-  const result = spawnSync(SMTP_SOURCE, args, { stdio: 'inherit' });
+  // the unpacked one finds its libraries beside it
+  const libraries = resolve(SMTP_SOURCE, '../../lib/postfix');
+  const result = spawnSync(SMTP_SOURCE, args, {
+    stdio: 'inherit',
+    env: existsSync(libraries)
+      ? { ...process.env, LD_LIBRARY_PATH: libraries }
+      : process.env,
+  });
   if (result.status !== 0) {
     throw new Error(`smtp-source exited ${result.status}`);
   }
