@@ -471,7 +471,27 @@ async function runScenario(
   target: Target = 'mailbridge',
 ): Promise<Measured> {
   const api = await startStandIn();
-  const daemon = await startTarget(target, api.port);
+  let daemon: Awaited<ReturnType<typeof startTarget>>;
+  try {
+    daemon = await startTarget(target, api.port);
+  } catch (err) {
+    api.child.kill();
+    throw err;
+  }
+  try {
+    return await measure(s, api, daemon);
+  } finally {
+    // a run that failed (smtp-source missing, posts that never came) leaves nothing running
+    await daemon.stop();
+    api.child.kill();
+  }
+}
+
+async function measure(
+  s: Scenario,
+  api: Awaited<ReturnType<typeof startStandIn>>,
+  daemon: Awaited<ReturnType<typeof startTarget>>,
+): Promise<Measured> {
   const cpuBefore = cpuMs(daemon.child.pid!);
   const apiCpuBefore = cpuMs(api.child.pid!);
   const sourceCpuBefore = waitedChildrenCpuMs();
@@ -495,8 +515,6 @@ async function runScenario(
       waitedChildrenCpuMs() -
       sourceCpuBefore) /
     s.messages;
-  await daemon.stop();
-  api.child.kill();
   const rate = (ms: number) => (s.messages * 1000) / ms;
   return {
     accepted: rate(acceptedMs),
