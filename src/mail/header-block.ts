@@ -32,10 +32,18 @@ export async function readHeaderBytes(raw: RawMessage): Promise<Buffer> {
   if (Buffer.isBuffer(raw)) return headerBytes(raw);
   const handle = await open(raw.path, 'r');
   try {
-    const size = Math.min(raw.length ?? HEADER_READ_LIMIT, HEADER_READ_LIMIT);
-    const buffer = Buffer.alloc(size);
-    const { bytesRead } = await handle.read(buffer, 0, size, raw.start ?? 0);
-    return headerBytes(buffer.subarray(0, bytesRead));
+    const limit = Math.min(raw.length ?? HEADER_READ_LIMIT, HEADER_READ_LIMIT);
+    // a header block is a few KiB: 64 KiB are read, and more only when its end is not in them
+    for (let size = Math.min(limit, HEADER_SNIFF_BYTES); ;) {
+      const buffer = Buffer.allocUnsafe(size);
+      const { bytesRead } = await handle.read(buffer, 0, size, raw.start ?? 0);
+      const head = buffer.subarray(0, bytesRead);
+      const end = headerEnd(head);
+      if (end < head.length || bytesRead < size || size >= limit) {
+        return head.subarray(0, end);
+      }
+      size = Math.min(limit, size * 4);
+    }
   } finally {
     await handle.close();
   }
