@@ -4,10 +4,16 @@
 // privilege for using -C option") and runs as its exim user: enough to relay to mailbridge,
 // whose folders that user then owns.
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, MailLog, runProgram, terminate, userIds } from './mta.js';
+import {
+  freePort,
+  MailLog,
+  runProgram,
+  stopThrowaway,
+  userIds,
+} from './mta.js';
 
 const EXIM = '/usr/sbin/exim4';
 /** Debian's exim user (the one compiled in) */
@@ -105,14 +111,13 @@ export class ThrowawayExim {
   async stop(): Promise<void> {
     this.mainlog?.close();
     if (!this.dir) return;
-    // a start that failed half-way may not have read the pid yet
-    const pidFile = join(this.dir, 'run/exim.pid');
-    if (this.pid === 0 && existsSync(pidFile)) {
-      this.pid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
-    }
-    await terminate(this.pid, "Exim's daemon");
+    await stopThrowaway(
+      this.dir,
+      this.pid,
+      join(this.dir, 'run/exim.pid'),
+      "Exim's daemon",
+    );
     this.pid = 0;
-    await rm(this.dir, { recursive: true, force: true });
     this.dir = '';
   }
 

@@ -2,7 +2,8 @@
 // system's users and groups, a mail log to wait on, running a program, waiting for an exit.
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { waitFor } from './wait-for.js';
 
@@ -60,6 +61,23 @@ export async function terminate(pid: number, what: string): Promise<void> {
   } finally {
     clearInterval(timer);
   }
+}
+
+/**
+ * Stops a throwaway daemon and removes its folder: its pid as known, else from `pidFile` (a
+ * start that failed half-way may not have read it yet).
+ */
+export async function stopThrowaway(
+  dir: string,
+  pid: number,
+  pidFile: string,
+  what: string,
+): Promise<void> {
+  if (pid === 0 && existsSync(pidFile)) {
+    pid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+  }
+  await terminate(pid, what);
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**

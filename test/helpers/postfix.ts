@@ -11,7 +11,6 @@ import {
   mkdir,
   mkdtemp,
   readdir,
-  rm,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
@@ -22,7 +21,7 @@ import {
   groupId,
   MailLog,
   runProgram,
-  terminate,
+  stopThrowaway,
   userIds,
 } from './mta.js';
 
@@ -247,14 +246,13 @@ export class ThrowawayPostfix {
     this.maillog?.close();
     if (!this.dir) return;
     // as `postfix stop` does; the master takes its children down with it
-    // a start that failed half-way may not have read the pid yet
-    const pidFile = join(this.dir, 'queue/pid/master.pid');
-    if (this.masterPid === 0 && existsSync(pidFile)) {
-      this.masterPid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
-    }
-    await terminate(this.masterPid, "Postfix's master");
+    await stopThrowaway(
+      this.dir,
+      this.masterPid,
+      join(this.dir, 'queue/pid/master.pid'),
+      "Postfix's master",
+    );
     this.masterPid = 0;
-    await rm(this.dir, { recursive: true, force: true });
     this.dir = '';
   }
 
