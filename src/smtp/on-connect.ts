@@ -133,14 +133,13 @@ function refuseForwarded(
   session: SMTPServerSession,
   deps: SmtpDeps,
 ): Error {
-  deps.metrics.refusedSessions.inc({ reason: refusal.reason });
-  deps.log.info('forwarded client refused', {
-    sessionId: session.id,
-    remoteAddress: session.remoteAddress,
+  logRefusal(deps, 'forwarded client refused', session, {
+    command: 'CONNECT',
     reason: refusal.reason,
     code: refusal.responseCode,
   });
-  // at MAIL FROM smtp-server puts its own enhanced code (4.4.2 for 421) before the text
+  // the text without its 4.7.0: at MAIL FROM smtp-server then gives its own 4.4.2 for 421, as
+  // docs/configuration.md (smtp.xclient) says
   const text = refusal.message.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
   return smtpReply(refusal.responseCode, text);
 }
