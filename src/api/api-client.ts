@@ -80,9 +80,7 @@ export class ApiClient implements PayloadSink {
   ) {
     this.deadlines = new Deadlines(config.timeoutMs);
     this.slots = new Slots(config.concurrency);
-    this.http = new HttpPoster(
-      createHttp(config, this.httpAgent, this.httpsAgent, environment),
-    );
+    this.http = this.makeHttp();
     if (config.workerThread) {
       this.thread = new PostThread(
         config,
@@ -103,7 +101,13 @@ export class ApiClient implements PayloadSink {
    */
   setToken(token: string): void {
     this.config = { ...this.config, token };
-    this.http = new HttpPoster(
+    this.http = this.makeHttp();
+    this.thread?.reconfigure(this.config);
+  }
+
+  /** The main thread's poster, for the configuration in force. */
+  private makeHttp(): HttpPoster {
+    return new HttpPoster(
       createHttp(
         this.config,
         this.httpAgent,
@@ -111,7 +115,6 @@ export class ApiClient implements PayloadSink {
         this.environment,
       ),
     );
-    this.thread?.reconfigure(this.config);
   }
 
   async send(payload: ApiPayload, context: PostContext): Promise<SendReceipt> {

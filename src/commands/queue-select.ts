@@ -13,7 +13,7 @@ export function mailboxOf(route: RouteState): string {
   return route.route.mailbox_id ?? route.route.match;
 }
 
-/** The routes of a message not done yet: pending, failed or held (delivered and dropped are done). */
+/** The routes of a message not done yet: pending, failed or held (a dropped route is `delivered`, done). */
 export function openRoutes(entry: QueueEntry): RouteState[] {
   return entry.routes.filter(r => r.status !== 'delivered');
 }
