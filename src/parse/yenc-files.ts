@@ -10,8 +10,9 @@ export { withoutYenc } from './yenc.js';
 
 /**
  * Stores each yEnc file of `raw` as an attachment (appended to `attachments`) when `text` has a
- * yEnc block. True when it did: the text then says the files are attached. A disk error is
- * thrown as it is (a local fault).
+ * yEnc block. True when it stored one: the text then says the files are attached. A block the
+ * raw bytes do not show (under a base64 or quoted-printable transfer encoding) gives no file,
+ * and the text says it was left out. A disk error is thrown as it is (a local fault).
  */
 export async function storeYencFiles(
   raw: Buffer,
@@ -20,15 +21,17 @@ export async function storeYencFiles(
   attachments: ParsedAttachment[],
 ): Promise<boolean> {
   if (!text?.includes('=ybegin ')) return false;
+  let stored = 0;
   for (const file of decodeYencBlocks(raw)) {
-    const stored = await files.store(Readable.from([file.data]));
-    if ('error' in stored) throw stored.error;
+    const written = await files.store(Readable.from([file.data]));
+    if ('error' in written) throw written.error;
     attachments.push({
       filename:
         safeFilename(file.name) ?? `attachment-${attachments.length + 1}.bin`,
       contentType: 'application/octet-stream',
-      ...stored,
+      ...written,
     });
+    stored++;
   }
-  return true;
+  return stored > 0;
 }

@@ -143,4 +143,27 @@ describe('parseMessage with yEnc', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // Regression (review): the note said "is attached" whenever the decoded text held a yEnc
+  // block, though the raw bytes (base64 here) gave no file to attach
+  it('a block only the transfer encoding hides: the note says left out, nothing attached', async () => {
+    const text = `Hi\r\n=ybegin line=128 size=3 name=a.bin\r\nabc\r\n=yend size=3\r\n`;
+    const raw = Buffer.from(
+      [
+        'From: a@x.example',
+        'Subject: s',
+        'Content-Type: text/plain; charset=us-ascii',
+        'Content-Transfer-Encoding: base64',
+        '',
+        Buffer.from(text).toString('base64'),
+        '',
+      ].join('\r\n'),
+    );
+    const message = await parseMessage(raw);
+    await message.dispose();
+    expect(message.attachments).to.deep.equal([]);
+    expect(message.text).to.include(
+      '[mailbridge: a yEnc-encoded file ("a.bin", 3 bytes) was left out]',
+    );
+  });
 });
