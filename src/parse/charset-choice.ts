@@ -1,4 +1,5 @@
 // Lying charset labels: decode what the bytes are when the label cannot be right.
+import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /** What mailparser asks for a text part's bytes: a stream decoding them to UTF-8. */
@@ -17,7 +18,7 @@ function isUnicodeLabel(label: string): boolean {
 
 /** Whether `bytes` hold a byte over 0x7f and are valid UTF-8 throughout. */
 export function isMultibyteUtf8(bytes: Uint8Array): boolean {
-  if (!bytes.some(byte => byte > 0x7f)) return false;
+  if (isAscii(bytes)) return false;
   try {
     UTF8.decode(bytes);
     return true;
@@ -141,7 +142,7 @@ export function decodeRawHeader(
   label: string | undefined,
 ): string | undefined {
   if (!label || isUnicodeLabel(label)) return undefined;
-  if (!bytes.some(byte => byte > 0x7f)) return undefined;
+  if (isAscii(bytes)) return undefined;
   if (isMultibyteUtf8(bytes)) return overrideDecoding(label, bytes);
   return strictDecode(label, bytes);
 }

@@ -1,5 +1,6 @@
 // A part the parser would read wrongly, repaired as its headers are read: its name, its body.
 import { Transform, type TransformCallback } from 'node:stream';
+import { isAscii } from 'node:buffer';
 import { isMultibyteUtf8 } from './charset-choice.js';
 import { restoreWordSpaces } from './flowed-spaces.js';
 import {
@@ -52,7 +53,7 @@ export function repairPart(part: SplitPart, node: ParserNode): void {
   }
   if (isUnlabelledBody(part, node)) {
     node.decoder = new RewrittenBody(node.decoder, body =>
-      body.some(byte => byte > 0x7f) && !isMultibyteUtf8(body)
+      !isAscii(body) && !isMultibyteUtf8(body)
         ? Buffer.from(WINDOWS_1252.decode(body), 'utf8')
         : body,
     );

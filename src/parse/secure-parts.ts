@@ -1,5 +1,5 @@
 // Signed and encrypted parts: an opaque S/MIME signed message opened, encryption said in words.
-import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { PermanentError } from '../errors/bridge-error.js';
 import type { ParsedAttachment, ParsedMessage } from './parsed-message.js';
 import { readCms } from './smime.js';
@@ -50,7 +50,7 @@ export async function openSecureParts(
       attachment.contentType === 'application/pgp-encrypted' &&
       attachment.size <= 64
     ) {
-      if (isPgpControl(attachment, await readWhole(attachment.path))) {
+      if (isPgpControl(attachment, await readFile(attachment.path))) {
         encrypted ??= 'OpenPGP';
         continue;
       }
@@ -59,7 +59,7 @@ export async function openSecureParts(
       PKCS7_TYPES.has(attachment.contentType) &&
       attachment.size <= CMS_MAX_BYTES
     ) {
-      const cms = readCms(await readWhole(attachment.path));
+      const cms = readCms(await readFile(attachment.path));
       if (cms.kind === 'encrypted') encrypted ??= 'S/MIME';
       if (cms.kind === 'signed' && openSigned) {
         const message = await openEntity(cms.content, parseEntity);
@@ -94,13 +94,4 @@ export function encryptedNote(
 ): string {
   const names = attachments.map(a => a.filename).join(', ');
   return `[mailbridge: this message is encrypted (${how}); only its recipient's key can read it.${names ? ` It is attached as it came: ${names}.` : ''}]`;
-}
-
-async function readWhole(path: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
 }

@@ -1,5 +1,5 @@
 // TNEF attachments (winmail.dat) replaced by the files they carry; their HTML body kept.
-import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { AttachmentFiles } from './attachment-files.js';
 import { EXTENSIONS, attachmentName, givenName } from './attachment-names.js';
@@ -93,13 +93,7 @@ async function readTnef(
   attachment: ParsedAttachment,
 ): Promise<TnefContent | undefined> {
   if (attachment.size > TNEF_MAX_BYTES || attachment.size < 6) return undefined;
-  const handle = await open(attachment.path, 'r');
-  let bytes: Buffer;
-  try {
-    bytes = await handle.readFile();
-  } finally {
-    await handle.close();
-  }
+  const bytes = await readFile(attachment.path);
   if (!isTnef(bytes)) return undefined;
   try {
     return decodeTnef(bytes);
