@@ -1,6 +1,6 @@
 // The HTTP side door: /healthz (alive), /readyz (accepting mail), /status (delivery, spool as
 // JSON), /metrics (Prometheus).
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface HealthServerOptions {
@@ -29,6 +29,11 @@ export interface MetricsSource {
 export async function startHealthServer(
   options: HealthServerOptions,
 ): Promise<{ server: Server; port: number }> {
+  // an endpoint whose answer failed: 500, and the error said where errors go
+  const failed = (res: ServerResponse) => (err: unknown) => {
+    options.onError?.(err instanceof Error ? err : new Error(String(err)));
+    res.writeHead(500).end();
+  };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -43,16 +48,18 @@ export async function startHealthServer(
           res
             .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
             .end(reason ? `not ready: ${reason}\n` : 'ready\n'),
-        () => res.writeHead(500).end(),
+        failed(res),
       );
     } else if (path === '/status') {
-      options.status().then(
-        body =>
-          res
-            .writeHead(200, { 'content-type': 'application/json' })
-            .end(`${JSON.stringify(body)}\n`),
-        () => res.writeHead(500).end(),
-      );
+      options
+        .status()
+        .then(
+          body =>
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(`${JSON.stringify(body)}\n`),
+          failed(res),
+        );
     } else if (path === '/metrics') {
       options.metrics.metrics().then(
         body =>
@@ -61,7 +68,7 @@ export async function startHealthServer(
               'content-type': options.metrics.contentType,
             })
             .end(body),
-        () => res.writeHead(500).end(),
+        failed(res),
       );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
