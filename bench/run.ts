@@ -169,7 +169,15 @@ async function startDaemon(
   writeFileSync(
     config,
     [
-      `smtp: ${options.smtp ?? '{ maxClients: 200, maxMessageSize: 52428800 }'}`,
+      // BENCH_GREETING_DELAY=0: smtp.greetingDelayMs (default 100, smtp-server's pregreet pause)
+      `smtp: ${
+        options.smtp ??
+        `{ maxClients: 200, maxMessageSize: 52428800${
+          process.env.BENCH_GREETING_DELAY
+            ? `, greetingDelayMs: ${Number(process.env.BENCH_GREETING_DELAY)}`
+            : ''
+        } }`
+      }`,
       // BENCH_SENDER_AUTH=off: the route judges no sender (default: record, as shipped)
       `routes: [{ match: "*", mailbox_id: bench${CATCH_ALL}${
         process.env.BENCH_SENDER_AUTH
@@ -413,6 +421,8 @@ interface Measured {
   peakRss: number;
   cpu: number;
   others: number;
+  /** redis-server's CPU ms per message (fleet runs; 0 otherwise) */
+  redis: number;
 }
 
 /** The median of each measure over several runs (this VM varies by ±15 % from run to run). */
@@ -444,6 +454,8 @@ interface Running {
   smtpPort: number;
   /** the daemon's metrics port; none for the reference */
   httpPort?: number;
+  /** the fleet's redis-server, whose CPU is measured apart */
+  redisPid?: number;
   stop(): Promise<void>;
 }
 
@@ -456,6 +468,7 @@ async function startTarget(target: Target, apiPort: number): Promise<Running> {
     });
     return {
       ...daemon,
+      redisPid: redis.pid,
       stop: async () => {
         await stopDaemon(daemon);
         await redis.close();
@@ -494,6 +507,7 @@ async function measure(
 ): Promise<Measured> {
   const cpuBefore = cpuMs(daemon.child.pid!);
   const apiCpuBefore = cpuMs(api.child.pid!);
+  const redisCpuBefore = daemon.redisPid ? cpuMs(daemon.redisPid) : 0;
   const sourceCpuBefore = waitedChildrenCpuMs();
   const started = Date.now();
   const clientTimes = s.steadyPauseMs
@@ -515,6 +529,9 @@ async function measure(
       waitedChildrenCpuMs() -
       sourceCpuBefore) /
     s.messages;
+  const redis = daemon.redisPid
+    ? (cpuMs(daemon.redisPid) - redisCpuBefore) / s.messages
+    : 0;
   const rate = (ms: number) => (s.messages * 1000) / ms;
   return {
     accepted: rate(acceptedMs),
@@ -524,6 +541,7 @@ async function measure(
     peakRss: hwm,
     cpu: cpuPerMessage,
     others,
+    redis,
   };
 }
 
@@ -598,9 +616,12 @@ async function main(): Promise<void> {
     console.log(row(s.name, s, medians(runs)));
     if (fleet) {
       console.log(row(`${s.name}: with Redis`, s, medians(fleets)));
-      const cost = 100 - (100 * medians(fleets).posted) / medians(runs).posted;
+      const single = medians(runs);
+      const shared = medians(fleets);
+      const cost = 100 - (100 * shared.posted) / single.posted;
+      const extra = `daemon CPU ${(shared.cpu - single.cpu).toFixed(2)} ms/msg more, redis-server ${shared.redis.toFixed(2)} ms/msg`;
       spread.push(
-        `- row ${i + 1}: single ${runs.map(m => Math.round(m.posted)).join(', ')}; with Redis ${fleets.map(m => Math.round(m.posted)).join(', ')} posted msg/s (Redis costs ${Math.round(cost)} %)`,
+        `- row ${i + 1}: single ${runs.map(m => Math.round(m.posted)).join(', ')}; with Redis ${fleets.map(m => Math.round(m.posted)).join(', ')} posted msg/s (Redis costs ${Math.round(cost)} %; ${extra})`,
       );
     }
     if (withReference) {

@@ -89,6 +89,11 @@ export class TestRedis {
     return this;
   }
 
+  /** The server's process id (the benchmark reads its CPU time); undefined while stopped. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Freezes the server (SIGSTOP): connections stay open, nothing is answered (a slow Redis). */
   pause(): void {
     this.child?.kill('SIGSTOP');
