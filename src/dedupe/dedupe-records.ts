@@ -12,6 +12,11 @@ export type Claim = 'new' | 'duplicate' | 'busy';
 export interface DedupeRecords {
   /** Says whether the key may be posted; a `new` key is held until add() or release(). */
   claim(key: string): Promise<Claim>;
+  /**
+   * A key claim() will be asked for soon (a message next in line): a store whose claims take a
+   * round trip (the fleet's Redis) asks now, so that the attempt does not wait for it.
+   */
+  claimAhead?(key: string): void;
   /** Records a delivery now (the local record is written before this resolves). */
   add(key: string): Promise<void>;
   /** Gives back a claimed key that was not delivered (failed, held, dropped, unparsed). */

@@ -1,6 +1,7 @@
 // Dedupe records shared by a fleet: the local records first (always written, the fallback), then
 // the fleet's Redis, where every record expires with the same window as the local ones.
 import { randomUUID } from 'node:crypto';
+import { RedisBatch } from '../state/redis-batch.js';
 import type { SharedState } from '../state/shared-state.js';
 import type { Claim, DedupeRecords } from './dedupe-records.js';
 
@@ -12,6 +13,8 @@ import type { Claim, DedupeRecords } from './dedupe-records.js';
 const MAX_BACKLOG = 200_000;
 /** Records pushed per round trip when Redis returns. */
 const PUSH_CHUNK = 500;
+/** Claims asked ahead and not yet taken, at most (the oldest are given back past it). */
+const MAX_AHEAD = 1000;
 
 /** Deletes a key only while it still holds this process's claim (never a delivery record). */
 const RELEASE_SCRIPT =
@@ -40,6 +43,15 @@ export class FleetDedupe implements DedupeRecords {
   /** [key, time] of deliveries Redis did not take, oldest first */
   private backlog: Array<[string, number]> = [];
   private readonly now: () => number;
+  /** fleet operations under way that no caller waits for (settled() does) */
+  private readonly sending = new Set<Promise<void>>();
+  /** claims, records and releases of one turn go as one pipeline */
+  private readonly batch: RedisBatch;
+  /** claims asked ahead (claimAhead) and not yet taken by claim(), oldest first */
+  private readonly ahead = new Map<
+    string,
+    { at: number; reply: Promise<unknown> }
+  >();
 
   constructor(
     private readonly local: DedupeRecords,
@@ -47,6 +59,7 @@ export class FleetDedupe implements DedupeRecords {
     private readonly options: FleetDedupeOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.batch = new RedisBatch(shared, 'dedupe');
     shared.onReturn(() => this.catchUp());
   }
 
@@ -55,50 +68,132 @@ export class FleetDedupe implements DedupeRecords {
     return this.backlog.length;
   }
 
+  /**
+   * Asks Redis for a key that claim() will be asked for soon (the next messages in line), so
+   * that the round trip is not on the attempt's path. A claim asked ahead holds the key as
+   * claim() would; one not taken within half the claim's time is given back.
+   */
+  claimAhead(key: string): void {
+    if (this.ahead.has(key) || !this.shared.available) return;
+    this.forgetStale();
+    const reply = this.sendClaim(key);
+    this.track(reply.then(() => undefined));
+    this.ahead.set(key, { at: this.now(), reply });
+  }
+
   async claim(key: string): Promise<Claim> {
-    if ((await this.local.claim(key)) === 'duplicate') return 'duplicate';
-    // SET NX GET: the key is ours if it was free, else its value says whose it is
-    const earlier = await this.shared.run('dedupe', redis =>
-      redis.call(
-        'SET',
-        this.redisKey(key),
-        this.owner,
-        'PX',
-        String(this.options.claimMs),
-        'NX',
-        'GET',
-      ),
-    );
+    const ahead = this.ahead.get(key);
+    this.ahead.delete(key);
+    if ((await this.local.claim(key)) === 'duplicate') {
+      if (ahead) await this.giveBack(key, ahead.reply);
+      return 'duplicate';
+    }
+    let earlier: unknown;
+    if (ahead && this.now() - ahead.at < this.options.claimMs / 2) {
+      earlier = await ahead.reply;
+    } else {
+      // a claim asked too long ago may be close to expiring: asked again, afresh
+      if (ahead) await this.giveBack(key, ahead.reply);
+      earlier = await this.sendClaim(key);
+    }
     if (typeof earlier !== 'string') return 'new';
     return earlier.startsWith('d:') ? 'duplicate' : 'busy';
   }
 
+  /**
+   * Resolves once the local record is written: the attempt goes on while the fleet's record
+   * follows (the claim holds the key meanwhile). settled() waits for it.
+   */
   async add(key: string): Promise<void> {
     await this.local.add(key);
     const time = this.now();
-    const done = await this.shared.run('dedupe', redis =>
-      redis.set(this.redisKey(key), `d:${time}`, 'PX', this.options.windowMs),
-    );
-    if (done === undefined) this.keep(key, time);
+    const sent = this.batch
+      .send([
+        'SET',
+        this.redisKey(key),
+        `d:${time}`,
+        'PX',
+        this.options.windowMs,
+      ])
+      .then(done => {
+        if (done === undefined) this.keep(key, time);
+      });
+    this.track(sent);
+  }
+
+  /**
+   * Waits for what this process sent the fleet on its own so far: records of deliveries
+   * (written, or kept for Redis's return), claims asked ahead, claims given back.
+   */
+  async settled(): Promise<void> {
+    await Promise.all(this.sending);
   }
 
   async release(key: string): Promise<void> {
     await this.local.release(key);
-    await this.shared.run('dedupe', redis =>
-      redis.eval(RELEASE_SCRIPT, 1, this.redisKey(key), this.owner),
-    );
+    await this.releaseShared(key);
   }
 
   prune(): Promise<number> {
     return this.local.prune();
   }
 
-  close(): Promise<void> {
-    return this.local.close();
+  /** Gives back the claims asked ahead, waits for the records being written, then closes. */
+  async close(): Promise<void> {
+    const ahead = [...this.ahead];
+    this.ahead.clear();
+    await Promise.all(
+      ahead.map(([key, { reply }]) => this.giveBack(key, reply)),
+    );
+    await this.settled();
+    await this.local.close();
   }
 
   private redisKey(key: string): string {
     return this.shared.key('dedupe', key);
+  }
+
+  /** SET NX GET: the key is ours if it was free (null), else its value says whose it is. */
+  private sendClaim(key: string): Promise<unknown> {
+    return this.batch.send([
+      'SET',
+      this.redisKey(key),
+      this.owner,
+      'PX',
+      this.options.claimMs,
+      'NX',
+      'GET',
+    ]);
+  }
+
+  private async releaseShared(key: string): Promise<void> {
+    await this.batch.send([
+      'EVAL',
+      RELEASE_SCRIPT,
+      1,
+      this.redisKey(key),
+      this.owner,
+    ]);
+  }
+
+  private track(sent: Promise<void>): void {
+    this.sending.add(sent);
+    void sent.finally(() => this.sending.delete(sent));
+  }
+
+  /** Releases a claim asked ahead and not used, when it did take the key. */
+  private async giveBack(key: string, reply: Promise<unknown>): Promise<void> {
+    if ((await reply) === null) await this.releaseShared(key);
+  }
+
+  /** Gives back the claims asked ahead that are too old to be used, or too many. */
+  private forgetStale(): void {
+    const oldest = this.now() - this.options.claimMs / 2;
+    for (const [key, { at, reply }] of this.ahead) {
+      if (at >= oldest && this.ahead.size < MAX_AHEAD) return;
+      this.ahead.delete(key);
+      this.track(this.giveBack(key, reply));
+    }
   }
 
   private keep(key: string, time: number): void {

@@ -34,6 +34,11 @@ export interface IntakeBufferDeps {
    * `at`; `released` with a newer state, which carries its own due time (not before `at`).
    */
   onParked(id: string, outcome: 'parked' | 'released', at: number): void;
+  /**
+   * A fresh message came within `concurrency` of the head of the ready list: its attempt is
+   * among the next to start (the dedupe store may ask ahead for its keys). Once per message.
+   */
+  onNext?(entry: QueueEntry): void;
 }
 
 /** The fresh messages this process holds: waiting for their first attempt, or in it. */
@@ -90,12 +95,15 @@ export class IntakeBuffer {
     const keep = raw && this.readyRawBytes + raw.length <= READY_RAW_BYTES;
     if (keep) this.readyRawBytes += raw.length;
     this.ready.push({ entry, raw: keep ? raw : undefined });
+    if (this.ready.length <= this.deps.concurrency) this.deps.onNext?.(entry);
   }
 
   /** The next fresh message for its first attempt, if any; its bytes leave the budget. */
   shift(): Ready | undefined {
     const next = this.ready.shift();
     if (next?.raw) this.readyRawBytes -= next.raw.length;
+    const coming = this.ready[this.deps.concurrency - 1];
+    if (coming) this.deps.onNext?.(coming.entry);
     return next;
   }
 

@@ -77,6 +77,7 @@ export class QueueRunner {
         else this.schedule.hold(id, at);
         this.pump();
       },
+      onNext: entry => this.attempts.claimAhead(entry),
     });
     this.pause = new DeliveryPause({
       ...base,

@@ -1,6 +1,7 @@
 // One attempt the runner starts: a fresh message or a due entry of queue/, then filed or released.
 import { errorFields, type Logger } from '../observability/logger.js';
-import type { QueueEntry } from '../spool/queue-entry.js';
+import { dedupeKey } from '../pipeline/route-keys.js';
+import { pendingOf, type QueueEntry } from '../spool/queue-entry.js';
 import type { Spool } from '../spool/spool.js';
 import {
   attemptDelivery,
@@ -39,6 +40,16 @@ export class Attempts {
         ? spool.freshRawPath(entry.id)
         : spool.freshPath(entry.id);
     return attemptDelivery(entry, path, this.deps.attempt, raw);
+  }
+
+  /** Lets the dedupe store ask ahead for the keys of a message whose attempt is coming. */
+  claimAhead(entry: QueueEntry): void {
+    const dedupe = this.deps.attempt.dedupe;
+    if (!dedupe?.claimAhead) return;
+    for (const group of pendingOf(entry)) {
+      const key = dedupeKey(entry, group);
+      if (key) dedupe.claimAhead(key);
+    }
   }
 
   /** The first attempt of a fresh message: no claim, no read of its state. */

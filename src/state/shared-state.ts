@@ -27,8 +27,8 @@ export interface SharedStateStatus {
 }
 
 /**
- * One process's connection to the fleet's Redis. `run()` gives an operation at most
- * `timeoutMs`; an operation that fails or is late marks Redis down, after which every
+ * One process's connection to the fleet's Redis. `run()` gives each command of an operation
+ * at most `timeoutMs`; an operation that fails or is late marks Redis down, after which every
  * operation is answered locally (undefined) without waiting, until a PING succeeds again.
  * Then the listeners of `onReturn()` push what was recorded locally meanwhile.
  */
@@ -89,7 +89,7 @@ export class SharedState {
   }
 
   /**
-   * Runs `operation` on Redis within `timeoutMs`; undefined (counted under `kind`) when Redis is
+   * Runs `operation` on Redis, each of its commands within `timeoutMs`; undefined (counted under `kind`) when Redis is
    * down, or the operation failed or was late, which also marks Redis down.
    */
   async run<T>(
@@ -100,18 +100,9 @@ export class SharedState {
       this.countFallback(kind);
       return undefined;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, fail) => {
-      timer = setTimeout(
-        () =>
-          fail(
-            new Error(`redis: no answer within ${this.config.timeoutMs} ms`),
-          ),
-        this.config.timeoutMs,
-      );
-    });
     try {
-      return await Promise.race([operation(this.redis), late]);
+      // ioredis bounds every command, those of a pipeline too (commandTimeout): no timer here
+      return await operation(this.redis);
     } catch (err) {
       this.countFallback(kind);
       // Redis answered, with a refusal (out of memory, a read-only replica): it is up, but
@@ -119,8 +110,6 @@ export class SharedState {
       if (err instanceof ReplyError) this.refused(err as Error);
       else this.markDown(err);
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -93,7 +93,93 @@ describe('fleet state against a real Redis', function () {
     await a.dedupe.release(KEY);
     expect(await b.dedupe.claim(KEY)).to.equal('new');
     await b.dedupe.add(KEY);
+    // add() resolves once the local record is written; the fleet's follows
+    await b.dedupe.settled();
     expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
+  });
+
+  it('a claim asked ahead holds the key at once, and claim() takes its answer', async () => {
+    const a = await instance();
+    const b = await instance();
+    await a.shared.connected();
+    await b.shared.connected();
+    await a.dedupe.add('BBBBBBBBBBBBBBBB');
+    await a.dedupe.settled();
+    a.dedupe.claimAhead(KEY);
+    b.dedupe.claimAhead('BBBBBBBBBBBBBBBB');
+    await a.dedupe.settled();
+    // a's claim asked ahead holds the key already
+    expect(await b.dedupe.claim(KEY)).to.equal('busy');
+    expect(await a.dedupe.claim(KEY)).to.equal('new');
+    // asked ahead for a message a delivered
+    expect(await b.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('duplicate');
+  });
+
+  it('a claim asked ahead and not used is given back: a local duplicate, too old, or at close', async () => {
+    let now = 1_000_000;
+    const a = await instance();
+    const b = await instance();
+    await a.shared.connected();
+    await b.shared.connected();
+    const shared = a.shared;
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-'));
+    const local = new DedupeStore(dir, WINDOW_MS, () => now);
+    const clocked = new FleetDedupe(local, shared, {
+      windowMs: WINDOW_MS,
+      claimMs: 10_000,
+      now: () => now,
+    });
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+
+    // delivered here before (a local record): the claim asked ahead is given back
+    await local.add('CCCCCCCCCCCCCCCC');
+    clocked.claimAhead('CCCCCCCCCCCCCCCC');
+    expect(await clocked.claim('CCCCCCCCCCCCCCCC')).to.equal('duplicate');
+    expect(await b.dedupe.claim('CCCCCCCCCCCCCCCC')).to.equal('new');
+
+    // asked more than half the claim's time ago (and expired since, here by hand): asked
+    // again, its own claim no rival, and the key held again
+    clocked.claimAhead(KEY);
+    await clocked.settled();
+    const client = new Redis(redis.url);
+    cleanup.push(() => client.quit());
+    expect(await client.del(`${prefix}dedupe:${KEY}`)).to.equal(1);
+    now += 6_000;
+    expect(await clocked.claim(KEY)).to.equal('new');
+    expect(await b.dedupe.claim(KEY)).to.equal('busy');
+
+    // never taken: given back at close
+    clocked.claimAhead('DDDDDDDDDDDDDDDD');
+    await clocked.close();
+    expect(await b.dedupe.claim('DDDDDDDDDDDDDDDD')).to.equal('new');
+  });
+
+  it('claims asked ahead and left are given back when they age or pass 1,000', async () => {
+    let now = 1_000_000;
+    const a = await instance();
+    const b = await instance();
+    await a.shared.connected();
+    await b.shared.connected();
+    const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-'));
+    const local = new DedupeStore(dir, WINDOW_MS, () => now);
+    const clocked = new FleetDedupe(local, a.shared, {
+      windowMs: WINDOW_MS,
+      claimMs: 10_000,
+      now: () => now,
+    });
+    cleanup.push(async () => {
+      await local.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const key = (i: number) => `ahead-${String(i).padStart(10, '0')}`;
+    clocked.claimAhead(key(0));
+    now += 6_000;
+    for (let i = 1; i <= 1_001; i++) clocked.claimAhead(key(i));
+    await clocked.settled();
+    // key 0 went for its age, key 1 for the count: both free again; key 2 still held
+    expect(await b.dedupe.claim(key(0))).to.equal('new');
+    expect(await b.dedupe.claim(key(1))).to.equal('new');
+    expect(await b.dedupe.claim(key(2))).to.equal('busy');
   });
 
   it('a Redis that stops answering: local records answer, said once; pushed when it answers again', async () => {
@@ -106,6 +192,7 @@ describe('fleet state against a real Redis', function () {
     expect(await a.dedupe.claim(KEY)).to.equal('new');
     expect(a.shared.available).to.equal(false);
     await a.dedupe.add(KEY);
+    await a.dedupe.settled();
     expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
     expect(a.dedupe.waiting).to.equal(1);
     expect(a.said('redis unreachable')).to.equal(1);
@@ -141,6 +228,8 @@ describe('fleet state against a real Redis', function () {
     await admin.config('SET', 'maxmemory', '1');
     expect(await a.dedupe.claim(KEY)).to.equal('new');
     await a.dedupe.add(KEY);
+    await a.dedupe.settled();
+    expect(a.dedupe.waiting).to.equal(1);
     expect(await a.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('new');
     expect(await a.dedupe.claim(KEY)).to.equal('duplicate');
     expect(a.shared.available).to.equal(true);
@@ -152,6 +241,7 @@ describe('fleet state against a real Redis', function () {
     const a = await instance();
     await a.shared.connected();
     await a.dedupe.add(KEY);
+    await a.dedupe.settled();
     expect(await a.dedupe.claim('BBBBBBBBBBBBBBBB')).to.equal('new');
     const limiter = new FleetLimiter(
       new ClientLimiter({ maxConnections: 5, perMinute: 10 }),
