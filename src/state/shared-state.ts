@@ -24,6 +24,8 @@ export interface SharedStateStatus {
   since: string;
   /** operations answered by local state alone since the start */
   fallbacks: number;
+  /** why Redis is not used even though it answers (a version before 7.0) */
+  unsupported?: string;
 }
 
 /**
@@ -43,6 +45,8 @@ export class SharedState {
   private closed = false;
   private readonly returns: Array<() => Promise<void>> = [];
   private first: Promise<boolean>;
+  /** why this Redis is not used at all (a version before 7.0) */
+  private unsupported?: string;
   /** refusals Redis gave (OOM, READONLY...), each logged once */
   private readonly refusals = new Set<string>();
 
@@ -123,6 +127,7 @@ export class SharedState {
       up: this.up,
       since: this.since.toISOString(),
       fallbacks: this.fallbacks,
+      ...(this.unsupported ? { unsupported: this.unsupported } : {}),
     };
   }
 
@@ -171,25 +176,29 @@ export class SharedState {
     this.probing.unref();
   }
 
-  /** Asks Redis for a PONG; usable again (and caught up) when it answers in time. */
+  /**
+   * Asks Redis for its version (which answers like a PING): usable again (and caught up) when
+   * it answers in time, and is 7.0 or later.
+   */
   private async probe(): Promise<boolean> {
-    if (this.closed || this.up) return this.up;
-    let timer: NodeJS.Timeout | undefined;
+    if (this.closed || this.up || this.unsupported) return this.up;
+    let version: string;
     try {
-      await Promise.race([
-        this.redis.ping(),
-        new Promise<never>((_, fail) => {
-          timer = setTimeout(
-            () => fail(new Error('redis: no PONG in time')),
-            this.config.timeoutMs,
-          );
-        }),
-      ]);
+      // bounded by ioredis's commandTimeout, as every command
+      version = redisVersion(await this.redis.info('server'));
     } catch (err) {
       this.markDown(err);
       return false;
-    } finally {
-      clearTimeout(timer);
+    }
+    if (!atLeast7(version)) {
+      // said once (the connection's first probe and its 'ready' may both get here); no probe
+      // comes after: an upgrade is a restart
+      if (this.unsupported) return false;
+      this.unsupported = `redis ${version} is older than 7.0, which the fleet needs (SET ... NX GET)`;
+      this.log.error(
+        `${this.unsupported}: this instance runs on its local records and limits alone`,
+      );
+      return false;
     }
     if (this.closed || this.up) return this.up;
     this.up = true;
@@ -206,4 +215,15 @@ export class SharedState {
     }
     return true;
   }
+}
+
+/** The `redis_version` of an `INFO server` answer ('' when it has none). */
+export function redisVersion(info: string): string {
+  return /^redis_version:(\S+)/m.exec(info)?.[1] ?? '';
+}
+
+/** Whether a Redis version is 7.0 or later (an unreadable one is taken as such). */
+export function atLeast7(version: string): boolean {
+  const major = Number(version.split('.')[0]);
+  return !Number.isFinite(major) || major === 0 || major >= 7;
 }
