@@ -58,7 +58,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: '2 KiB, one connection per message',
     sizeBytes: 2048,
-    messages: 1000,
+    messages: 5000,
     sessions: 20,
     reuse: false,
   },

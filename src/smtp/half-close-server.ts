@@ -1,6 +1,7 @@
 // smtp-server's connection, adjusted where its replies go wrong: TCP half-close honoured (a
 // client that ends its side after the dot or QUIT, as Exim does, still gets every reply it is
-// owed), and a reply text's own enhanced status code kept (enhanced-code.ts).
+// owed), a reply text's own enhanced status code kept (enhanced-code.ts), and no fixed pause
+// before the greeting (smtp.greetingDelayMs is that pause).
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
@@ -19,6 +20,26 @@ import { enhancedContext } from './enhanced-code.js';
  * has read the FIN reports as `'writeOnly'` even though it can still write.
  */
 class HalfCloseConnection extends SMTPConnection {
+  /**
+   * smtp-server's init() without its fixed 100 ms before the greeting (its early-talker test,
+   * which capped 20 parallel one-message senders near 190 messages a second): that pause is
+   * smtp.greetingDelayMs now, taken in onConnect (on-connect.ts), where a client that talks
+   * before the greeting still hears `421 You talk too soon`.
+   */
+  override init(): void {
+    this._setListeners(() => {
+      const { maxClients } = this._server.options;
+      if (maxClients && this._server.connections.size > maxClients) {
+        return this.send(
+          421,
+          `${this.name} Too many connected clients, try again in a moment`,
+          false,
+        );
+      }
+      this.connectionReady();
+    });
+  }
+
   override send(
     code: number,
     data?: string | string[] | null,

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { loadConfig } from '../../src/config/load-config.js';
 import { apiAt, useBridge } from '../helpers/bridge.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 
@@ -49,8 +50,26 @@ describe('smtp.greetingDelayMs', () => {
     );
   });
 
-  it('is 0 by default: the greeting comes at once', async () => {
-    const bridge = await t.start({ api: apiAt(t.api.url) });
-    expect(bridge.config.smtp.greetingDelayMs).to.equal(0);
+  it('is 100 by default, and 0 greets at once: no fixed pause of smtp-server is left', async () => {
+    // the shipped defaults (no NODE_ENV layer: config/test.yaml sets 0 for the tests)
+    const defaults = loadConfig({ env: {} });
+    expect(defaults.smtp.greetingDelayMs).to.equal(100);
+    // with 0 the session is ready before the client's first bytes can be read: a client that
+    // talks at once (smtp-server alone answered it 421 within its fixed 100 ms) is served
+    const bridge = await t.start({
+      api: apiAt(t.api.url),
+      smtp: { greetingDelayMs: 0 },
+    });
+    const socket = connect(bridge.smtpPort, '127.0.0.1');
+    socket.setEncoding('utf8');
+    let text = '';
+    socket.on('data', (chunk: string) => (text += chunk));
+    await once(socket, 'connect');
+    socket.write('EHLO at-once.example.net\r\nQUIT\r\n');
+    await once(socket, 'close');
+    expect(text).to.match(/^220 /);
+    expect(text).to.match(/\r\n250[ -]/);
+    expect(text).to.match(/\r\n221 /);
+    expect(text).not.to.include('421');
   });
 });
