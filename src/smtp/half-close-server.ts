@@ -48,6 +48,7 @@ class HalfCloseConnection extends SMTPConnection {
     // a text with its own enhanced status code keeps it (enhanced-code.ts)
     context = enhancedContext(code, data, context);
     const socket: Socket | TLSSocket = this._socket;
+    this.corkTurn(socket);
     if (socket.readyState !== 'writeOnly') {
       return super.send(code, data, context);
     }
@@ -62,6 +63,18 @@ class HalfCloseConnection extends SMTPConnection {
     } finally {
       delete (socket as { readyState?: string }).readyState;
     }
+  }
+
+  /**
+   * Replies made within one turn of the event loop go out in one write: a pipelining client's
+   * MAIL, RCPT and DATA, or the last message's reply and QUIT's. A write to a socket was the
+   * main thread's largest cost with one connection per message (0.46 of 2.15 ms a message).
+   * The socket's end() (close) sends what is corked.
+   */
+  private corkTurn(socket: Socket | TLSSocket): void {
+    if (socket.writableCorked > 0 || socket.destroyed) return;
+    socket.cork();
+    setImmediate(() => socket.uncork());
   }
 
   override _createParser(): ReturnType<SMTPConnection['_createParser']> {
