@@ -11,7 +11,6 @@ import type { ClientCounter } from '../smtp/client-access.js';
 import { clientLimits } from '../smtp/create-smtp-server.js';
 import { FleetLimiter } from '../smtp/fleet-limiter.js';
 import { FleetStatus } from '../state/fleet-status.js';
-import { SharedState } from '../state/shared-state.js';
 
 export interface Fleet {
   /** the local records, with the fleet's over them */
@@ -56,6 +55,8 @@ export async function startFleet(
       close: async () => undefined,
     };
   }
+  // ioredis is loaded only for a fleet: a single instance never carries it
+  const { SharedState } = await import('../state/shared-state.js');
   const shared = new SharedState(
     { ...config.state.redis, url },
     log.child({ stage: 'redis' }),
