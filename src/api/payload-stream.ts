@@ -49,6 +49,18 @@ export function serializePayload(
   options: SerializeOptions = {},
 ): SerializedPayload {
   const gap = ' '.repeat(Math.min(10, Math.max(0, options.indent ?? 0)));
+  // fit-body.ts measures a body and the POST then sends it: one serialisation for both (a
+  // payload is never changed once mapped; fitting makes new ones)
+  if (gap !== '') return serialized(payload, gap);
+  let made = compact.get(payload);
+  if (!made) compact.set(payload, (made = serialized(payload, gap)));
+  return made;
+}
+
+/** The last compact serialisations, by payload (a payload's JSON is 2 to 3 times its text). */
+const compact = new WeakMap<ApiPayload, SerializedPayload>();
+
+function serialized(payload: ApiPayload, gap: string): SerializedPayload {
   const parts = toParts(payload, gap);
   const length = parts.reduce(
     (sum, part) =>
