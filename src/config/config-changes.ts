@@ -1,6 +1,7 @@
 // What a reload changes: the keys that differ, which of them apply to the running daemon, and
 // the configuration put in force (the others keep their running values until a restart).
 import type { Config } from './schema.js';
+import { isMapping, setAt, valueAt } from './tree.js';
 
 /**
  * The keys a running daemon takes on SIGHUP: each is read where it is used, from the live view
@@ -81,32 +82,4 @@ export function changedKeys(a: unknown, b: unknown, prefix = ''): string[] {
     );
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function valueAt(tree: unknown, path: string[]): unknown {
-  return path.reduce<unknown>(
-    (node, key) => (isMapping(node) ? node[key] : undefined),
-    tree,
-  );
-}
-
-function setAt(
-  tree: Record<string, unknown>,
-  path: string[],
-  value: unknown,
-): void {
-  const [head, ...rest] = path;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    if (value === undefined) delete tree[head];
-    else tree[head] = structuredClone(value);
-    return;
-  }
-  const child = tree[head];
-  if (!isMapping(child)) tree[head] = {};
-  setAt(tree[head] as Record<string, unknown>, rest, value);
 }

@@ -1,5 +1,6 @@
 // MAILBRIDGE_* variables to configuration keys, and VAR_FILE: a secret read from a mounted file.
 import { readFileSync } from 'node:fs';
+import { setAt } from './tree.js';
 
 /** A variable of the contract: its name, the key it sets, and how its text is read. */
 export type EnvKey = readonly [
@@ -37,7 +38,7 @@ export function envTree(
       }
       value = Number(source.raw);
     }
-    setPath(tree, key.split('.'), value);
+    setAt(tree, key.split('.'), value);
   }
   return tree;
 }
@@ -94,24 +95,4 @@ export function readSecretFile(
     return undefined;
   }
   return value;
-}
-
-function setPath(
-  tree: Record<string, unknown>,
-  path: string[],
-  value: unknown,
-): void {
-  const [head, ...rest] = path;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    tree[head] = value;
-    return;
-  }
-  const child = tree[head];
-  const next =
-    typeof child === 'object' && child !== null && !Array.isArray(child)
-      ? (child as Record<string, unknown>)
-      : {};
-  tree[head] = next;
-  setPath(next, rest, value);
 }

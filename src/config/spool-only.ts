@@ -5,6 +5,7 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors/bridge-error.js';
 import { PACKAGE_CONFIG_DIR } from './load-config.js';
+import { isMapping } from './tree.js';
 
 /** Where to look; the same meaning as loadConfig's options. */
 export interface SpoolDirOptions {
@@ -56,10 +57,10 @@ export function loadSpoolDir(options: SpoolDirOptions = {}): string {
 
 /** The value of spool.dir in one layer's tree; undefined when the layer does not set it. */
 function spoolDirIn(tree: unknown, path: string): unknown {
-  if (!isObject(tree) || !('spool' in tree)) return undefined;
+  if (!isMapping(tree) || !('spool' in tree)) return undefined;
   const spool = tree.spool;
   if (spool == null) return undefined;
-  if (!isObject(spool)) {
+  if (!isMapping(spool)) {
     throw new ConfigError(`spool: must be a mapping with dir (${path})`);
   }
   return spool.dir ?? undefined;
@@ -81,8 +82,4 @@ function readLayer(path: string, required: boolean): unknown {
   } catch (err) {
     throw new ConfigError(`${path}: ${(err as Error).message.split('\n')[0]}`);
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -3,9 +3,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './spawn-daemon.js';
 
 /** Why Redis tests cannot run here, or null when redis-server is installed. */
 export function redisMissing(): string | null {
@@ -119,14 +119,4 @@ export class TestRedis {
     await this.stop();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-/** A loopback port nobody listens on at this moment. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>(done => server.close(() => done()));
-  return port;
 }
