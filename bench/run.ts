@@ -20,6 +20,13 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 /**
+ * BENCH_DAEMON=<checkout>: run that checkout's daemon (built there, its dependencies installed)
+ * instead of this one's, to compare two commits with the same harness.
+ */
+const DAEMON_ROOT = process.env.BENCH_DAEMON
+  ? resolve(process.env.BENCH_DAEMON)
+  : ROOT;
+/**
  * Postfix's smtp-source: the system's, or the one `.ci/run` unpacks beside Exim (Debian's
  * postfix and exim4 packages conflict), or BENCH_SMTP_SOURCE.
  */
@@ -152,7 +159,7 @@ export interface DaemonOptions {
 // A "*" route must say catchAll: true with NODE_ENV=production in releases that know the key
 // (and a release before it refuses the unknown key), so the bench runs against either.
 const CATCH_ALL = readFileSync(
-  join(ROOT, 'src/config/schema.ts'),
+  join(DAEMON_ROOT, 'src/config/schema.ts'),
   'utf8',
 ).includes('catchAll')
   ? ', catchAll: true'
@@ -216,7 +223,7 @@ async function startDaemon(
       config,
     ],
     {
-      cwd: ROOT,
+      cwd: DAEMON_ROOT,
       // its log lines (level warn) to our stderr: the table alone goes to stdout, and a pipe
       // nobody read would fill and block the daemon
       stdio: ['ignore', process.stderr, 'inherit'],
@@ -578,7 +585,7 @@ async function largeAttachment(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  spawnSync('npm', ['run', 'build'], { cwd: DAEMON_ROOT, stdio: 'inherit' });
   const only = process.argv[2];
   console.log(
     `\ncluster.workers ${process.env.BENCH_WORKERS ?? '1'}; machine: ${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
