@@ -152,6 +152,22 @@ describe('fuzz mutators: what each one does', () => {
     expect(depths.filter(d => d > 100).length).to.be.within(1, 100);
   });
 
+  it('manyHeaders repeats a giant field only up to 16 MiB (seed 1908753435, case 16493 threw)', () => {
+    const giant = Buffer.concat([
+      Buffer.from(`X-Giant: ${'g'.repeat(64 * 1024)}\r\n`, 'latin1'),
+      PLAIN,
+    ]);
+    let repeats = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const out = mutatorNamed('manyHeaders').mutate(giant, createRng(seed));
+      expect(out.length, `seed ${seed}`).to.be.below(17 * 1024 * 1024);
+      const copies = out.toString('latin1').split('X-Giant:').length - 1;
+      repeats = Math.max(repeats, copies);
+    }
+    // some seed did repeat the giant field, and past 60,000 x 64 KiB it would not be made
+    expect(repeats).to.be.above(100);
+  });
+
   it('mutatorAt spreads draws by weight over every mutator', () => {
     const seen = new Set<string>();
     for (let draw = 0; draw < 1; draw += 0.001) seen.add(mutatorAt(draw).name);
