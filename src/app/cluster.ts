@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { isDryRun } from '../config/dry-run.js';
 import { logStartWarnings, recoverSpool, startDaemon } from './daemon.js';
 import { startHealthServer } from '../observability/health-server.js';
-import type { DaemonStatus } from '../observability/status.js';
+import { buildStatus } from '../observability/status.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { clientLimits } from '../smtp/create-smtp-server.js';
 import {
@@ -169,24 +169,15 @@ export async function runPrimary(
         onError: err => log.error('health listener error', errorFields(err)),
         notReadyReason,
         // a worker's paused delivery still takes mail: shown here, not by /readyz
-        status: async (): Promise<DaemonStatus> => {
-          const reason = await notReadyReason();
-          const paused =
-            [...workers.values()].find(w => w.paused)?.paused ?? null;
-          const spoolCounts = await fleetCounts();
-          const view = await fleet.view();
-          return {
-            ready: reason === null,
-            ...(reason === null ? {} : { notReady: reason }),
-            delivery: {
-              mode: config.delivery.mode,
-              paused: paused !== null,
-              reason: paused,
-            },
-            spool: spoolCounts,
-            ...(view ? { fleet: view } : {}),
-          };
-        },
+        status: () =>
+          buildStatus({
+            mode: config.delivery.mode,
+            notReadyReason,
+            pausedReason: () =>
+              [...workers.values()].find(w => w.paused)?.paused ?? null,
+            spool: fleetCounts,
+            fleet: () => fleet.view(),
+          }),
       })
     : undefined;
 

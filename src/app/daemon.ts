@@ -16,7 +16,7 @@ import { countPosts } from '../api/counting-sink.js';
 import { createIntake } from '../intake/accept.js';
 import { SenderAuthenticator } from '../auth/sender-auth.js';
 import { startHealthServer } from '../observability/health-server.js';
-import { spoolCounts, type DaemonStatus } from '../observability/status.js';
+import { buildStatus, spoolCounts } from '../observability/status.js';
 import { errorFields, type Logger } from '../observability/logger.js';
 import { DedupeStore } from '../dedupe/dedupe-store.js';
 import { Spool } from '../spool/spool.js';
@@ -231,21 +231,14 @@ export async function startDaemon(
       onError: err => log.error('health listener error', errorFields(err)),
       // a paused delivery still takes mail: it shows in /status, the metric and the log
       notReadyReason,
-      status: async (): Promise<DaemonStatus> => {
-        const paused = runner?.pausedReason ?? null;
-        const reason = await notReadyReason();
-        return {
-          ready: reason === null,
-          ...(reason === null ? {} : { notReady: reason }),
-          delivery: {
-            mode: config.delivery.mode,
-            paused: paused !== null,
-            reason: paused,
-          },
-          ...(runner ? { spool: await spoolCounts(metrics) } : {}),
-          ...(await fleet.view().then(view => (view ? { fleet: view } : {}))),
-        };
-      },
+      status: () =>
+        buildStatus({
+          mode: config.delivery.mode,
+          notReadyReason,
+          pausedReason: () => runner?.pausedReason ?? null,
+          spool: runner ? () => spoolCounts(metrics) : undefined,
+          fleet: () => fleet.view(),
+        }),
     });
     health = started.server;
     httpPort = started.port;

@@ -44,3 +44,31 @@ export async function spoolCounts(
   }
   return counts;
 }
+
+/** Where a process's /status comes from: a daemon's, or a cluster primary's for its workers. */
+export interface StatusSources {
+  mode: string;
+  notReadyReason(): Promise<string | null>;
+  /** why delivery is paused (a 401, 403 or 404 from the API), or null */
+  pausedReason(): string | null;
+  /** messages by spool state, where this process reports a spool (queue and hybrid modes) */
+  spool?: () => Promise<Record<string, number>>;
+  fleet(): Promise<FleetView | undefined>;
+}
+
+/** The body of /status from its sources: one shape for a daemon and a cluster primary. */
+export async function buildStatus(
+  sources: StatusSources,
+): Promise<DaemonStatus> {
+  const reason = await sources.notReadyReason();
+  const paused = sources.pausedReason();
+  const spool = await sources.spool?.();
+  const fleet = await sources.fleet();
+  return {
+    ready: reason === null,
+    ...(reason === null ? {} : { notReady: reason }),
+    delivery: { mode: sources.mode, paused: paused !== null, reason: paused },
+    ...(spool ? { spool } : {}),
+    ...(fleet ? { fleet } : {}),
+  };
+}
