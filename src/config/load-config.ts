@@ -1,18 +1,14 @@
 // Layered configuration: default.yaml, $NODE_ENV.yaml, local.yaml, --config file, MAILBRIDGE_* variables.
-import { existsSync, readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/bridge-error.js';
+import {
+  configLayers,
+  readConfigFile,
+  type ConfigFileOptions,
+} from './config-files.js';
 import { envTree, readSecretFile, type EnvKey } from './env-variables.js';
 import { readEnvironment, type Environment } from './environment.js';
 import { configSchema, type Config } from './schema.js';
-
-/** The `config/` folder shipped with the package (two levels above src/config and dist/config). */
-export const PACKAGE_CONFIG_DIR = fileURLToPath(
-  new URL('../../config/', import.meta.url),
-);
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Tree = { [key: string]: Json };
@@ -39,11 +35,7 @@ const ENV_KEYS: readonly EnvKey[] = [
   ['MAILBRIDGE_REDIS_URL', 'state.redis.url', 'string'],
 ];
 
-export interface LoadConfigOptions {
-  /** Folder holding default.yaml and friends; defaults to MAILBRIDGE_CONFIG_DIR or the package's. */
-  configDir?: string;
-  /** The `--config` file; defaults to MAILBRIDGE_CONFIG. */
-  file?: string;
+export interface LoadConfigOptions extends ConfigFileOptions {
   /** The environment to read NODE_ENV and MAILBRIDGE_* from; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Applied last, after the environment (tests and embedding). */
@@ -56,29 +48,16 @@ export interface LoadConfigOptions {
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
-  const dir =
-    options.configDir ?? env.MAILBRIDGE_CONFIG_DIR ?? PACKAGE_CONFIG_DIR;
   const nodeEnv = env.NODE_ENV;
-  const file = options.file ?? (env.MAILBRIDGE_CONFIG || undefined);
   const problems: string[] = [];
-  const layer = (path: string, required: boolean): Tree => {
+  let tree: Tree = {};
+  for (const layer of configLayers(options, env)) {
     try {
-      return readConfigFile(path, required);
+      tree = deepMerge(tree, readConfigFile(layer) as Tree);
     } catch (err) {
       problems.push((err as Error).message);
-      return {};
     }
-  };
-
-  let tree = layer(resolve(dir, 'default.yaml'), true);
-  const layers = [
-    nodeEnv ? resolve(dir, `${nodeEnv}.yaml`) : undefined,
-    resolve(dir, 'local.yaml'),
-  ];
-  for (const path of layers) {
-    if (path) tree = deepMerge(tree, layer(path, false));
   }
-  if (file) tree = deepMerge(tree, layer(resolve(file), true));
   // a layer that could not be read leaves a tree the operator did not write: validating it
   // would only add noise to the problems already found
   if (problems.length) throw configError(problems);
@@ -210,30 +189,6 @@ function readPasswordFiles(tree: Tree, problems: string[]): void {
   });
   // a copy: the layers' own objects (a caller's overrides) stay as they were
   tree.smtp = { ...smtp, auth: { ...auth, users: read } };
-}
-
-function readConfigFile(path: string, required: boolean): Tree {
-  if (!existsSync(path)) {
-    if (required) {
-      throw new ConfigError(`${path}: configuration file not found`);
-    }
-    return {};
-  }
-  let parsed: unknown;
-  try {
-    const text = readFileSync(path, 'utf8');
-    const ext = extname(path).toLowerCase();
-    if (ext === '.json') parsed = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') parsed = parseYaml(text);
-    else throw new Error('must end in .yaml, .yml or .json');
-  } catch (err) {
-    throw new ConfigError(`${path}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (parsed == null) return {};
-  if (!isTree(parsed)) {
-    throw new ConfigError(`${path}: must hold a mapping of keys`);
-  }
-  return parsed;
 }
 
 /** Objects merge key by key; arrays and scalars are replaced by the later layer. */

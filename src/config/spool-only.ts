@@ -1,18 +1,16 @@
 // The one key the `queue` commands need, spool.dir, read from the same layers as the whole
 // configuration, with nothing else validated: no token, no routes, no production checks.
-import { existsSync, readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { resolve } from 'node:path';
 import { ConfigError } from '../errors/bridge-error.js';
-import { PACKAGE_CONFIG_DIR } from './load-config.js';
+import {
+  configLayers,
+  readConfigFile,
+  type ConfigFileOptions,
+} from './config-files.js';
 import { isMapping } from './tree.js';
 
 /** Where to look; the same meaning as loadConfig's options. */
-export interface SpoolDirOptions {
-  /** Folder holding default.yaml and friends; defaults to MAILBRIDGE_CONFIG_DIR or the package's. */
-  configDir?: string;
-  /** The `--config` file; defaults to MAILBRIDGE_CONFIG. */
-  file?: string;
+export interface SpoolDirOptions extends ConfigFileOptions {
   /** The environment to read NODE_ENV, MAILBRIDGE_CONFIG and MAILBRIDGE_SPOOL_DIR from. */
   env?: NodeJS.ProcessEnv;
 }
@@ -25,24 +23,13 @@ export interface SpoolDirOptions {
  */
 export function loadSpoolDir(options: SpoolDirOptions = {}): string {
   const env = options.env ?? process.env;
-  const dir =
-    options.configDir ?? env.MAILBRIDGE_CONFIG_DIR ?? PACKAGE_CONFIG_DIR;
-  const file = options.file ?? (env.MAILBRIDGE_CONFIG || undefined);
-  const layers: Array<[string, boolean]> = [
-    [resolve(dir, 'default.yaml'), true],
-    ...(env.NODE_ENV
-      ? [[resolve(dir, `${env.NODE_ENV}.yaml`), false] as [string, boolean]]
-      : []),
-    [resolve(dir, 'local.yaml'), false],
-    ...(file ? [[resolve(file), true] as [string, boolean]] : []),
-  ];
   let spoolDir: unknown;
   let from = 'configuration';
-  for (const [path, required] of layers) {
-    const found = spoolDirIn(readLayer(path, required), path);
+  for (const layer of configLayers(options, env)) {
+    const found = spoolDirIn(readConfigFile(layer), layer.path);
     if (found !== undefined) {
       spoolDir = found;
-      from = path;
+      from = layer.path;
     }
   }
   if (env.MAILBRIDGE_SPOOL_DIR) {
@@ -64,22 +51,4 @@ function spoolDirIn(tree: unknown, path: string): unknown {
     throw new ConfigError(`spool: must be a mapping with dir (${path})`);
   }
   return spool.dir ?? undefined;
-}
-
-function readLayer(path: string, required: boolean): unknown {
-  if (!existsSync(path)) {
-    if (required) {
-      throw new ConfigError(`${path}: configuration file not found`);
-    }
-    return undefined;
-  }
-  try {
-    const text = readFileSync(path, 'utf8');
-    const ext = extname(path).toLowerCase();
-    if (ext === '.json') return JSON.parse(text) as unknown;
-    if (ext === '.yaml' || ext === '.yml') return parseYaml(text) as unknown;
-    throw new Error('must end in .yaml, .yml or .json');
-  } catch (err) {
-    throw new ConfigError(`${path}: ${(err as Error).message.split('\n')[0]}`);
-  }
 }

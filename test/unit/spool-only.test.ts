@@ -71,6 +71,8 @@ describe('loadSpoolDir', () => {
     ],
     ['spool not a mapping', 'spool: here\n', 'spool: must be a mapping'],
     ['a file that does not parse', 'spool: [\n', 'given.yaml'],
+    // as the daemon reads it (config-files.ts): not taken as a file without spool.dir
+    ['a file of a list, not keys', '- spool\n', 'must hold a mapping of keys'],
   ];
   for (const [name, text, message] of errors) {
     it(`${name}: a ConfigError naming it`, () => {
