@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FAILURES_DIR } from './failures.js';
+import { DEFAULT_RSS_LIMIT_MIB } from './fuzz-run.js';
 import { formatReport, passed } from './report.js';
 import { randomSeed } from './rng.js';
 import { runFuzz, type RunOptions } from './run-fuzz.js';
@@ -16,7 +17,8 @@ const USAGE = `usage: npm run fuzz -- [options]
                     with --cases M the M cases from N on
   --replay FILE     send this message file as it is (repeatable; no generated cases)
   --connections C   SMTP connections at once (default 8)
-  --rss-limit MIB   how far the daemon's RSS may grow over its start (default 300)
+  --rss-limit MIB   how far the daemon's RSS may grow over its start
+                    (default ${DEFAULT_RSS_LIMIT_MIB})
   --failures DIR    where failing messages are written (default ${FAILURES_DIR}/)
   --json FILE       also write the report as JSON`;
 
@@ -70,7 +72,11 @@ function parse(argv: string[]): { options: RunOptions; json?: string } {
       ...(first === undefined ? {} : { first }),
       ...(values.replay ? { replay: values.replay.map(f => resolve(f)) } : {}),
       connections: integer(values.connections, '--connections', 8),
-      rssLimitMiB: integer(values['rss-limit'], '--rss-limit', 300),
+      rssLimitMiB: integer(
+        values['rss-limit'],
+        '--rss-limit',
+        DEFAULT_RSS_LIMIT_MIB,
+      ),
       failuresDir: resolve(values.failures ?? FAILURES_DIR),
       progress: line => console.log(line),
     },

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryOf, resetPeak, DaemonProcess } from './daemon-process.js';
-import { FuzzRun, type RunOptions } from './fuzz-run.js';
+import { DEFAULT_RSS_LIMIT_MIB, FuzzRun, type RunOptions } from './fuzz-run.js';
 import type { FuzzReport } from './report.js';
 import { StandInApi } from './stand-in-api.js';
 
@@ -68,7 +68,7 @@ export async function runFuzz(options: RunOptions): Promise<FuzzReport> {
       startRssMiB: run.startRss,
       peakRssMiB: run.peakRss,
       endRssMiB: run.rss,
-      rssLimitMiB: options.rssLimitMiB ?? 300,
+      rssLimitMiB: options.rssLimitMiB ?? DEFAULT_RSS_LIMIT_MIB,
       mutators: run.mutators,
       slowest: run.slowest,
       errorLines: daemon.errorCounts,
