@@ -165,6 +165,43 @@ const CATCH_ALL = readFileSync(
   ? ', catchAll: true'
   : '';
 
+// A release before sender authentication refuses the auth.dns key.
+const KNOWS_DNS = readFileSync(
+  join(DAEMON_ROOT, 'src/config/schema.ts'),
+  'utf8',
+).includes('dns: z.strictObject');
+
+/**
+ * The resolver sender authentication asks (`senderAuth: record` is the shipped default): a DNS
+ * server on loopback (bench/loopback-dns.ts) publishing an SPF record that passes 127.0.0.1 and
+ * a DMARC record (p=none) for the sender's domain, so that every lookup is answered at once, the
+ * same on any machine. BENCH_DNS=system: the machine's resolvers instead.
+ */
+let loopbackDns: Promise<{ child: ChildProcess; address: string }> | undefined;
+async function dnsConfig(): Promise<string[]> {
+  if (process.env.BENCH_DNS === 'system' || !KNOWS_DNS) return [];
+  loopbackDns ??= (async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/loopback-dns.ts'],
+      { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    return { child, address: line.toString().trim() };
+  })();
+  const { address } = await loopbackDns;
+  return [`auth: { dns: { servers: ["${address}"] } }`];
+}
+
+/** Stops the loopback DNS server, if one ran; the number of questions it was asked. */
+async function stopLoopbackDns(): Promise<number | undefined> {
+  if (!loopbackDns) return undefined;
+  const { child } = await loopbackDns;
+  child.stdin!.end();
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return Number(line.toString().trim());
+}
+
 async function startDaemon(
   apiPort: number,
   options: DaemonOptions = {},
@@ -200,6 +237,7 @@ async function startDaemon(
       ]
         .filter(Boolean)
         .join(', ')} }`,
+      ...(await dnsConfig()),
     ].join('\n'),
   );
   // BENCH_PROF=<dir>: write V8 CPU profiles of the daemon there (one per process)
@@ -650,6 +688,12 @@ async function main(): Promise<void> {
     console.log('\n| memory | measured | |');
     console.log('| --- | --- | --- |');
     console.log(await largeAttachment());
+  }
+  const questions = await stopLoopbackDns();
+  if (questions !== undefined) {
+    console.log(
+      `\nsender authentication asked the loopback DNS server ${questions} questions`,
+    );
   }
 }
 
