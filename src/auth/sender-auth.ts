@@ -27,6 +27,18 @@ export const MAX_LOOKUPS = 40;
  */
 export const MAX_SIGNATURES = 16;
 
+/**
+ * How long the verdict on an unsigned message is kept for the next one with the same client,
+ * HELO, MAIL FROM and From fields: with no signature, SPF and DMARC read nothing else (and DNS,
+ * whose answers the cache keeps longer: dns-cache.ts). Shorter than the shortest cached answer
+ * but a failure's, which is never kept here.
+ */
+export const UNSIGNED_VERDICT_MS = 30_000;
+
+/** At most this many kept verdicts (the oldest go first), each for a key of at most 2 KiB. */
+const MAX_VERDICTS = 10_000;
+const MAX_KEY_CHARS = 2048;
+
 export interface SenderAuthOptions {
   dns: DnsOptions;
   /** our host name, as Authentication-Results would name it (default: the machine's) */
@@ -41,8 +53,17 @@ export class SenderAuthenticator {
   private readonly timeoutMs: number;
   private readonly mta: string;
   private readonly observe: (auth: SenderAuth) => void;
+  /** verdicts on unsigned messages by unsignedKey, with when they were made */
+  private readonly verdicts = new Map<
+    string,
+    { at: number; auth: SenderAuth }
+  >();
 
-  constructor(options: SenderAuthOptions, lookup?: Lookup) {
+  constructor(
+    options: SenderAuthOptions,
+    lookup?: Lookup,
+    private readonly now: () => number = Date.now,
+  ) {
     this.lookup = lookup ?? cachedLookup(options.dns);
     this.timeoutMs = options.dns.timeoutMs;
     this.mta = options.hostname ?? hostname();
@@ -77,8 +98,8 @@ export class SenderAuthenticator {
     envelope: Envelope,
     header: Buffer | undefined,
   ): Promise<SenderAuth> {
-    // before the deadline is set: the first judgement's load is not the evaluation's time
-    const { authenticate } = await loadMailauth();
+    // before any deadline is set: the first judgement's load is not the evaluation's time
+    await loadMailauth();
     let signatures: number;
     let head: Buffer;
     try {
@@ -90,6 +111,37 @@ export class SenderAuthenticator {
     if (signatures > MAX_SIGNATURES) {
       return { ...failed('permerror', 'fail'), dkim: 'policy' };
     }
+    const whole = head.length < HEADER_READ_LIMIT;
+    const key =
+      signatures === 0 && whole ? unsignedKey(head, envelope) : undefined;
+    const kept = key === undefined ? undefined : this.verdicts.get(key);
+    if (kept && this.now() - kept.at < UNSIGNED_VERDICT_MS) {
+      return { ...kept.auth };
+    }
+    const auth = await this.evaluateNow(raw, envelope, head, signatures);
+    // a lookup that failed or came late is asked again next time, never kept
+    if (key !== undefined && !auth.late && !hasTemperror(auth)) {
+      this.keep(key, auth);
+    }
+    return auth;
+  }
+
+  private keep(key: string, auth: SenderAuth): void {
+    this.verdicts.delete(key);
+    this.verdicts.set(key, { at: this.now(), auth: { ...auth } });
+    if (this.verdicts.size > MAX_VERDICTS) {
+      this.verdicts.delete(this.verdicts.keys().next().value!);
+    }
+  }
+
+  /** mailauth's judgement, within the deadline and the lookup budget. */
+  private async evaluateNow(
+    raw: RawMessage,
+    envelope: Envelope,
+    head: Buffer,
+    signatures: number,
+  ): Promise<SenderAuth> {
+    const { authenticate } = await loadMailauth();
     const deadline = Date.now() + this.timeoutMs * EVALUATION_TIMEOUTS;
     const budget = budgeted(this.lookup, deadline);
     // nothing signed: SPF and DMARC read the envelope and the header alone, and DKIM and ARC have
@@ -152,6 +204,28 @@ function budgeted(lookup: Lookup, deadline: number): Lookup {
   };
 }
 
+/**
+ * What the verdict on an unsigned message depends on besides DNS: the client's address, HELO,
+ * MAIL FROM and every From field as written (unfolded lines kept); undefined when that is over
+ * 2 KiB (a stranger's giant From is judged each time, not kept).
+ */
+export function unsignedKey(
+  header: Buffer,
+  envelope: Envelope,
+): string | undefined {
+  const froms =
+    header
+      .toString('latin1')
+      .match(/^from[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*/gim) ?? [];
+  const key = JSON.stringify([
+    clientAddress(envelope.remoteAddress) ?? '',
+    envelope.helo ?? '',
+    envelope.mailFrom ?? '',
+    froms,
+  ]);
+  return key.length > MAX_KEY_CHARS ? undefined : key;
+}
+
 /** The signature fields of a header block (DKIM and ARC: those that cost lookups and hashes). */
 export function countSignatures(header: Buffer): number {
   const text = header.toString('latin1');
@@ -169,6 +243,12 @@ function readable(raw: RawMessage): Buffer | Readable {
     start,
     end: raw.length === undefined ? undefined : start + raw.length - 1,
   });
+}
+
+function hasTemperror(auth: SenderAuth): boolean {
+  return [auth.spf, auth.dkim, auth.dmarc, auth.arc, auth.verdict].includes(
+    'temperror',
+  );
 }
 
 /** An evaluation that came to no result of mailauth's. */
