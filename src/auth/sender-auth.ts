@@ -100,25 +100,29 @@ export class SenderAuthenticator {
   ): Promise<SenderAuth> {
     // before any deadline is set: the first judgement's load is not the evaluation's time
     await loadMailauth();
-    let signatures: number;
     let head: Buffer;
     try {
       head = header ?? (await readHeaderBytes(raw));
-      signatures = countSignatures(head);
     } catch {
       return failed('temperror', 'temperror');
     }
+    const text = head.toString('latin1');
+    const signatures = countSignatures(text);
     if (signatures > MAX_SIGNATURES) {
       return { ...failed('permerror', 'fail'), dkim: 'policy' };
     }
-    const whole = head.length < HEADER_READ_LIMIT;
-    const key =
-      signatures === 0 && whole ? unsignedKey(head, envelope) : undefined;
+    // nothing signed: SPF and DMARC read the envelope and the header alone, and DKIM and ARC have
+    // nothing to verify. A header block cut at the read limit is not whole
+    const headerOnly = signatures === 0 && head.length < HEADER_READ_LIMIT;
+    const key = headerOnly ? unsignedKey(text, envelope) : undefined;
     const kept = key === undefined ? undefined : this.verdicts.get(key);
     if (kept && this.now() - kept.at < UNSIGNED_VERDICT_MS) {
       return { ...kept.auth };
     }
-    const auth = await this.evaluateNow(raw, envelope, head, signatures);
+    const auth = await this.evaluateNow(
+      headerOnly ? Buffer.concat([head, CRLF]) : readable(raw),
+      envelope,
+    );
     // a lookup that failed or came late is asked again next time, never kept
     if (key !== undefined && !auth.late && !hasTemperror(auth)) {
       this.keep(key, auth);
@@ -134,23 +138,17 @@ export class SenderAuthenticator {
     }
   }
 
-  /** mailauth's judgement, within the deadline and the lookup budget. */
+  /**
+   * mailauth's judgement of `input` (the message, or its header block and an empty body: its
+   * parser cost half a millisecond on a 100 KiB body), within the deadline and the lookup budget.
+   */
   private async evaluateNow(
-    raw: RawMessage,
+    input: Buffer | Readable,
     envelope: Envelope,
-    head: Buffer,
-    signatures: number,
   ): Promise<SenderAuth> {
     const { authenticate } = await loadMailauth();
     const deadline = Date.now() + this.timeoutMs * EVALUATION_TIMEOUTS;
     const budget = budgeted(this.lookup, deadline);
-    // nothing signed: SPF and DMARC read the envelope and the header alone, and DKIM and ARC have
-    // nothing to verify, so mailauth gets the header block and an empty body (its parser cost
-    // half a millisecond on a 100 KiB body). A header block cut at the read limit is not whole
-    const input =
-      signatures === 0 && head.length < HEADER_READ_LIMIT
-        ? Buffer.concat([head, CRLF])
-        : readable(raw);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>(resolve => {
       timer = setTimeout(() => resolve('late'), deadline - Date.now());
@@ -210,13 +208,11 @@ function budgeted(lookup: Lookup, deadline: number): Lookup {
  * 2 KiB (a stranger's giant From is judged each time, not kept).
  */
 export function unsignedKey(
-  header: Buffer,
+  /** the header block, as latin1 text */
+  header: string,
   envelope: Envelope,
 ): string | undefined {
-  const froms =
-    header
-      .toString('latin1')
-      .match(/^from[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*/gim) ?? [];
+  const froms = header.match(/^from[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*/gim) ?? [];
   const key = JSON.stringify([
     clientAddress(envelope.remoteAddress) ?? '',
     envelope.helo ?? '',
@@ -227,8 +223,8 @@ export function unsignedKey(
 }
 
 /** The signature fields of a header block (DKIM and ARC: those that cost lookups and hashes). */
-export function countSignatures(header: Buffer): number {
-  const text = header.toString('latin1');
+export function countSignatures(header: Buffer | string): number {
+  const text = typeof header === 'string' ? header : header.toString('latin1');
   return (
     text.match(
       /^(?:dkim-signature|arc-seal|arc-message-signature)[ \t]*:/gim,
@@ -264,13 +260,13 @@ export function clientAddress(address: string | undefined): string | undefined {
     : address;
 }
 
+const CRLF = Buffer.from('\r\n');
+
 /**
  * mailauth, loaded on the first judgement: it is the largest module of the daemon (about 12 MB
  * of heap and 40 MiB of RSS with its lists), and a main thread whose post thread judges every
  * message never needs it.
  */
-const CRLF = Buffer.from('\r\n');
-
 let mailauth: Promise<typeof import('mailauth')> | undefined;
 function loadMailauth(): Promise<typeof import('mailauth')> {
   mailauth ??= import('mailauth');

@@ -135,14 +135,12 @@ describe('auth/sender-auth: verdicts on unsigned mail kept', () => {
   });
 
   it('unsignedKey: folded From lines count; a key over 2 KiB is not kept', () => {
-    const folded = Buffer.from(
-      'From: Jane\r\n <jane@example.org>\r\nTo: x\r\n',
-    );
-    const flat = Buffer.from('From: Jane <jane@example.org>\r\nTo: x\r\n');
+    const folded = 'From: Jane\r\n <jane@example.org>\r\nTo: x\r\n';
+    const flat = 'From: Jane <jane@example.org>\r\nTo: x\r\n';
     expect(unsignedKey(folded, ENVELOPE)).to.not.equal(
       unsignedKey(flat, ENVELOPE),
     );
-    const giant = Buffer.from(`From: ${'a'.repeat(3000)}@example.org\r\n`);
+    const giant = `From: ${'a'.repeat(3000)}@example.org\r\n`;
     expect(unsignedKey(giant, ENVELOPE)).to.equal(undefined);
   });
 });
