@@ -249,6 +249,8 @@ async function startDaemon(
     // as npm start runs it
     [
       ...profile,
+      // npm start's; BENCH_NODE_FLAGS='--heap-growing-percent=0' gives V8's own factor back
+      '--heap-growing-percent=100',
       // BENCH_NODE_FLAGS='--trace-gc': Node or V8 flags that NODE_OPTIONS does not take
       ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       // BENCH_SEMI_SPACE=2: another young generation size than npm start's

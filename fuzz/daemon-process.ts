@@ -105,6 +105,7 @@ export class DaemonProcess {
       [
         '--max-semi-space-size=1',
         '--no-parallel-scavenge',
+        '--heap-growing-percent=100',
         // FUZZ_NODE_FLAGS='--max-old-space-size=256': Node or V8 flags for the daemon
         ...(process.env.FUZZ_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
         '--import',

@@ -139,10 +139,13 @@ describe('deploy: systemd unit', () => {
       await readFile(join(ROOT, 'package.json'), 'utf8'),
     ) as { scripts: { start: string } };
     const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
-    const flags = '--max-semi-space-size=1 --no-parallel-scavenge';
+    const flags =
+      '--max-semi-space-size=1 --no-parallel-scavenge --heap-growing-percent=100';
     expect(value(unit, 'ExecStart')).to.include(`node ${flags} `);
     expect(pkg.scripts.start).to.include(flags);
-    expect(dockerfile).to.include('"--max-semi-space-size=1"');
+    expect(dockerfile).to.include(
+      '"--max-semi-space-size=1", "--no-parallel-scavenge", "--heap-growing-percent=100"',
+    );
     expect(environment(unit).UV_THREADPOOL_SIZE).to.equal('16');
     expect(environment(unit).NODE_ENV).to.equal('production');
   });

@@ -2,8 +2,10 @@
 // memory (about 4 GiB here) and, that far from its limit, lets the old generation grow to about
 // four times what is live before it compacts: under a burst of hostile messages the post
 // thread's heap reached 200 to 300 MB between compactions with 30 to 45 MB live, and RSS grew
-// about 400 MiB (docs/fuzzing.md). A limit near what the thread can need makes V8 compact
-// sooner (its growing factor shrinks with the limit), and bounds the thread outright.
+// about 400 MiB (docs/fuzzing.md). A limit near what the thread can need bounds the thread
+// outright. (V8's growing factor also shrinks with the limit, to 1.3 at 256 MiB: a compaction
+// each time the heap grows by 30 %. npm start's `--heap-growing-percent=100` fixes it at 2, so
+// the limit bounds the thread without setting how often it compacts: docs/benchmark.md.)
 
 /**
  * The floor of the limit, in MiB: the thread's code and state (about 30 MB), and its small
