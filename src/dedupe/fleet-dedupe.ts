@@ -60,7 +60,11 @@ export class FleetDedupe implements DedupeRecords {
   ) {
     this.now = options.now ?? Date.now;
     this.batch = new RedisBatch(shared, 'dedupe');
-    shared.onReturn(() => this.catchUp());
+    shared.onReturn(() => {
+      const caughtUp = this.catchUp();
+      this.track(caughtUp);
+      return caughtUp;
+    });
   }
 
   /** Records waiting for Redis to return (for /status and tests). */
@@ -123,7 +127,8 @@ export class FleetDedupe implements DedupeRecords {
 
   /**
    * Waits for what this process sent the fleet on its own so far: records of deliveries
-   * (written, or kept for Redis's return), claims asked ahead, claims given back.
+   * (written, or kept for Redis's return), claims asked ahead, claims given back, and the
+   * catch-up of a return.
    */
   async settled(): Promise<void> {
     await Promise.all(this.sending);
@@ -215,13 +220,17 @@ export class FleetDedupe implements DedupeRecords {
       const live = chunk.filter(
         ([, time]) => now - time < this.options.windowMs,
       );
-      const pushed = await this.shared.run('dedupe', redis => {
+      const pushed = await this.shared.run('dedupe', async redis => {
         const pipeline = redis.pipeline();
         for (const [key, time] of live) {
           const left = this.options.windowMs - (now - time);
           pipeline.set(this.redisKey(key), `d:${time}`, 'PX', left);
         }
-        return pipeline.exec();
+        // exec() resolves even when its commands failed (the connection dropped midway, a
+        // refusal): each reply carries its error, and such a chunk was not pushed
+        const failed = (await pipeline.exec())?.find(([err]) => err);
+        if (failed) throw failed[0];
+        return true;
       });
       if (pushed === undefined) {
         this.backlog.unshift(...live);

@@ -15,6 +15,7 @@ import { ClientLimiter } from '../../src/smtp/client-access.js';
 import { FleetLimiter } from '../../src/smtp/fleet-limiter.js';
 import { FleetStatus } from '../../src/state/fleet-status.js';
 import { SharedState } from '../../src/state/shared-state.js';
+import { CuttingRelay } from '../helpers/cutting-relay.js';
 import { redisMissing, TestRedis } from '../helpers/redis-server.js';
 
 const WINDOW_MS = 60_000;
@@ -37,6 +38,7 @@ function capturedLog() {
   return {
     log: createLogger({ level: 'debug', stream }),
     lines,
+    logged,
     said: (start: string) =>
       lines.filter(l => String(l.message).startsWith(start)).length,
     async waitFor(start: string): Promise<void> {
@@ -63,12 +65,9 @@ describe('fleet state against a real Redis', function () {
     await redis?.close();
   });
 
-  async function instance(timeoutMs = 2000) {
+  async function instance(timeoutMs = 2000, url = redis.url) {
     const captured = capturedLog();
-    const shared = new SharedState(
-      { url: redis.url, prefix, timeoutMs },
-      captured.log,
-    );
+    const shared = new SharedState({ url, prefix, timeoutMs }, captured.log);
     const dir = await mkdtemp(join(tmpdir(), 'mailbridge-fleet-'));
     const local = new DedupeStore(dir, WINDOW_MS);
     const dedupe = new FleetDedupe(local, shared, {
@@ -205,6 +204,58 @@ describe('fleet state against a real Redis', function () {
     // b never recorded it (nor saw the outage: it asked nothing meanwhile): a pushed it
     expect(b.said('redis unreachable')).to.equal(0);
     expect(await b.dedupe.claim(KEY)).to.equal('duplicate');
+  });
+
+  it('a catch-up cut halfway: what was not pushed waits for the next return, none lost', async () => {
+    const relay = await new CuttingRelay({
+      host: '127.0.0.1',
+      port: redis.port,
+    }).start();
+    cleanup.push(() => relay.close());
+    const a = await instance(2000, `redis://127.0.0.1:${relay.port}`);
+    expect(await a.shared.connected()).to.equal(true);
+    relay.refuse();
+    // 700 deliveries while Redis is away: a catch-up of two chunks (500, then 200)
+    const keys = Array.from(
+      { length: 700 },
+      (_, i) => `K${String(i).padStart(15, '0')}`,
+    );
+    for (const key of keys) await a.dedupe.add(key);
+    await a.dedupe.settled();
+    expect(a.dedupe.waiting).to.equal(700);
+    expect(a.said('redis unreachable')).to.equal(1);
+
+    // the cut falls inside the second chunk: after about 600 of the catch-up's SETs
+    const set = ['SET', `${prefix}dedupe:${keys[0]}`, `d:${Date.now()}`];
+    const setBytes = [...set, 'PX', String(WINDOW_MS)].reduce(
+      (sum, arg) => sum + `$${arg.length}\r\n${arg}\r\n`.length,
+      '*5\r\n'.length,
+    );
+    const cut = relay.cutAfter(600 * setBytes);
+    await a.waitFor('redis reachable again');
+    await cut;
+    while (a.said('redis unreachable') < 2) await once(a.logged, 'line');
+    // the failed chunk is put back as soon as its pipeline's failure is known
+    await new Promise(setImmediate);
+    const admin = new Redis(redis.url);
+    cleanup.push(() => admin.quit());
+    const pushed = (await admin.keys(`${prefix}dedupe:*`)).length;
+    expect(pushed).to.be.at.least(500).and.below(700);
+    expect(a.dedupe.waiting).to.equal(200);
+
+    relay.pass();
+    while (a.said('redis reachable again') < 2) await once(a.logged, 'line');
+    // the catch-up starts with the line; settled() waits for it
+    await a.dedupe.settled();
+    expect(a.dedupe.waiting).to.equal(0);
+    const records = await admin.keys(`${prefix}dedupe:*`);
+    expect(records).to.have.length(700);
+    for (const key of [keys[0]!, keys[499]!, keys[500]!, keys[699]!]) {
+      const name = `${prefix}dedupe:${key}`;
+      expect(await admin.get(name)).to.match(/^d:\d+$/);
+      expect(await admin.pttl(name)).to.be.within(1, WINDOW_MS);
+    }
+    expect(a.said('redis catch-up failed')).to.equal(0);
   });
 
   it('a Redis down at the start: the start goes on locally, and the fleet catches up when it comes', async () => {
