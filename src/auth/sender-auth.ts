@@ -115,6 +115,7 @@ export class SenderAuthenticator {
     // nothing to verify. A header block cut at the read limit is not whole
     const headerOnly = signatures === 0 && head.length < HEADER_READ_LIMIT;
     const key = headerOnly ? unsignedKey(text, envelope) : undefined;
+    this.sweep();
     const kept = key === undefined ? undefined : this.verdicts.get(key);
     if (kept && this.now() - kept.at < UNSIGNED_VERDICT_MS) {
       return { ...kept.auth };
@@ -130,11 +131,26 @@ export class SenderAuthenticator {
     return auth;
   }
 
+  /** Verdicts kept now, past their time or not (for tests and diagnostics). */
+  get kept(): number {
+    return this.verdicts.size;
+  }
+
   private keep(key: string, auth: SenderAuth): void {
     this.verdicts.delete(key);
     this.verdicts.set(key, { at: this.now(), auth: { ...auth } });
-    if (this.verdicts.size > MAX_VERDICTS) {
-      this.verdicts.delete(this.verdicts.keys().next().value!);
+    this.sweep();
+  }
+
+  /**
+   * Drops the verdicts past their time, and the oldest past MAX_VERDICTS: the map is in the
+   * order they were kept, so this stops at the first one still good.
+   */
+  private sweep(): void {
+    const oldest = this.now() - UNSIGNED_VERDICT_MS;
+    for (const [key, kept] of this.verdicts) {
+      if (kept.at > oldest && this.verdicts.size <= MAX_VERDICTS) return;
+      this.verdicts.delete(key);
     }
   }
 

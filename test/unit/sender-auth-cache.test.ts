@@ -20,6 +20,9 @@ const ENVELOPE: Envelope = {
   receivedAt: '2026-12-07T00:00:00.000Z',
 };
 
+/** A header field that makes a message signed: never judged from what was kept. */
+const SIGNATURE = 'DKIM-Signature: v=1; d=example.org\r\n';
+
 function message(from = 'Jane <jane@example.org>', extra = ''): Buffer {
   return Buffer.from(
     `${extra}From: ${from}\r\nTo: help@example.com\r\nSubject: hi\r\n` +
@@ -84,10 +87,7 @@ describe('auth/sender-auth: verdicts on unsigned mail kept', () => {
     ],
     [
       'a signed message (never kept)',
-      message(
-        'Jane <jane@example.org>',
-        'DKIM-Signature: v=1; d=example.org\r\n',
-      ),
+      message('Jane <jane@example.org>', SIGNATURE),
       ENVELOPE,
       'pass',
     ],
@@ -103,10 +103,7 @@ describe('auth/sender-auth: verdicts on unsigned mail kept', () => {
   }
 
   it('a signed message twice: judged each time', async () => {
-    const signed = message(
-      'Jane <jane@example.org>',
-      'DKIM-Signature: v=1; d=example.org\r\n',
-    );
+    const signed = message('Jane <jane@example.org>', SIGNATURE);
     await auth.evaluate(signed, ENVELOPE);
     const asked = lookups;
     await auth.evaluate(signed, ENVELOPE);
@@ -122,6 +119,26 @@ describe('auth/sender-auth: verdicts on unsigned mail kept', () => {
     clock += 1;
     await auth.evaluate(message(), ENVELOPE);
     expect(lookups).to.be.above(asked);
+  });
+
+  it('verdicts past their time are dropped, not only passed over', async () => {
+    await auth.evaluate(message(), ENVELOPE);
+    clock += 10_000;
+    await auth.evaluate(message('Bob <bob@example.org>'), ENVELOPE);
+    expect(auth.kept).to.equal(2);
+    // the first is 30 s old, the second 20 s: any judgement drops the first, even one not kept
+    clock += UNSIGNED_VERDICT_MS - 10_000;
+    await auth.evaluate(
+      message('Jane <jane@example.org>', SIGNATURE),
+      ENVELOPE,
+    );
+    expect(auth.kept).to.equal(1);
+    clock += 10_000;
+    await auth.evaluate(
+      message('Jane <jane@example.org>', SIGNATURE),
+      ENVELOPE,
+    );
+    expect(auth.kept).to.equal(0);
   });
 
   it('a DNS failure is never kept: the next message asks again', async () => {
