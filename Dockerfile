@@ -39,7 +39,9 @@ HEALTHCHECK --interval=30s --timeout=5s CMD wget -q -O /dev/null http://127.0.0.
 # (docker stop -t 60, docker run --stop-timeout 60, compose's stop_grace_period).
 STOPSIGNAL SIGTERM
 # a small young generation: a large message's stream chunks are collected early, so one 27 MiB
-# message grows the peak RSS by 13 to 19 MiB, not about 40 (no measurable cost in throughput);
-# the collector on the main thread alone: its helper threads cost more CPU than they save
+# message grows the peak RSS by about its size, not about 40 (no measurable cost in throughput);
+# the collector on the main thread alone: its helper threads cost more CPU than they save;
+# heaps grown to twice what was live before a full collection, whatever the post thread's
+# limit (13 % less CPU at 100 KiB: docs/deployment.md)
 ENTRYPOINT ["dumb-init", "--", "node", "--max-semi-space-size=1", "--no-parallel-scavenge", "--heap-growing-percent=100", "dist/cli.js"]
 CMD ["serve"]

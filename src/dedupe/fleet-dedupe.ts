@@ -42,6 +42,9 @@ export class FleetDedupe implements DedupeRecords {
   private readonly owner = `c:${randomUUID()}`;
   /** [key, time] of deliveries Redis did not take, oldest first */
   private backlog: Array<[string, number]> = [];
+  /** the catch-up under way, if any */
+  private catchingUp?: Promise<void>;
+  private closing = false;
   private readonly now: () => number;
   /** fleet operations under way that no caller waits for (settled() does) */
   private readonly sending = new Set<Promise<void>>();
@@ -60,11 +63,7 @@ export class FleetDedupe implements DedupeRecords {
   ) {
     this.now = options.now ?? Date.now;
     this.batch = new RedisBatch(shared, 'dedupe');
-    shared.onReturn(() => {
-      const caughtUp = this.catchUp();
-      this.track(caughtUp);
-      return caughtUp;
-    });
+    shared.onReturn(() => this.resume());
   }
 
   /** Records waiting for Redis to return (for /status and tests). */
@@ -121,6 +120,8 @@ export class FleetDedupe implements DedupeRecords {
       ])
       .then(done => {
         if (done === undefined) this.keep(key, time);
+        // Redis takes writes again after refusing them (no outage, so no return to wait for)
+        else if (this.backlog.length > 0) void this.resume();
       });
     this.track(sent);
   }
@@ -145,6 +146,8 @@ export class FleetDedupe implements DedupeRecords {
 
   /** Gives back the claims asked ahead, waits for the records being written, then closes. */
   async close(): Promise<void> {
+    // a catch-up under way stops after its chunk: the rest stays local
+    this.closing = true;
     const ahead = [...this.ahead];
     this.ahead.clear();
     await Promise.all(
@@ -209,12 +212,25 @@ export class FleetDedupe implements DedupeRecords {
     }
   }
 
+  /** Starts pushing the backlog, unless a catch-up is under way: settled() waits for it. */
+  private resume(): Promise<void> {
+    if (!this.catchingUp) {
+      const caughtUp = this.catchUp().finally(
+        () => (this.catchingUp = undefined),
+      );
+      this.catchingUp = caughtUp;
+      this.track(caughtUp);
+    }
+    return this.catchingUp;
+  }
+
   /**
-   * Pushes the deliveries recorded while Redis was away, each expiring when it would have;
-   * what a failed chunk held waits for the next return.
+   * Pushes the deliveries recorded while Redis was away or refusing, each expiring when it
+   * would have; what a failed chunk held waits for the next return, or the next write Redis
+   * takes.
    */
   private async catchUp(): Promise<void> {
-    while (this.backlog.length > 0) {
+    while (this.backlog.length > 0 && !this.closing) {
       const chunk = this.backlog.splice(0, PUSH_CHUNK);
       const now = this.now();
       const live = chunk.filter(

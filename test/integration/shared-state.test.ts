@@ -235,8 +235,8 @@ describe('fleet state against a real Redis', function () {
     await a.waitFor('redis reachable again');
     await cut;
     while (a.said('redis unreachable') < 2) await once(a.logged, 'line');
-    // the failed chunk is put back as soon as its pipeline's failure is known
-    await new Promise(setImmediate);
+    // the catch-up ends once the failed chunk is put back; settled() waits for it
+    await a.dedupe.settled();
     const admin = new Redis(redis.url);
     cleanup.push(() => admin.quit());
     const pushed = (await admin.keys(`${prefix}dedupe:*`)).length;
@@ -286,6 +286,14 @@ describe('fleet state against a real Redis', function () {
     expect(a.shared.available).to.equal(true);
     expect(a.said('redis refused')).to.equal(1);
     expect(a.said('redis unreachable')).to.equal(0);
+
+    // Redis takes writes again (no outage, so no return): the next write it takes pushes
+    // what it refused
+    await admin.config('SET', 'maxmemory', '0');
+    await a.dedupe.add('CCCCCCCCCCCCCCCC');
+    await a.dedupe.settled();
+    expect(a.dedupe.waiting).to.equal(0);
+    expect(await admin.get(`${prefix}dedupe:${KEY}`)).to.match(/^d:\d+$/);
   });
 
   it('every key the fleet writes expires', async () => {
