@@ -1,6 +1,7 @@
 // The resolver sender authentication looks names up with: the configured servers (or the
 // system's), a time limit per lookup, and a cache shared by every message of the process.
 import { Resolver } from 'node:dns/promises';
+import { withinTime } from '../lib/time-limit.js';
 
 export interface DnsOptions {
   /** `host[:port]` resolvers; empty: the system's */
@@ -81,18 +82,14 @@ export function cachedLookup(
 
 /** `promise`, or an ETIMEOUT error after `ms` (the resolver's own limit is per try). */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          Object.assign(new Error(`DNS lookup timed out after ${ms} ms`), {
-            code: 'ETIMEOUT',
-          }),
-        ),
-      ms,
-    );
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withinTime(
+    promise,
+    ms,
+    (): never => {
+      throw Object.assign(new Error(`DNS lookup timed out after ${ms} ms`), {
+        code: 'ETIMEOUT',
+      });
+    },
+    { unref: true },
+  );
 }

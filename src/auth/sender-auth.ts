@@ -11,6 +11,7 @@ import {
 } from '../mail/header-block.js';
 import { cachedLookup, type DnsOptions, type Lookup } from './dns-cache.js';
 import { summarise, type SenderAuth } from './verdict.js';
+import { withinTime } from '../lib/time-limit.js';
 
 export type { RawMessage };
 
@@ -165,10 +166,6 @@ export class SenderAuthenticator {
     const { authenticate } = await loadMailauth();
     const deadline = Date.now() + this.timeoutMs * EVALUATION_TIMEOUTS;
     const budget = budgeted(this.lookup, deadline);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>(resolve => {
-      timer = setTimeout(() => resolve('late'), deadline - Date.now());
-    });
     const running = authenticate(input, {
       ip: clientAddress(envelope.remoteAddress),
       helo: envelope.helo || undefined,
@@ -180,7 +177,11 @@ export class SenderAuthenticator {
       maxElapsedTime: this.timeoutMs,
     } as Parameters<typeof authenticate>[1]);
     try {
-      const result = await Promise.race([running, late]);
+      const result = await withinTime(
+        running,
+        deadline - Date.now(),
+        () => 'late' as const,
+      );
       if (result === 'late') {
         // what is still running finds its lookups refused from now on (budgeted)
         running.catch(() => undefined);
@@ -194,7 +195,6 @@ export class SenderAuthenticator {
       }
       return failed('permerror', 'fail');
     } finally {
-      clearTimeout(timer);
       if (!Buffer.isBuffer(input)) (input as Readable).destroy();
     }
   }

@@ -9,6 +9,7 @@ import { heldInfo, type AttemptResult } from '../pipeline/decide.js';
 import type { HeldAttempt } from '../queue/held-attempt.js';
 import type { QueueEntry, RouteState } from '../spool/queue-entry.js';
 import type { Accepted } from './intake.js';
+import { withinTime } from '../lib/time-limit.js';
 
 /** What hybrid mode reads: its timeout and LMTP, the sink's kind, the log. */
 export interface HybridDeps {
@@ -41,17 +42,15 @@ export async function attemptWhileWaiting(
     await release(err);
     return queued;
   };
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<null>(done => {
-    timer = setTimeout(() => done(null), deps.config.delivery.syncTimeoutMs);
-  });
   let result: AttemptResult | null;
   try {
-    result = await Promise.race([attempt, timedOut]);
+    result = await withinTime(
+      attempt,
+      deps.config.delivery.syncTimeoutMs,
+      () => null,
+    );
   } catch (err) {
     return failed(err);
-  } finally {
-    clearTimeout(timer);
   }
   if (!result) {
     // the attempt goes on; its result is filed like any worker's

@@ -15,6 +15,7 @@ import { IntakeBuffer } from './intake-buffer.js';
 import { DeliveryPause } from './pause.js';
 import { Attempts } from './run-attempt.js';
 import { Schedule } from './schedule.js';
+import { withinTime } from '../lib/time-limit.js';
 
 export interface QueueRunnerDeps {
   config: Pick<Config, 'api' | 'delivery' | 'mapping'>;
@@ -186,12 +187,11 @@ export class QueueRunner {
    */
   async settled(ms: number): Promise<void> {
     if (this.running.size === 0 && this.late.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
+    await withinTime(
       Promise.allSettled([...this.running.values(), ...this.late]),
-      new Promise<void>(done => (timer = setTimeout(done, ms))),
-    ]);
-    clearTimeout(timer);
+      ms,
+      () => undefined,
+    );
   }
 
   /** Stops claiming; waits up to delivery.shutdownTimeoutMs for attempts in flight. */
