@@ -158,18 +158,11 @@ export interface DaemonOptions {
 
 // A "*" route must say catchAll: true with NODE_ENV=production in releases that know the key
 // (and a release before it refuses the unknown key), so the bench runs against either.
-const CATCH_ALL = readFileSync(
-  join(DAEMON_ROOT, 'src/config/schema.ts'),
-  'utf8',
-).includes('catchAll')
-  ? ', catchAll: true'
-  : '';
+const SCHEMA = readFileSync(join(DAEMON_ROOT, 'src/config/schema.ts'), 'utf8');
+const CATCH_ALL = SCHEMA.includes('catchAll') ? ', catchAll: true' : '';
 
 // A release before sender authentication refuses the auth.dns key.
-const KNOWS_DNS = readFileSync(
-  join(DAEMON_ROOT, 'src/config/schema.ts'),
-  'utf8',
-).includes('dns: z.strictObject');
+const KNOWS_DNS = SCHEMA.includes('dns: z.strictObject');
 
 /**
  * The resolver sender authentication asks (`senderAuth: record` is the shipped default): a DNS

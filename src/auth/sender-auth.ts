@@ -116,17 +116,16 @@ export class SenderAuthenticator {
     // nothing to verify. A header block cut at the read limit is not whole
     const headerOnly = signatures === 0 && head.length < HEADER_READ_LIMIT;
     const key = headerOnly ? unsignedKey(text, envelope) : undefined;
+    // past their time, they are gone: what is found is good
     this.sweep();
     const kept = key === undefined ? undefined : this.verdicts.get(key);
-    if (kept && this.now() - kept.at < UNSIGNED_VERDICT_MS) {
-      return { ...kept.auth };
-    }
+    if (kept) return { ...kept.auth };
     const auth = await this.evaluateNow(
       headerOnly ? Buffer.concat([head, CRLF]) : readable(raw),
       envelope,
     );
-    // a lookup that failed or came late is asked again next time, never kept
-    if (key !== undefined && !auth.late && !hasTemperror(auth)) {
+    // a lookup that failed or came late (a temperror either way) is asked again next time
+    if (key !== undefined && !hasTemperror(auth)) {
       this.keep(key, auth);
     }
     return auth;
