@@ -1,7 +1,8 @@
 // smtp-server's connection, adjusted where its replies go wrong: TCP half-close honoured (a
 // client that ends its side after the dot or QUIT, as Exim does, still gets every reply it is
 // owed), a reply text's own enhanced status code kept (enhanced-code.ts), and no fixed pause
-// before the greeting (smtp.greetingDelayMs is that pause).
+// before the greeting (smtp.greetingDelayMs is that pause), and a DATA reader that searches by
+// indexOf (data-scan.ts).
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
@@ -9,6 +10,7 @@ import {
   SMTPConnection,
   type SMTPConnectionOptions,
 } from 'smtp-server/lib/smtp-connection.js';
+import { feedDataStream } from './data-scan.js';
 import { enhancedContext } from './enhanced-code.js';
 
 /**
@@ -79,6 +81,8 @@ class HalfCloseConnection extends SMTPConnection {
 
   override _createParser(): ReturnType<SMTPConnection['_createParser']> {
     const parser = super._createParser();
+    // the DATA reader's search for a line-leading dot by indexOf (data-scan.ts)
+    parser._feedDataStream = feedDataStream;
     // the socket's pipe ends the parser when the client's FIN is read, and the parser finishes
     // only once every command before it is answered (after DATA, once onData has called back):
     // nothing more can come, so the connection closes as after QUIT. close() twice is harmless

@@ -1,0 +1,226 @@
+// smtp/data-scan.ts: the DATA reader that searches by indexOf gives what smtp-server's own gives,
+// byte for byte, whatever the client sends and however its bytes are cut into segments.
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { createRng, type Rng } from '../../fuzz/rng.js';
+import { feedDataStream } from '../../src/smtp/data-scan.js';
+import { HalfCloseSmtpServer } from '../../src/smtp/half-close-server.js';
+
+/**
+ * What a parser makes of `pieces`, written one after the other: each command line, and each
+ * message's bytes once its DATA ends (with the parser's byte count). DATA switches to data mode
+ * as smtp-server's connection does; the message's end lets the parser go on.
+ */
+async function transcript(pieces: Buffer[], ours: boolean): Promise<string[]> {
+  const parser = new SMTPStream();
+  if (ours) parser._feedDataStream = feedDataStream;
+  const seen: string[] = [];
+  parser.oncommand = (command, next) => {
+    const line = command.toString('latin1');
+    seen.push(`command ${JSON.stringify(line)}`);
+    if (line === 'DATA') {
+      const data = parser.startDataMode();
+      const parts: Buffer[] = [];
+      data.on('data', (part: Buffer) => parts.push(part));
+      data.on('end', () => {
+        const body = Buffer.concat(parts).toString('latin1');
+        seen.push(`message ${JSON.stringify(body)} ${parser.dataBytes}`);
+        parser.continue();
+      });
+    }
+    next?.();
+  };
+  // one segment at a time, as from a socket: the next once the parser has taken the last
+  for (const piece of pieces) {
+    await new Promise(taken => parser.write(piece, taken));
+  }
+  parser.end();
+  await once(parser, 'finish');
+  return seen;
+}
+
+/** `bytes` cut at `cuts` (offsets, any order). */
+function cut(bytes: Buffer, cuts: number[]): Buffer[] {
+  const at = [...new Set(cuts)].filter(c => c > 0 && c < bytes.length);
+  at.sort((a, b) => a - b);
+  return [0, ...at].map((from, n) =>
+    bytes.subarray(from, at[n] ?? bytes.length),
+  );
+}
+
+/** Both parsers on the same pieces: the transcripts are the same. */
+async function same(pieces: Buffer[]): Promise<string[]> {
+  const library = await transcript(pieces, false);
+  const ours = await transcript(pieces, true);
+  expect(ours).to.deep.equal(library);
+  return ours;
+}
+
+/** Bytes where line-leading dots, bare CR and LF, and terminators are common. */
+function dotty(rng: Rng, tokens: number): string {
+  const parts = [
+    '.',
+    '..',
+    '\r',
+    '\n',
+    '\r\n',
+    '.\r\n',
+    '\r\n.',
+    'ab',
+    'x.y',
+    ' ',
+  ];
+  let out = '';
+  for (let n = 0; n < tokens; n++) out += rng.pick(parts);
+  return out;
+}
+
+describe('smtp/data-scan: the DATA reader by indexOf', () => {
+  const cases: Array<{
+    name: string;
+    wire: string;
+    cuts: number[];
+    message: string;
+  }> = [
+    {
+      name: 'plain lines',
+      wire: 'a\r\nb\r\n.\r\n',
+      cuts: [],
+      message: 'a\r\nb\r\n',
+    },
+    {
+      name: 'an escape dot removed',
+      wire: 'a\r\n..b\r\n.\r\n',
+      cuts: [],
+      message: 'a\r\n.b\r\n',
+    },
+    {
+      name: 'an escape dot first',
+      wire: '..b\r\n.\r\n',
+      cuts: [],
+      message: '.b\r\n',
+    },
+    {
+      name: 'an escape dot first, alone in its segment',
+      wire: '..\r\n.\r\n',
+      cuts: [1],
+      message: '.\r\n',
+    },
+    { name: 'an empty message', wire: '.\r\n', cuts: [], message: '' },
+    {
+      name: 'the terminator cut in every place',
+      wire: 'hello\r\n.\r\n',
+      cuts: [5, 6, 7, 8, 9],
+      message: 'hello\r\n',
+    },
+    {
+      name: 'bare LF dot LF is content, not the end',
+      wire: 'a\n.\nb\r\n.\r\n',
+      cuts: [],
+      message: 'a\n.\nb\r\n',
+    },
+    {
+      name: 'CR dot CR is content, not the end',
+      wire: 'a\r.\rb\r\n.\r\n',
+      cuts: [2],
+      message: 'a\r.\rb\r\n',
+    },
+    {
+      name: 'many escapes in one segment',
+      wire: `${'..x\r\n'.repeat(50)}.\r\n`,
+      cuts: [],
+      message: '.x\r\n'.repeat(50),
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: as the library, and the expected message`, async () => {
+      const wire = Buffer.from(`DATA\r\n${c.wire}QUIT\r\n`, 'latin1');
+      const seen = await same(
+        cut(
+          wire,
+          c.cuts.map(at => at + 6),
+        ),
+      );
+      expect(seen).to.deep.equal([
+        'command "DATA"',
+        `message ${JSON.stringify(c.message)} ${c.message.length}`,
+        'command "QUIT"',
+      ]);
+    });
+  }
+
+  it('what the client pipelines after the dot is read as commands, as by the library', async () => {
+    // NB! the second message's bytes come in a later segment, as after the 354 they wait for.
+    // In one segment, with every command between answered at once (as here, not in the
+    // daemon, whose MAIL and RCPT answer later), smtp-server 3.21.7 would stall: continue()
+    // clears the callback the second message's end has just set
+    const wire = Buffer.from(
+      'DATA\r\nx\r\n.\r\nNOOP\r\nDATA\r\n..\r\n.\r\nQUIT\r\n',
+    );
+    const seen = await same(cut(wire, [9, 10, 11, 24]));
+    expect(seen).to.deep.equal([
+      'command "DATA"',
+      'message "x\\r\\n" 3',
+      'command "NOOP"',
+      'command "DATA"',
+      'message ".\\r\\n" 3',
+      'command "QUIT"',
+    ]);
+  });
+
+  it('2,000 random transcripts, cut at random: the same as the library, byte for byte', async () => {
+    const rng = createRng(0x5eed);
+    for (let n = 0; n < 2000; n++) {
+      const text = `DATA\r\n${dotty(rng, rng.int(0, 80))}\r\n.\r\nRSET\r\nQUIT\r\n`;
+      const wire = Buffer.from(text, 'latin1');
+      const cuts = Array.from({ length: rng.int(0, 12) }, () =>
+        rng.int(1, wire.length - 1),
+      );
+      await same(cut(wire, cuts));
+    }
+  });
+
+  it('a large message in 64 KiB segments: the same as the library', async () => {
+    const rng = createRng(7);
+    const lines = Array.from({ length: 5000 }, () =>
+      rng.chance(0.05)
+        ? `..${'y'.repeat(rng.int(0, 70))}`
+        : 'z'.repeat(rng.int(0, 76)),
+    );
+    const wire = Buffer.from(
+      `DATA\r\n${lines.join('\r\n')}\r\n.\r\nQUIT\r\n`,
+      'latin1',
+    );
+    const cuts = Array.from(
+      { length: Math.floor(wire.length / 65536) },
+      (_, k) => (k + 1) * 65536,
+    );
+    const seen = await same(cut(wire, cuts));
+    expect(seen).to.have.length(3);
+    expect(seen[1]).to.have.length.above(150_000);
+  });
+
+  it("is the reader of the daemon's connections", async () => {
+    const server = new HalfCloseSmtpServer({
+      logger: false,
+      disabledCommands: ['AUTH'],
+    });
+    await new Promise<void>(listening =>
+      server.listen(0, '127.0.0.1', listening),
+    );
+    const { port } = server.server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    try {
+      await once(socket, 'data');
+      const [connection] = [...server.connections] as Array<{
+        _parser: SMTPStream;
+      }>;
+      expect(connection?._parser._feedDataStream).to.equal(feedDataStream);
+    } finally {
+      socket.destroy();
+      await new Promise<void>(closed => server.close(closed));
+    }
+  });
+});
