@@ -23,7 +23,10 @@ ENV NODE_ENV=production \
     MAILBRIDGE_SPOOL_DIR=/var/spool/mailbridge
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# the speed patches to dependencies (docs/deployment.md), which --ignore-scripts skips
+COPY scripts/patch-dependencies.mjs ./scripts/
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && \
+    node scripts/patch-dependencies.mjs && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # the shipped layers only: a config/local.yaml of the build machine (a token) stays out
 COPY config/default.yaml config/production.yaml ./config/

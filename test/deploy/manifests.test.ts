@@ -127,6 +127,16 @@ describe('deploy: docker-compose.yml, deploy/kubernetes, Dockerfile', function (
       expect(image.text.match(/npm ci /g)).to.have.length(2);
     });
 
+    it('applies the speed patches to the dependencies it runs with (installed without scripts)', () => {
+      const runtime = image.text.slice(image.text.lastIndexOf('FROM '));
+      expect(runtime).to.match(
+        /npm ci --omit=dev --ignore-scripts[^\n]*\\\n\s*node scripts\/patch-dependencies\.mjs /,
+      );
+      expect(runtime).to.include(
+        'COPY scripts/patch-dependencies.mjs ./scripts/',
+      );
+    });
+
     it('keeps the spool where production.yaml says, and copies no local.yaml', () => {
       expect(image.env.MAILBRIDGE_SPOOL_DIR).to.equal(production.spool.dir);
       expect(image.text).to.include(`VOLUME ["${production.spool.dir}"]`);
