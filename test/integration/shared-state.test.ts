@@ -258,6 +258,36 @@ describe('fleet state against a real Redis', function () {
     expect(a.said('redis catch-up failed')).to.equal(0);
   });
 
+  it('a stop during a catch-up ends it after the chunk in flight: the rest stays local, none half-pushed', async () => {
+    const relay = await new CuttingRelay({
+      host: '127.0.0.1',
+      port: redis.port,
+    }).start();
+    cleanup.push(() => relay.close());
+    const a = await instance(2000, `redis://127.0.0.1:${relay.port}`);
+    expect(await a.shared.connected()).to.equal(true);
+    relay.refuse();
+    // 1,200 deliveries while Redis is away: a catch-up of three chunks (500, 500, 200)
+    for (let i = 0; i < 1200; i++) {
+      await a.dedupe.add(`S${String(i).padStart(15, '0')}`);
+    }
+    await a.dedupe.settled();
+    expect(a.dedupe.waiting).to.equal(1200);
+    relay.pass();
+    // the catch-up takes its first chunk as the line is logged; the stop comes right after
+    await a.waitFor('redis reachable again');
+    await a.dedupe.close();
+    expect(a.dedupe.waiting).to.equal(700);
+    const admin = new Redis(redis.url);
+    cleanup.push(() => admin.quit());
+    const pushed = await admin.keys(`${prefix}dedupe:S*`);
+    expect(pushed).to.have.length(500);
+    expect(pushed.map(name => name.slice(-16)).sort()[0]).to.equal(
+      'S000000000000000',
+    );
+    expect(a.said('redis catch-up failed')).to.equal(0);
+  });
+
   it('a Redis down at the start: the start goes on locally, and the fleet catches up when it comes', async () => {
     await redis.stop();
     const a = await instance();
