@@ -12,6 +12,7 @@ import {
   readSync,
   unlinkSync,
 } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -88,6 +89,8 @@ export class Journal {
     string,
     { segment: Segment; offset: number; length: number }
   >();
+  /** deletions of done segments under way, by path (deleted() waits for them) */
+  private readonly deleting = new Map<string, Promise<void>>();
   private readonly segments = new Map<string, Segment>();
   private readonly flushes = new GroupCommit(path => this.flush(path));
   private readonly dirSyncer = new DirSyncer();
@@ -156,9 +159,12 @@ export class Journal {
     );
   }
 
-  /** Whether a segment file is one of this journal's (being written, or with messages left). */
+  /**
+   * Whether a segment file is one of this journal's (being written, with messages left, or
+   * being deleted: nothing else is to read it meanwhile).
+   */
   owns(path: string): boolean {
-    return this.segments.has(path);
+    return this.segments.has(path) || this.deleting.has(path);
   }
 
   /** Whether a message is in the journal and not done. */
@@ -313,16 +319,25 @@ export class Journal {
     if (segment.live === 0) this.drop(segment);
   }
 
-  /** Deletes a segment whose messages are all done (a deletion lost in a crash is harmless). */
+  /** Resolves once the segments dropped so far are deleted (or found gone, or left). */
+  async deleted(): Promise<void> {
+    await Promise.all(this.deleting.values());
+  }
+
+  /**
+   * Deletes a segment whose messages are all done (a deletion lost in a crash is harmless), in
+   * libuv's pool: deleting 8 MiB that were synced took the main thread about 3 ms.
+   */
   private drop(segment: Segment): void {
     this.segments.delete(segment.path);
     this.flushes.forget(segment.path);
     closeFd(segment);
-    try {
-      unlinkSync(segment.path);
-    } catch {
+    const { path } = segment;
+    const deletion = unlink(path)
       // already gone; or left for the next start, which finds every record in it done
-    }
+      .catch(() => undefined)
+      .then(() => void this.deleting.delete(path));
+    this.deleting.set(path, deletion);
   }
 
   private async flush(path: string): Promise<void> {

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import type { RouteConfig } from '../../src/config/schema.js';
 import { decide, type RouteResult } from '../../src/pipeline/decide.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
-import { isSegmentName, readSegment } from '../../src/spool/journal.js';
+import { isSegmentName } from '../../src/spool/journal.js';
 import { newQueueEntry, type QueueEntry } from '../../src/spool/queue-entry.js';
 import { Spool, type EntryState } from '../../src/spool/spool.js';
+import { liveRecords } from './wait-for.js';
 
 /** A clock that stands still until the test moves it (pass `clock.now` as the daemon's `now`). */
 export class ManualClock {
@@ -52,7 +53,7 @@ export async function listSpool(dir: string): Promise<SpoolListing> {
   for (const name of await names('active')) {
     if (
       !isSegmentName(name) ||
-      (await readSegment(join(dir, 'active', name))).records.length > 0
+      (await liveRecords(join(dir, 'active', name))).length > 0
     ) {
       active.push(name);
     }

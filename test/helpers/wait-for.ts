@@ -131,9 +131,25 @@ export async function spoolIds(
       ids.add(name.slice(0, -'.eml'.length));
     }
     if (folder === 'active' && isSegmentName(name)) {
-      const { records } = await readSegment(join(spoolDir, folder, name));
-      for (const { id } of records) ids.add(id);
+      for (const { id } of await liveRecords(join(spoolDir, folder, name))) {
+        ids.add(id);
+      }
     }
   }
   return [...ids].sort();
+}
+
+/**
+ * The records of a journal segment not marked done; none once it is deleted (the daemon deletes
+ * a segment whose records are all done in libuv's pool: it may go between a listing and this).
+ */
+export async function liveRecords(
+  path: string,
+): Promise<Array<{ id: string; content: Buffer }>> {
+  try {
+    return (await readSegment(path)).records;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
