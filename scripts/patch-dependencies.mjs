@@ -1,10 +1,11 @@
 // Patches to installed dependencies, applied by npm's postinstall (and by the Dockerfile, which
 // installs with --ignore-scripts). Each is a speed-up that changes no behaviour, tied to the
 // exact version it was written for, and made by replacing one exact piece of text: a version or
-// a text that does not match is left alone with a warning, never half-patched, and never fails
-// the install (the daemon works the same without, only slower). test/unit/patch-dependencies
+// a text that does not match, or any error, is left alone with a warning, never half-patched,
+// and never fails the install (the daemon works the same without, only slower). Installed as
+// another project's dependency, it patches nothing. test/unit/patch-dependencies
 // .test.ts fails while a patch is not in effect, and holds each patched file to the original.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -87,21 +88,33 @@ export function packageDir(root, patch) {
  *
  * @param {string} root the project's folder
  * @param {{ patches?: Patch[], write?: boolean }} [options]
- * @returns {Array<{ name: string, file: string, outcome: 'applied' | 'present' | 'missing' | 'other version' }>}
+ * @returns {Array<{ name: string, file: string, outcome: string }>} each outcome: 'applied',
+ *   'present', 'missing', 'other version', or 'failed: <why>' (nothing is thrown)
  */
 export function applyPatches(root, { patches = PATCHES, write = true } = {}) {
   return patches.map(patch => {
-    const dir = packageDir(root, patch);
-    const file = join(dir, patch.file);
-    const { version } = JSON.parse(
-      readFileSync(join(dir, 'package.json'), 'utf8'),
-    );
-    if (version !== patch.version) {
-      return { name: patch.name, file, outcome: 'other version' };
+    let file = patch.file;
+    try {
+      const dir = packageDir(root, patch);
+      file = join(dir, patch.file);
+      const { version } = JSON.parse(
+        readFileSync(join(dir, 'package.json'), 'utf8'),
+      );
+      if (version !== patch.version) {
+        return { name: patch.name, file, outcome: 'other version' };
+      }
+      const result = patchText(readFileSync(file, 'utf8'), patch);
+      if (result.outcome === 'applied' && write) {
+        // a new file renamed over the old: never half-written, and a file hard-linked from a
+        // shared store (pnpm) is replaced here, not changed for every project linking it
+        const fresh = `${file}.mailbridge-${process.pid}`;
+        writeFileSync(fresh, result.text);
+        renameSync(fresh, file);
+      }
+      return { name: patch.name, file, outcome: result.outcome };
+    } catch (err) {
+      return { name: patch.name, file, outcome: `failed: ${String(err)}` };
     }
-    const result = patchText(readFileSync(file, 'utf8'), patch);
-    if (result.outcome === 'applied' && write) writeFileSync(file, result.text);
-    return { name: patch.name, file, outcome: result.outcome };
   });
 }
 
@@ -110,9 +123,18 @@ if (
   import.meta.url === pathToFileURL(resolve(process.argv[1])).href
 ) {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  for (const { name, file, outcome } of applyPatches(root)) {
-    const line = `patch-dependencies: ${name}: ${outcome} (${file})`;
-    if (outcome === 'applied' || outcome === 'present') console.log(line);
-    else console.warn(`${line}: left as it is, the daemon is only slower`);
+  // npm sets INIT_CWD to where `npm install` ran: another project installing mailbridge as a
+  // dependency keeps its copy of these libraries as it is
+  const installer = process.env.INIT_CWD;
+  if (installer && resolve(installer) !== resolve(root)) {
+    console.log(
+      'patch-dependencies: installed as a dependency, nothing patched',
+    );
+  } else {
+    for (const { name, file, outcome } of applyPatches(root)) {
+      const line = `patch-dependencies: ${name}: ${outcome} (${file})`;
+      if (outcome === 'applied' || outcome === 'present') console.log(line);
+      else console.warn(`${line}: left as it is, the daemon is only slower`);
+    }
   }
 }

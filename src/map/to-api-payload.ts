@@ -61,7 +61,10 @@ export function toApiPayload(input: MappingInput): ApiPayload {
     messageId: clean(message.messageId),
     inReplyTo: clean(message.inReplyTo),
     references: message.references.map(cleanHeaderText),
-    digest: message.digest,
+    // read only when there is no Message-ID to keep (parse-message.ts computes it when read)
+    get digest() {
+      return message.digest;
+    },
   });
 
   const mapped: ApiPayload = {

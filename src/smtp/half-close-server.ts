@@ -10,7 +10,7 @@ import {
   SMTPConnection,
   type SMTPConnectionOptions,
 } from 'smtp-server/lib/smtp-connection.js';
-import { feedDataStream } from './data-scan.js';
+import { feedDataStream, followsLibrary } from './data-scan.js';
 import { enhancedContext } from './enhanced-code.js';
 
 /**
@@ -81,8 +81,9 @@ class HalfCloseConnection extends SMTPConnection {
 
   override _createParser(): ReturnType<SMTPConnection['_createParser']> {
     const parser = super._createParser();
-    // the DATA reader's search for a line-leading dot by indexOf (data-scan.ts)
-    parser._feedDataStream = feedDataStream;
+    // the DATA reader's search for a line-leading dot by indexOf (data-scan.ts), for the
+    // library's reader it follows only
+    if (followsLibrary) parser._feedDataStream = feedDataStream;
     // the socket's pipe ends the parser when the client's FIN is read, and the parser finishes
     // only once every command before it is answered (after DATA, once onData has called back):
     // nothing more can come, so the connection closes as after QUIT. close() twice is harmless

@@ -214,11 +214,14 @@ export class Journal {
     this.records.delete(id);
     const { segment } = record;
     segment.live--;
-    if (segment.live === 0 && segment.sealed) {
-      this.drop(segment);
-      return;
-    }
-    if (segment.fd < 0 || segment.garbage) return;
+    // written even when the segment goes now: it is deleted in libuv's pool, and a crash before
+    // the deletion is over must find the record done, not deliver it again
+    if (segment.fd >= 0 && !segment.garbage) this.writeDone(segment, id);
+    if (segment.live === 0 && segment.sealed) this.drop(segment);
+  }
+
+  /** Appends a record's done line; a failed write seals the segment (see seal()). */
+  private writeDone(segment: Segment, id: string): void {
     const start = segment.size;
     const line = doneLine(id);
     try {
@@ -329,6 +332,7 @@ export class Journal {
    * libuv's pool: deleting 8 MiB that were synced took the main thread about 3 ms.
    */
   private drop(segment: Segment): void {
+    if (this.deleting.has(segment.path)) return;
     this.segments.delete(segment.path);
     this.flushes.forget(segment.path);
     closeFd(segment);

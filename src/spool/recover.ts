@@ -181,7 +181,13 @@ async function requeueJournal(
   let final: Set<string> | undefined;
   for (const path of await layout.segments(folder)) {
     if (fresh.ownsSegment(path)) continue;
-    const contents = await readSegment(path);
+    // a segment deleted since the listing (by a journal of this process that closed before
+    // its deletion was over) had every record done
+    const contents = await readSegment(path).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!contents) continue;
     const parked: Array<{ id: string; state: QueueEntry }> = [];
     let unreadable = false;
     for (const { id, content } of contents.records) {

@@ -5,7 +5,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { createRng, type Rng } from '../../fuzz/rng.js';
-import { feedDataStream } from '../../src/smtp/data-scan.js';
+import { feedDataStream, followsLibrary } from '../../src/smtp/data-scan.js';
 import { HalfCloseSmtpServer } from '../../src/smtp/half-close-server.js';
 
 /**
@@ -200,6 +200,10 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
     const seen = await same(cut(wire, cuts));
     expect(seen).to.have.length(3);
     expect(seen[1]).to.have.length.above(150_000);
+  });
+
+  it('follows the installed library: its reader is the one data-scan.ts was written from', () => {
+    expect(followsLibrary).to.equal(true);
   });
 
   it("is the reader of the daemon's connections", async () => {

@@ -67,6 +67,20 @@ describe('scripts/patch-dependencies: speed patches to dependencies', () => {
     });
   }
 
+  it('another version, or a package it cannot find: left alone, said, never thrown', () => {
+    const [split] = PATCHES;
+    if (!split) throw new Error('no patch');
+    const outcomes = applyPatches(ROOT, {
+      write: false,
+      patches: [
+        { ...split, version: '0.0.1' },
+        { ...split, pkg: 'no-such-package-here', via: undefined },
+      ],
+    }).map(o => o.outcome);
+    expect(outcomes[0]).to.equal('other version');
+    expect(outcomes[1]).to.match(/^failed: .*no-such-package-here/);
+  });
+
   it('every patch is in effect in this install (npm ci applies them)', () => {
     const outcomes = applyPatches(ROOT, { write: false });
     expect(outcomes.map(o => `${o.name}: ${o.outcome}`)).to.deep.equal(

@@ -115,6 +115,40 @@ function fieldTable(key: string, rows: Row[]): void {
   });
 }
 
+describe('toApiPayload: the raw digest', () => {
+  /** map() of a message whose digest counts its reads (parse-message.ts hashes when read). */
+  function reads(over: Partial<ParsedMessage>): number {
+    let count = 0;
+    const counted = Object.defineProperty(message(over), 'digest', {
+      get: () => (count++, DIGEST),
+    });
+    toApiPayload({
+      message: counted,
+      envelope: {
+        id: 'q1',
+        mailFrom: 'bounce@example.com',
+        rcptTo: ['support@example.com'],
+        receivedAt: '2025-01-01T00:00:00.000Z',
+      },
+      group: {
+        route: CATCH_ALL,
+        index: 0,
+        recipients: ['support@example.com'],
+      },
+      mapping: MAPPING,
+    });
+    return count;
+  }
+
+  it('is not read for a message with a Message-ID', () => {
+    expect(reads({})).to.equal(0);
+  });
+
+  it('is read for a message without one (the seed of its generated id)', () => {
+    expect(reads({ messageId: undefined })).to.equal(1);
+  });
+});
+
 describe('toApiPayload', () => {
   fieldTable('from', [
     {
