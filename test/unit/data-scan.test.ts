@@ -13,7 +13,11 @@ import { HalfCloseSmtpServer } from '../../src/smtp/half-close-server.js';
  * message's bytes once its DATA ends (with the parser's byte count). DATA switches to data mode
  * as smtp-server's connection does; the message's end lets the parser go on.
  */
-async function transcript(pieces: Buffer[], ours: boolean): Promise<string[]> {
+async function transcript(
+  pieces: Buffer[],
+  ours: boolean,
+  late = false,
+): Promise<string[]> {
   const parser = new SMTPStream();
   if (ours) parser._feedDataStream = feedDataStream;
   const seen: string[] = [];
@@ -23,7 +27,10 @@ async function transcript(pieces: Buffer[], ours: boolean): Promise<string[]> {
     if (line === 'DATA') {
       const data = parser.startDataMode();
       const parts: Buffer[] = [];
-      data.on('data', (part: Buffer) => parts.push(part));
+      const read = () => data.on('data', (part: Buffer) => parts.push(part));
+      // late: the stream fills first, and the parser waits for its drain
+      if (late) setImmediate(read);
+      else read();
       data.on('end', () => {
         const body = Buffer.concat(parts).toString('latin1');
         seen.push(`message ${JSON.stringify(body)} ${parser.dataBytes}`);
@@ -51,9 +58,9 @@ function cut(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 /** Both parsers on the same pieces: the transcripts are the same. */
-async function same(pieces: Buffer[]): Promise<string[]> {
-  const library = await transcript(pieces, false);
-  const ours = await transcript(pieces, true);
+async function same(pieces: Buffer[], late = false): Promise<string[]> {
+  const library = await transcript(pieces, false, late);
+  const ours = await transcript(pieces, true, late);
   expect(ours).to.deep.equal(library);
   return ours;
 }
@@ -197,7 +204,23 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
       { length: Math.floor(wire.length / 65536) },
       (_, k) => (k + 1) * 65536,
     );
-    const seen = await same(cut(wire, cuts));
+    for (const late of [false, true]) {
+      const seen = await same(cut(wire, cuts), late);
+      expect(seen).to.have.length(3);
+      expect(seen[1]).to.have.length.above(150_000);
+    }
+  });
+
+  it('a reader that reads late: the parser waits for the drain, and gives what the library gives', async () => {
+    const wire = Buffer.from(
+      `DATA\r\n${'w'.repeat(70)}\r\n`.padEnd(200_000, 'v') +
+        '\r\n.\r\nQUIT\r\n',
+      'latin1',
+    );
+    const seen = await same(
+      [wire.subarray(0, 100_000), wire.subarray(100_000)],
+      true,
+    );
     expect(seen).to.have.length(3);
     expect(seen[1]).to.have.length.above(150_000);
   });
