@@ -82,6 +82,19 @@ describe('fleet state against a real Redis', function () {
     return { ...captured, shared, dedupe };
   }
 
+  /** An instance that reaches Redis through a CuttingRelay, connected, then cut off. */
+  async function behindRelay() {
+    const relay = await new CuttingRelay({
+      host: '127.0.0.1',
+      port: redis.port,
+    }).start();
+    cleanup.push(() => relay.close());
+    const a = await instance(2000, `redis://127.0.0.1:${relay.port}`);
+    expect(await a.shared.connected()).to.equal(true);
+    relay.refuse();
+    return { relay, a };
+  }
+
   it('a key one instance posts is busy for the other; released, it is new; delivered, a duplicate', async () => {
     const a = await instance();
     const b = await instance();
@@ -207,14 +220,7 @@ describe('fleet state against a real Redis', function () {
   });
 
   it('a catch-up cut halfway: what was not pushed waits for the next return, none lost', async () => {
-    const relay = await new CuttingRelay({
-      host: '127.0.0.1',
-      port: redis.port,
-    }).start();
-    cleanup.push(() => relay.close());
-    const a = await instance(2000, `redis://127.0.0.1:${relay.port}`);
-    expect(await a.shared.connected()).to.equal(true);
-    relay.refuse();
+    const { relay, a } = await behindRelay();
     // 700 deliveries while Redis is away: a catch-up of two chunks (500, then 200)
     const keys = Array.from(
       { length: 700 },
@@ -259,14 +265,7 @@ describe('fleet state against a real Redis', function () {
   });
 
   it('a stop during a catch-up ends it after the chunk in flight: the rest stays local, none half-pushed', async () => {
-    const relay = await new CuttingRelay({
-      host: '127.0.0.1',
-      port: redis.port,
-    }).start();
-    cleanup.push(() => relay.close());
-    const a = await instance(2000, `redis://127.0.0.1:${relay.port}`);
-    expect(await a.shared.connected()).to.equal(true);
-    relay.refuse();
+    const { relay, a } = await behindRelay();
     // 1,200 deliveries while Redis is away: a catch-up of three chunks (500, 500, 200)
     for (let i = 0; i < 1200; i++) {
       await a.dedupe.add(`S${String(i).padStart(15, '0')}`);
