@@ -16,7 +16,7 @@ import { HalfCloseSmtpServer } from '../../src/smtp/half-close-server.js';
 async function transcript(
   pieces: Buffer[],
   ours: boolean,
-  late = false,
+  reader: Reader = 'reads',
 ): Promise<string[]> {
   const parser = new SMTPStream();
   if (ours) parser._feedDataStream = feedDataStream;
@@ -26,10 +26,21 @@ async function transcript(
     seen.push(`command ${JSON.stringify(line)}`);
     if (line === 'DATA') {
       const data = parser.startDataMode();
+      if (reader === 'destroys') {
+        // the stream fills first; the reader then gives up on the message (as a handler that
+        // fails does) and lets the parser go on at once: the rest of the message is skipped
+        setImmediate(() => {
+          data.destroy();
+          seen.push(`destroyed after ${parser.dataBytes}`);
+          parser.continue();
+        });
+        next?.();
+        return;
+      }
       const parts: Buffer[] = [];
       const read = () => data.on('data', (part: Buffer) => parts.push(part));
       // late: the stream fills first, and the parser waits for its drain
-      if (late) setImmediate(read);
+      if (reader === 'late') setImmediate(read);
       else read();
       data.on('end', () => {
         const body = Buffer.concat(parts).toString('latin1');
@@ -48,6 +59,12 @@ async function transcript(
   return seen;
 }
 
+/**
+ * How the message's stream is read: at once, late (the parser waits for a drain), or not at
+ * all and destroyed (the parser, waiting for a drain that never comes, must go on at its close).
+ */
+type Reader = 'reads' | 'late' | 'destroys';
+
 /** `bytes` cut at `cuts` (offsets, any order). */
 function cut(bytes: Buffer, cuts: number[]): Buffer[] {
   const at = [...new Set(cuts)].filter(c => c > 0 && c < bytes.length);
@@ -58,9 +75,12 @@ function cut(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 /** Both parsers on the same pieces: the transcripts are the same. */
-async function same(pieces: Buffer[], late = false): Promise<string[]> {
-  const library = await transcript(pieces, false, late);
-  const ours = await transcript(pieces, true, late);
+async function same(
+  pieces: Buffer[],
+  reader: Reader = 'reads',
+): Promise<string[]> {
+  const library = await transcript(pieces, false, reader);
+  const ours = await transcript(pieces, true, reader);
   expect(ours).to.deep.equal(library);
   return ours;
 }
@@ -204,8 +224,8 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
       { length: Math.floor(wire.length / 65536) },
       (_, k) => (k + 1) * 65536,
     );
-    for (const late of [false, true]) {
-      const seen = await same(cut(wire, cuts), late);
+    for (const reader of ['reads', 'late'] as const) {
+      const seen = await same(cut(wire, cuts), reader);
       expect(seen).to.have.length(3);
       expect(seen[1]).to.have.length.above(150_000);
     }
@@ -219,10 +239,24 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
     );
     const seen = await same(
       [wire.subarray(0, 100_000), wire.subarray(100_000)],
-      true,
+      'late',
     );
     expect(seen).to.have.length(3);
     expect(seen[1]).to.have.length.above(150_000);
+  });
+
+  it('a reader that destroys the stream while the parser waits for its drain: the parser goes on at its close, as the library', async () => {
+    const wire = Buffer.from(
+      `DATA\r\n${'w'.repeat(70)}\r\n`.padEnd(200_000, 'v') +
+        '\r\n.\r\nRSET\r\nQUIT\r\n',
+      'latin1',
+    );
+    const seen = await same(cut(wire, [50_000, 100_000, 150_000]), 'destroys');
+    // where the parser stood at the destruction depends on Node's stream buffering; that it
+    // stood there on both readers, and read the commands after the message, does not
+    expect(seen).to.have.length(4);
+    expect(seen[1]).to.match(/^destroyed after \d+$/);
+    expect(seen.slice(2)).to.deep.equal(['command "RSET"', 'command "QUIT"']);
   });
 
   it('follows the installed library: its reader is the one data-scan.ts was written from', () => {
