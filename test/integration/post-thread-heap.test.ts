@@ -1,6 +1,7 @@
 // The post thread's heap limit (api/post-thread/heap-limit.ts): what it is for a message size,
 // and what a job that runs past it comes to: the worker stopped, its requests failed as
 // temporary failures (retried later, never lost), and the next request served by a new worker.
+import type { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load-config.js';
 import { PostThread } from '../../src/api/post-thread/post-thread.js';
@@ -9,6 +10,10 @@ import {
   MIN_THREAD_HEAP_MB,
   threadHeapLimitMb,
 } from '../../src/api/post-thread/heap-limit.js';
+import {
+  POST_THREAD_SEMI_SPACE_MB,
+  youngGenerationMb,
+} from '../../src/api/post-thread/young-generation.js';
 import { groupByRoute } from '../../src/routing/resolve-route.js';
 import { apiAt } from '../helpers/bridge.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
@@ -64,6 +69,24 @@ describe('the post thread heap limit', () => {
     ];
     for (const [size, atOnce, mb] of table) {
       expect(threadHeapLimitMb(size, atOnce), `${size}`).to.equal(mb);
+    }
+  });
+
+  it("the worker's limits: the old generation's, and its own young generation (young-generation.ts)", async () => {
+    const thread = new PostThread(
+      { ...CONFIG.api, workerThread: true },
+      () => {},
+      { mapping: CONFIG.mapping, heapLimitMb: 48 },
+    );
+    try {
+      await thread.ready();
+      const { worker } = thread as unknown as { worker: Worker };
+      expect(worker.resourceLimits).to.include({
+        maxOldGenerationSizeMb: 48,
+        maxYoungGenerationSizeMb: youngGenerationMb(POST_THREAD_SEMI_SPACE_MB),
+      });
+    } finally {
+      await thread.close();
     }
   });
 

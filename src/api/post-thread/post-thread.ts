@@ -11,6 +11,10 @@ import { EVALUATION_TIMEOUTS } from '../../auth/sender-auth.js';
 import type { ApiConfig, MappingConfig } from '../../config/schema.js';
 import type { Exchange } from '../http-exchange.js';
 import { removeJobFiles } from './job-files.js';
+import {
+  POST_THREAD_SEMI_SPACE_MB,
+  withYoungGeneration,
+} from './young-generation.js';
 import type {
   DeliveryJob,
   JobAnswer,
@@ -337,22 +341,26 @@ const START_TIMEOUT_MS = 10_000;
  * (resolved here, from this module: the worker's eval code would look from the cwd).
  */
 function spawnWorker(workerData: unknown, heapLimitMb?: number): Worker {
-  const resourceLimits =
-    heapLimitMb === undefined
-      ? undefined
-      : { maxOldGenerationSizeMb: heapLimitMb };
-  if (!import.meta.url.endsWith('.ts')) {
-    return new Worker(new URL('./post-worker.js', import.meta.url), {
-      workerData,
-      resourceLimits,
-    });
-  }
-  const entry = new URL('./post-worker.ts', import.meta.url).href;
-  return new Worker(
-    `import(${JSON.stringify(tsxApi())})` +
-      `.then(tsx => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
-    { workerData, eval: true, resourceLimits },
-  );
+  return withYoungGeneration(POST_THREAD_SEMI_SPACE_MB, youngMb => {
+    const resourceLimits = {
+      maxYoungGenerationSizeMb: youngMb,
+      ...(heapLimitMb === undefined
+        ? {}
+        : { maxOldGenerationSizeMb: heapLimitMb }),
+    };
+    if (!import.meta.url.endsWith('.ts')) {
+      return new Worker(new URL('./post-worker.js', import.meta.url), {
+        workerData,
+        resourceLimits,
+      });
+    }
+    const entry = new URL('./post-worker.ts', import.meta.url).href;
+    return new Worker(
+      `import(${JSON.stringify(tsxApi())})` +
+        `.then(tsx => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
+      { workerData, eval: true, resourceLimits },
+    );
+  });
 }
 
 /**
