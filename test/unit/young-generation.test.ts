@@ -1,69 +1,63 @@
 // api/post-thread/young-generation.ts: the post thread's young generation is its own size,
 // whether or not the process runs with --max-semi-space-size, and the main thread keeps its own.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+// A worker's heap_size_limit is its old generation's limit plus its young generation's: exact,
+// so these tests read it instead of waiting for a new space to grow.
 import { expect } from 'chai';
 import {
+  nodeOptionsArguments,
   semiSpaceFlag,
   youngGenerationMb,
 } from '../../src/api/post-thread/young-generation.js';
-
-const MiB = 1024 * 1024;
+import { nodeScript, sourceUrl } from '../helpers/node-script.js';
 
 /**
- * Runs, in a new Node process started with `nodeFlags`, a worker started through
- * withYoungGeneration(`semiSpaceMb`), then a plain worker, then the same work on the main thread;
- * each keeps about 30 MB of small objects alive, so its new space grows to its largest. Returns
- * the three new spaces' sizes in bytes.
+ * In a process started with `flags`: the heap limits (MiB) of workers with a 64 MiB old
+ * generation, started through withYoungGeneration(8) (`raised`) or plainly (`plain...`), and of
+ * the main thread before and after. `overlap`: two starts at once (stand-ins that never run, so
+ * the order is the test's), the first running, then a plain worker (`whileOther`); the second
+ * exiting, then a plain worker (`afterBoth`).
  */
-async function newSpaces(
-  nodeFlags: string[],
-  semiSpaceMb: number,
-): Promise<{ raised: number; after: number; main: number }> {
-  const module = new URL(
-    '../../src/api/post-thread/young-generation.ts',
-    import.meta.url,
-  ).href;
-  const fill = [
-    `const keep = []; for (let i = 0; i < 1e6; i++) keep.push({ i });`,
-    `const size = process.getBuiltinModule('node:v8').getHeapSpaceStatistics().find(s => s.space_name === 'new_space').space_size;`,
-  ].join('\n');
-  const worker = `${fill}\nprocess.getBuiltinModule('node:worker_threads').parentPort.postMessage(size);`;
+async function limits(flags: string[]): Promise<Record<string, number>> {
   const script = `
-    const { withYoungGeneration } = await import(${JSON.stringify(module)});
+    const { withYoungGeneration } = await import(${JSON.stringify(sourceUrl('src/api/post-thread/young-generation.ts'))});
     const { Worker } = await import('node:worker_threads');
-    const sizeOf = w => new Promise((ok, fail) => { w.once('message', ok); w.once('error', fail); });
-    const code = ${JSON.stringify(worker)};
-    const raised = await sizeOf(withYoungGeneration(${semiSpaceMb}, mb =>
-      new Worker(code, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: mb } })));
-    const after = await sizeOf(new Worker(code, { eval: true }));
-    ${fill}
-    process.stdout.write(JSON.stringify({ raised, after, main: size }));
+    const { EventEmitter, once } = await import('node:events');
+    const { getHeapStatistics } = await import('node:v8');
+    const MiB = 1024 * 1024;
+    const limits = { maxOldGenerationSizeMb: 64 };
+    const worker = young => new Worker('setInterval(() => {}, 60_000)', {
+      eval: true,
+      resourceLimits: young ? { ...limits, maxYoungGenerationSizeMb: young } : limits,
+    });
+    const limitOf = async w => {
+      await once(w, 'online');
+      const { heap_size_limit } = await w.getHeapStatistics();
+      await w.terminate();
+      return heap_size_limit / MiB;
+    };
+    const out = { mainBefore: getHeapStatistics().heap_size_limit / MiB };
+    out.raised = await limitOf(withYoungGeneration(8, worker));
+    out.plainAfter = await limitOf(worker());
+    const first = new EventEmitter();
+    const second = new EventEmitter();
+    withYoungGeneration(8, () => first);
+    withYoungGeneration(8, () => second);
+    first.emit('online');
+    out.whileOther = await limitOf(worker());
+    second.emit('exit', 1);
+    out.afterBoth = await limitOf(worker());
+    out.mainAfter = getHeapStatistics().heap_size_limit / MiB;
+    process.stdout.write(JSON.stringify(out));
   `;
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', script],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-    },
-  );
-  let out = '';
-  child.stdout
-    .setEncoding('utf8')
-    .on('data', (chunk: string) => (out += chunk));
-  const [code] = (await once(child, 'exit')) as [number];
-  expect(code, out).to.equal(0);
-  return JSON.parse(out) as { raised: number; after: number; main: number };
+  return JSON.parse(await nodeScript(flags, script)) as Record<string, number>;
 }
 
 describe('api/post-thread/young-generation: the post thread’s own young generation', () => {
   const flags: Array<[string[], string | undefined]> = [
     [[], undefined],
     [['--max-semi-space-size=1'], '1'],
-    [['--max-semi-space-size', '4'], '4'],
     [['--max_semi_space_size=2'], '2'],
-    [['--max-semi-space-size=1', '--max-semi-space-size=16'], '16'],
+    [['--max-semi-space-size=4', '--max-semi-space-size=1'], '1'],
     [['--max-old-space-size=512', '--inspect'], undefined],
     [['--max-semi-space-size-x=1'], undefined],
   ];
@@ -73,24 +67,42 @@ describe('api/post-thread/young-generation: the post thread’s own young genera
     });
   }
 
+  const options: Array<[string, string[]]> = [
+    ['', []],
+    ['--a  --b=1 ', ['--a', '--b=1']],
+    ['"--max-semi-space-size=1"', ['--max-semi-space-size=1']],
+    ['--title="a b" --c', ['--title=a b', '--c']],
+    ['"a\\"b\\\\c"', ['a"b\\c']],
+  ];
+  for (const [value, args] of options) {
+    it(`NODE_OPTIONS ${JSON.stringify(value)} reads as ${JSON.stringify(args)}`, () => {
+      expect(nodeOptionsArguments(value)).to.deep.equal(args);
+    });
+  }
+
   it('a young generation is three semi-spaces', () => {
     expect(youngGenerationMb(8)).to.equal(24);
   });
 
-  it('under --max-semi-space-size=1 the worker still gets its semi-space; the flag is set back for later workers and the main thread', async function () {
+  it('under --max-semi-space-size=1 the worker still gets its semi-space; the flag is set back once the last start runs', async function () {
     this.timeout(60_000);
-    const sizes = await newSpaces(['--max-semi-space-size=1'], 8);
-    // a new space is two semi-spaces
-    expect(sizes.raised).to.be.at.least(8 * MiB);
-    expect(sizes.after).to.be.at.most(2 * MiB);
-    expect(sizes.main).to.be.at.most(2 * MiB);
+    // 64 MiB old generation, plus 3 semi-spaces of 8 or of 1 MiB
+    const { mainBefore, mainAfter, ...workers } = await limits([
+      '--max-semi-space-size=1',
+    ]);
+    expect(workers).to.deep.equal({
+      raised: 64 + 24,
+      plainAfter: 64 + 3,
+      whileOther: 64 + 24,
+      afterBoth: 64 + 3,
+    });
+    expect(mainAfter).to.equal(mainBefore);
   });
 
   it('without the flag the worker gets its semi-space through resourceLimits', async function () {
     this.timeout(60_000);
-    const sizes = await newSpaces([], 2);
-    expect(sizes.raised).to.be.at.most(4 * MiB);
-    // V8's own size, for comparison: larger
-    expect(sizes.after).to.be.above(4 * MiB);
+    const seen = await limits([]);
+    expect(seen.raised).to.equal(64 + 24);
+    expect(seen.mainAfter).to.equal(seen.mainBefore);
   });
 });

@@ -7,9 +7,10 @@
 // message, row 1 about 9 % (docs/benchmark.md).
 //
 // V8 takes a worker's `resourceLimits.maxYoungGenerationSizeMb` only when the process has no
-// `--max-semi-space-size`: the flag, process-wide, overrides it. So when the flag is given, it
-// is raised while the worker's isolate is made (V8 reads it then, once) and set back as soon as
-// the worker runs: the main thread's heap, made long before, keeps its own size.
+// `--max-semi-space-size` (nor `--max-heap-size`, which the daemon does not use): the flag,
+// process-wide, overrides it. So when the flag is given, it is raised while the worker's isolate
+// is made (V8 reads it then, once, before the worker runs) and set back as soon as the worker
+// runs: the main thread's heap, made long before, keeps its own size.
 import { setFlagsFromString } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 
@@ -22,26 +23,53 @@ export function youngGenerationMb(semiSpaceMb: number): number {
 }
 
 /**
- * The value of the last `--max-semi-space-size` in `args` (Node's own arguments, then
- * NODE_OPTIONS': the later wins), or undefined when none is given. Both spellings, `=N` and
- * `N` as the next argument, and V8's underscores.
+ * The value of the last `--max-semi-space-size=N` in `args` (the later wins), or undefined when
+ * none is given; V8's underscores too. Node takes no value as a separate argument here.
  */
 export function semiSpaceFlag(args: readonly string[]): string | undefined {
   let value: string | undefined;
-  args.forEach((arg, n) => {
-    const match = /^--max[-_]semi[-_]space[-_]size(?:=(.*))?$/.exec(arg);
-    if (match) value = match[1] ?? args[n + 1];
-  });
+  for (const arg of args) {
+    const match = /^--max[-_]semi[-_]space[-_]size=(.*)$/.exec(arg);
+    if (match) value = match[1];
+  }
   return value;
 }
 
-/** Node's arguments and NODE_OPTIONS' (split at spaces, as Node splits them unquoted). */
+/**
+ * NODE_OPTIONS' arguments as Node reads them: split at spaces, except within double quotes, a
+ * backslash taking the next character as it is.
+ */
+export function nodeOptionsArguments(options: string): string[] {
+  const out: string[] = [];
+  let current: string | undefined;
+  let quoted = false;
+  for (let i = 0; i < options.length; i++) {
+    const c = options[i]!;
+    if (c === '\\' && quoted && i + 1 < options.length) {
+      current = (current ?? '') + options[++i];
+    } else if (c === '"') {
+      quoted = !quoted;
+    } else if (c === ' ' && !quoted) {
+      if (current !== undefined) out.push(current);
+      current = undefined;
+    } else {
+      current = (current ?? '') + c;
+    }
+  }
+  if (current !== undefined) out.push(current);
+  return out;
+}
+
+/** Node's arguments in the order Node applies them: NODE_OPTIONS', then the command line's. */
 function nodeArguments(): string[] {
   return [
+    ...nodeOptionsArguments(process.env.NODE_OPTIONS ?? ''),
     ...process.execArgv,
-    ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean),
   ];
 }
+
+/** Workers starting with the flag raised: it is set back when the last of them runs. */
+let starting = 0;
 
 /**
  * Starts a worker with `start` (given the young generation to put into its resourceLimits),
@@ -54,25 +82,27 @@ export function withYoungGeneration(
 ): Worker {
   const processValue = semiSpaceFlag(args);
   if (processValue === undefined) return start(youngGenerationMb(semiSpaceMb));
-  setFlagsFromString(`--max-semi-space-size=${semiSpaceMb}`);
+  if (starting++ === 0) {
+    setFlagsFromString(`--max-semi-space-size=${semiSpaceMb}`);
+  }
+  let started = false;
+  const done = (): void => {
+    if (started) return;
+    started = true;
+    if (--starting === 0) {
+      setFlagsFromString(`--max-semi-space-size=${processValue}`);
+    }
+  };
   let worker: Worker;
-  const restore = (): void =>
-    setFlagsFromString(`--max-semi-space-size=${processValue}`);
   try {
     worker = start(youngGenerationMb(semiSpaceMb));
   } catch (err) {
-    restore();
+    done();
     throw err;
   }
-  // its isolate exists once it runs; one that fails before that has none to make any more
-  let restored = false;
-  const once = (): void => {
-    if (restored) return;
-    restored = true;
-    restore();
-  };
-  worker.once('online', once);
-  worker.once('error', once);
-  worker.once('exit', once);
+  // its isolate exists once it runs; one that exits first (an error ends in 'exit' too) has
+  // none to make any more
+  worker.once('online', done);
+  worker.once('exit', done);
   return worker;
 }
