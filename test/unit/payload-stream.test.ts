@@ -213,6 +213,15 @@ describe('payload-stream', () => {
         inline: true,
       },
       {
+        title:
+          'a text over a million characters (kept as a string, not as bytes)',
+        payload: async () => ({
+          ext_msg_id: '<m@example.com>',
+          content: `${TRICKY} `.repeat(Math.ceil(1_100_000 / TRICKY.length)),
+        }),
+        inline: true,
+      },
+      {
         title: 'an attachment file -> null',
         payload: async () =>
           (
@@ -252,6 +261,23 @@ describe('payload-stream', () => {
         );
       });
     }
+  });
+
+  it('toBuffer gives a new Buffer each call: one whose memory went to another thread leaves the next whole', async () => {
+    const payload: ApiPayload = {
+      ext_msg_id: '<m@example.com>',
+      content: `${TRICKY} `.repeat(500),
+    };
+    const serialized = serializePayload(payload);
+    const first = serialized.toBuffer()!;
+    // as post-thread.ts hands a body over: its ArrayBuffer transferred, the Buffer emptied
+    structuredClone(first.buffer, { transfer: [first.buffer as ArrayBuffer] });
+    expect(first.length).to.equal(0);
+    const json = JSON.stringify(payload);
+    expect(serialized.toBuffer()!.toString('utf8')).to.equal(json);
+    expect(Buffer.concat(await chunksOf(payload)).toString('utf8')).to.equal(
+      json,
+    );
   });
 
   describe('a file that does not hold the announced size fails the stream', () => {
