@@ -31,14 +31,17 @@ function canonical(bytes: Buffer): Buffer {
 /**
  * Whether `bytes` (whole lines, from a line's start) read differently once canonical: a bare
  * LF, or whitespace at a line's end. Ordinary mail has neither and is digested as it is; the
- * check visits line ends only (a search for one byte is a native scan). On the bytes, not on a
- * string of them: a 64 KiB string for each chunk received was about half of what the SMTP
- * thread allocated for a 100 KiB message, and so half of its young-generation collections.
+ * check visits line ends only (a search for one byte is a native scan). NB! the latin1 string is
+ * deliberate. A search on the bytes allocates nothing, and halved the SMTP thread's young-generation
+ * collections, but those collections are what free the chunks a large message arrives in (their
+ * memory is outside V8's heap, released with their wrappers): with it, a 27 MiB message grew the
+ * peak RSS by 29 to 33 MiB instead of 14 to 18 (docs/benchmark.md).
  */
 function needsCanonical(bytes: Buffer): boolean {
-  for (let lf = bytes.indexOf(LF); lf >= 0; lf = bytes.indexOf(LF, lf + 1)) {
-    if (bytes[lf - 1] !== CR) return true;
-    const before = bytes[lf - 2];
+  const text = bytes.toString('latin1');
+  for (let lf = text.indexOf('\n'); lf >= 0; lf = text.indexOf('\n', lf + 1)) {
+    if (text.charCodeAt(lf - 1) !== CR) return true;
+    const before = text.charCodeAt(lf - 2);
     if (before === 0x20 || before === 0x09) return true;
   }
   return false;
