@@ -5,7 +5,12 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FreshMessages } from './fresh.js';
 import { readSegment } from './journal-format.js';
-import { readEntry, readFresh, type SpoolLayout } from './layout.js';
+import {
+  isNotFound,
+  readEntry,
+  readFresh,
+  type SpoolLayout,
+} from './layout.js';
 import { withoutPosition, type QueueEntry } from './queue-entry.js';
 import { parseSpoolHeader } from './spool-file.js';
 import { ids, move, read } from './states.js';
@@ -184,7 +189,7 @@ async function requeueJournal(
     // a segment deleted since the listing (by a journal of this process that closed before
     // its deletion was over) had every record done
     const contents = await readSegment(path).catch((err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     });
     if (!contents) continue;

@@ -2,7 +2,12 @@
 import type { EventEmitter } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isSegmentName, readSegment } from '../../src/spool/journal.js';
+import {
+  isSegmentName,
+  readSegment,
+  type SegmentContents,
+} from '../../src/spool/journal.js';
+import { isNotFound } from '../../src/spool/layout.js';
 import type { CliProcess } from './spawn-daemon.js';
 
 /** Something that emits `event` whenever the condition may have changed. */
@@ -140,16 +145,23 @@ export async function spoolIds(
 }
 
 /**
- * The records of a journal segment not marked done; none once it is deleted (the daemon deletes
- * a segment whose records are all done in libuv's pool: it may go between a listing and this).
+ * A journal segment as read, or undefined once it is deleted (the daemon deletes a segment whose
+ * records are all done in libuv's pool: it may go between a listing and this).
  */
-export async function liveRecords(
+export async function segmentIfAny(
   path: string,
-): Promise<Array<{ id: string; content: Buffer }>> {
+): Promise<SegmentContents | undefined> {
   try {
-    return (await readSegment(path)).records;
+    return await readSegment(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** The records of a journal segment not marked done; none once it is deleted. */
+export async function liveRecords(
+  path: string,
+): Promise<SegmentContents['records']> {
+  return (await segmentIfAny(path))?.records ?? [];
 }

@@ -7,11 +7,11 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isSegmentName, readSegment } from '../../src/spool/journal.js';
+import { isSegmentName } from '../../src/spool/journal.js';
 import { startFakeApi, type FakeApi } from '../helpers/fake-api.js';
 import { makeMessage, sendRaw } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/spawn-daemon.js';
-import { waitFor } from '../helpers/wait-for.js';
+import { segmentIfAny, waitFor } from '../helpers/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -151,12 +151,7 @@ describe('a short write of a small message', function () {
     expect(segments).to.have.length.greaterThan(0);
     for (const name of segments) {
       // a segment whose records are all done may be deleted since the listing
-      const contents = await readSegment(join(active, name)).catch(
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return undefined;
-          throw err;
-        },
-      );
+      const contents = await segmentIfAny(join(active, name));
       if (!contents) continue;
       const { torn, damaged } = contents;
       expect({ name, torn, damaged }).to.deep.equal({

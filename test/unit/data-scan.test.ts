@@ -85,6 +85,14 @@ async function same(
   return ours;
 }
 
+/** DATA, a message of about 200 KB (more than a stream buffers before it asks for a drain), `after`. */
+function longMessage(after: string): Buffer {
+  return Buffer.from(
+    `DATA\r\n${'w'.repeat(70)}\r\n`.padEnd(200_000, 'v') + `\r\n.\r\n${after}`,
+    'latin1',
+  );
+}
+
 /** Bytes where line-leading dots, bare CR and LF, and terminators are common. */
 function dotty(rng: Rng, tokens: number): string {
   const parts = [
@@ -232,11 +240,7 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
   });
 
   it('a reader that reads late: the parser waits for the drain, and gives what the library gives', async () => {
-    const wire = Buffer.from(
-      `DATA\r\n${'w'.repeat(70)}\r\n`.padEnd(200_000, 'v') +
-        '\r\n.\r\nQUIT\r\n',
-      'latin1',
-    );
+    const wire = longMessage('QUIT\r\n');
     const seen = await same(
       [wire.subarray(0, 100_000), wire.subarray(100_000)],
       'late',
@@ -246,11 +250,7 @@ describe('smtp/data-scan: the DATA reader by indexOf', () => {
   });
 
   it('a reader that destroys the stream while the parser waits for its drain: the parser goes on at its close, as the library', async () => {
-    const wire = Buffer.from(
-      `DATA\r\n${'w'.repeat(70)}\r\n`.padEnd(200_000, 'v') +
-        '\r\n.\r\nRSET\r\nQUIT\r\n',
-      'latin1',
-    );
+    const wire = longMessage('RSET\r\nQUIT\r\n');
     const seen = await same(cut(wire, [50_000, 100_000, 150_000]), 'destroys');
     // where the parser stood at the destruction depends on Node's stream buffering; that it
     // stood there on both readers, and read the commands after the message, does not

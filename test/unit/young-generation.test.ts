@@ -15,7 +15,8 @@ import { nodeScript, sourceUrl } from '../helpers/node-script.js';
  * generation, started through withYoungGeneration(8) (`raised`) or plainly (`plain...`), and of
  * the main thread before and after. `overlap`: two starts at once (stand-ins that never run, so
  * the order is the test's), the first running, then a plain worker (`whileOther`); the second
- * exiting, then a plain worker (`afterBoth`).
+ * exiting, then a plain worker (`afterBoth`); a start that throws, then a plain worker
+ * (`afterThrow`).
  */
 async function limits(flags: string[]): Promise<Record<string, number>> {
   const script = `
@@ -46,6 +47,10 @@ async function limits(flags: string[]): Promise<Record<string, number>> {
     out.whileOther = await limitOf(worker());
     second.emit('exit', 1);
     out.afterBoth = await limitOf(worker());
+    try {
+      withYoungGeneration(8, () => { throw new Error('no worker'); });
+    } catch {}
+    out.afterThrow = await limitOf(worker());
     out.mainAfter = getHeapStatistics().heap_size_limit / MiB;
     process.stdout.write(JSON.stringify(out));
   `;
@@ -95,6 +100,7 @@ describe('api/post-thread/young-generation: the post thread’s own young genera
       plainAfter: 64 + 3,
       whileOther: 64 + 24,
       afterBoth: 64 + 3,
+      afterThrow: 64 + 3,
     });
     expect(mainAfter).to.equal(mainBefore);
   });
